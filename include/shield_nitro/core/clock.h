@@ -1,0 +1,34 @@
+// Injectable time source. Production code takes a Clock& defaulting to system_clock();
+// tests pass a FixedClock to reproduce vectors. Never use FixedClock on a production path.
+#pragma once
+
+#include <cstdint>
+
+namespace shield_nitro {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Milliseconds since the Unix epoch (UTC).
+  virtual int64_t now_ms() const = 0;
+  int64_t now_s() const { return now_ms() / 1000; }
+};
+
+// The real wall clock (CLOCK_REALTIME).
+const Clock& system_clock();
+
+class FixedClock final : public Clock {
+ public:
+  explicit FixedClock(int64_t ms) : ms_(ms) {}
+  int64_t now_ms() const override { return ms_; }
+  void set_ms(int64_t ms) { ms_ = ms; }
+  void advance_ms(int64_t d) { ms_ += d; }
+
+ private:
+  int64_t ms_;
+};
+
+// Monotonic nanoseconds, for latency measurement only.
+int64_t monotonic_ns();
+
+}  // namespace shield_nitro

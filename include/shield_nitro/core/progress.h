@@ -1,0 +1,30 @@
+// A progress bar on stderr, shown only when stderr is a terminal and the work is expected
+// to take more than a moment. Thread-safe add().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace shield_nitro {
+
+class Progress {
+ public:
+  // total = expected units (bytes), 0 if unknown.
+  Progress(std::string label, uint64_t total, bool enabled = true);
+  ~Progress();
+  void add(uint64_t n);
+  void finish();
+
+ private:
+  void draw(bool final);
+  std::string label_;
+  uint64_t total_;
+  std::atomic<uint64_t> done_{0};
+  std::atomic<int64_t> last_draw_ns_{0};
+  int64_t start_ns_;
+  bool enabled_;
+  bool finished_ = false;
+};
+
+}  // namespace shield_nitro

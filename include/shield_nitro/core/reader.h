@@ -1,0 +1,42 @@
+// ByteReader: a cursor over untrusted bytes that cannot overrun (after BoringSSL's CBS).
+//
+// Every getter returns false, and consumes nothing, when fewer bytes remain than asked.
+//   ByteReader r(buf);
+//   uint8_t version; ByteView nonce;
+//   if (!r.u8(version) || !r.take(12, nonce)) throw Error(Errc::kFormat, "message truncated");
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shield_nitro/core/bytes.h"
+
+namespace shield_nitro {
+
+class ByteReader {
+ public:
+  explicit ByteReader(ByteView data) : data_(data) {}
+
+  size_t remaining() const { return data_.size() - pos_; }
+  size_t offset() const { return pos_; }
+  bool empty() const { return remaining() == 0; }
+  ByteView rest() const { return data_.subspan(pos_); }
+
+  bool u8(uint8_t& out);
+  bool u16be(uint16_t& out);
+  bool u32be(uint32_t& out);
+  bool u64be(uint64_t& out);
+  bool u16le(uint16_t& out);
+  bool u32le(uint32_t& out);
+  bool u64le(uint64_t& out);
+  // A view of the next n bytes (valid while the underlying buffer lives).
+  bool take(size_t n, ByteView& out);
+  bool skip(size_t n);
+  bool peek_u8(uint8_t& out) const;
+
+ private:
+  ByteView data_;
+  size_t pos_ = 0;
+};
+
+}  // namespace shield_nitro

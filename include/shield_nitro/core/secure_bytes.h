@@ -1,0 +1,50 @@
+// SecureBytes: a move-only buffer for secrets, zeroized (OPENSSL_cleanse) when dropped.
+//
+// Keys, passwords and plaintext artifacts live in SecureBytes. It has no operator<< and no
+// implicit conversion to Bytes, so a secret is not logged or copied by accident; use view()
+// to hand it to a primitive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shield_nitro/core/bytes.h"
+
+namespace shield_nitro {
+
+class SecureBytes {
+ public:
+  SecureBytes() = default;
+  explicit SecureBytes(size_t size);
+  explicit SecureBytes(ByteView copy_from);
+  ~SecureBytes();
+
+  SecureBytes(SecureBytes&& other) noexcept;
+  SecureBytes& operator=(SecureBytes&& other) noexcept;
+  SecureBytes(const SecureBytes&) = delete;
+  SecureBytes& operator=(const SecureBytes&) = delete;
+
+  // An explicit deep copy, for the rare place that needs two owners.
+  SecureBytes clone() const { return SecureBytes(view()); }
+
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  ByteView view() const { return {data_, size_}; }
+  std::span<uint8_t> span() { return {data_, size_}; }
+
+  // Grows or shrinks, keeping the prefix; the old storage is wiped.
+  void resize(size_t size);
+  void append(ByteView more);
+  // Wipes and empties.
+  void clear();
+
+ private:
+  void reserve_exact(size_t capacity);
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace shield_nitro
