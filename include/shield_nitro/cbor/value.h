@@ -1,0 +1,95 @@
+// cbor::Value: an in-memory CBOR data item (RFC 8949).
+//
+// Maps keep their entries in wire order (a vector of pairs), because several formats we
+// speak (NSM messages, attestation payloads, serde_cbor output) are order-sensitive and
+// we must be able to re-emit exactly what a peer sends. Arrays and maps remember whether
+// they were (or should be) encoded with indefinite length.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "shield_nitro/core/bytes.h"
+
+namespace shield_nitro::cbor {
+
+enum class Type { kUnsigned, kNegative, kBytes, kText, kArray, kMap, kTag, kBool, kNull, kUndefined, kFloat };
+
+const char* type_name(Type t);
+
+class Value;
+using Array = std::vector<Value>;
+using MapEntries = std::vector<std::pair<Value, Value>>;
+
+class Value {
+ public:
+  Value() : Value(Type::kNull) {}
+
+  static Value uint(uint64_t v);
+  // Any int64: non-negative values become kUnsigned, negative ones kNegative.
+  static Value integer(int64_t v);
+  // The negative integer -1 - n (covers the whole CBOR range down to -2^64).
+  static Value negative_from_raw(uint64_t n);
+  static Value bytes(ByteView b);
+  static Value bytes(Bytes&& b);
+  static Value text(std::string_view s);
+  static Value array(Array items = {}, bool indefinite = false);
+  static Value map(MapEntries entries = {}, bool indefinite = false);
+  static Value tag(uint64_t tag, Value inner);
+  static Value boolean(bool b);
+  static Value null();
+  static Value undefined();
+  static Value floating(double d);
+
+  Type type() const { return type_; }
+  bool is(Type t) const { return type_ == t; }
+  bool is_null() const { return type_ == Type::kNull; }
+  bool is_integer() const { return type_ == Type::kUnsigned || type_ == Type::kNegative; }
+
+  // Accessors throw Error(kFormat, "cbor: expected <type>, got <type>") on a type mismatch,
+  // so decoders of untrusted messages can use them directly.
+  uint64_t as_uint() const;
+  // kUnsigned up to INT64_MAX or kNegative down to INT64_MIN; throws otherwise.
+  int64_t as_int() const;
+  // For kNegative: the encoded argument n of the value -1 - n.
+  uint64_t negative_raw() const;
+  const Bytes& as_bytes() const;
+  const std::string& as_text() const;
+  const Array& as_array() const;
+  Array& as_array();
+  const MapEntries& as_map() const;
+  MapEntries& as_map();
+  uint64_t tag_number() const;
+  const Value& tagged() const;
+  bool as_bool() const;
+  double as_float() const;
+
+  // Map lookup by text or integer key; nullptr when absent (or when this is not a map).
+  const Value* find(std::string_view text_key) const;
+  const Value* find_int(int64_t key) const;
+
+  bool indefinite() const { return indefinite_; }
+  void set_indefinite(bool v) { indefinite_ = v; }
+
+  // Deep structural equality (length encoding is ignored).
+  bool operator==(const Value& other) const;
+
+ private:
+  explicit Value(Type t) : type_(t) {}
+  Type type_;
+  bool indefinite_ = false;
+  uint64_t num_ = 0;  // kUnsigned value, kNegative raw n, kTag number, kBool
+  double float_ = 0;
+  std::variant<std::monostate, Bytes, std::string, Array, MapEntries, std::shared_ptr<Value>> data_;
+};
+
+// Map-building helper: cbor::entry("nonce", Value::bytes(n)).
+inline std::pair<Value, Value> entry(std::string_view key, Value v) { return {Value::text(key), std::move(v)}; }
+inline std::pair<Value, Value> entry(int64_t key, Value v) { return {Value::integer(key), std::move(v)}; }
+
+}  // namespace shield_nitro::cbor

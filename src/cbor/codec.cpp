@@ -1,0 +1,300 @@
+#include "shield_nitro/cbor/codec.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/reader.h"
+
+namespace shield_nitro::cbor {
+
+Limits Limits::strict() {
+  Limits l;
+  l.max_depth = 4;
+  l.max_items = 64;
+  l.max_string = 16384 + 1024;
+  l.allow_indefinite_strings = false;
+  l.allow_undefined = false;
+  l.allow_floats = false;
+  return l;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& why, size_t offset) {
+  throw Error(Errc::kFormat, "cbor: " + why + " at offset " + std::to_string(offset));
+}
+
+double half_to_double(uint16_t h) {
+  int exp = (h >> 10) & 0x1f;
+  int mant = h & 0x3ff;
+  double val;
+  if (exp == 0) val = std::ldexp(mant, -24);
+  else if (exp != 31) val = std::ldexp(mant + 1024, exp - 25);
+  else val = mant == 0 ? INFINITY : NAN;
+  return (h & 0x8000) ? -val : val;
+}
+
+class Decoder {
+ public:
+  Decoder(ByteView data, const Limits& limits) : r_(data), limits_(limits) {}
+
+  Value item(size_t depth) {
+    if (depth > limits_.max_depth) fail("nesting deeper than " + std::to_string(limits_.max_depth), r_.offset());
+    size_t at = r_.offset();
+    uint8_t ib;
+    if (!r_.u8(ib)) fail("unexpected end of input", at);
+    uint8_t major = ib >> 5, info = ib & 0x1f;
+    if (major == 7) return simple(info, at);
+    if (info == 31) return indefinite(major, depth, at);
+    uint64_t arg = argument(info, at);
+    switch (major) {
+      case 0: return Value::uint(arg);
+      case 1: return Value::negative_from_raw(arg);
+      case 2: return Value::bytes(string_bytes(arg, at));
+      case 3: return text_value(string_bytes(arg, at), at);
+      case 4: return array(arg, false, depth, at);
+      case 5: return map(arg, false, depth, at);
+      default: return tag(arg, depth, at);
+    }
+  }
+
+  size_t offset() const { return r_.offset(); }
+
+ private:
+  uint64_t argument(uint8_t info, size_t at) {
+    if (info < 24) return info;
+    uint8_t b8; uint16_t b16; uint32_t b32; uint64_t b64;
+    switch (info) {
+      case 24: if (r_.u8(b8)) return b8; break;
+      case 25: if (r_.u16be(b16)) return b16; break;
+      case 26: if (r_.u32be(b32)) return b32; break;
+      case 27: if (r_.u64be(b64)) return b64; break;
+      default: fail("reserved additional information " + std::to_string(info), at);
+    }
+    fail("truncated argument", at);
+  }
+
+  Bytes string_bytes(uint64_t len, size_t at) {
+    if (len > limits_.max_string) fail("string of " + std::to_string(len) + " bytes exceeds the limit", at);
+    ByteView v;
+    if (!r_.take(static_cast<size_t>(len), v)) fail("string runs past the end of input", at);
+    return Bytes(v.begin(), v.end());
+  }
+
+  static Value text_value(Bytes&& b, size_t at) {
+    if (!valid_utf8(b)) fail("text string is not valid UTF-8", at);
+    return Value::text(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  }
+
+  static bool valid_utf8(const Bytes& s) {
+    size_t i = 0;
+    while (i < s.size()) {
+      uint8_t c = s[i];
+      size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 99;
+      if (n == 99 || i + n >= s.size()) return false;  // bad lead byte or cut sequence
+      uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+      for (size_t k = 1; k <= n; ++k) {
+        if ((s[i + k] & 0xc0) != 0x80) return false;
+        cp = cp << 6 | (s[i + k] & 0x3f);
+      }
+      static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+      i += n + 1;
+    }
+    return true;
+  }
+
+  Value simple(uint8_t info, size_t at) {
+    switch (info) {
+      case 20: return Value::boolean(false);
+      case 21: return Value::boolean(true);
+      case 22: return Value::null();
+      case 23:
+        if (!limits_.allow_undefined) fail("undefined is not allowed", at);
+        return Value::undefined();
+      case 25: case 26: case 27: return floating(info, at);
+      case 31: fail("unexpected break", at);
+      default: fail("unsupported simple value " + std::to_string(info), at);
+    }
+  }
+
+  Value floating(uint8_t info, size_t at) {
+    if (!limits_.allow_floats) fail("floating-point values are not allowed", at);
+    uint16_t h; uint32_t f; uint64_t d;
+    if (info == 25 && r_.u16be(h)) return Value::floating(half_to_double(h));
+    if (info == 26 && r_.u32be(f)) { float x; std::memcpy(&x, &f, 4); return Value::floating(x); }
+    if (info == 27 && r_.u64be(d)) { double x; std::memcpy(&x, &d, 8); return Value::floating(x); }
+    fail("truncated float", at);
+  }
+
+  bool at_break() {
+    uint8_t b;
+    if (!r_.peek_u8(b)) fail("indefinite-length item is not terminated", r_.offset());
+    if (b != 0xff) return false;
+    r_.skip(1);
+    return true;
+  }
+
+  Value indefinite(uint8_t major, size_t depth, size_t at) {
+    if (major == 2 || major == 3) {
+      if (!limits_.allow_indefinite_strings) fail("indefinite-length strings are not allowed", at);
+      Bytes all;
+      while (!at_break()) {
+        size_t chunk_at = r_.offset();
+        uint8_t ib;
+        r_.u8(ib);
+        if ((ib >> 5) != major || (ib & 0x1f) == 31) fail("bad chunk in indefinite-length string", chunk_at);
+        Bytes part = string_bytes(argument(ib & 0x1f, chunk_at), chunk_at);
+        if (all.size() + part.size() > limits_.max_string) fail("string exceeds the limit", chunk_at);
+        all.insert(all.end(), part.begin(), part.end());
+      }
+      return major == 2 ? Value::bytes(std::move(all)) : text_value(std::move(all), at);
+    }
+    if (major == 4 || major == 5) {
+      if (!limits_.allow_indefinite_containers) fail("indefinite-length containers are not allowed", at);
+      return major == 4 ? array(0, true, depth, at) : map(0, true, depth, at);
+    }
+    fail("indefinite length on a major type that has none", at);
+  }
+
+  bool more(bool indefinite, uint64_t count, uint64_t done) {
+    return indefinite ? !at_break() : done < count;
+  }
+
+  void check_count(uint64_t n, size_t at) {
+    if (n > limits_.max_items) fail("container of " + std::to_string(n) + " items exceeds the limit", at);
+  }
+
+  Value array(uint64_t count, bool indefinite, size_t depth, size_t at) {
+    check_count(count, at);
+    Array items;
+    for (uint64_t i = 0; more(indefinite, count, i); ++i) {
+      check_count(i + 1, at);
+      items.push_back(item(depth + 1));
+    }
+    return Value::array(std::move(items), indefinite);
+  }
+
+  Value map(uint64_t count, bool indefinite, size_t depth, size_t at) {
+    check_count(count, at);
+    MapEntries entries;
+    std::set<Bytes> seen;
+    for (uint64_t i = 0; more(indefinite, count, i); ++i) {
+      check_count(i + 1, at);
+      size_t key_at = r_.offset();
+      Value k = item(depth + 1);
+      if (!seen.insert(encode(k)).second) fail("duplicate map key", key_at);
+      Value v = item(depth + 1);
+      entries.emplace_back(std::move(k), std::move(v));
+    }
+    return Value::map(std::move(entries), indefinite);
+  }
+
+  Value tag(uint64_t number, size_t depth, size_t at) {
+    if (!limits_.allow_tags) fail("tag " + std::to_string(number) + " is not allowed", at);
+    return Value::tag(number, item(depth + 1));
+  }
+
+  ByteReader r_;
+  const Limits& limits_;
+};
+
+}  // namespace
+
+Value decode_prefix(ByteView data, size_t& consumed, const Limits& limits) {
+  Decoder d(data, limits);
+  Value v = d.item(0);
+  consumed = d.offset();
+  return v;
+}
+
+Value decode(ByteView data, const Limits& limits) {
+  size_t used = 0;
+  Value v = decode_prefix(data, used, limits);
+  if (used != data.size()) fail(std::to_string(data.size() - used) + " trailing bytes", used);
+  return v;
+}
+
+void Writer::head(uint8_t major, uint64_t arg) {
+  uint8_t m = static_cast<uint8_t>(major << 5);
+  if (arg < 24) {
+    out_.push_back(m | static_cast<uint8_t>(arg));
+  } else if (arg <= 0xff) {
+    out_.push_back(m | 24);
+    out_.push_back(static_cast<uint8_t>(arg));
+  } else if (arg <= 0xffff) {
+    out_.push_back(m | 25);
+    put_u16be(out_, static_cast<uint16_t>(arg));
+  } else if (arg <= 0xffffffffu) {
+    out_.push_back(m | 26);
+    put_u32be(out_, static_cast<uint32_t>(arg));
+  } else {
+    out_.push_back(m | 27);
+    put_u64be(out_, arg);
+  }
+}
+
+void Writer::integer(int64_t v) {
+  if (v >= 0) head(0, static_cast<uint64_t>(v));
+  else head(1, static_cast<uint64_t>(-(v + 1)));
+}
+
+void Writer::bytes(ByteView b) {
+  head(2, b.size());
+  raw(b);
+}
+
+void Writer::text(std::string_view s) {
+  head(3, s.size());
+  raw(as_bytes(s));
+}
+
+void encode_append(const Value& v, Bytes& out) {
+  Writer w(out);
+  switch (v.type()) {
+    case Type::kUnsigned: w.uint(v.as_uint()); break;
+    case Type::kNegative: w.head(1, v.negative_raw()); break;
+    case Type::kBytes: w.bytes(v.as_bytes()); break;
+    case Type::kText: w.text(v.as_text()); break;
+    case Type::kArray:
+      if (v.indefinite()) w.begin_indefinite_array();
+      else w.begin_array(v.as_array().size());
+      for (const auto& item : v.as_array()) encode_append(item, out);
+      if (v.indefinite()) w.end_indefinite();
+      break;
+    case Type::kMap:
+      if (v.indefinite()) w.begin_indefinite_map();
+      else w.begin_map(v.as_map().size());
+      for (const auto& [k, val] : v.as_map()) {
+        encode_append(k, out);
+        encode_append(val, out);
+      }
+      if (v.indefinite()) w.end_indefinite();
+      break;
+    case Type::kTag:
+      w.tag(v.tag_number());
+      encode_append(v.tagged(), out);
+      break;
+    case Type::kBool: w.boolean(v.as_bool()); break;
+    case Type::kNull: w.null(); break;
+    case Type::kUndefined: out.push_back(0xf7); break;
+    case Type::kFloat: {
+      double d = v.as_float();
+      uint64_t bits;
+      std::memcpy(&bits, &d, 8);
+      out.push_back(0xfb);
+      put_u64be(out, bits);
+      break;
+    }
+  }
+}
+
+Bytes encode(const Value& v) {
+  Bytes out;
+  encode_append(v, out);
+  return out;
+}
+
+}  // namespace shield_nitro::cbor

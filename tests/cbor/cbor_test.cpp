@@ -1,0 +1,128 @@
+#include <gtest/gtest.h>
+
+#include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/core/error.h"
+
+using namespace shield_nitro;
+using cbor::Value;
+
+namespace {
+Value dec(std::string hex, const cbor::Limits& l = cbor::Limits()) {
+  std::erase(hex, ' ');
+  return cbor::decode(hex_decode(hex), l);
+}
+std::string enc(const Value& v) { return hex_encode(cbor::encode(v)); }
+void expect_reject(const std::string& hex, const std::string& why, const cbor::Limits& l = cbor::Limits()) {
+  try {
+    dec(hex, l);
+    ADD_FAILURE() << hex << " decoded, expected: " << why;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kFormat);
+    EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
+// RFC 8949 Appendix A: decode then re-encode to the same bytes.
+TEST(Cbor, Rfc8949RoundTrips) {
+  const char* vectors[] = {"00", "01", "17", "1818", "1903e8", "1a000f4240", "1b000000e8d4a51000",
+                           "1bffffffffffffffff", "3bffffffffffffffff", "20", "3863", "40", "4401020304",
+                           "60", "6161", "6449455446", "62c3bc", "80", "83010203", "8301820203820405",
+                           "a0", "a201020304", "a26161016162820203", "c11a514b67b0", "f4", "f5", "f6",
+                           "d74401020304"};
+  for (const char* v : vectors) EXPECT_EQ(enc(dec(v)), v);
+  EXPECT_EQ(dec("3bffffffffffffffff").negative_raw(), UINT64_MAX);
+  EXPECT_EQ(dec("3863").as_int(), -100);
+  EXPECT_THROW(dec("1bffffffffffffffff").as_int(), Error);
+  EXPECT_DOUBLE_EQ(dec("f93c00").as_float(), 1.0);
+  EXPECT_DOUBLE_EQ(dec("fbc010666666666666").as_float(), -4.1);
+}
+
+TEST(Cbor, IndefiniteLengths) {
+  Value v = dec("bf61610161629f0203ffff");
+  ASSERT_TRUE(v.indefinite());
+  EXPECT_EQ(v.find("a")->as_uint(), 1u);
+  EXPECT_TRUE(v.find("b")->indefinite());
+  EXPECT_EQ(enc(v), "bf61610161629f0203ffff");  // indefiniteness is kept on re-encode
+  EXPECT_EQ(dec("7f657374726561646d696e67ff").as_text(), "streaming");
+  EXPECT_EQ(dec("5f42010243030405ff").as_bytes(), (Bytes{1, 2, 3, 4, 5}));
+}
+
+TEST(Cbor, KeepsMapOrderAndFinds) {
+  Value m = dec("a3616203616101f60a");
+  ASSERT_EQ(m.as_map().size(), 3u);
+  EXPECT_EQ(m.as_map()[0].first.as_text(), "b");
+  EXPECT_EQ(m.find("a")->as_uint(), 1u);
+  EXPECT_EQ(m.find("zz"), nullptr);
+  EXPECT_EQ(m.as_map()[2].second.as_uint(), 10u);
+}
+
+TEST(Cbor, Rejections) {
+  expect_reject("0001", "trailing");
+  expect_reject("a2616101616102", "duplicate map key");
+  expect_reject("a2010201 03", "duplicate map key");
+  expect_reject("a2 01 01 1801 02", "duplicate map key");  // same key, wider head
+  expect_reject("5a00000010", "past the end");
+  expect_reject("83 0102", "unexpected end");
+  expect_reject("9f01", "not terminated");
+  expect_reject("ff", "unexpected break");
+  expect_reject("1c", "reserved");
+  expect_reject("62c328", "UTF-8");
+  expect_reject("62eda0", "UTF-8");          // cut sequence
+  expect_reject("63eda080", "UTF-8");        // surrogate
+  expect_reject("5f4101 6101 ff", "bad chunk");
+  expect_reject("f7", "undefined", cbor::Limits::strict());
+  expect_reject("f93c00", "floating", cbor::Limits::strict());
+  expect_reject("5f4101ff", "indefinite-length strings", cbor::Limits::strict());
+  expect_reject("8181818181 00", "nesting", cbor::Limits::strict());
+  cbor::Limits no_tags;
+  no_tags.allow_tags = false;
+  expect_reject("d24100", "tag 18", no_tags);
+  cbor::Limits small;
+  small.max_items = 2;
+  expect_reject("83010203", "exceeds the limit", small);
+  expect_reject("9f010203ff", "exceeds the limit", small);
+  small.max_string = 3;
+  expect_reject("4401020304", "exceeds the limit", small);
+  expect_reject("9b ffffffffffffffff", "exceeds the limit");  // huge count, no allocation
+}
+
+TEST(Cbor, TypeMismatchIsAFormatError) {
+  Value v = dec("6161");
+  try {
+    v.as_bytes();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kFormat);
+    EXPECT_STREQ(e.what(), "cbor: expected byte string, got text string");
+  }
+}
+
+// The exact serde_cbor bytes of an NSM request (nsm.md §3.1), built with Value.
+TEST(Cbor, EncodesNsmAttestationRequestExactly) {
+  Value req = Value::map({cbor::entry("Attestation", Value::map({cbor::entry("user_data", Value::bytes(as_bytes("ud"))),
+                                                                   cbor::entry("nonce", Value::bytes(as_bytes("n"))),
+                                                                   cbor::entry("public_key", Value::null())}))});
+  EXPECT_EQ(enc(req),
+            "a16b4174746573746174696f6ea369757365725f6461746142756465"
+            "6e6f6e6365416e6a7075626c69635f6b6579f6");
+  Bytes big(300, 0xaa);
+  Bytes out;
+  cbor::Writer(out).bytes(big);
+  EXPECT_EQ(hex_encode(ByteView(out).first(3)), "59012c");
+  EXPECT_EQ(enc(Value::integer(-35)), "3822");
+  EXPECT_EQ(enc(Value::integer(INT64_MIN)), "3b7fffffffffffffff");
+}
+
+TEST(Cbor, DecodePrefixReportsConsumed) {
+  Bytes two = hex_decode("0102");
+  size_t used = 0;
+  EXPECT_EQ(cbor::decode_prefix(two, used).as_uint(), 1u);
+  EXPECT_EQ(used, 1u);
+}
+
+TEST(Cbor, EqualityIgnoresLengthEncoding) {
+  EXPECT_EQ(dec("9f0102ff"), dec("820102"));
+  EXPECT_FALSE(dec("820102") == dec("820103"));
+  EXPECT_EQ(dec("d24101"), dec("d24101"));
+}
