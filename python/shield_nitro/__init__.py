@@ -1,0 +1,5 @@
+"""shield-nitro parent SDK (Python)."""
+from .errors import ShieldNitroError
+from .shield import Shield
+
+__all__ = ["ShieldNitroError", "Shield"]
