@@ -6,9 +6,12 @@
 #include "registry.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/eif/cpio.h"
 #include "shield_nitro/eif/describe.h"
 #include "shield_nitro/eif/pcr.h"
+#include "shield_nitro/eif/ramdisk.h"
 #include "shield_nitro/eif/reader.h"
+#include "shield_nitro/eif/tar.h"
 #include "util.h"
 
 namespace shield_nitro::cli {
@@ -66,11 +69,40 @@ void setup_pcr(CLI::App& eif) {
   });
 }
 
+struct RamdiskOpts {
+  bool bootstrap = false;
+  std::string init, nsm_ko, rootfs_tar, out;
+  std::vector<std::string> cmd_lines, env;
+};
+
+void run_ramdisk(const RamdiskOpts& o) {
+  std::vector<CpioEntry> entries;
+  if (o.bootstrap) entries = bootstrap_ramdisk(o.init, o.nsm_ko);
+  else entries = customer_ramdisk(read_export_tar(o.rootfs_tar, ""), o.cmd_lines, o.env);
+  AtomicFileWriter w(o.out);
+  write_cpio(entries, [&](ByteView b) { w.write(b); });
+  w.commit();
+}
+
+void setup_ramdisk(CLI::App& eif) {
+  auto o = std::make_shared<RamdiskOpts>();
+  auto* sub = eif.add_subcommand("ramdisk", "Write one ramdisk (bootstrap or customer) as linuxkit would, to inspect it");
+  sub->add_flag("--bootstrap", o->bootstrap, "The bootstrap ramdisk from --init and --nsm-ko");
+  sub->add_option("--init", o->init, "nitro-cli's init binary (blobs/<arch>/init)");
+  sub->add_option("--nsm-ko", o->nsm_ko, "nitro-cli's nsm.ko (blobs/<arch>/nsm.ko)");
+  sub->add_option("--rootfs-tar", o->rootfs_tar, "A flat filesystem tar as docker export writes it");
+  sub->add_option("--cmd-line", o->cmd_lines, "");
+  sub->add_option("--env", o->env, "");
+  sub->add_option("-o,--output", o->out, "The .cpio to write")->required();
+  sub->callback([o] { run_ramdisk(*o); });
+}
+
 void setup(CLI::App& app) {
   auto* eif = app.add_subcommand("eif", "Build, measure, describe and unpack Enclave Image Files (no Docker needed)");
   eif->require_subcommand(1);
   setup_describe(*eif);
   setup_pcr(*eif);
+  setup_ramdisk(*eif);
 }
 
 CommandRegistrar reg(70, setup);

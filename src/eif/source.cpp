@@ -50,14 +50,14 @@ void MemorySource::read_at(uint64_t offset, uint8_t* out, size_t n) const {
   if (n) std::memcpy(out, data_.data() + offset, n);
 }
 
-SliceSource::SliceSource(const ByteSource& base, uint64_t offset, uint64_t length)
-    : base_(base), offset_(offset), length_(length) {
-  if (!base.in_bounds(offset, length)) throw Error(Errc::kFormat, base.name() + ": member passes the end of the file");
+SliceSource::SliceSource(std::shared_ptr<const ByteSource> base, uint64_t offset, uint64_t length)
+    : base_(std::move(base)), offset_(offset), length_(length) {
+  if (!base_->in_bounds(offset, length)) throw Error(Errc::kFormat, base_->name() + ": member passes the end of the file");
 }
 
 void SliceSource::read_at(uint64_t offset, uint8_t* out, size_t n) const {
-  if (!in_bounds(offset, n)) throw Error(Errc::kFormat, base_.name() + ": member is truncated");
-  base_.read_at(offset_ + offset, out, n);
+  if (!in_bounds(offset, n)) throw Error(Errc::kFormat, base_->name() + ": member is truncated");
+  base_->read_at(offset_ + offset, out, n);
 }
 
 }  // namespace shield_nitro::eif

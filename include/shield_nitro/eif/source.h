@@ -55,13 +55,13 @@ class MemorySource final : public ByteSource {
 // The bytes [offset, offset + length) of another source.
 class SliceSource final : public ByteSource {
  public:
-  SliceSource(const ByteSource& base, uint64_t offset, uint64_t length);
+  SliceSource(std::shared_ptr<const ByteSource> base, uint64_t offset, uint64_t length);
   uint64_t size() const override { return length_; }
   void read_at(uint64_t offset, uint8_t* out, size_t n) const override;
-  std::string name() const override { return base_.name(); }
+  std::string name() const override { return base_->name(); }
 
  private:
-  const ByteSource& base_;
+  std::shared_ptr<const ByteSource> base_;
   uint64_t offset_;
   uint64_t length_;
 };
