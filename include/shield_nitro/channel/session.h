@@ -1,0 +1,69 @@
+// The attested end-to-end channel between a client and the enclave (docs/threat-model.md).
+//
+// Handshake (the parent relays every byte and learns nothing from them):
+//   1. client -> enclave  attest{nonce: 32 random bytes}
+//   2. enclave -> client  attestation document D; D.public_key = the enclave's X25519 SPKI,
+//                         D.nonce = nonce. The client verifies D (chain, PCR policy, nonce).
+//   3. client -> enclave  channel-open{nonce, client_public}
+//   Both sides compute  shared = X25519(...), T = SHA-256(transcript(nonce, D, client_public)),
+//   and session keys with HKDF-SHA256(ikm = shared, salt = T, info = label || direction).
+//   4. Every later request/response body is a SealedBox message (below) under those keys.
+//
+// A SealedBox message is a Shield v4 key-mode message (suite AES-256-GCM) whose plaintext is
+// seq (8 bytes, big-endian) || payload. Each direction has its own key and counter; the
+// receiver accepts each seq once, within a sliding window of 1024 (pipelined requests may be
+// handled out of order), so a replayed, dropped-then-replayed or reflected message fails.
+#pragma once
+
+#include <bitset>
+#include <cstdint>
+#include <mutex>
+#include <string_view>
+
+#include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/shield/shield.h"
+
+namespace shield_nitro::channel {
+
+inline constexpr std::string_view kLabel = "shield-nitro/channel/v1";
+inline constexpr size_t kNonceSize = 32;
+inline constexpr size_t kSessionIdSize = 16;
+inline constexpr uint64_t kReplayWindow = 1024;
+
+// SHA-256 over label, nonce, document and client key, each length-prefixed (u32 BE).
+Bytes transcript_hash(ByteView nonce, ByteView attestation_document, ByteView client_public_raw);
+
+struct SessionKeys {
+  SecureBytes client_to_enclave;  // 32 bytes, a Shield key-mode master key
+  SecureBytes enclave_to_client;  // 32 bytes
+  Bytes session_id;               // 16 bytes, public: names the session on the wire
+};
+
+SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript);
+
+enum class Role { kClient, kEnclave };
+
+// One side of an open session: seals what it sends, opens what it receives. Thread-safe.
+class SealedBox {
+ public:
+  SealedBox(const SessionKeys& keys, Role role);
+
+  Bytes seal(ByteView payload);
+  // Throws Error(kAuth) for a forged/tampered message, Error(kVerify) for a replay or a
+  // message older than the window, Error(kExpired) outside Shield's freshness window.
+  SecureBytes open(ByteView message);
+
+  const Bytes& session_id() const { return session_id_; }
+
+ private:
+  shield::Shield send_;
+  shield::Shield recv_;
+  Bytes session_id_;
+  std::mutex mu_;
+  uint64_t next_send_ = 0;
+  uint64_t highest_seen_ = 0;  // highest accepted seq + 1 (0: none yet)
+  std::bitset<kReplayWindow> window_;  // bit i: seq (highest_seen_ - 1 - i) was accepted
+};
+
+}  // namespace shield_nitro::channel

@@ -1,0 +1,109 @@
+#include "shield_nitro/channel/session.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "shield_nitro/core/error.h"
+
+namespace shield_nitro::channel {
+namespace {
+
+void put_prefixed(Bytes& out, ByteView part) {
+  put_u32be(out, static_cast<uint32_t>(part.size()));
+  out.insert(out.end(), part.begin(), part.end());
+}
+
+SecureBytes hkdf_sha256(ByteView ikm, ByteView salt, std::string_view info, size_t len) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
+  EVP_KDF_free(kdf);
+  if (!ctx) throw_openssl("HKDF unavailable");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()), ikm.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
+      OSSL_PARAM_construct_end()};
+  SecureBytes out(len);
+  int rc = EVP_KDF_derive(ctx, out.data(), len, params);
+  EVP_KDF_CTX_free(ctx);
+  if (rc != 1) throw_openssl("HKDF failed");
+  return out;
+}
+
+std::string info(std::string_view purpose) { return std::string(kLabel) + " " + std::string(purpose); }
+
+}  // namespace
+
+Bytes transcript_hash(ByteView nonce, ByteView document, ByteView client_public_raw) {
+  Bytes t;
+  put_prefixed(t, as_bytes(kLabel));
+  put_prefixed(t, nonce);
+  put_prefixed(t, document);
+  put_prefixed(t, client_public_raw);
+  Bytes digest(32);
+  unsigned int len = 0;
+  if (EVP_Digest(t.data(), t.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 failed");
+  return digest;
+}
+
+SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript) {
+  SessionKeys k;
+  k.client_to_enclave = hkdf_sha256(shared_secret, transcript, info("client->enclave"), 32);
+  k.enclave_to_client = hkdf_sha256(shared_secret, transcript, info("enclave->client"), 32);
+  SecureBytes id = hkdf_sha256(shared_secret, transcript, info("session id"), kSessionIdSize);
+  k.session_id = to_bytes(id.view());
+  return k;
+}
+
+namespace {
+shield::Shield direction(const SecureBytes& key) {
+  return shield::Shield::with_key(shield::ShieldKey::from_bytes(key.view()));
+}
+}  // namespace
+
+SealedBox::SealedBox(const SessionKeys& keys, Role role)
+    : send_(direction(role == Role::kClient ? keys.client_to_enclave : keys.enclave_to_client)),
+      recv_(direction(role == Role::kClient ? keys.enclave_to_client : keys.client_to_enclave)),
+      session_id_(keys.session_id) {}
+
+Bytes SealedBox::seal(ByteView payload) {
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seq = next_send_++;
+  }
+  SecureBytes framed;
+  Bytes prefix;
+  put_u64be(prefix, seq);
+  framed.append(prefix);
+  framed.append(payload);
+  return send_.encrypt(framed.view());
+}
+
+SecureBytes SealedBox::open(ByteView message) {
+  SecureBytes inner = recv_.decrypt(message);
+  if (inner.size() < 8) throw Error(Errc::kFormat, "channel: sealed message has no sequence number");
+  uint64_t seq = get_u64be(inner.data());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (seq >= highest_seen_) {
+      uint64_t shift = seq + 1 - highest_seen_;
+      if (shift >= kReplayWindow) window_.reset();
+      else window_ <<= static_cast<size_t>(shift);
+      window_.set(0);
+      highest_seen_ = seq + 1;
+    } else {
+      uint64_t age = highest_seen_ - 1 - seq;
+      if (age >= kReplayWindow) throw Error(Errc::kVerify, "channel: message is older than the replay window");
+      if (window_.test(static_cast<size_t>(age))) throw Error(Errc::kVerify, "channel: replayed message");
+      window_.set(static_cast<size_t>(age));
+    }
+  }
+  SecureBytes payload(ByteView(inner.view()).subspan(8));
+  return payload;
+}
+
+}  // namespace shield_nitro::channel
