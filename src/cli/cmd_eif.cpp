@@ -1,13 +1,19 @@
 // `shield-nitro eif ...`: read, measure, build and unpack Enclave Image Files.
 #include <CLI/CLI.hpp>
+#include <iostream>
 #include <memory>
+#include <optional>
+#include <tuple>
 #include <string>
 
 #include "registry.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/eif/cpio.h"
+#include "shield_nitro/eif/builder.h"
 #include "shield_nitro/eif/describe.h"
+#include "shield_nitro/eif/image.h"
+#include "shield_nitro/eif/metadata.h"
 #include "shield_nitro/eif/pcr.h"
 #include "shield_nitro/eif/ramdisk.h"
 #include "shield_nitro/eif/reader.h"
@@ -69,32 +75,201 @@ void setup_pcr(CLI::App& eif) {
   });
 }
 
-struct RamdiskOpts {
-  bool bootstrap = false;
-  std::string init, nsm_ko, rootfs_tar, out;
-  std::vector<std::string> cmd_lines, env;
+// Where the customer filesystem comes from, shared by `eif build` and `eif ramdisk`.
+struct RootfsOpts {
+  std::string image, rootfs_tar, rootfs_dir, cmd_json;
+  std::vector<std::string> env;
+  bool env_given = false;
 };
 
-void run_ramdisk(const RamdiskOpts& o) {
+struct CustomerRamdisk {
   std::vector<CpioEntry> entries;
-  if (o.bootstrap) entries = bootstrap_ramdisk(o.init, o.nsm_ko);
-  else entries = customer_ramdisk(read_export_tar(o.rootfs_tar, ""), o.cmd_lines, o.env);
-  AtomicFileWriter w(o.out);
+  std::string image_name, image_id;
+};
+
+std::vector<std::string> parse_cmd_json(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_array() || j.empty())
+    throw Error(Errc::kUsage, "--cmd must be a non-empty JSON array of strings, e.g. '[\"/app/server\",\"--port\",\"8000\"]'");
+  std::vector<std::string> out;
+  for (const auto& v : j) {
+    if (!v.is_string()) throw Error(Errc::kUsage, "--cmd must hold only strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time) {
+  int sources = !o.image.empty() + !o.rootfs_tar.empty() + !o.rootfs_dir.empty();
+  if (sources != 1) throw Error(Errc::kUsage, "give exactly one of --image, --rootfs-tar, --rootfs");
+  CustomerRamdisk out;
+  std::vector<FsEntry> stream;
+  std::optional<std::vector<std::string>> cmd, env;
+  if (!o.image.empty()) {
+    Image img = load_image_tar(o.image, arch, "");
+    stream = std::move(img.export_stream);
+    if (o.cmd_json.empty()) cmd = image_command(img.config);
+    env = img.config.env;
+    out.image_name = img.name;
+    out.image_id = img.id;
+  } else {
+    stream = o.rootfs_tar.empty() ? scan_rootfs_dir(o.rootfs_dir, build_time) : read_export_tar(o.rootfs_tar, "");
+    if (o.cmd_json.empty()) throw Error(Errc::kUsage, "--rootfs-tar and --rootfs need --cmd (there is no image config)");
+  }
+  if (!o.cmd_json.empty()) cmd = parse_cmd_json(o.cmd_json);
+  if (o.env_given) env = o.env;
+  out.entries = customer_ramdisk(stream, *cmd, env.value_or(std::vector<std::string>{}));
+  return out;
+}
+
+void add_rootfs_options(CLI::App* sub, RootfsOpts& o) {
+  sub->add_option("--image", o.image, "A `docker save` tar or an OCI image layout tar (layers may be gzip'd)");
+  sub->add_option("--rootfs-tar", o.rootfs_tar, "A flat filesystem tar, as `docker export` writes it");
+  sub->add_option("--rootfs", o.rootfs_dir, "A folder holding the root filesystem (e.g. from `eif rootfs`)");
+  sub->add_option("--cmd", o.cmd_json, "The command as a JSON array; overrides the image's CMD/ENTRYPOINT");
+  sub->add_option("--env", o.env, "K=V for /env (repeatable); overrides the image's ENV")
+      ->each([&o](const std::string&) { o.env_given = true; });
+}
+
+int64_t build_time_from(const std::string& opt) { return opt.empty() ? default_build_time() : parse_build_time(opt); }
+
+struct RamdiskOpts {
+  bool bootstrap = false;
+  std::string init, nsm_ko, out, build_time, arch;
+  RootfsOpts rootfs;
+};
+
+void write_cpio_file(const std::vector<CpioEntry>& entries, const std::string& path) {
+  AtomicFileWriter w(path);
   write_cpio(entries, [&](ByteView b) { w.write(b); });
   w.commit();
 }
 
+void run_ramdisk(const RamdiskOpts& o) {
+  Arch arch = o.arch.empty() ? host_arch() : parse_arch(o.arch);
+  if (o.bootstrap) {
+    if (o.init.empty() || o.nsm_ko.empty()) throw Error(Errc::kUsage, "--bootstrap needs --init and --nsm-ko");
+    write_cpio_file(bootstrap_ramdisk(o.init, o.nsm_ko), o.out);
+  } else {
+    write_cpio_file(customer_from(o.rootfs, arch, build_time_from(o.build_time)).entries, o.out);
+  }
+}
+
 void setup_ramdisk(CLI::App& eif) {
   auto o = std::make_shared<RamdiskOpts>();
-  auto* sub = eif.add_subcommand("ramdisk", "Write one ramdisk (bootstrap or customer) as linuxkit would, to inspect it");
-  sub->add_flag("--bootstrap", o->bootstrap, "The bootstrap ramdisk from --init and --nsm-ko");
+  auto* sub = eif.add_subcommand("ramdisk", "Write one ramdisk alone, byte-identical to what linuxkit makes for nitro-cli");
+  sub->add_flag("--bootstrap", o->bootstrap, "The bootstrap ramdisk (dev/, init, nsm.ko) instead of the customer one");
   sub->add_option("--init", o->init, "nitro-cli's init binary (blobs/<arch>/init)");
   sub->add_option("--nsm-ko", o->nsm_ko, "nitro-cli's nsm.ko (blobs/<arch>/nsm.ko)");
-  sub->add_option("--rootfs-tar", o->rootfs_tar, "A flat filesystem tar as docker export writes it");
-  sub->add_option("--cmd-line", o->cmd_lines, "");
-  sub->add_option("--env", o->env, "");
+  add_rootfs_options(sub, o->rootfs);
+  sub->add_option("--build-time", o->build_time, "mtime of --rootfs entries: Unix seconds or RFC 3339 (default SOURCE_DATE_EPOCH or 0)");
+  sub->add_option("--arch", o->arch, "x86_64 or aarch64: picks the platform of a multi-arch OCI image");
   sub->add_option("-o,--output", o->out, "The .cpio to write")->required();
+  sub->footer("Pipelines can inspect or hash a ramdisk before building, or pass it to `eif build --ramdisk`.\n"
+              "Examples:\n  shield-nitro eif ramdisk --image app.tar -o customer.cpio\n"
+              "  shield-nitro eif ramdisk --bootstrap --init blobs/init --nsm-ko blobs/nsm.ko -o bootstrap.cpio");
   sub->callback([o] { run_ramdisk(*o); });
+}
+
+struct BuildOpts {
+  std::string kernel, cmdline_file, cmdline_text, init, nsm_ko, blobs, arch, name, version, build_time;
+  std::string metadata_file, custom_metadata_file, sign_cert, sign_key, out, label = "current";
+  std::vector<std::string> ramdisks;
+  RootfsOpts rootfs;
+  bool json = false;
+};
+
+std::string trim(const std::string& s) {
+  const char* ws = " \t\r\n\f\v";
+  auto b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+void apply_blobs(BuildOpts& o, Arch arch) {
+  if (o.blobs.empty()) return;
+  auto pick = [&](std::string& field, const std::string& file) {
+    if (field.empty()) field = o.blobs + "/" + file;
+  };
+  pick(o.kernel, arch == Arch::kAarch64 ? "Image" : "bzImage");
+  if (o.cmdline_text.empty()) pick(o.cmdline_file, "cmdline");
+  pick(o.init, "init");
+  pick(o.nsm_ko, "nsm.ko");
+}
+
+std::string metadata_for(const BuildOpts& o, const CustomerRamdisk& c) {
+  if (!o.metadata_file.empty()) return read_text_file(o.metadata_file);  // verbatim
+  BuildMetadata m;
+  m.image_name = o.name.empty() ? c.image_name : o.name;
+  m.image_version = o.version.empty() ? c.image_id : o.version;
+  m.build_time = format_build_time(build_time_from(o.build_time));
+  if (file_exists(o.kernel + ".config"))
+    if (auto info = kernel_config_info(read_text_file(o.kernel + ".config"))) std::tie(m.operating_system, m.kernel_version) = *info;
+  if (!o.custom_metadata_file.empty()) {
+    std::string text = read_text_file(o.custom_metadata_file);
+    if (text.size() > 4096) throw Error(Errc::kUsage, "--custom-metadata is larger than 4096 bytes");
+    m.custom_metadata = nlohmann::json::parse(text, nullptr, false);
+    if (m.custom_metadata.is_discarded()) throw Error(Errc::kUsage, "--custom-metadata is not valid JSON");
+  }
+  return serialize_metadata(m);
+}
+
+void run_build(BuildOpts o) {
+  BuildInput in;
+  in.arch = o.arch.empty() ? host_arch() : parse_arch(o.arch);
+  apply_blobs(o, in.arch);
+  if (o.kernel.empty()) throw Error(Errc::kUsage, "give --kernel (or --blobs DIR)");
+  if (o.cmdline_text.empty() == o.cmdline_file.empty()) throw Error(Errc::kUsage, "give one of --cmdline FILE or --cmdline-text");
+  std::string cmdline = o.cmdline_text.empty() ? trim(read_text_file(o.cmdline_file)) : o.cmdline_text;
+  in.cmdline = Bytes(cmdline.begin(), cmdline.end());
+  in.kernel_path = o.kernel;
+  CustomerRamdisk customer;
+  if (!o.ramdisks.empty()) {
+    if (!o.rootfs.image.empty() || !o.rootfs.rootfs_tar.empty() || !o.rootfs.rootfs_dir.empty())
+      throw Error(Errc::kUsage, "--ramdisk replaces --image/--rootfs-tar/--rootfs; give one or the other");
+    for (const auto& r : o.ramdisks) in.ramdisks.push_back({r, {}});
+  } else {
+    if (o.init.empty() || o.nsm_ko.empty()) throw Error(Errc::kUsage, "give --init and --nsm-ko (or --blobs DIR)");
+    customer = customer_from(o.rootfs, in.arch, build_time_from(o.build_time));
+    in.ramdisks.push_back({"", bootstrap_ramdisk(o.init, o.nsm_ko)});
+    in.ramdisks.push_back({"", std::move(customer.entries)});
+  }
+  std::string meta = metadata_for(o, customer);
+  in.metadata = Bytes(meta.begin(), meta.end());
+  if (o.sign_cert.empty() != o.sign_key.empty()) throw Error(Errc::kUsage, "--sign-cert and --sign-key go together");
+  if (!o.sign_cert.empty()) in.signing = SigningInput{read_file(o.sign_cert), read_file(o.sign_key)};
+  BuildResult r = build_eif(in, o.out);
+  print_json(build_output_json(r.measurements, parse_hash_label(o.label)));
+  std::cerr << "Enclave Image successfully created." << std::endl;
+}
+
+void setup_build(CLI::App& eif) {
+  auto o = std::make_shared<BuildOpts>();
+  auto* sub = eif.add_subcommand("build", "Build an EIF from a container image or root filesystem, as nitro-cli build-enclave does, without Docker");
+  sub->add_option("--kernel", o->kernel, "bzImage (x86_64) or Image (aarch64)");
+  sub->add_option("--cmdline", o->cmdline_file, "File with the kernel command line (trimmed, like nitro-cli)");
+  sub->add_option("--cmdline-text", o->cmdline_text, "The kernel command line itself");
+  sub->add_option("--init", o->init, "nitro-cli's init binary");
+  sub->add_option("--nsm-ko", o->nsm_ko, "nitro-cli's nsm.ko");
+  sub->add_option("--blobs", o->blobs, "A nitro-cli blobs folder: bzImage|Image, cmdline, init, nsm.ko (explicit options win)");
+  add_rootfs_options(sub, o->rootfs);
+  sub->add_option("--ramdisk", o->ramdisks, "Prebuilt ramdisk, taken as is (repeat; the first is the bootstrap ramdisk)");
+  sub->add_option("--arch", o->arch, "x86_64 or aarch64 (default: this host's); sets the header flag");
+  sub->add_option("--name", o->name, "ImageName in the metadata (default: the image's first tag before ':')");
+  sub->add_option("--version", o->version, "ImageVersion in the metadata (default: the image id)");
+  sub->add_option("--build-time", o->build_time, "BuildTime: Unix seconds or RFC 3339 UTC (default SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00+00:00)");
+  sub->add_option("--metadata", o->metadata_file, "Use this file as the metadata section, byte for byte");
+  sub->add_option("--custom-metadata", o->custom_metadata_file, "JSON (<= 4096 bytes) for CustomMetadata, like nitro-cli --metadata");
+  sub->add_option("--sign-cert", o->sign_cert, "PEM certificate for the signature section (PCR8)");
+  sub->add_option("--sign-key", o->sign_key, "PEM EC private key (P-256 or P-384) matching --sign-cert");
+  sub->add_option("-o,--output", o->out, "The .eif to write")->required();
+  sub->add_flag("--json", o->json, "Print the measurements as JSON (always on; nitro-cli's format)");
+  sub->add_option("--hash-label", o->label, "HashAlgorithm string: current (nitro-cli 1.5) or legacy (<= 1.4)")->capture_default_str();
+  sub->footer("The same inputs always give the same bytes. PCRs match nitro-cli given the same kernel, cmdline,\n"
+              "init and nsm.ko (nitro-cli's blobs) and the same filesystem.\n"
+              "Examples:\n  shield-nitro eif build --blobs /usr/share/nitro_enclaves/blobs --image app.tar -o app.eif\n"
+              "  shield-nitro eif build --blobs blobs/ --rootfs rootfs/ --cmd '[\"/bin/app\"]' --sign-cert c.pem --sign-key k.pem -o app.eif");
+  sub->callback([o] { run_build(*o); });
 }
 
 void setup(CLI::App& app) {
@@ -103,6 +278,7 @@ void setup(CLI::App& app) {
   setup_describe(*eif);
   setup_pcr(*eif);
   setup_ramdisk(*eif);
+  setup_build(*eif);
 }
 
 CommandRegistrar reg(70, setup);

@@ -21,6 +21,8 @@ bool all_digits(const std::string& s) {
 
 }  // namespace
 
+std::string shield_nitro_version() { return SN_EIF_TOOL_VERSION; }
+
 std::string serialize_metadata(const BuildMetadata& m) {
   // Compact, in nitro-cli's struct order; nlohmann::json sorts nested object keys like serde_json.
   return "{\"ImageName\":" + q(m.image_name) + ",\"ImageVersion\":" + q(m.image_version) +

@@ -10,12 +10,15 @@
 
 namespace shield_nitro::eif {
 
+// This library's version, written as BuildToolVersion.
+std::string shield_nitro_version();
+
 struct BuildMetadata {
   std::string image_name;
   std::string image_version;
   std::string build_time;  // RFC 3339, e.g. "1970-01-01T00:00:00+00:00"
   std::string build_tool = "shield-nitro";
-  std::string build_tool_version;
+  std::string build_tool_version = shield_nitro_version();
   std::string operating_system = "Linux";
   std::string kernel_version = "unknown";
   nlohmann::json docker_info;      // null when absent
