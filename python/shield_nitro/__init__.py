@@ -1,5 +1,14 @@
-"""shield-nitro parent SDK (Python)."""
+"""shield-nitro parent SDK (Python): talk to an enclave service, verify its attestation,
+and exchange sealed data with it over the attested channel. See README.md."""
+from .attestation import Claims, Policy, verify
+from .channel import SealedBox
+from .client import Channel, EnclaveClient
+from .credentials import Credentials, CredentialsProvider, default_provider
 from .errors import ShieldNitroError
+from .roots import TrustRoot
 from .shield import Shield
+from .transport import Connection, Endpoint
 
-__all__ = ["ShieldNitroError", "Shield"]
+__version__ = "0.1.0"
+__all__ = ["Channel", "Claims", "Connection", "Credentials", "CredentialsProvider", "EnclaveClient", "Endpoint",
+           "Policy", "SealedBox", "Shield", "ShieldNitroError", "TrustRoot", "default_provider", "verify"]
