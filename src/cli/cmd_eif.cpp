@@ -12,11 +12,13 @@
 #include "shield_nitro/eif/cpio.h"
 #include "shield_nitro/eif/builder.h"
 #include "shield_nitro/eif/describe.h"
+#include "shield_nitro/eif/extract.h"
 #include "shield_nitro/eif/image.h"
 #include "shield_nitro/eif/metadata.h"
 #include "shield_nitro/eif/pcr.h"
 #include "shield_nitro/eif/ramdisk.h"
 #include "shield_nitro/eif/reader.h"
+#include "shield_nitro/eif/rootfs.h"
 #include "shield_nitro/eif/tar.h"
 #include "util.h"
 
@@ -272,6 +274,55 @@ void setup_build(CLI::App& eif) {
   sub->callback([o] { run_build(*o); });
 }
 
+struct RootfsCmdOpts {
+  std::string binary, dest, out;
+  std::vector<std::string> files;
+};
+
+void run_rootfs(const RootfsCmdOpts& o) {
+  std::vector<std::pair<std::string, std::string>> extra;
+  for (const auto& f : o.files) {
+    auto colon = f.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == f.size())
+      throw Error(Errc::kUsage, "--file takes SRC:DST, e.g. --file model.bin:/data/model.bin");
+    extra.emplace_back(f.substr(0, colon), f.substr(colon + 1));
+  }
+  std::string base = o.binary.substr(o.binary.rfind('/') == std::string::npos ? 0 : o.binary.rfind('/') + 1);
+  std::string dest = o.dest.empty() ? "/bin/" + base : o.dest;
+  make_rootfs(o.binary, dest, extra, o.out);
+  std::cerr << "rootfs written to " << o.out << "; build with --rootfs " << o.out << " --cmd '[\"" << dest << "\"]'" << std::endl;
+}
+
+void setup_rootfs(CLI::App& eif) {
+  auto o = std::make_shared<RootfsCmdOpts>();
+  auto* sub = eif.add_subcommand("rootfs", "Make a minimal root filesystem: a program plus the shared libraries it needs");
+  sub->add_option("--binary", o->binary, "The program (ELF64); its DT_NEEDED libraries and interpreter are copied too")->required();
+  sub->add_option("--dest", o->dest, "Where the program goes inside the rootfs (default /bin/<name>)");
+  sub->add_option("--file", o->files, "SRC:DST, an extra file to copy in (repeatable)");
+  sub->add_option("-o,--output", o->out, "The folder to create (must not exist or be empty)")->required();
+  sub->footer("Libraries are looked up in DT_RUNPATH/DT_RPATH and then the standard folders, like ld.so.\n"
+              "Example: shield-nitro eif rootfs --binary build/my-enclave-app --file cfg.json:/etc/app.json -o rootfs/");
+  sub->callback([o] { run_rootfs(*o); });
+}
+
+struct ExtractOpts {
+  std::string input, out;
+  bool unpack = false;
+};
+
+void setup_extract(CLI::App& eif) {
+  auto o = std::make_shared<ExtractOpts>();
+  auto* sub = eif.add_subcommand("extract", "Write an EIF's sections as files (kernel, cmdline, ramdisk-N.cpio, metadata, signature)");
+  sub->add_option("eif", o->input, "The .eif file")->required();
+  sub->add_option("-o,--output", o->out, "The folder to create (must not exist or be empty)")->required();
+  sub->add_flag("--unpack", o->unpack, "Also expand each ramdisk into ramdisk-N/ (no entry can escape it)");
+  sub->footer("The enclave simulator runs images from this folder.\n"
+              "Example: shield-nitro eif extract app.eif -o app/ --unpack");
+  sub->callback([o] {
+    for (const auto& f : extract_eif(o->input, o->out, o->unpack).files) std::cout << f << "\n";
+  });
+}
+
 void setup(CLI::App& app) {
   auto* eif = app.add_subcommand("eif", "Build, measure, describe and unpack Enclave Image Files (no Docker needed)");
   eif->require_subcommand(1);
@@ -279,6 +330,8 @@ void setup(CLI::App& app) {
   setup_pcr(*eif);
   setup_ramdisk(*eif);
   setup_build(*eif);
+  setup_rootfs(*eif);
+  setup_extract(*eif);
 }
 
 CommandRegistrar reg(70, setup);
