@@ -1,0 +1,107 @@
+// The shield-nitro stream container: Shield-keyed encryption for artifacts of any size.
+//
+// The input is cut into fixed-size chunks; each is sealed with the Shield's AEAD suite under
+// a per-stream key (HKDF of the Shield master key with a random salt) and the STREAM nonce
+// prefix || chunk counter || last-chunk flag, with the whole header as associated data.
+// So truncation, reordering, duplication, appending and cutting after a chunk all fail
+// authentication, and memory stays at a few chunks per thread whatever the size.
+// Wire format: docs/stream-format.md.
+//
+//   Shield s = Shield::with_key(key);
+//   FileReader in("model.bin");  AtomicFileWriter out("model.snst");
+//   FileSource src(in);  AtomicFileSink dst(out);
+//   encrypt_stream(s, src, dst);  out.commit();
+//
+// Streams carry no timestamp: the Shield's freshness window does not apply to them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/random.h"
+#include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/shield/shield.h"
+#include "shield_nitro/shield/stream_io.h"
+
+namespace shield_nitro::shield {
+
+inline constexpr uint32_t kStreamMinChunkSize = 64;
+inline constexpr uint32_t kStreamMaxChunkSize = 16u << 20;
+inline constexpr uint32_t kStreamDefaultChunkSize = 1u << 20;
+
+// Called with the number of input bytes processed since the previous call.
+using ProgressFn = std::function<void(uint64_t bytes)>;
+
+struct StreamEncryptOptions {
+  uint32_t chunk_size = kStreamDefaultChunkSize;  // in [kStreamMinChunkSize, kStreamMaxChunkSize]
+  unsigned threads = 0;                           // 0 = every core
+  ProgressFn on_progress{};
+  Random* random = nullptr;  // test seam for the vectors; null = CSPRNG
+};
+
+struct StreamDecryptOptions {
+  unsigned threads = 0;  // 0 = every core
+  // Refuse headers announcing bigger chunks (memory is a few chunks per thread).
+  uint32_t max_chunk_size = kStreamMaxChunkSize;
+  ProgressFn on_progress{};
+};
+
+// Encrypts all of in to out with the Shield's suite. Uses the Shield's master key (password
+// mode: the key of its own salt, which the header carries).
+void encrypt_stream(const Shield& shield, Source& in, Sink& out, const StreamEncryptOptions& options = {});
+
+// Decrypts and authenticates in to out. Chunks reach out only once their own tag verified,
+// but a stream is whole only when this returns: on an exception, discard what was written
+// (AtomicFileWriter does). Throws kAuth "authentication failed" for a wrong key, tampering,
+// truncation or extension; kFormat/kUnsupported for a malformed or unknown header.
+void decrypt_stream(const Shield& shield, Source& in, Sink& out, const StreamDecryptOptions& options = {});
+
+// In-memory conveniences (parallel, no extra copies).
+Bytes encrypt_stream(const Shield& shield, ByteView plaintext, const StreamEncryptOptions& options = {});
+SecureBytes decrypt_stream(const Shield& shield, ByteView container, const StreamDecryptOptions& options = {});
+
+// Decrypts while the container arrives in pieces (e.g. from a socket into an enclave),
+// holding at most about one chunk. push() emits each chunk as soon as it verifies; the last
+// chunk is emitted by finish(), which also proves nothing was cut off. Single-threaded.
+class StreamDecryptor {
+ public:
+  using Emit = std::function<void(ByteView plaintext)>;
+  explicit StreamDecryptor(const Shield& shield, const StreamDecryptOptions& options = {});
+  ~StreamDecryptor();
+  StreamDecryptor(const StreamDecryptor&) = delete;
+  StreamDecryptor& operator=(const StreamDecryptor&) = delete;
+
+  void push(ByteView data, const Emit& emit);
+  // Throws kAuth if the stream ended early (no header, no last chunk).
+  void finish(const Emit& emit);
+  uint64_t plaintext_bytes() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// Random access: authenticates the header and decrypts chunk N alone, e.g. to load one
+// tensor of a model. Each chunk is checked against its own index and the file size, so a
+// chunk from another position or stream is refused; a truncated file shows up as a failure
+// of its (new) last chunk. Thread-safe.
+class StreamReader {
+ public:
+  StreamReader(const Shield& shield, const RandomAccessSource& source,
+               uint32_t max_chunk_size = kStreamMaxChunkSize);
+  ~StreamReader();
+  StreamReader(const StreamReader&) = delete;
+  StreamReader& operator=(const StreamReader&) = delete;
+
+  uint32_t chunk_size() const;
+  uint64_t chunk_count() const;
+  uint64_t plaintext_size() const;
+  SecureBytes read_chunk(uint64_t index) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace shield_nitro::shield

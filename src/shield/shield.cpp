@@ -1,0 +1,214 @@
+#include "shield_nitro/shield/shield.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/reader.h"
+#include "shield_nitro/shield/kdf.h"
+#include "shield_state.h"
+
+namespace shield_nitro::shield {
+namespace {
+
+constexpr size_t kInnerHeader = 9;  // timestamp_ms (u64 LE) || pad_len
+constexpr uint32_t kMinPadding = 32;
+constexpr uint32_t kMaxPadding = 128;
+constexpr size_t kPasswordHeader = 2 + kSaltSize;  // version || suite || salt = the AAD
+constexpr size_t kKeyHeader = 2;                   // version || suite = the AAD
+
+std::string hex_byte(uint8_t b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", b);
+  return buf;
+}
+
+[[noreturn]] void auth_failed() { throw Error(Errc::kAuth, "authentication failed"); }
+
+void put_u64le(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+uint64_t get_u64le(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+void check_freshness(const ShieldOptions& o, uint64_t timestamp_ms) {
+  if (!o.max_age_ms) return;
+  __int128 age = static_cast<__int128>(o.clock->now_ms()) - static_cast<__int128>(timestamp_ms);
+  if (age < -static_cast<__int128>(o.future_skew_ms))
+    throw Error(Errc::kExpired, "message timestamp is " + std::to_string(static_cast<long long>(-age)) +
+                                    " ms in the future (more than the allowed " + std::to_string(o.future_skew_ms) +
+                                    " ms clock skew)");
+  if (age > static_cast<__int128>(*o.max_age_ms))
+    throw Error(Errc::kExpired, "message expired: " + std::to_string(static_cast<long long>(age)) +
+                                    " ms old, the freshness window is " + std::to_string(*o.max_age_ms) + " ms");
+}
+
+// Checks §7 steps 1-4 and returns the header length (the AAD).
+size_t check_header(ByteView m) {
+  if (m.empty()) throw Error(Errc::kFormat, "empty input: not a Shield message");
+  uint8_t version = m[0];
+  if (version != kVersionPassword && version != kVersionKey)
+    throw Error(Errc::kUnsupported, "unsupported Shield version " + hex_byte(version) +
+                                        " (this build reads v4: 0x03 password mode, 0x13 key mode)");
+  size_t header = version == kVersionPassword ? kPasswordHeader : kKeyHeader;
+  size_t minimum = header + kNonceSize + kTagSize;
+  if (m.size() < minimum)
+    throw Error(Errc::kFormat, "Shield message truncated: " + std::to_string(m.size()) + " bytes, a " +
+                                   (version == kVersionPassword ? "password" : "key") + "-mode message has at least " +
+                                   std::to_string(minimum));
+  if (!is_known_suite(m[1]))
+    throw Error(Errc::kUnsupported,
+                "unsupported Shield suite " + hex_byte(m[1]) + " (known: 0x01 aes-256-gcm, 0x02 chacha20-poly1305)");
+  return header;
+}
+
+}  // namespace
+
+namespace detail {
+
+std::shared_ptr<const KeyEntry> ShieldState::own_key() {
+  std::lock_guard<std::mutex> lock(own_mu);
+  if (!own) own = std::make_shared<const KeyEntry>(derive_password_master(password.view(), own_salt, service));
+  return own;
+}
+
+std::shared_ptr<const KeyEntry> ShieldState::key_for_salt(const Salt& salt, bool& fresh) {
+  fresh = false;
+  if (salt == own_salt) return own_key();
+  if (auto hit = cache.find(salt)) return hit;
+  fresh = true;
+  return std::make_shared<const KeyEntry>(derive_password_master(password.view(), salt, service));
+}
+
+}  // namespace detail
+
+ShieldKey ShieldKey::generate(Random& rng) {
+  SecureBytes b(kKeySize);
+  rng.fill(b.span());
+  return ShieldKey(std::move(b));
+}
+
+ShieldKey ShieldKey::from_bytes(ByteView key) {
+  if (key.size() != kKeySize)
+    throw Error(Errc::kUsage, "a Shield key is 32 bytes, got " + std::to_string(key.size()));
+  return ShieldKey(SecureBytes(key));
+}
+
+static ShieldOptions resolve(ShieldOptions o) {
+  if (!o.clock) o.clock = &system_clock();
+  if (!o.random) o.random = &os_random();
+  return o;
+}
+
+Shield Shield::with_password(ByteView password, std::string_view service, ShieldOptions options) {
+  auto st = std::make_shared<detail::ShieldState>(resolve(options));
+  st->password_mode = true;
+  st->password = SecureBytes(password);
+  st->service = std::string(service);
+  st->options.random->fill(st->own_salt);
+  return Shield(std::move(st));
+}
+
+Shield Shield::with_key(const ShieldKey& key, ShieldOptions options) {
+  auto st = std::make_shared<detail::ShieldState>(resolve(options));
+  st->own = std::make_shared<const detail::KeyEntry>(SecureBytes(key.view()));
+  return Shield(std::move(st));
+}
+
+Suite Shield::suite() const { return state_->options.suite; }
+bool Shield::password_mode() const { return state_->password_mode; }
+size_t Shield::cached_salts() const { return state_->cache.size(); }
+
+Bytes Shield::encrypt(ByteView plaintext) const {
+  detail::ShieldState& st = *state_;
+  auto key = st.own_key();
+  Random& rng = *st.options.random;
+  const bool pw = st.password_mode;
+  const size_t header = pw ? kPasswordHeader : kKeyHeader;
+
+  // The nonce is drawn first, then pad_len and padding (the order the vectors script).
+  uint8_t nonce[kNonceSize];
+  rng.fill(nonce);
+  uint8_t inner[kInnerHeader + kMaxPadding];
+  const uint32_t pad_len = rng.uniform_small(kMinPadding, kMaxPadding);
+  put_u64le(inner, static_cast<uint64_t>(st.options.clock->now_ms()));
+  inner[8] = static_cast<uint8_t>(pad_len);
+  rng.fill({inner + kInnerHeader, pad_len});
+  const size_t inner_len = kInnerHeader + pad_len;
+
+  Bytes out(header + kNonceSize + inner_len + plaintext.size() + kTagSize);
+  out[0] = pw ? kVersionPassword : kVersionKey;
+  out[1] = static_cast<uint8_t>(st.options.suite);
+  if (pw) std::memcpy(out.data() + 2, st.own_salt.data(), kSaltSize);
+  std::memcpy(out.data() + header, nonce, kNonceSize);
+
+  uint8_t* body = out.data() + header + kNonceSize;
+  detail::AeadOp op(key->aead, st.options.suite, true, {nonce, kNonceSize}, {out.data(), header});
+  op.update({inner, inner_len}, body);
+  op.update(plaintext, body + inner_len);
+  op.finish_seal(body + inner_len + plaintext.size());
+  OPENSSL_cleanse(inner, sizeof inner);
+  return out;
+}
+
+SecureBytes Shield::decrypt(ByteView message) const {
+  detail::ShieldState& st = *state_;
+  const size_t header = check_header(message);
+  const bool pw_message = message[0] == kVersionPassword;
+  if (pw_message && !st.password_mode)
+    throw Error(Errc::kFormat, "password-mode message (0x03), but this Shield was built with a key");
+
+  std::shared_ptr<const detail::KeyEntry> key;
+  bool fresh = false;
+  detail::Salt salt{};
+  if (pw_message) {
+    std::memcpy(salt.data(), message.data() + 2, kSaltSize);
+    key = st.key_for_salt(salt, fresh);
+  } else {
+    key = st.own_key();
+  }
+
+  const Suite suite = static_cast<Suite>(message[1]);
+  ByteView nonce = message.subspan(header, kNonceSize);
+  ByteView body = message.subspan(header + kNonceSize);
+  ByteView ct = body.first(body.size() - kTagSize);
+  detail::AeadOp op(key->aead, suite, false, nonce, message.first(header));
+
+  // Decrypt the inner header first to learn where the message starts, so the plaintext
+  // lands in its own buffer without a second copy. Nothing leaves before the tag verifies.
+  uint8_t inner[kInnerHeader + kMaxPadding];
+  const size_t head = std::min(ct.size(), kInnerHeader);
+  op.update(ct.first(head), inner);
+  size_t pad_len = head == kInnerHeader ? inner[8] : 0;
+  const bool pad_ok = head == kInnerHeader && pad_len >= kMinPadding && pad_len <= kMaxPadding &&
+                      kInnerHeader + pad_len <= ct.size();
+  const size_t skip = pad_ok ? kInnerHeader + pad_len : head;
+  op.update(ct.subspan(head, skip - head), inner + kInnerHeader);
+  SecureBytes plaintext(ct.size() - skip);
+  op.update(ct.subspan(skip), plaintext.data());
+  if (!op.finish_open(body.subspan(ct.size()))) {
+    OPENSSL_cleanse(inner, sizeof inner);
+    auth_failed();
+  }
+  if (fresh) st.cache.insert(salt, key);
+
+  const uint64_t timestamp = get_u64le(inner);
+  OPENSSL_cleanse(inner, sizeof inner);
+  if (head < kInnerHeader)
+    throw Error(Errc::kFormat, "malformed Shield message: inner plaintext shorter than 9 bytes");
+  if (!pad_ok)
+    throw Error(Errc::kFormat, "malformed Shield message: pad_len " + std::to_string(pad_len) +
+                                   (pad_len >= kMinPadding && pad_len <= kMaxPadding ? " exceeds the message"
+                                                                                      : " not in [32, 128]"));
+  check_freshness(st.options, timestamp);
+  return plaintext;
+}
+
+}  // namespace shield_nitro::shield
