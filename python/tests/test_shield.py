@@ -48,10 +48,13 @@ def test_vectors_reproduce_and_decrypt(vectors):
             inst = build(v)
         assert sh.derive_aead_key(master).hex() == v["aead_key_hex"], v["name"]
         assert seal(v, inst) == expected, v["name"]
-        # A separate instance (fresh random salt in password mode) with the window disabled.
-        assert build(v, max_age_ms=None).decrypt(expected).hex() == v["plaintext_hex"], v["name"]
+        # A separate instance (fresh random salt in password mode) with the window disabled...
+        receiver = build(v, max_age_ms=None)
+        assert receiver.decrypt(expected).hex() == v["plaintext_hex"], v["name"]
+        # ...then with the default window and the real clock (its salt cache spares a PBKDF2).
+        receiver.max_age_ms = sh.DEFAULT_MAX_AGE_MS
         with pytest.raises(ShieldNitroError) as e:
-            build(v).decrypt(expected)
+            receiver.decrypt(expected)
         assert e.value.code == "expired"
 
 
@@ -81,7 +84,7 @@ def test_vector_negatives(vectors):
             # Own salt = the vector's, so only flips inside the salt pay for a PBKDF2.
             inst = sh.Shield.with_password(v["password"], v["service"], max_age_ms=None,
                                            _salt=bytes.fromhex(v["salt_hex"]))
-            positions = [0, 1, 2, 17] + list(range(18, len(msg)))
+            positions = [0, 1, 9] + list(range(18, len(msg)))
         for i in positions:
             bad = bytearray(msg)
             bad[i] ^= 1 << (i % 8)
@@ -92,7 +95,7 @@ def test_vector_negatives(vectors):
         expect_reject(inst, b"")
         if v["mode"] == "key":
             expect_reject(sh.Shield.with_key(bytes(32), max_age_ms=None), msg)
-        else:
+        elif v["name"] == "password_basic":  # each wrong password costs a PBKDF2: one vector suffices
             expect_reject(sh.Shield.with_password("wrong", v["service"], max_age_ms=None), msg)
             expect_reject(sh.Shield.with_password(v["password"], "other.service", max_age_ms=None), msg)
 
