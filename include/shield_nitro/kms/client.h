@@ -1,0 +1,98 @@
+// KMS client: the AWS JSON 1.1 protocol over HTTPS (libcurl), SigV4-signed.
+//
+//   KmsClient kms({.region = "us-east-1"}, std::make_shared<DefaultCredentialsChain>());
+//   auto dk = kms.generate_data_key("alias/app", 32, {}, &recipient);  // opened in-process
+//
+// Every KMS error surfaces as a KmsError carrying HTTP status, __type, message and request id.
+// Throttling and 5xx are retried with jittered exponential backoff; nothing else is.
+// With a Recipient, KMS answers CiphertextForRecipient (CMS to the enclave key pair) and the
+// client opens it here; a response carrying Plaintext for a Recipient request is refused.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/random.h"
+#include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/kms/credentials.h"
+#include "shield_nitro/kms/http_client.h"
+#include "shield_nitro/kms/recipient.h"
+#include "shield_nitro/kms/recipient_key.h"
+
+namespace shield_nitro::kms {
+
+using EncryptionContext = std::map<std::string, std::string>;
+
+struct KmsClientOptions {
+  std::string region = "us-east-1";
+  std::string endpoint;  // URL override, e.g. https://127.0.0.1:4443 or http://127.0.0.1:8080
+  bool fips = false;
+  TransportOptions transport;
+  int max_attempts = 4;
+  int base_backoff_ms = 50;
+  int max_backoff_ms = 2000;
+};
+
+// Attestation-gated call: a document is produced fresh for every request.
+struct Recipient {
+  AttestationSource* attestation = nullptr;
+  RecipientKeyManager* keys = nullptr;
+};
+
+struct EncryptResult {
+  std::string key_id;
+  Bytes ciphertext_blob;
+};
+
+struct DecryptResult {
+  std::string key_id;
+  std::string encryption_algorithm;
+  SecureBytes plaintext;
+};
+
+struct DataKeyResult {
+  std::string key_id;
+  Bytes ciphertext_blob;
+  SecureBytes plaintext;  // empty for GenerateDataKeyWithoutPlaintext
+};
+
+// kms.<region>.amazonaws.com, with the partition suffixes SDK-C knows.
+std::string kms_endpoint_for_region(const std::string& region, bool fips = false);
+
+class KmsClient {
+ public:
+  KmsClient(KmsClientOptions options, std::shared_ptr<CredentialsProvider> credentials,
+            const Clock& clock = system_clock());
+
+  EncryptResult encrypt(const std::string& key_id, ByteView plaintext, const EncryptionContext& context = {});
+  DecryptResult decrypt(ByteView ciphertext_blob, const EncryptionContext& context = {},
+                        const std::string& key_id = "", const Recipient* recipient = nullptr);
+  // number_of_bytes 32 -> KeySpec AES_256, 16 -> AES_128, else NumberOfBytes.
+  DataKeyResult generate_data_key(const std::string& key_id, int number_of_bytes = 32,
+                                  const EncryptionContext& context = {}, const Recipient* recipient = nullptr);
+  DataKeyResult generate_data_key_without_plaintext(const std::string& key_id, int number_of_bytes = 32,
+                                                    const EncryptionContext& context = {});
+  SecureBytes generate_random(int number_of_bytes, const Recipient* recipient = nullptr);
+  nlohmann::json describe_key(const std::string& key_id);
+
+  // One signed call with retries. Throws KmsError on a KMS error answer, Error otherwise.
+  nlohmann::json call(const std::string& operation, const nlohmann::json& request);
+
+  const std::string& url() const { return url_; }
+  const std::string& region() const { return options_.region; }
+
+ private:
+  nlohmann::json call_once(const std::string& operation, const std::string& body);
+  nlohmann::json call_with_recipient(const std::string& operation, nlohmann::json request, const Recipient* recipient,
+                                     SecureBytes& released);
+  KmsClientOptions options_;
+  std::shared_ptr<CredentialsProvider> credentials_;
+  const Clock& clock_;
+  std::string url_;
+  std::string host_;
+};
+
+}  // namespace shield_nitro::kms

@@ -1,0 +1,218 @@
+#include "shield_nitro/kms/client.h"
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <thread>
+
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/kms/kms_error.h"
+#include "shield_nitro/kms/sigv4.h"
+
+namespace shield_nitro::kms {
+
+namespace {
+
+std::string partition_suffix(const std::string& region) {
+  const std::pair<const char*, const char*> table[] = {
+      {"cn-", "amazonaws.com.cn"}, {"eusc-", "amazonaws.eu"},      {"us-isob-", "sc2s.sgov.gov"},
+      {"us-isof-", "csp.hci.ic.gov"}, {"us-iso-", "c2s.ic.gov"}, {"eu-isoe-", "cloud.adc-e.uk"}};
+  for (auto [prefix, suffix] : table)
+    if (region.rfind(prefix, 0) == 0) return suffix;
+  return "amazonaws.com";
+}
+
+// Host header value for a URL: host, plus ":port" when not the scheme's default.
+std::string host_of(const std::string& url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
+  char *host = nullptr, *port = nullptr;
+  if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK)
+    throw Error(Errc::kUsage, "malformed KMS endpoint URL '" + url + "'");
+  std::string out = host;
+  curl_free(host);
+  if (curl_url_get(u.get(), CURLUPART_PORT, &port, 0) == CURLUE_OK) {
+    out += std::string(":") + port;
+    curl_free(port);
+  }
+  return out;
+}
+
+Bytes b64_field(const nlohmann::json& j, const char* name, const std::string& op) {
+  if (!j.contains(name) || !j[name].is_string())
+    throw Error(Errc::kFormat, "KMS " + op + ": response lacks " + name);
+  try {
+    return base64_decode(j[name].get<std::string>());
+  } catch (const Error& e) {
+    throw Error(Errc::kFormat, "KMS " + op + ": " + name + " is not base64: " + e.what());
+  }
+}
+
+std::string str_field(const nlohmann::json& j, const char* name) {
+  return j.contains(name) && j[name].is_string() ? j[name].get<std::string>() : "";
+}
+
+nlohmann::json context_json(const EncryptionContext& ctx) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : ctx) j[k] = v;
+  return j;
+}
+
+void add_key_size(nlohmann::json& req, int n) {
+  if (n == 32) req["KeySpec"] = "AES_256";
+  else if (n == 16) req["KeySpec"] = "AES_128";
+  else req["NumberOfBytes"] = n;
+}
+
+KmsError error_from_response(const HttpResponse& r, const std::string& op) {
+  std::string request_id = find_header(r.headers, "x-amzn-RequestId").value_or("");
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  std::string type, message;
+  if (j.is_object()) {
+    type = normalize_aws_type(str_field(j, "__type"));
+    message = str_field(j, "message");
+    if (message.empty()) message = str_field(j, "Message");
+  }
+  if (type.empty()) type = find_header(r.headers, "x-amzn-ErrorType").value_or("");
+  type = normalize_aws_type(type);
+  if (message.empty() && !r.body.empty()) message = "body: " + r.body.substr(0, 200);
+  return KmsError(static_cast<int>(r.status), type, message, request_id, op);
+}
+
+}  // namespace
+
+std::string kms_endpoint_for_region(const std::string& region, bool fips) {
+  if (region.empty()) throw Error(Errc::kUsage, "no AWS region: pass --region or set AWS_REGION");
+  for (char c : region)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-'))
+      throw Error(Errc::kUsage, "malformed region '" + region + "'");
+  return std::string(fips ? "kms-fips." : "kms.") + region + "." + partition_suffix(region);
+}
+
+KmsClient::KmsClient(KmsClientOptions options, std::shared_ptr<CredentialsProvider> credentials, const Clock& clock)
+    : options_(std::move(options)), credentials_(std::move(credentials)), clock_(clock) {
+  check_via(options_.transport.via);
+  url_ = options_.endpoint.empty() ? "https://" + kms_endpoint_for_region(options_.region, options_.fips) + "/"
+                                   : options_.endpoint;
+  if (url_.rfind("https://", 0) != 0 && url_.rfind("http://", 0) != 0)
+    throw Error(Errc::kUsage, "KMS endpoint must be an http(s):// URL, got '" + url_ + "'");
+  host_ = host_of(url_);
+}
+
+nlohmann::json KmsClient::call_once(const std::string& op, const std::string& body) {
+  Credentials creds = credentials_->get();
+  SignableRequest req{"POST", "/", "", {{"Host", host_}, {"Content-Type", "application/x-amz-json-1.1"},
+                                        {"X-Amz-Target", "TrentService." + op}}, as_bytes(body)};
+  SigV4Params p{creds.access_key_id, creds.secret_access_key.view(), to_string(creds.session_token.view()),
+                options_.region, "kms", amz_date(clock_.now_s())};
+  SigV4Result sig = sigv4_sign(req, p);
+  HeaderList headers = req.headers;
+  for (auto& h : sig.added_headers) headers.push_back(h);
+  headers.emplace_back("Authorization", sig.authorization);
+  headers.emplace_back("User-Agent", "shield-nitro/0.1");
+  HttpResponse r = http_request("POST", url_, headers, as_bytes(body), options_.transport);
+  if (r.status < 200 || r.status >= 300) throw error_from_response(r, op);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    throw Error(Errc::kFormat, "KMS " + op + ": HTTP " + std::to_string(r.status) + " with a body that is not a JSON object");
+  return j;
+}
+
+nlohmann::json KmsClient::call(const std::string& op, const nlohmann::json& request) {
+  std::string body = request.dump();  // compact; these exact bytes are signed and sent
+  bool refreshed = false;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return call_once(op, body);
+    } catch (const KmsError& e) {
+      if (e.type() == "ExpiredTokenException" && !refreshed) {
+        refreshed = true;
+        credentials_->invalidate();
+        continue;
+      }
+      if (!e.retryable() || attempt >= options_.max_attempts) throw;
+      int cap = std::min(options_.max_backoff_ms, options_.base_backoff_ms << std::min(attempt, 10));
+      int sleep_ms = static_cast<int>(os_random().uniform_small(0, 255) * static_cast<uint32_t>(cap) / 255);
+      log_debug("KMS " + op + ": " + e.what() + "; retry " + std::to_string(attempt) + " after " +
+                std::to_string(sleep_ms) + " ms");
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    }
+  }
+}
+
+nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::json request, const Recipient* recipient,
+                                              SecureBytes& released) {
+  if (!recipient) {
+    nlohmann::json resp = call(op, request);
+    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) released = SecureBytes(b64_field(resp, "Plaintext", op));
+    return resp;
+  }
+  if (!recipient->attestation || !recipient->keys) throw Error(Errc::kUsage, "Recipient needs an attestation source and key pair");
+  auto pair = recipient->keys->current();
+  Bytes doc = recipient->attestation->attestation_document(pair->spki_der());
+  request["Recipient"] = {{"AttestationDocument", base64_encode(doc)}, {"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"}};
+  nlohmann::json resp = call(op, request);
+  if (resp.contains("Plaintext") && !resp["Plaintext"].is_null())
+    throw Error(Errc::kVerify, "KMS " + op + ": response carries Plaintext for a Recipient request (protocol violation; not used)");
+  Bytes envelope = b64_field(resp, "CiphertextForRecipient", op);
+  if (envelope.size() > 6144) throw Error(Errc::kFormat, "KMS " + op + ": CiphertextForRecipient exceeds 6144 bytes");
+  released = pair->open(envelope);
+  return resp;
+}
+
+EncryptResult KmsClient::encrypt(const std::string& key_id, ByteView plaintext, const EncryptionContext& context) {
+  nlohmann::json req = {{"KeyId", key_id}, {"Plaintext", base64_encode(plaintext)}};
+  if (!context.empty()) req["EncryptionContext"] = context_json(context);
+  auto resp = call("Encrypt", req);
+  return {str_field(resp, "KeyId"), b64_field(resp, "CiphertextBlob", "Encrypt")};
+}
+
+DecryptResult KmsClient::decrypt(ByteView blob, const EncryptionContext& context, const std::string& key_id,
+                                 const Recipient* recipient) {
+  nlohmann::json req = {{"CiphertextBlob", base64_encode(blob)}};
+  if (!context.empty()) req["EncryptionContext"] = context_json(context);
+  if (!key_id.empty()) req["KeyId"] = key_id;
+  DecryptResult out;
+  auto resp = call_with_recipient("Decrypt", req, recipient, out.plaintext);
+  if (out.plaintext.empty()) throw Error(Errc::kFormat, "KMS Decrypt: response has neither Plaintext nor CiphertextForRecipient");
+  out.key_id = str_field(resp, "KeyId");
+  out.encryption_algorithm = str_field(resp, "EncryptionAlgorithm");
+  return out;
+}
+
+DataKeyResult KmsClient::generate_data_key(const std::string& key_id, int n, const EncryptionContext& context,
+                                           const Recipient* recipient) {
+  nlohmann::json req = {{"KeyId", key_id}};
+  add_key_size(req, n);
+  if (!context.empty()) req["EncryptionContext"] = context_json(context);
+  DataKeyResult out;
+  auto resp = call_with_recipient("GenerateDataKey", req, recipient, out.plaintext);
+  if (out.plaintext.size() != static_cast<size_t>(n))
+    throw Error(Errc::kFormat, "KMS GenerateDataKey: released key has " + std::to_string(out.plaintext.size()) +
+                                   " bytes, asked for " + std::to_string(n));
+  out.key_id = str_field(resp, "KeyId");
+  out.ciphertext_blob = b64_field(resp, "CiphertextBlob", "GenerateDataKey");
+  return out;
+}
+
+DataKeyResult KmsClient::generate_data_key_without_plaintext(const std::string& key_id, int n,
+                                                             const EncryptionContext& context) {
+  nlohmann::json req = {{"KeyId", key_id}};
+  add_key_size(req, n);
+  if (!context.empty()) req["EncryptionContext"] = context_json(context);
+  auto resp = call("GenerateDataKeyWithoutPlaintext", req);
+  return {str_field(resp, "KeyId"), b64_field(resp, "CiphertextBlob", "GenerateDataKeyWithoutPlaintext"), {}};
+}
+
+SecureBytes KmsClient::generate_random(int n, const Recipient* recipient) {
+  SecureBytes out;
+  call_with_recipient("GenerateRandom", {{"NumberOfBytes", n}}, recipient, out);
+  if (out.size() != static_cast<size_t>(n))
+    throw Error(Errc::kFormat, "KMS GenerateRandom: got " + std::to_string(out.size()) + " bytes, asked for " + std::to_string(n));
+  return out;
+}
+
+nlohmann::json KmsClient::describe_key(const std::string& key_id) { return call("DescribeKey", {{"KeyId", key_id}}); }
+
+}  // namespace shield_nitro::kms
