@@ -87,7 +87,9 @@ void SafeDir::make_dir(const std::string& rel, unsigned perm) {
     fail("cannot create folder", rel);
   }
   ::close(dfd);
-  dir_modes_.emplace_back(rel, perm & 07777);
+  auto [it, added] = dir_index_.emplace(rel, dir_modes_.size());
+  if (added) dir_modes_.emplace_back(rel, perm & 07777);
+  else dir_modes_[it->second].second = perm & 07777;
 }
 
 int SafeDir::create_file(const std::string& rel, unsigned perm) {
@@ -134,6 +136,7 @@ void SafeDir::finish() {
     ::close(fd);
   }
   dir_modes_.clear();
+  dir_index_.clear();
 }
 
 }  // namespace shield_nitro::eif

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "shield_nitro/core/bytes.h"
@@ -32,7 +33,8 @@ class SafeDir {
   void remove_existing(int dfd, const std::string& leaf);
   std::string root_;
   int root_fd_ = -1;
-  std::vector<std::pair<std::string, unsigned>> dir_modes_;
+  std::vector<std::pair<std::string, unsigned>> dir_modes_;  // creation order; last mode wins
+  std::unordered_map<std::string, size_t> dir_index_;
 };
 
 }  // namespace shield_nitro::eif
