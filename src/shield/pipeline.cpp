@@ -19,28 +19,38 @@ constexpr unsigned kSlotsPerThread = 3;
 
 struct Slot {
   SecureBytes in, out;  // plaintext passes through one of them: keep both zeroized
-  size_t in_len = 0, out_len = 0;
+  ByteView in_view;     // the record: in, or the source's own memory
+  size_t out_len = 0;
   uint64_t index = 0;
   bool last = false;
   bool done = false;
   std::exception_ptr error;
 };
 
-// Reads one record, looking one byte past it to learn whether it is the last.
+// Reads one record, looking one byte past it to learn whether it is the last. Records of a
+// MemorySource are lent in place instead of copied.
 class RecordReader {
  public:
-  RecordReader(Source& in, size_t record) : in_(in), record_(record) {}
+  RecordReader(Source& in, size_t record) : in_(in), memory_(dynamic_cast<MemorySource*>(&in)), record_(record) {}
+  bool lends() const { return memory_ != nullptr; }
   void next(Slot& s) {
+    if (memory_) {
+      s.in_view = memory_->remaining().first(std::min(record_, memory_->remaining().size()));
+      memory_->consume(s.in_view.size());
+      s.last = memory_->remaining().empty();
+      return;
+    }
     size_t n = 0;
     if (have_carry_) s.in.data()[n++] = carry_;
     n += in_.read(s.in.data() + n, record_ - n);
-    s.in_len = n;
+    s.in_view = {s.in.data(), n};
     have_carry_ = n == record_ && in_.read(&carry_, 1) == 1;
     s.last = !have_carry_;
   }
 
  private:
   Source& in_;
+  MemorySource* memory_;
   size_t record_;
   bool have_carry_ = false;
   uint8_t carry_ = 0;
@@ -48,7 +58,7 @@ class RecordReader {
 
 void run_one(const RecordJob& job, Slot& s) {
   try {
-    s.out_len = job.fn(s.index, s.last, {s.in.data(), s.in_len}, s.out.data());
+    s.out_len = job.fn(s.index, s.last, s.in_view, s.out.data());
   } catch (...) {
     s.error = std::current_exception();
   }
@@ -116,15 +126,15 @@ void run_records(Source& in, Sink& out, const RecordJob& job, unsigned threads, 
   threads = resolve_threads(threads);
   // One thread: work inline on a single slot; more: a few slots per worker.
   const size_t depth = threads == 1 ? 1 : size_t{threads} * kSlotsPerThread;
+  RecordReader reader(in, job.in_record);
   std::vector<Slot> slots(depth);
   for (Slot& s : slots) {
-    s.in = SecureBytes(job.in_record);
+    if (!reader.lends()) s.in = SecureBytes(job.in_record);
     s.out = SecureBytes(job.out_capacity);
   }
   std::unique_ptr<Workers> workers;
   if (threads > 1) workers = std::make_unique<Workers>(job, threads);
 
-  RecordReader reader(in, job.in_record);
   uint64_t next = 0, written = 0;
   bool reading = true;
   while (reading || written < next) {
@@ -144,7 +154,7 @@ void run_records(Source& in, Sink& out, const RecordJob& job, unsigned threads, 
     if (workers) workers->wait(s);
     if (s.error) std::rethrow_exception(s.error);  // ~Workers joins the rest
     out.write({s.out.data(), s.out_len});
-    if (progress) progress(s.in_len);
+    if (progress) progress(s.in_view.size());
     ++written;
   }
 }

@@ -9,6 +9,7 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/reader.h"
 #include "shield_nitro/shield/kdf.h"
+#include "message_random.h"
 #include "shield_state.h"
 
 namespace shield_nitro::shield {
@@ -101,9 +102,10 @@ ShieldKey ShieldKey::from_bytes(ByteView key) {
   return ShieldKey(SecureBytes(key));
 }
 
+// A null clock is the system clock. A null random stays null: encrypt then draws from the
+// buffered per-thread CSPRNG (message_random.h), and keys and salts from os_random().
 static ShieldOptions resolve(ShieldOptions o) {
   if (!o.clock) o.clock = &system_clock();
-  if (!o.random) o.random = &os_random();
   return o;
 }
 
@@ -112,7 +114,7 @@ Shield Shield::with_password(ByteView password, std::string_view service, Shield
   st->password_mode = true;
   st->password = SecureBytes(password);
   st->service = std::string(service);
-  st->options.random->fill(st->own_salt);
+  (options.random ? *options.random : os_random()).fill(st->own_salt);
   return Shield(std::move(st));
 }
 
@@ -129,7 +131,7 @@ size_t Shield::cached_salts() const { return state_->cache.size(); }
 Bytes Shield::encrypt(ByteView plaintext) const {
   detail::ShieldState& st = *state_;
   auto key = st.own_key();
-  Random& rng = *st.options.random;
+  Random& rng = st.options.random ? *st.options.random : detail::message_random();
   const bool pw = st.password_mode;
   const size_t header = pw ? kPasswordHeader : kKeyHeader;
 

@@ -14,7 +14,7 @@ namespace shield_nitro::shield::detail {
 struct ShieldState {
   ShieldState(ShieldOptions o) : options(o), cache(o.salt_cache_entries) {}
 
-  ShieldOptions options;  // clock and random resolved to real sources when null
+  ShieldOptions options;  // clock resolved to the system clock when null
   bool password_mode = false;
   SecureBytes password;
   std::string service;

@@ -1,6 +1,8 @@
 // Shield v4: the upstream vectors byte for byte, the rejection rules of spec §7, freshness,
 // the salt cache seen from outside, and round trips in both modes and suites.
 #include <openssl/evp.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -333,6 +335,29 @@ TEST(ShieldEncrypt, PaddingCoversTheWholeRangeAndNoncesDiffer) {
   EXPECT_EQ(*pads.begin(), 32u);
   EXPECT_EQ(*pads.rbegin(), 128u);
   EXPECT_EQ(nonces.size(), 3000u);
+}
+
+// Nonces come from a per-thread buffer of CSPRNG output; a forked child must not replay the
+// parent's buffer.
+TEST(ShieldEncrypt, ForkedChildDoesNotRepeatTheParentsNonces) {
+  Shield s = key_shield();
+  s.encrypt({});  // fill this thread's buffer before forking
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    Bytes m = s.encrypt({});
+    ssize_t w = ::write(fds[1], m.data() + 2, 12);
+    ::_exit(w == 12 ? 0 : 1);
+  }
+  Bytes mine = s.encrypt({});
+  uint8_t theirs[12] = {};
+  EXPECT_EQ(::read(fds[0], theirs, 12), 12);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_NE(Bytes(mine.begin() + 2, mine.begin() + 14), Bytes(theirs, theirs + 12));
 }
 
 TEST(ShieldEncrypt, SuiteDecidesEncryptionButDecryptReadsBoth) {

@@ -2,6 +2,7 @@
 // pipe, socket or std::istream without ever sitting in memory whole.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <iosfwd>
 #include <span>
@@ -37,10 +38,14 @@ class RandomAccessSource {
   virtual void read_at(uint64_t offset, std::span<uint8_t> out) const = 0;
 };
 
+// Bytes already in memory. The stream functions read it without copying.
 class MemorySource final : public Source {
  public:
   explicit MemorySource(ByteView data) : data_(data) {}
   size_t read(uint8_t* buf, size_t n) override;
+  // What read() has not returned yet, and a way to skip it without a copy.
+  ByteView remaining() const { return data_.subspan(pos_); }
+  void consume(size_t n) { pos_ += std::min(n, data_.size() - pos_); }
 
  private:
   ByteView data_;
