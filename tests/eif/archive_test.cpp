@@ -268,7 +268,8 @@ TEST(EifCpio, UnpackNeverWritesOutside) {
 }
 
 TEST(EifElf, ParsesTheCliAndBuildsARootfs) {
-  MemorySource junk(Bytes(100, 0));
+  Bytes zeros(100, 0);
+  MemorySource junk(zeros);
   EXPECT_THROW(parse_elf(junk), Error);
   FileSource cli(SN_CLI);
   ElfInfo info = parse_elf(cli);
