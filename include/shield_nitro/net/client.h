@@ -1,0 +1,96 @@
+// net::Client: one connection to a net::Server, shared by any number of threads.
+//
+//   net::Client client(net::Endpoint::parse("unix:/run/shield-nitro.sock"));
+//   cbor::Value out = client.call("describe");                 // throws Error on "ok": false
+//   net::Response r = client.request("encrypt", body);         // errors as a Response
+//   std::future<net::Response> f = client.request_async("encrypt", body);   // pipelined
+//
+// Every request gets the next id; a reader thread matches responses by id, so many calls can
+// be in flight on one connection and complete in any order. A call that gets no answer within
+// call_timeout fails with "timeout". When the server closes the connection, every pending and
+// later call fails with Error(kIo, "... connection closed ...").
+//
+// Large uploads stream (docs/protocol.md, "Streams"):
+//   auto up = client.stream("load-artifact", header);
+//   while (read chunk) up.send(cbor map with the chunk);
+//   net::Response r = up.finish();
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string_view>
+
+#include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/net/frame.h"
+#include "shield_nitro/net/message.h"
+
+namespace shield_nitro::net {
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
+  std::chrono::milliseconds call_timeout{std::chrono::seconds(60)};
+  size_t max_frame = kDefaultMaxFrame;
+};
+
+class Client;
+
+// An open upload stream (see above). Not thread-safe on its own: one thread feeds it.
+class ClientStream {
+ public:
+  ClientStream(ClientStream&&) noexcept;
+  ClientStream& operator=(ClientStream&&) noexcept;
+  ~ClientStream();  // an unfinished stream is finished with an empty last part; result ignored
+
+  // One continuation frame {"more": true, "body": part}. Throws Error(kIo) if the connection
+  // is gone (then finish() reports why).
+  void send(cbor::Value part);
+  // The last continuation frame {"more": false}, then the response (waits call_timeout).
+  Response finish(cbor::Value last_part = cbor::Value::map());
+
+ private:
+  friend class Client;
+  ClientStream(Client* client, uint64_t id, std::future<Response> result);
+  Client* client_;
+  uint64_t id_;
+  std::future<Response> result_;
+  bool finished_ = false;
+};
+
+class Client {
+ public:
+  // Connects (Error(kTimeout) / Error(kIo) when it cannot) and starts the reader thread.
+  explicit Client(const Endpoint& endpoint, ClientOptions options = {});
+  ~Client();  // close()
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends and waits; remote errors, timeouts and a closed connection come back as a Response
+  // with ok == false (never throws for them).
+  Response request(std::string_view op, cbor::Value body = cbor::Value::map());
+  // Like request(), but returns the body and throws Error(code, "<op>: <message>") on failure.
+  cbor::Value call(std::string_view op, cbor::Value body = cbor::Value::map());
+
+  std::future<Response> request_async(std::string_view op, cbor::Value body = cbor::Value::map());
+  // The callback runs on the reader thread (or the caller's, if sending fails): keep it short
+  // and never wait in it for another response of this client.
+  using Callback = std::function<void(Response)>;
+  void request_async(std::string_view op, cbor::Value body, Callback done);
+
+  // Opens a stream with its first body ("more": true); see ClientStream.
+  ClientStream stream(std::string_view op, cbor::Value first_body = cbor::Value::map());
+
+  // True until the connection fails or close() runs.
+  bool connected() const;
+  // Closes the connection; pending calls fail with kIo. Idempotent.
+  void close();
+
+  struct Impl;
+
+ private:
+  friend class ClientStream;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shield_nitro::net

@@ -1,0 +1,118 @@
+// net::Server: serves framed CBOR requests (docs/protocol.md) on one endpoint.
+//
+//   net::Server server(net::Endpoint::parse("vsock://ANY:5000"));
+//   server.handle("echo", [](const net::Request& req, net::RequestContext&) {
+//     return net::Response::success(req.body);
+//   });
+//   server.start();            // listens, then serves on background threads
+//   ...
+//   server.stop();             // graceful: stop accepting, finish in-flight, close
+//
+// Design: one event-loop thread (epoll, non-blocking sockets) reads and decodes frames for
+// every connection; a small pool of workers runs handlers. Requests on one connection run
+// concurrently and their responses go out as they complete, matched by id (pipelining).
+// A worker writes its response straight to the socket when nothing is queued before it, so
+// the common path costs no extra wake-up of the event loop.
+//
+// One bad peer never affects the others: malformed or wrongly typed messages get an error
+// response; an oversize frame gets a connection-level error (id 0) and that connection is
+// closed; a peer that stops reading is dropped when its queued output passes a limit; idle
+// connections and frames that trickle in too slowly (slowloris) are closed by timeouts.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/net/frame.h"
+#include "shield_nitro/net/message.h"
+
+namespace shield_nitro::net {
+
+struct ServerOptions {
+  size_t workers = 0;                          // handler threads; 0 = one per CPU (at least 2)
+  size_t max_frame = kDefaultMaxFrame;         // larger frames: error (id 0) and close
+  size_t max_connections = 4096;               // further accepts are closed at once
+  size_t max_in_flight_per_connection = 256;   // at this many, reading that connection pauses
+  size_t output_buffer_limit = size_t{96} << 20;  // queued response bytes before dropping a peer
+  size_t stream_buffer_limit = size_t{8} << 20;   // queued continuation bytes before pausing reads
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // nothing in flight or sent
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};  // to finish a started frame
+  std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)}; // stop(): wait for in-flight
+  ListenOptions listen;
+};
+
+// What a handler knows about the connection its request came on.
+class RequestContext {
+ public:
+  virtual ~RequestContext() = default;
+  // Unique per server for its lifetime; lets a service bind sessions to a connection.
+  virtual uint64_t connection_id() const = 0;
+  // True when the request opened a stream ("more": true).
+  virtual bool streaming() const = 0;
+  // The body of the next continuation frame of this stream, waiting for it to arrive, or
+  // nullopt after the last one. Throws Error(kIo) if the peer disconnects and
+  // Error(kTimeout) if nothing arrives within the server's idle timeout.
+  virtual std::optional<cbor::Value> next_part() = 0;
+  // Per-connection state owned by the service (e.g. a channel session). Dropped (so its
+  // destructor can zeroize keys) when the connection closes. Thread-safe.
+  virtual std::shared_ptr<void> connection_state() const = 0;
+  virtual void set_connection_state(std::shared_ptr<void> state) = 0;
+};
+
+// Runs on a worker thread. Throwing shield_nitro::Error becomes an error response with that
+// code; any other exception becomes "internal". Several may run at once, also for one
+// connection, so handlers must be thread-safe.
+using Handler = std::function<Response(const Request&, RequestContext&)>;
+
+struct ServerStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_open = 0;
+  uint64_t connections_dropped = 0;  // closed by a limit, a timeout or a protocol error
+  uint64_t requests = 0;             // requests dispatched to handlers
+  uint64_t error_responses = 0;      // responses with "ok": false (protocol or handler)
+};
+
+class Server {
+ public:
+  explicit Server(Endpoint endpoint, ServerOptions options = {});
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Registers the handler for one op. Call before start(); a name registered twice throws.
+  void handle(const std::string& op, Handler handler);
+  // Called (on the event-loop thread) after a connection closed, for any reason.
+  void on_disconnect(std::function<void(uint64_t connection_id)> callback);
+
+  // Listens (throws Error(kIo) if it cannot) and starts the threads.
+  void start();
+  // Graceful shutdown: stops accepting, answers new requests with an "io" error, waits up to
+  // drain_timeout for in-flight requests and their output, then closes everything. Idempotent.
+  // Not async-signal-safe: from a signal, use wait_for_termination_signal() instead.
+  void stop();
+
+  // The listening address after start() (with the real port for tcp://...:0).
+  const Endpoint& endpoint() const;
+  ServerStats stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Blocks SIGINT and SIGTERM in the calling thread and waits for one of them; returns its
+// number. Call it from main() before starting threads (they inherit the mask), e.g.
+//   server.start(); wait_for_termination_signal(); server.stop();
+int wait_for_termination_signal();
+// Blocks SIGINT/SIGTERM (and ignores SIGPIPE) in the calling thread; call first thing in main
+// when wait_for_termination_signal() is used after threads start.
+void block_termination_signals();
+
+}  // namespace shield_nitro::net

@@ -1,0 +1,293 @@
+#include "shield_nitro/net/client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "sockaddr.h"
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/log.h"
+
+namespace shield_nitro::net {
+namespace {
+constexpr int kPollMs = 50;  // how often the reader checks call deadlines
+constexpr int64_t kNoDeadline = INT64_MAX;
+}  // namespace
+
+struct Client::Impl {
+  struct Pending {
+    Callback done;
+    int64_t deadline_ns;
+  };
+
+  Endpoint endpoint;
+  ClientOptions opt;
+  UniqueFd fd;
+  std::thread reader;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> closing{false};
+
+  std::mutex write_mu;
+  std::mutex mu;  // guards pending, closed, close_reason
+  std::unordered_map<uint64_t, Pending> pending;
+  bool closed = false;
+  Response close_reason;
+
+  int64_t deadline_after(std::chrono::milliseconds d) const {
+    return monotonic_ns() + static_cast<int64_t>(d.count()) * 1000000;
+  }
+
+  // Registers the callback, then writes the frame. Any failure reaches the callback.
+  void send(Request req, Callback done, int64_t deadline_ns) {
+    Bytes frame;
+    append_request_frame(frame, req);
+    if (frame.size() - kFrameHeaderSize > opt.max_frame) {
+      Response r = failure_for(req.id, Errc::kUsage, "request of " + std::to_string(frame.size()) +
+                                                         " bytes exceeds the frame limit");
+      if (!done) throw Error(r.code, r.message);
+      return done(std::move(r));
+    }
+    {
+      std::unique_lock lock(mu);
+      if (closed) {
+        Response r = close_reason;
+        r.id = req.id;
+        lock.unlock();
+        if (!done) throw Error(r.code, r.message);
+        return done(std::move(r));
+      }
+      if (!req.continuation()) pending.emplace(req.id, Pending{std::move(done), deadline_ns});
+    }
+    write_frame(frame);
+  }
+
+  // Writes one whole frame; a failure closes the connection (which fails what is pending).
+  void write_frame(ByteView frame) {
+    std::lock_guard wlock(write_mu);
+    size_t off = 0;
+    while (off < frame.size()) {
+      ssize_t n = ::send(fd.get(), frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
+      if (n > 0) {
+        off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      fail_all(Errc::kIo, "connection to " + endpoint.to_string() + " closed while sending: " +
+                              detail::errno_text(n < 0 ? errno : EPIPE));
+      throw Error(Errc::kIo, "send to " + endpoint.to_string() + " failed: connection closed");
+    }
+  }
+
+  static Response failure_for(uint64_t id, Errc code, std::string message) {
+    Response r = Response::failure(code, std::move(message));
+    r.id = id;
+    return r;
+  }
+
+  void fail_all(Errc code, const std::string& message) {
+    std::unordered_map<uint64_t, Pending> failed;
+    {
+      std::lock_guard lock(mu);
+      if (!closed) {
+        closed = true;
+        close_reason = Response::failure(code, message);
+      }
+      failed.swap(pending);
+    }
+    for (auto& [id, p] : failed) p.done(failure_for(id, code, message));
+  }
+
+  void deliver(Response r) {
+    if (r.id == 0) {  // connection-level error: the server closes next
+      fail_all(r.code, "server: " + r.message);
+      return;
+    }
+    Callback done;
+    {
+      std::lock_guard lock(mu);
+      auto it = pending.find(r.id);
+      if (it == pending.end()) return;  // timed out earlier
+      done = std::move(it->second.done);
+      pending.erase(it);
+    }
+    done(std::move(r));
+  }
+
+  void expire(int64_t now) {
+    std::vector<std::pair<uint64_t, Callback>> expired;
+    {
+      std::lock_guard lock(mu);
+      for (auto it = pending.begin(); it != pending.end();) {
+        if (it->second.deadline_ns <= now) {
+          expired.emplace_back(it->first, std::move(it->second.done));
+          it = pending.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& [id, done] : expired)
+      done(failure_for(id, Errc::kTimeout, "no response from " + endpoint.to_string() + " within " +
+                                               std::to_string(opt.call_timeout.count()) + " ms"));
+  }
+
+  void read_loop() {
+    FrameDecoder decoder(opt.max_frame);
+    std::vector<uint8_t> buf(64 * 1024);
+    std::string why = "connection closed by the server (" + endpoint.to_string() + ")";
+    for (;;) {
+      pollfd p{fd.get(), POLLIN, 0};
+      int rc = ::poll(&p, 1, kPollMs);
+      expire(monotonic_ns());
+      if (rc == 0 || (rc < 0 && errno == EINTR)) continue;
+      ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        if (n < 0) why = "connection to " + endpoint.to_string() + " failed: " + detail::errno_text(errno);
+        break;
+      }
+      decoder.feed({buf.data(), static_cast<size_t>(n)});
+      try {
+        while (auto frame = decoder.next()) deliver(decode_response(*frame, opt.max_frame));
+      } catch (const Error& e) {
+        why = std::string("bad response from ") + endpoint.to_string() + ": " + e.what();
+        ::shutdown(fd.get(), SHUT_RDWR);
+        break;
+      }
+    }
+    if (closing) why = "connection closed by the client";
+    fail_all(Errc::kIo, why);
+  }
+};
+
+Client::Client(const Endpoint& endpoint, ClientOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->endpoint = endpoint;
+  impl_->opt = options;
+  impl_->fd = net::connect(endpoint, options.connect_timeout);
+  impl_->reader = std::thread([impl = impl_.get()] { impl->read_loop(); });
+}
+
+Client::~Client() { close(); }
+
+void Client::close() {
+  if (!impl_ || impl_->closing.exchange(true)) return;
+  ::shutdown(impl_->fd.get(), SHUT_RDWR);
+  if (impl_->reader.joinable()) impl_->reader.join();
+  impl_->fd.reset();
+}
+
+bool Client::connected() const {
+  std::lock_guard lock(impl_->mu);
+  return !impl_->closed;
+}
+
+void Client::request_async(std::string_view op, cbor::Value body, Callback done) {
+  Request req;
+  req.id = impl_->next_id++;
+  req.op = std::string(op);
+  req.body = std::move(body);
+  try {
+    impl_->send(std::move(req), std::move(done), impl_->deadline_after(impl_->opt.call_timeout));
+  } catch (const Error&) {
+    // write_frame already failed every pending call, including this one.
+  }
+}
+
+std::future<Response> Client::request_async(std::string_view op, cbor::Value body) {
+  auto promise = std::make_shared<std::promise<Response>>();
+  std::future<Response> f = promise->get_future();
+  request_async(op, std::move(body), [promise](Response r) { promise->set_value(std::move(r)); });
+  return f;
+}
+
+Response Client::request(std::string_view op, cbor::Value body) { return request_async(op, std::move(body)).get(); }
+
+cbor::Value Client::call(std::string_view op, cbor::Value body) {
+  Response r = request(op, std::move(body));
+  if (!r.ok) throw Error(r.code, std::string(op) + ": " + r.message);
+  return std::move(r.body);
+}
+
+ClientStream Client::stream(std::string_view op, cbor::Value first_body) {
+  auto promise = std::make_shared<std::promise<Response>>();
+  std::future<Response> f = promise->get_future();
+  Request req;
+  req.id = impl_->next_id++;
+  req.op = std::string(op);
+  req.body = std::move(first_body);
+  req.more = true;
+  uint64_t id = req.id;
+  try {
+    impl_->send(std::move(req), [promise](Response r) { promise->set_value(std::move(r)); }, kNoDeadline);
+  } catch (const Error&) {
+  }
+  return ClientStream(this, id, std::move(f));
+}
+
+// ---------------- ClientStream ----------------
+
+ClientStream::ClientStream(Client* client, uint64_t id, std::future<Response> result)
+    : client_(client), id_(id), result_(std::move(result)) {}
+
+ClientStream::ClientStream(ClientStream&& o) noexcept
+    : client_(o.client_), id_(o.id_), result_(std::move(o.result_)), finished_(std::exchange(o.finished_, true)) {}
+
+ClientStream& ClientStream::operator=(ClientStream&& o) noexcept {
+  if (this != &o) {
+    client_ = o.client_;
+    id_ = o.id_;
+    result_ = std::move(o.result_);
+    finished_ = std::exchange(o.finished_, true);
+  }
+  return *this;
+}
+
+ClientStream::~ClientStream() {
+  if (finished_) return;
+  try {
+    Request last;
+    last.id = id_;
+    client_->impl_->send(std::move(last), nullptr, 0);
+  } catch (...) {
+  }
+}
+
+void ClientStream::send(cbor::Value part) {
+  if (finished_) throw Error(Errc::kUsage, "stream: send() after finish()");
+  Request r;
+  r.id = id_;
+  r.body = std::move(part);
+  r.more = true;
+  if (result_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    throw Error(Errc::kIo, "stream: the server already answered; finish() returns its response");
+  client_->impl_->send(std::move(r), nullptr, 0);
+}
+
+Response ClientStream::finish(cbor::Value last_part) {
+  if (finished_) throw Error(Errc::kUsage, "stream: finish() called twice");
+  finished_ = true;
+  Client::Impl& c = *client_->impl_;
+  {
+    std::lock_guard lock(c.mu);
+    auto it = c.pending.find(id_);
+    if (it != c.pending.end()) it->second.deadline_ns = c.deadline_after(c.opt.call_timeout);
+  }
+  // Sent even when the server already answered, so it can forget the stream.
+  Request r;
+  r.id = id_;
+  r.body = std::move(last_part);
+  try {
+    c.send(std::move(r), nullptr, 0);
+  } catch (const Error&) {
+    // The connection failed; the pending entry reports why.
+  }
+  return result_.get();
+}
+
+}  // namespace shield_nitro::net
