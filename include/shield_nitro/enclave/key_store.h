@@ -1,0 +1,44 @@
+// Data keys released by KMS, held only in enclave memory under short handles ("key-1").
+//
+// A key never leaves this store: callers get a Shield bound to it (to encrypt/decrypt) or
+// metadata. unload() drops the key; SecureBytes and Shield wipe it.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/shield/shield.h"
+
+namespace shield_nitro::enclave {
+
+struct KeyInfo {
+  std::string handle;
+  std::string key_id;  // the KMS key that released it
+};
+
+class KeyStore {
+ public:
+  // Stores a 32-byte data key; throws Error(kFormat) for another size.
+  std::string add(SecureBytes data_key, std::string key_id);
+  // The key as a Shield master key; throws Error(kNotFound) naming the handle.
+  shield::ShieldKey key(const std::string& handle) const;
+  // Shield (key mode) for messages at rest: freshness disabled.
+  shield::Shield shield_for(const std::string& handle) const;
+  bool remove(const std::string& handle);
+  std::vector<KeyInfo> list() const;
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::string key_id;
+    shield::ShieldKey key;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> keys_;
+  uint64_t next_ = 1;
+};
+
+}  // namespace shield_nitro::enclave
