@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "fanout.h"
 #include "output_file.h"
@@ -47,6 +48,24 @@ class ChunkWriter {
       if (cur_->len == cur_->buf.size()) flush();
     }
   }
+  // Reads a file body straight into pool chunks (no intermediate buffer).
+  void write_ref(const DataRef& ref, uint64_t size) {
+    if (ref.path.empty() && !ref.source) return write(ref.inline_data);
+    std::shared_ptr<const ByteSource> src = ref.source;
+    if (!src) src = std::make_shared<FileSource>(ref.path);
+    if (!src->in_bounds(ref.offset, size)) throw Error(Errc::kIo, src->name() + " changed size while the image was built");
+    uint64_t off = ref.offset;
+    while (size > 0) {
+      if (!cur_) cur_ = &fan_.acquire();
+      size_t n = static_cast<size_t>(std::min<uint64_t>(size, cur_->buf.size() - cur_->len));
+      src->read_at(off, cur_->buf.data() + cur_->len, n);
+      cur_->len += n;
+      off += n;
+      size -= n;
+      written_ += n;
+      if (cur_->len == cur_->buf.size()) flush();
+    }
+  }
   void mark_pcr1() {
     flush();
     Chunk& c = fan_.acquire();
@@ -78,12 +97,12 @@ struct Hashes {
 };
 
 void write_section(ChunkWriter& w, SectionType type, uint64_t size, unsigned flags,
-                   const std::function<void(const std::function<void(ByteView)>&)>& body) {
+                   const std::function<void(ChunkWriter&)>& body) {
   w.begin_section(0);
   w.write(serialize_section_header(type, size));
   w.begin_section(flags);
   uint64_t before = w.written();
-  body([&](ByteView b) { w.write(b); });
+  body(w);
   if (w.written() - before != size)
     throw Error(Errc::kIo, std::string(section_type_name(type)) + " input changed size while the image was built");
 }
@@ -121,14 +140,14 @@ BuildResult build_eif(const BuildInput& in, const std::string& out_path) {
                     kPoolSize, kChunkSize);
     ChunkWriter w(fan, out, progress);
     write_section(w, SectionType::kKernel, plan[0].size, kMeasured,
-                  [&](const auto& sink) { stream_data(DataRef{{}, nullptr, in.kernel_path, 0}, plan[0].size, sink); });
-    write_section(w, SectionType::kCmdline, in.cmdline.size(), kMeasured, [&](const auto& sink) { sink(in.cmdline); });
-    write_section(w, SectionType::kMetadata, in.metadata.size(), 0, [&](const auto& sink) { sink(in.metadata); });
+                  [&](ChunkWriter& cw) { cw.write_ref(DataRef{{}, nullptr, in.kernel_path, 0}, plan[0].size); });
+    write_section(w, SectionType::kCmdline, in.cmdline.size(), kMeasured, [&](ChunkWriter& cw) { cw.write(in.cmdline); });
+    write_section(w, SectionType::kMetadata, in.metadata.size(), 0, [&](ChunkWriter& cw) { cw.write(in.metadata); });
     for (size_t i = 0; i < in.ramdisks.size(); ++i) {
       const RamdiskInput& r = in.ramdisks[i];
-      write_section(w, SectionType::kRamdisk, plan[3 + i].size, kMeasured | (i > 0 ? kInPcr2 : 0), [&](const auto& sink) {
-        if (r.path.empty()) write_cpio(r.entries, sink);
-        else stream_data(DataRef{{}, nullptr, r.path, 0}, plan[3 + i].size, sink);
+      write_section(w, SectionType::kRamdisk, plan[3 + i].size, kMeasured | (i > 0 ? kInPcr2 : 0), [&](ChunkWriter& cw) {
+        if (!r.path.empty()) return cw.write_ref(DataRef{{}, nullptr, r.path, 0}, plan[3 + i].size);
+        write_cpio(r.entries, [&](ByteView b) { cw.write(b); }, [&](const DataRef& d, uint64_t n) { cw.write_ref(d, n); });
       });
       if (i == 0) w.mark_pcr1();
     }

@@ -65,6 +65,10 @@ uint64_t cpio_size(const std::vector<CpioEntry>& entries) {
 }
 
 void write_cpio(const std::vector<CpioEntry>& entries, const std::function<void(ByteView)>& sink) {
+  write_cpio(entries, sink, [&](const DataRef& d, uint64_t size) { stream_data(d, size, sink); });
+}
+
+void write_cpio(const std::vector<CpioEntry>& entries, const std::function<void(ByteView)>& sink, const DataSink& data_sink) {
   static const uint8_t zeros[512] = {};
   uint32_t ino = 721;  // gocpio's first inode number
   uint64_t total = 0;
@@ -75,7 +79,8 @@ void write_cpio(const std::vector<CpioEntry>& entries, const std::function<void(
   for (const auto& e : entries) {
     bool dir = (e.mode & kModeTypeMask) == kModeDir;
     put(newc_header(ino++, e, dir ? 2 : 1));
-    stream_data(e.data, e.size, put);
+    data_sink(e.data, e.size);
+    total += e.size;
     put(ByteView(zeros, pad4(e.size)));
   }
   CpioEntry t = trailer_entry();

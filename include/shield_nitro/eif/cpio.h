@@ -32,6 +32,10 @@ inline constexpr uint32_t kModeDir = 0040000, kModeReg = 0100000, kModeLink = 01
 uint64_t cpio_size(const std::vector<CpioEntry>& entries);
 // Writes the archive to sink in pieces (header and name bytes, then each file's data).
 void write_cpio(const std::vector<CpioEntry>& entries, const std::function<void(ByteView)>& sink);
+// The same, handing each file body to data_sink instead, so a caller can read it straight
+// into its own buffers (the EIF builder does, saving a copy).
+using DataSink = std::function<void(const DataRef& data, uint64_t size)>;
+void write_cpio(const std::vector<CpioEntry>& entries, const std::function<void(ByteView)>& sink, const DataSink& data_sink);
 
 struct CpioRecord {
   std::string name;
