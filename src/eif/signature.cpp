@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::eif {
@@ -58,17 +59,6 @@ Bytes protected_header(int64_t alg) {
   w.uint(1);
   w.integer(alg);
   return p;
-}
-
-Bytes sig_structure(ByteView protected_bytes, ByteView payload) {
-  Bytes s;
-  cbor::Writer w(s);
-  w.begin_array(4);
-  w.text("Signature1");
-  w.bytes(protected_bytes);
-  w.bytes({});
-  w.bytes(payload);
-  return s;
 }
 
 Bytes der_to_raw(ByteView der, size_t coord) {
@@ -195,7 +185,7 @@ SignatureEntry sign_pcr0(const Digest48& pcr0, ByteView cert_pem, ByteView key_p
   CoseAlg alg = alg_for_key(key.get());
   Bytes prot = protected_header(alg.id);
   Bytes payload = encode_pcr_info(0, pcr0);
-  Bytes tbs = sig_structure(prot, payload);
+  Bytes tbs = cose::sig_structure(prot, payload);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t len = 0;
   Bytes der;
@@ -226,7 +216,7 @@ bool verify_pcr0_signature(const SignatureEntry& entry, const Digest48& pcr0) {
   CoseAlg alg = alg_for_key(pub);
   if (protected_alg(c.protected_bytes) != alg.id || c.signature.size() != 2 * alg.coord) return false;
   Bytes der = raw_to_der(c.signature);
-  Bytes tbs = sig_structure(c.protected_bytes, c.payload);
+  Bytes tbs = cose::sig_structure(c.protected_bytes, c.payload);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   bool ok = ctx && EVP_DigestVerifyInit(ctx, nullptr, alg.md, nullptr, pub) == 1 &&
             EVP_DigestVerify(ctx, der.data(), der.size(), tbs.data(), tbs.size()) == 1;
