@@ -152,3 +152,25 @@ TEST(EifMetadata, SerializationAndBuildTimes) {
   EXPECT_EQ(info->first, "Linux");
   EXPECT_EQ(info->second, "4.14.256");
 }
+
+TEST(EifDescribe, CustomMetadataIsFlattenedInSortedOrder) {
+  TempDir t;
+  BuildInput in = input_for({}, Arch::kX86_64);
+  BuildMetadata m;
+  m.image_name = "n";
+  m.image_version = "v";
+  m.build_time = format_build_time(1700000000);
+  m.custom_metadata = nlohmann::json::parse(R"({"zeta":true,"alpha":{"k":[1,2]}})");
+  std::string meta = serialize_metadata(m);
+  in.metadata = Bytes(meta.begin(), meta.end());
+  build_eif(in, t / "m.eif");
+  auto d = describe_json(EifReader::open(t / "m.eif"), HashLabel::kLegacy);
+  EXPECT_EQ(d["Measurements"]["HashAlgorithm"], "Sha384 { ... }");
+  EXPECT_EQ(d["ImageVersion"], "v");
+  std::vector<std::string> keys;
+  for (auto it = d["Metadata"].begin(); it != d["Metadata"].end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"BuildTime", "BuildTool", "BuildToolVersion", "OperatingSystem",
+                                            "KernelVersion", "DockerInfo", "alpha", "zeta"}));
+  EXPECT_EQ(d["Metadata"]["BuildTime"], "2023-11-14T22:13:20+00:00");
+  EXPECT_FALSE(d.contains("SignatureCheck"));
+}
