@@ -2,6 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstring>
+
+#include "fanout.h"
+
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/reader.h"
 #include "shield_nitro/eif/signature.h"
@@ -139,26 +144,51 @@ void EifReader::stream_section(const SectionInfo& s, const std::function<void(By
 }
 
 ScanResult EifReader::scan() const {
+  // Same split as the builder: one thread extends PCR0 (snapshotting PCR1), another PCR2 and
+  // the CRC, while this one reads.
+  enum : unsigned { kMeasured = 1, kInPcr2 = 2, kPcr1Mark = 4 };
   Bytes head = source_->read_bytes(0, kCrcOffset);
   uLong crc = crc32(0L, head.data(), static_cast<uInt>(head.size()));
-  Sha384 pcr0, pcr2;
-  std::optional<Sha384> pcr1;
-  size_t ramdisk_index = 0;
-  for (const auto& s : sections_) {
-    Bytes sh = serialize_section_header(s.type, s.size);
-    crc = crc32(crc, sh.data(), static_cast<uInt>(sh.size()));
-    bool measured = s.type == SectionType::kKernel || s.type == SectionType::kCmdline || s.type == SectionType::kRamdisk;
-    bool in_pcr2 = s.type == SectionType::kRamdisk && ramdisk_index > 0;
-    stream_section(s, [&](ByteView chunk) {
-      crc = crc32(crc, chunk.data(), static_cast<uInt>(chunk.size()));
-      if (measured) pcr0.update(chunk);
-      if (in_pcr2) pcr2.update(chunk);
-    });
-    if (s.type == SectionType::kRamdisk && ramdisk_index++ == 0) pcr1 = pcr0;
+  Sha384 pcr0, pcr1, pcr2;
+  {
+    ChunkFanOut fan({[&](const Chunk& c) {
+                       if (c.flags & kMeasured) pcr0.update(c.view());
+                       if (c.flags & kPcr1Mark) pcr1 = pcr0;
+                     },
+                     [&](const Chunk& c) {
+                       if (c.flags & kInPcr2) pcr2.update(c.view());
+                       crc = crc32(crc, c.buf.data(), static_cast<uInt>(c.len));
+                     }},
+                    4, 1 << 20);
+    auto send = [&](ByteView b, unsigned flags) {
+      Chunk& c = fan.acquire();
+      std::memcpy(c.buf.data(), b.data(), b.size());
+      c.len = b.size();
+      c.flags = flags;
+      fan.publish(c);
+    };
+    size_t ramdisk_index = 0;
+    for (const auto& s : sections_) {
+      bool measured = s.type == SectionType::kKernel || s.type == SectionType::kCmdline || s.type == SectionType::kRamdisk;
+      bool in_pcr2 = s.type == SectionType::kRamdisk && ramdisk_index > 0;
+      send(serialize_section_header(s.type, s.size), 0);
+      uint64_t off = s.data_offset, left = s.size;
+      while (left > 0) {
+        Chunk& c = fan.acquire();
+        c.len = static_cast<size_t>(std::min<uint64_t>(left, c.buf.size()));
+        source_->read_at(off, c.buf.data(), c.len);
+        c.flags = (measured ? kMeasured : 0) | (in_pcr2 ? kInPcr2 : 0);
+        fan.publish(c);
+        off += c.len;
+        left -= c.len;
+      }
+      if (s.type == SectionType::kRamdisk && ramdisk_index++ == 0) send({}, kPcr1Mark);
+    }
+    fan.finish();
   }
   ScanResult out;
   out.measurements.pcr0 = pcr_extend_from_zero(pcr0.final());
-  out.measurements.pcr1 = pcr_extend_from_zero(pcr1->final());
+  out.measurements.pcr1 = pcr_extend_from_zero(pcr1.final());
   out.measurements.pcr2 = pcr_extend_from_zero(pcr2.final());
   if (auto sig = signature()) {
     auto entries = decode_signature_section(*sig);
