@@ -25,33 +25,6 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-// One [profile] section of an INI file as key -> value; nullopt when absent.
-std::optional<std::map<std::string, std::string>> read_profile(const std::string& path, const std::string& profile) {
-  if (!file_exists(path)) return std::nullopt;
-  std::istringstream in(read_text_file(path));
-  std::string line, section;
-  std::map<std::string, std::string> values;
-  bool found = false;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
-    if (t.front() == '[') {
-      if (t.back() != ']') throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": malformed section header");
-      section = trim(t.substr(1, t.size() - 2));
-      if (section.rfind("profile ", 0) == 0) section = trim(section.substr(8));
-      found = found || section == profile;
-      continue;
-    }
-    auto eq = t.find('=');
-    if (eq == std::string::npos) throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": expected key = value");
-    if (section == profile) values[trim(t.substr(0, eq))] = trim(t.substr(eq + 1));
-  }
-  if (!found) return std::nullopt;
-  return values;
-}
-
 std::string imds_endpoint(std::string endpoint) {
   if (endpoint.empty()) endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
   if (endpoint.empty()) endpoint = "http://169.254.169.254";
@@ -102,6 +75,38 @@ std::string default_credentials_file() {
   if (!path.empty()) return path;
   std::string home = env("HOME");
   return home.empty() ? "" : home + "/.aws/credentials";
+}
+
+IniProfiles read_ini_profiles(const std::string& path) {
+  IniProfiles profiles;
+  std::istringstream in(read_text_file(path));
+  std::string line, section;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t.front() == '[') {
+      if (t.back() != ']') throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": malformed section header");
+      section = trim(t.substr(1, t.size() - 2));
+      if (section.rfind("profile ", 0) == 0) section = trim(section.substr(8));
+      profiles[section];
+      continue;
+    }
+    auto eq = t.find('=');
+    if (eq == std::string::npos || section.empty())
+      throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": expected key = value inside a [profile]");
+    profiles[section][trim(t.substr(0, eq))] = trim(t.substr(eq + 1));
+  }
+  return profiles;
+}
+
+static std::optional<std::map<std::string, std::string>> read_profile(const std::string& path, const std::string& profile) {
+  if (!file_exists(path)) return std::nullopt;
+  auto all = read_ini_profiles(path);
+  auto it = all.find(profile);
+  if (it == all.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<std::string> profile_value(const std::string& path, const std::string& profile, const std::string& key) {

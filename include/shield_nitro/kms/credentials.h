@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,9 @@ std::string default_credentials_file();
 // One profile of an INI credentials file (aws_access_key_id, aws_secret_access_key,
 // aws_session_token). nullopt when the file or profile is missing; kFormat when malformed.
 std::optional<Credentials> credentials_from_file(const std::string& path, const std::string& profile);
+// Every [profile] of an INI file as profile -> key -> value ("[profile x]" names x).
+using IniProfiles = std::map<std::string, std::map<std::string, std::string>>;
+IniProfiles read_ini_profiles(const std::string& path);
 // Reads any key of a profile (kms-local reads principal_arn this way).
 std::optional<std::string> profile_value(const std::string& path, const std::string& profile, const std::string& key);
 

@@ -1,0 +1,32 @@
+// The real implementations of the two attestation seams in recipient.h:
+//   NsmAttestationSource   documents from an NSM (/dev/nsm or the simulator, "sim:DIR"),
+//                          a fresh one per request with the enclave key pair's SPKI as public_key;
+//   make_recipient_verifier  attest::Verifier over one or more trusted roots (PEM files, or
+//                          "aws" for the pinned AWS Nitro root), checked at the current time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shield_nitro/kms/recipient.h"
+#include "shield_nitro/nsm/client.h"
+
+namespace shield_nitro::kms {
+
+class NsmAttestationSource final : public AttestationSource {
+ public:
+  explicit NsmAttestationSource(std::unique_ptr<nsm::NsmTransport> transport);
+  // spec as nsm::open_nsm: "/dev/nsm" or "sim:DIR".
+  static std::unique_ptr<NsmAttestationSource> open(const std::string& spec);
+  Bytes attestation_document(ByteView public_key_der) override;
+
+ private:
+  nsm::NsmClient client_;
+};
+
+// A document verifies when it chains to any one of the roots. Throws Error(kUsage/kFormat)
+// for an unreadable root.
+RecipientVerifier make_recipient_verifier(const std::vector<std::string>& trust_roots);
+
+}  // namespace shield_nitro::kms

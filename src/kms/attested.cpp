@@ -1,0 +1,48 @@
+#include "shield_nitro/kms/attested.h"
+
+#include "shield_nitro/attest/verifier.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+
+namespace shield_nitro::kms {
+
+NsmAttestationSource::NsmAttestationSource(std::unique_ptr<nsm::NsmTransport> transport)
+    : client_(std::move(transport)) {}
+
+std::unique_ptr<NsmAttestationSource> NsmAttestationSource::open(const std::string& spec) {
+  return std::make_unique<NsmAttestationSource>(nsm::open_nsm(spec));
+}
+
+Bytes NsmAttestationSource::attestation_document(ByteView public_key_der) {
+  nsm::AttestationRequest req;
+  req.public_key = to_bytes(public_key_der);
+  return client_.attestation(req);
+}
+
+RecipientVerifier make_recipient_verifier(const std::vector<std::string>& trust_roots) {
+  if (trust_roots.empty()) throw Error(Errc::kUsage, "no trust roots given");
+  auto verifiers = std::make_shared<std::vector<std::unique_ptr<attest::Verifier>>>();
+  for (const auto& root : trust_roots) {
+    attest::TrustAnchor anchor =
+        root == "aws" ? attest::TrustAnchor::aws() : attest::TrustAnchor::from_pem(read_text_file(root));
+    verifiers->push_back(std::make_unique<attest::Verifier>(std::move(anchor)));
+  }
+  return [verifiers](ByteView doc) {
+    std::string reasons;
+    for (const auto& v : *verifiers) {
+      attest::VerifyResult r = v->check(doc, attest::Policy{}, std::nullopt);
+      if (r.ok()) {
+        VerifiedRecipient out;
+        for (const auto& [i, value] : r.claims->pcrs) out.pcrs[static_cast<int>(i)] = value;
+        if (r.claims->public_key.has_value()) out.public_key = r.claims->public_key.value;
+        out.module_id = r.claims->module_id;
+        return out;
+      }
+      if (!reasons.empty()) reasons += "; ";
+      reasons += r.error->what();
+    }
+    throw Error(Errc::kVerify, "attestation document does not verify against any trusted root: " + reasons);
+  };
+}
+
+}  // namespace shield_nitro::kms

@@ -1,0 +1,162 @@
+#include "local_store.h"
+
+#include <dirent.h>
+
+#include <mutex>
+#include <openssl/crypto.h>
+
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/core/random.h"
+#include "shield_nitro/kms/kms_error.h"
+
+namespace shield_nitro::kms {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::vector<std::string> list_json_files(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) out.push_back(dir + "/" + name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+LocalKey key_from_json(const json& j) {
+  LocalKey k;
+  k.key_id = j.at("KeyId");
+  k.arn = j.at("Arn");
+  k.creation_date = j.at("CreationDate");
+  k.description = j.value("Description", "");
+  k.policy = j.at("Policy");
+  k.material = SecureBytes(base64_decode(j.at("Material").get<std::string>()));
+  if (k.material.size() != 32) throw Error(Errc::kFormat, "key material is not 32 bytes");
+  return k;
+}
+
+bool is_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string random_uuid() {
+  Bytes b = os_random().bytes(16);
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
+  std::string h = hex_encode(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+
+LocalStore::LocalStore(std::string dir, std::string arn_prefix) : dir_(std::move(dir)), arn_prefix_(std::move(arn_prefix)) {
+  make_dirs(dir_ + "/keys", 0700);
+  make_dirs(dir_ + "/aliases", 0700);
+  load();
+}
+
+void LocalStore::load() {
+  for (const auto& path : list_json_files(dir_ + "/keys")) {
+    try {
+      LocalKey k = key_from_json(json::parse(read_text_file(path)));
+      keys_.emplace(k.key_id, std::move(k));
+    } catch (const std::exception& e) {
+      log_warn("kms-local: skipping unreadable key file " + path + ": " + e.what());
+    }
+  }
+  for (const auto& path : list_json_files(dir_ + "/aliases")) {
+    try {
+      json j = json::parse(read_text_file(path));
+      LocalAlias a{j.at("AliasName"), j.at("TargetKeyId"), j.at("CreationDate")};
+      aliases_.emplace(a.name, a);
+    } catch (const std::exception& e) {
+      log_warn("kms-local: skipping unreadable alias file " + path + ": " + e.what());
+    }
+  }
+}
+
+void LocalStore::write_key(const LocalKey& k) {
+  json j = {{"KeyId", k.key_id}, {"Arn", k.arn}, {"CreationDate", k.creation_date}, {"Description", k.description},
+            {"Policy", k.policy}, {"Material", base64_encode(k.material.view())}};
+  std::string text = j.dump(2);
+  write_file_atomic(dir_ + "/keys/" + k.key_id + ".json", as_bytes(text), 0600);
+  OPENSSL_cleanse(text.data(), text.size());
+}
+
+const LocalKey& LocalStore::create_key(const std::string& description, const std::string& policy, double now) {
+  LocalKey k;
+  k.key_id = random_uuid();
+  k.arn = arn_prefix_ + "key/" + k.key_id;
+  k.creation_date = now;
+  k.description = description;
+  k.policy = policy;
+  k.material = SecureBytes(32);
+  os_random().fill(k.material.span());
+  write_key(k);
+  std::unique_lock lock(mu_);
+  return keys_.emplace(k.key_id, std::move(k)).first->second;
+}
+
+void LocalStore::put_policy(const std::string& key_id, const std::string& policy) {
+  std::unique_lock lock(mu_);
+  auto it = keys_.find(key_id);
+  if (it == keys_.end()) throw_not_found("Key '" + arn_prefix_ + "key/" + key_id + "' does not exist");
+  LocalKey updated{it->second.key_id, it->second.arn, it->second.creation_date, it->second.description, policy,
+                   it->second.material.clone()};
+  write_key(updated);
+  it->second = std::move(updated);
+}
+
+void LocalStore::create_alias(const std::string& name, const std::string& key_id, double now) {
+  std::unique_lock lock(mu_);
+  if (aliases_.count(name)) throw KmsError(400, "AlreadyExistsException", "An alias with the name " + arn_prefix_ + name + " already exists");
+  if (!keys_.count(key_id)) throw_not_found("Key '" + arn_prefix_ + "key/" + key_id + "' does not exist");
+  json j = {{"AliasName", name}, {"TargetKeyId", key_id}, {"CreationDate", now}};
+  write_file_atomic(dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json", as_bytes(j.dump(2)), 0600);
+  aliases_[name] = LocalAlias{name, key_id, now};
+}
+
+LocalKey LocalStore::resolve(const std::string& ref) const {
+  std::shared_lock lock(mu_);
+  std::string id = ref;
+  if (id.rfind(arn_prefix_, 0) == 0) id = id.substr(arn_prefix_.size());
+  if (id.rfind("key/", 0) == 0) id = id.substr(4);
+  if (id.rfind("alias/", 0) == 0) {
+    auto a = aliases_.find(id);
+    if (a == aliases_.end()) throw_not_found("Alias " + arn_prefix_ + id + " is not found.");
+    id = a->second.target_key_id;
+  } else if (!is_uuid(id)) {
+    throw KmsError(400, "NotFoundException", "Invalid keyId '" + ref.substr(0, 256) + "'");
+  }
+  auto it = keys_.find(id);
+  if (it == keys_.end()) throw_not_found("Key '" + arn_prefix_ + "key/" + id + "' does not exist");
+  const LocalKey& k = it->second;
+  return LocalKey{k.key_id, k.arn, k.creation_date, k.description, k.policy, k.material.clone()};
+}
+
+std::vector<LocalKey> LocalStore::keys() const {
+  std::shared_lock lock(mu_);
+  std::vector<LocalKey> out;
+  for (const auto& [id, k] : keys_) out.push_back(LocalKey{k.key_id, k.arn, k.creation_date, k.description, "", {}});
+  return out;
+}
+
+std::vector<LocalAlias> LocalStore::aliases() const {
+  std::shared_lock lock(mu_);
+  std::vector<LocalAlias> out;
+  for (const auto& [n, a] : aliases_) out.push_back(a);
+  return out;
+}
+
+}  // namespace shield_nitro::kms

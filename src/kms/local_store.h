@@ -1,0 +1,59 @@
+// kms-local's durable key and alias store (internal).
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/secure_bytes.h"
+
+namespace shield_nitro::kms {
+
+struct LocalKey {
+  std::string key_id;  // UUID
+  std::string arn;
+  double creation_date = 0;
+  std::string description;
+  std::string policy;  // JSON text, exactly as put
+  SecureBytes material;  // 32 bytes, AES-256-GCM
+};
+
+struct LocalAlias {
+  std::string name;  // alias/...
+  std::string target_key_id;
+  double creation_date = 0;
+};
+
+class LocalStore {
+ public:
+  LocalStore(std::string dir, std::string arn_prefix);  // arn_prefix: arn:aws:kms:REGION:ACCOUNT:
+
+  // Each mutation is durable (atomic write + fsync of file and folder) before it returns.
+  const LocalKey& create_key(const std::string& description, const std::string& policy, double now);
+  void put_policy(const std::string& key_id, const std::string& policy);
+  void create_alias(const std::string& name, const std::string& key_id, double now);
+
+  // Resolves a key id, key ARN, alias name or alias ARN; throws NotFoundException.
+  LocalKey resolve(const std::string& key_ref) const;
+  std::vector<LocalKey> keys() const;
+  std::vector<LocalAlias> aliases() const;
+  const std::string& arn_prefix() const { return arn_prefix_; }
+
+ private:
+  void load();
+  void write_key(const LocalKey& key);
+  std::string dir_;
+  std::string arn_prefix_;
+  mutable std::shared_mutex mu_;
+  std::map<std::string, LocalKey> keys_;
+  std::map<std::string, LocalAlias> aliases_;
+};
+
+// A random RFC 4122 version-4 UUID.
+std::string random_uuid();
+
+}  // namespace shield_nitro::kms
