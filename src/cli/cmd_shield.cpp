@@ -69,8 +69,8 @@ Shield make_shield(const KeyArgs& k, ShieldOptions options) {
   if (!k.key_file.empty() && password)
     throw Error(Errc::kUsage, "use either --key-file or --password-env/--service, not both");
   if (!k.key_file.empty()) return Shield::with_key(load_key_file(k.key_file), options);
-  if (k.service.empty())
-    throw Error(Errc::kUsage, "no key: pass --key-file FILE, or --password-env VAR --service NAME");
+  if (!password) throw Error(Errc::kUsage, "no key: pass --key-file FILE, or --password-env VAR --service NAME");
+  if (k.service.empty()) throw Error(Errc::kUsage, "password mode needs --service NAME (the key depends on it)");
   SecureBytes pw = read_password(k.password_env);
   return Shield::with_password(pw.view(), k.service, options);
 }
@@ -172,8 +172,9 @@ void setup(CLI::App& app) {
                                "(for large artifacts: constant memory, parallel, random access)");
   add_key_options(e, enc->key);
   e->add_option("--suite", enc->suite, "AEAD suite: aes-256-gcm (default) or chacha20-poly1305");
-  e->add_flag("--stream", enc->stream, "Write a stream container instead of one v4 message");
-  e->add_option("--chunk-size", enc->chunk_size, "Stream chunk size in bytes (default 1 MiB, 64 B to 16 MiB)");
+  auto* stream = e->add_flag("--stream", enc->stream, "Write a stream container instead of one v4 message");
+  e->add_option("--chunk-size", enc->chunk_size, "Stream chunk size in bytes (default 1 MiB, 64 B to 16 MiB)")
+      ->needs(stream);
   e->add_option("IN", enc->in, "Input file, '-' for stdin")->required();
   e->add_option("OUT", enc->out, "Output file, '-' for stdout (written atomically)")->required();
   e->footer(

@@ -51,6 +51,15 @@ void check_freshness(const ShieldOptions& o, uint64_t timestamp_ms) {
                                     " ms old, the freshness window is " + std::to_string(*o.max_age_ms) + " ms");
 }
 
+// Spec §7 steps 8-10, once the tag verified.
+void check_inner(size_t head, bool pad_ok, size_t pad_len) {
+  if (head < kInnerHeader) throw Error(Errc::kFormat, "malformed Shield message: inner plaintext shorter than 9 bytes");
+  if (!pad_ok)
+    throw Error(Errc::kFormat, "malformed Shield message: pad_len " + std::to_string(pad_len) +
+                                   (pad_len >= kMinPadding && pad_len <= kMaxPadding ? " exceeds the message"
+                                                                                      : " not in [32, 128]"));
+}
+
 // Checks §7 steps 1-4 and returns the header length (the AAD).
 size_t check_header(ByteView m) {
   if (m.empty()) throw Error(Errc::kFormat, "empty input: not a Shield message");
@@ -161,6 +170,12 @@ Bytes Shield::encrypt(ByteView plaintext) const {
 }
 
 SecureBytes Shield::decrypt(ByteView message) const {
+  SecureBytes plaintext;
+  decrypt_into(message, plaintext);
+  return plaintext;
+}
+
+void Shield::decrypt_into(ByteView message, SecureBytes& plaintext) const {
   detail::ShieldState& st = *state_;
   const size_t header = check_header(message);
   const bool pw_message = message[0] == kVersionPassword;
@@ -193,24 +208,24 @@ SecureBytes Shield::decrypt(ByteView message) const {
                       kInnerHeader + pad_len <= ct.size();
   const size_t skip = pad_ok ? kInnerHeader + pad_len : head;
   op.update(ct.subspan(head, skip - head), inner + kInnerHeader);
-  SecureBytes plaintext(ct.size() - skip);
+  plaintext.resize(ct.size() - skip);
   op.update(ct.subspan(skip), plaintext.data());
   if (!op.finish_open(body.subspan(ct.size()))) {
     OPENSSL_cleanse(inner, sizeof inner);
+    plaintext.clear();
     auth_failed();
   }
   if (fresh) st.cache.insert(salt, key);
 
   const uint64_t timestamp = get_u64le(inner);
   OPENSSL_cleanse(inner, sizeof inner);
-  if (head < kInnerHeader)
-    throw Error(Errc::kFormat, "malformed Shield message: inner plaintext shorter than 9 bytes");
-  if (!pad_ok)
-    throw Error(Errc::kFormat, "malformed Shield message: pad_len " + std::to_string(pad_len) +
-                                   (pad_len >= kMinPadding && pad_len <= kMaxPadding ? " exceeds the message"
-                                                                                      : " not in [32, 128]"));
-  check_freshness(st.options, timestamp);
-  return plaintext;
+  try {
+    check_inner(head, pad_ok, pad_len);
+    check_freshness(st.options, timestamp);
+  } catch (const Error&) {
+    plaintext.clear();
+    throw;
+  }
 }
 
 }  // namespace shield_nitro::shield

@@ -167,6 +167,8 @@ TEST_F(Cli, UsageAndIoErrors) {
   EXPECT_EQ(cli("encrypt " + key_args() + " --service s " + p("in") + " " + p("out")).code, 2);       // both
   EXPECT_EQ(cli("encrypt " + key_args() + " --suite aes-128-gcm " + p("in") + " " + p("out")).code, 2);
   EXPECT_EQ(cli("encrypt " + key_args() + " --stream --chunk-size 10 " + p("in") + " " + p("out")).code, 2);
+  EXPECT_EQ(cli("encrypt " + key_args() + " --chunk-size 4096 " + p("in") + " " + p("out")).code, 2);  // no --stream
+  EXPECT_NE(cli("encrypt --password-env X " + p("in") + " " + p("out")).err.find("--service"), std::string::npos);
   EXPECT_EQ(cli("encrypt " + key_args() + " " + p("missing") + " " + p("out")).code, 3);
   EXPECT_EQ(cli("encrypt --key-file " + p("nokey") + " " + p("in") + " " + p("out")).code, 3);
   EXPECT_EQ(cli("encrypt " + key_args() + " " + p("in") + " " + p("no/such/dir/out")).code, 3);

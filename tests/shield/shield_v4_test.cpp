@@ -403,6 +403,26 @@ TEST(ShieldPasswordMode, CachesASendersSaltOnlyAfterItVerifies) {
   EXPECT_EQ(receiver.cached_salts(), 1u);
 }
 
+TEST(ShieldDecrypt, IntoAReusedBufferAndEmptiedOnFailure) {
+  FixedClock clock(kVectorTime);
+  Shield s = key_shield({.clock = &clock});
+  SecureBytes out;
+  for (size_t n : {100, 10, 1000}) {
+    Bytes pt = testing::random_bytes(n);
+    s.decrypt_into(s.encrypt(pt), out);
+    EXPECT_EQ(to_bytes(out.view()), pt);
+  }
+  Bytes m = s.encrypt(as_bytes("secret"));
+  Bytes bad = m;
+  bad.back() ^= 1;
+  EXPECT_EQ(error_of([&] { s.decrypt_into(bad, out); }), Errc::kAuth);
+  EXPECT_TRUE(out.empty());
+  s.decrypt_into(m, out);
+  clock.advance_ms(60001);
+  EXPECT_EQ(error_of([&] { s.decrypt_into(m, out); }), Errc::kExpired);
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(ShieldKeyTest, SizeIsChecked) {
   EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(31)); }), Errc::kUsage);
   EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(33)); }), Errc::kUsage);
