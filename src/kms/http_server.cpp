@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -276,6 +277,8 @@ std::string HttpServer::url() const {
 }
 
 void HttpServer::start() {
+  // OpenSSL writes with write(2): a peer that hangs up mid-answer must not kill the process.
+  ::signal(SIGPIPE, SIG_IGN);
   if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
     tls_ = std::make_unique<Tls>();
     tls_->ctx = SSL_CTX_new(TLS_server_method());

@@ -1,6 +1,7 @@
 #include "local_store.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <openssl/crypto.h>
@@ -17,6 +18,8 @@ namespace {
 
 using json = nlohmann::json;
 
+// The *.json files of dir. Temporary files of an atomic write interrupted by kill -9 are
+// removed: they were never renamed into place, so no answer ever depended on them.
 std::vector<std::string> list_json_files(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
@@ -24,6 +27,7 @@ std::vector<std::string> list_json_files(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) out.push_back(dir + "/" + name);
+    else if (name.find(".tmp") != std::string::npos) ::unlink((dir + "/" + name).c_str());
   }
   ::closedir(d);
   return out;

@@ -68,13 +68,13 @@ void wait_port(int port) {
   ASSERT_TRUE(port_open(port)) << "kms-local did not start on " << port;
 }
 
-struct Run {
+struct Proc {
   int status;
   std::string out;
 };
 
-Run run(const std::string& cmd) {
-  Run r{0, ""};
+Proc run(const std::string& cmd) {
+  Proc r{0, ""};
   FILE* p = ::popen(cmd.c_str(), "r");
   char buf[4096];
   size_t n;
@@ -122,38 +122,38 @@ class KmsLocalProcess : public ::testing::Test {
 TEST_F(KmsLocalProcess, AwsCliCreateEncryptDecryptDataKeyPutPolicy) {
   if (!fs::exists("/usr/bin/aws")) GTEST_SKIP() << "/usr/bin/aws (Debian awscli) is not installed";
   start();
-  Run created = run(aws("admin", "create-key --description cli"));
+  Proc created = run(aws("admin", "create-key --description cli"));
   ASSERT_EQ(created.status, 0) << created.out;
   std::string key = nlohmann::json::parse(created.out)["KeyMetadata"]["KeyId"];
   write_file_atomic((dir_ / "plain").string(), as_bytes("from the aws cli"));
-  Run enc = run(aws("admin", "encrypt --key-id " + key + " --plaintext fileb://" + (dir_ / "plain").string() +
+  Proc enc = run(aws("admin", "encrypt --key-id " + key + " --plaintext fileb://" + (dir_ / "plain").string() +
                                  " --encryption-context app=cli"));
   ASSERT_EQ(enc.status, 0) << enc.out;
   Bytes blob = base64_decode(nlohmann::json::parse(enc.out)["CiphertextBlob"].get<std::string>());
   write_file_atomic((dir_ / "blob").string(), blob);
-  Run dec = run(aws("admin", "decrypt --ciphertext-blob fileb://" + (dir_ / "blob").string() + " --encryption-context app=cli"));
+  Proc dec = run(aws("admin", "decrypt --ciphertext-blob fileb://" + (dir_ / "blob").string() + " --encryption-context app=cli"));
   ASSERT_EQ(dec.status, 0) << dec.out;
   EXPECT_EQ(to_string(base64_decode(nlohmann::json::parse(dec.out)["Plaintext"].get<std::string>())), "from the aws cli");
   // shield-nitro kms decrypts what the AWS CLI encrypted, and the reverse.
-  Run ours = run(cli("kms decrypt --endpoint " + url() + " --profile admin --encryption-context app=cli " +
+  Proc ours = run(cli("kms decrypt --endpoint " + url() + " --profile admin --encryption-context app=cli " +
                      (dir_ / "blob").string() + " " + (dir_ / "out").string()));
   ASSERT_EQ(ours.status, 0) << ours.out;
   EXPECT_EQ(read_text_file((dir_ / "out").string()), "from the aws cli");
-  Run gdk = run(aws("admin", "generate-data-key --key-id " + key + " --key-spec AES_256"));
+  Proc gdk = run(aws("admin", "generate-data-key --key-id " + key + " --key-spec AES_256"));
   ASSERT_EQ(gdk.status, 0) << gdk.out;
   EXPECT_EQ(base64_decode(nlohmann::json::parse(gdk.out)["Plaintext"].get<std::string>()).size(), 32u);
 
-  Run pol = run(cli("policy --pcr 0=" + std::string(96, 'a') + " --role-arn arn:aws:iam::111122223333:role/shield-enclave "
+  Proc pol = run(cli("policy --pcr 0=" + std::string(96, 'a') + " --role-arn arn:aws:iam::111122223333:role/shield-enclave "
                     "--admin-arn arn:aws:iam::111122223333:role/shield-admin"));
   ASSERT_EQ(pol.status, 0) << pol.out;
   write_file_atomic((dir_ / "policy.json").string(), as_bytes(pol.out));
-  Run put = run(aws("admin", "put-key-policy --key-id " + key + " --policy-name default --policy file://" +
+  Proc put = run(aws("admin", "put-key-policy --key-id " + key + " --policy-name default --policy file://" +
                                  (dir_ / "policy.json").string()));
   ASSERT_EQ(put.status, 0) << put.out;
-  Run denied = run(aws("enclave", "decrypt --ciphertext-blob fileb://" + (dir_ / "blob").string() + " --encryption-context app=cli"));
+  Proc denied = run(aws("enclave", "decrypt --ciphertext-blob fileb://" + (dir_ / "blob").string() + " --encryption-context app=cli"));
   EXPECT_NE(denied.status, 0);
   EXPECT_NE(denied.out.find("AccessDeniedException"), std::string::npos) << denied.out;
-  Run ours_denied = run(cli("kms decrypt --endpoint " + url() + " --profile enclave --encryption-context app=cli " +
+  Proc ours_denied = run(cli("kms decrypt --endpoint " + url() + " --profile enclave --encryption-context app=cli " +
                             (dir_ / "blob").string() + " " + (dir_ / "out2").string()));
   EXPECT_EQ(ours_denied.status, 1);
   EXPECT_NE(ours_denied.out.find("HTTP 400 AccessDeniedException"), std::string::npos) << ours_denied.out;
@@ -176,20 +176,20 @@ TEST_F(KmsLocalProcess, CliRecipientThroughSimulatorAndPolicyRefusals) {
   write_file_atomic((dir_ / "secret").string(), as_bytes("released in the enclave"));
   ASSERT_EQ(run(cli("kms encrypt --key-id " + key + ep + " --profile admin " + (dir_ / "secret").string() + " " +
                     (dir_ / "blob").string())).status, 0);
-  Run pol = run(cli("policy --pcr 0=" + hex_encode(Bytes(48, 0x5c)) +
+  Proc pol = run(cli("policy --pcr 0=" + hex_encode(Bytes(48, 0x5c)) +
                     " --role-arn arn:aws:iam::111122223333:role/shield-enclave --account 111122223333"));
   ASSERT_EQ(pol.status, 0) << pol.out;
   admin.call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", pol.out}});
   std::string nsm_spec = " --recipient-nsm sim:" + (dir_ / "nsm").string();
-  Run ok = run(cli("kms decrypt --json" + ep + " --profile enclave" + nsm_spec + " " + (dir_ / "blob").string() + " " +
+  Proc ok = run(cli("kms decrypt --json" + ep + " --profile enclave" + nsm_spec + " " + (dir_ / "blob").string() + " " +
                    (dir_ / "plain").string()));
   ASSERT_EQ(ok.status, 0) << ok.out;
   EXPECT_EQ(read_text_file((dir_ / "plain").string()), "released in the enclave");
   EXPECT_TRUE(nlohmann::json::parse(ok.out)["Recipient"].get<bool>());
-  Run no_attest = run(cli("kms decrypt" + ep + " --profile enclave " + (dir_ / "blob").string() + " " + (dir_ / "x").string()));
+  Proc no_attest = run(cli("kms decrypt" + ep + " --profile enclave " + (dir_ / "blob").string() + " " + (dir_ / "x").string()));
   EXPECT_EQ(no_attest.status, 1);
   EXPECT_NE(no_attest.out.find("explicit deny"), std::string::npos) << no_attest.out;
-  Run zeros = run(cli("policy --pcr 0=" + std::string(96, '0') + " --role-arn arn:aws:iam::111122223333:role/r"));
+  Proc zeros = run(cli("policy --pcr 0=" + std::string(96, '0') + " --role-arn arn:aws:iam::111122223333:role/r"));
   EXPECT_EQ(zeros.status, 1);
   EXPECT_NE(zeros.out.find("debug"), std::string::npos);
   EXPECT_EQ(run(cli("policy --pcr 0=abcd --role-arn arn:aws:iam::111122223333:role/r")).status, 2);
