@@ -1,0 +1,182 @@
+// SimulatorServer: the simulated NSM on a unix socket (framing in framing.h).
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <thread>
+
+#include "framing.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/nsm/simulator.h"
+
+namespace shield_nitro::nsm {
+
+namespace {
+
+constexpr size_t kMaxClients = 64;
+
+sockaddr_un socket_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path)
+    throw Error(Errc::kUsage, "simulated NSM socket path too long (max 107 bytes): " + path);
+  std::memcpy(addr.sun_path, path.data(), path.size());  // addr is zeroed: terminated
+  return addr;
+}
+
+// A socket file left by a simulator that died is removed; a live one is an error.
+void clear_stale_socket(const sockaddr_un& addr, const std::string& path) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode)) throw Error(Errc::kEnvironment, path + " exists and is not a socket");
+  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  if (probe >= 0) ::close(probe);
+  if (live) throw Error(Errc::kEnvironment, "a simulated NSM is already serving " + path);
+  ::unlink(path.c_str());
+}
+
+int listen_on(const std::string& path) {
+  sockaddr_un addr = socket_address(path);
+  clear_stale_socket(addr, path);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(Errc::kIo, std::string("cannot create a unix socket: ") + std::strerror(errno));
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path.c_str(), 0600) != 0 ||
+      ::listen(fd, 64) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw Error(Errc::kIo, "cannot listen on " + path + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+}  // namespace
+
+struct SimulatorServer::Impl {
+  struct Client {
+    int fd;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  std::shared_ptr<SimulatedNsm> nsm;
+  std::string path;
+  int listen_fd = -1;
+  int wake[2] = {-1, -1};
+  std::thread acceptor;
+  std::mutex mu;
+  std::list<Client> clients;
+  bool stopped = false;
+
+  void accept_loop() {
+    for (;;) {
+      pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        log_error("nsm-sim: poll failed: " + std::string(std::strerror(errno)));
+        return;
+      }
+      if (fds[1].revents) return;
+      if (!fds[0].revents) continue;
+      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      std::lock_guard lock(mu);
+      reap_finished();
+      if (clients.size() >= kMaxClients) {
+        ::close(fd);
+        continue;
+      }
+      Client& c = clients.emplace_back();
+      c.fd = fd;
+      c.thread = std::thread([this, &c] { serve_client(c); });
+    }
+  }
+
+  void serve_client(Client& c) {
+    try {
+      Bytes request;
+      for (;;) {
+        auto status = detail::read_frame(c.fd, kMaxRequestSize, request);
+        if (status == detail::FrameStatus::kEof) break;
+        if (status == detail::FrameStatus::kTooLarge) {
+          // The body is unread, so the stream cannot continue: answer, then hang up.
+          detail::write_frame(c.fd, encode_response(ErrorResponse{ErrorCode::kInputTooLarge}));
+          break;
+        }
+        detail::write_frame(c.fd, nsm->handle(request));
+      }
+    } catch (const std::exception& e) {
+      log_debug(std::string("nsm-sim: client dropped: ") + e.what());
+    }
+    ::shutdown(c.fd, SHUT_RDWR);  // the peer sees EOF now; the fd itself is closed when reaped
+    c.done = true;
+  }
+
+  // Joins and closes finished clients; the fd is closed here, not by its thread, so stop()
+  // never shuts down a descriptor number that was already reused.
+  void reap_finished() {
+    for (auto it = clients.begin(); it != clients.end();) {
+      if (!it->done) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      ::close(it->fd);
+      it = clients.erase(it);
+    }
+  }
+};
+
+SimulatorServer::SimulatorServer(std::shared_ptr<SimulatedNsm> nsm, const std::string& socket_path)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->nsm = std::move(nsm);
+  impl_->path = socket_path;
+  if (::pipe2(impl_->wake, O_CLOEXEC) != 0) throw Error(Errc::kIo, std::string("pipe: ") + std::strerror(errno));
+  try {
+    impl_->listen_fd = listen_on(socket_path);
+  } catch (...) {
+    ::close(impl_->wake[0]);
+    ::close(impl_->wake[1]);
+    throw;
+  }
+  impl_->acceptor = std::thread([impl = impl_.get()] { impl->accept_loop(); });
+}
+
+SimulatorServer::~SimulatorServer() { stop(); }
+
+const std::string& SimulatorServer::socket_path() const { return impl_->path; }
+
+void SimulatorServer::stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  char b = 1;
+  (void)!::write(impl_->wake[1], &b, 1);
+  impl_->acceptor.join();
+  std::lock_guard lock(impl_->mu);
+  for (auto& c : impl_->clients) ::shutdown(c.fd, SHUT_RDWR);
+  for (auto& c : impl_->clients) {
+    c.thread.join();
+    ::close(c.fd);
+  }
+  impl_->clients.clear();
+  ::close(impl_->listen_fd);
+  ::close(impl_->wake[0]);
+  ::close(impl_->wake[1]);
+  ::unlink(impl_->path.c_str());
+}
+
+std::unique_ptr<SimulatorServer> SimulatedNsm::serve(const std::string& socket_path) {
+  return std::make_unique<SimulatorServer>(shared_from_this(), socket_path);
+}
+
+}  // namespace shield_nitro::nsm
