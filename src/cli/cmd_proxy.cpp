@@ -60,7 +60,7 @@ void setup(CLI::App& app) {
   sub->add_option("--listen", a->listen, "Where to accept: vsock://ANY:8000, vsock://3:8000 or unix:PATH")->required();
   sub->add_option("--to", a->to, "Destination HOST:PORT, e.g. kms.us-east-1.amazonaws.com:443")->required();
   sub->add_option("--allowlist", a->allowlist,
-                  "vsock-proxy YAML allowlist (allowlist:\\n- {address: HOST, port: N}); the --to target must be listed");
+                  "Allowlist in vsock-proxy YAML (allowlist: then - {address: HOST, port: N} lines); --to must be listed");
   sub->add_option("--record", a->record, "Append every relayed byte to DIR/conn-<n>.up and DIR/conn-<n>.down (audits)")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--connect-timeout", a->connect_timeout_ms, "Milliseconds to reach the destination")

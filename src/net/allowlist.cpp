@@ -8,11 +8,14 @@
 #include <optional>
 #include <set>
 
+#include "text.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 
 namespace shield_nitro::net {
 namespace {
+
+using detail::iequals;
 
 [[noreturn]] void fail(size_t line, const std::string& why) {
   throw Error(Errc::kFormat, "allowlist line " + std::to_string(line) + ": " + why);
@@ -130,12 +133,6 @@ std::set<std::string> resolve_all(const std::string& host, uint16_t port) {
   return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 }  // namespace
 

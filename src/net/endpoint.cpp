@@ -14,12 +14,14 @@
 #include <vector>
 
 #include "sockaddr.h"
+#include "text.h"
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::net {
 namespace {
 
 using detail::errno_text;
+using detail::iequals;
 using detail::SockAddr;
 
 constexpr size_t kMaxUnixPath = sizeof(sockaddr_un{}.sun_path) - 1;
@@ -44,12 +46,6 @@ bool parse_decimal(std::string_view s, uint64_t max, uint64_t& out) {
   return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 
 // Splits "HOST:PORT" at the last colon; "[v6]:PORT" keeps the brackets out of host.
 void split_host_port(std::string_view text, std::string_view rest, std::string_view& host, std::string_view& port) {
