@@ -162,7 +162,7 @@ ScanResult EifReader::scan() const {
                     4, 1 << 20);
     auto send = [&](ByteView b, unsigned flags) {
       Chunk& c = fan.acquire();
-      std::memcpy(c.buf.data(), b.data(), b.size());
+      if (!b.empty()) std::memcpy(c.buf.data(), b.data(), b.size());
       c.len = b.size();
       c.flags = flags;
       fan.publish(c);
