@@ -120,7 +120,12 @@ nlohmann::json KmsClient::call_once(const std::string& op, const std::string& bo
 }
 
 nlohmann::json KmsClient::call(const std::string& op, const nlohmann::json& request) {
-  std::string body = request.dump();  // compact; these exact bytes are signed and sent
+  std::string body;  // compact; these exact bytes are signed and sent
+  try {
+    body = request.dump();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(Errc::kUsage, "KMS " + op + ": request holds a string that is not UTF-8 (encryption context?)");
+  }
   bool refreshed = false;
   for (int attempt = 1;; ++attempt) {
     try {

@@ -211,7 +211,8 @@ std::string parse_error_body(int status, const std::string& message) {
   const char* type = status == 501 ? "UnsupportedOperationException"
                      : status == 400 || status == 505 ? "SerializationException"
                                                       : "ValidationException";
-  return nlohmann::json{{"__type", type}, {"message", message}}.dump();
+  return nlohmann::json{{"__type", type}, {"message", message}}.dump(-1, ' ', false,
+                                                                   nlohmann::json::error_handler_t::replace);
 }
 
 std::string serialize(const HttpServerResponse& r, bool keep_alive) {

@@ -26,6 +26,9 @@ using json = nlohmann::json;
 constexpr char kBlobMagic[] = "SNK1";
 constexpr size_t kMaxPlaintext = 4096;
 
+// Messages may quote untrusted bytes that are not UTF-8: replace them rather than throw.
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 [[noreturn]] void serialization(const std::string& message) { throw KmsError(400, "SerializationException", message); }
 
 // ---- typed access to request members ----
@@ -90,7 +93,7 @@ Bytes blob_header(const std::string& key_id) {
 
 Bytes blob_aad(const Bytes& header, const std::map<std::string, std::string>& ctx) {
   Bytes aad = header;
-  std::string c = json(ctx).dump();  // std::map: sorted keys, so order-independent
+  std::string c = dump_json(ctx);  // std::map: sorted keys, so order-independent
   aad.insert(aad.end(), c.begin(), c.end());
   return aad;
 }
@@ -212,7 +215,9 @@ struct LocalKms::Impl {
     if (::stat(credentials_path().c_str(), &st) == 0 && st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != creds_mtime) {
       creds_mtime = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
       principals.clear();
-      for (const auto& [profile, values] : read_ini_profiles(credentials_path())) {
+      for (const auto& entry : read_ini_profiles(credentials_path())) {
+        const std::string& profile = entry.first;
+        const auto& values = entry.second;
         auto get = [&](const char* k) { auto it = values.find(k); return it == values.end() ? std::string() : it->second; };
         if (get("aws_access_key_id").empty() || get("aws_secret_access_key").empty()) continue;
         std::string arn = get("principal_arn").empty() ? "arn:aws:iam::" + opt.account + ":user/" + profile : get("principal_arn");
@@ -511,15 +516,15 @@ HttpServerResponse LocalKms::handle(const HttpServerRequest& req) {
     op = target.substr(13);
     json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object()) serialization("The request body is not a JSON object");
-    resp.body = dispatch(op, body, principal).dump();
+    resp.body = dump_json(dispatch(op, body, principal));
     log_debug("kms-local: " + op + " by " + principal + " ok");
   } catch (const KmsError& e) {
     resp.status = e.http_status();
-    resp.body = json{{"__type", e.type()}, {"message", e.aws_message()}}.dump();
+    resp.body = dump_json({{"__type", e.type()}, {"message", e.aws_message()}});
     log_debug("kms-local: " + op + " " + e.type() + ": " + e.aws_message());
   } catch (const std::exception& e) {
     resp.status = 500;
-    resp.body = json{{"__type", "KMSInternalException"}, {"message", std::string("kms-local: ") + e.what()}}.dump();
+    resp.body = dump_json({{"__type", "KMSInternalException"}, {"message", std::string("kms-local: ") + e.what()}});
     log_warn(std::string("kms-local: internal error in ") + op + ": " + e.what());
   }
   return resp;
