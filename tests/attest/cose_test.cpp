@@ -11,18 +11,16 @@
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
+#include "test_pki.h"
 
 namespace shield_nitro {
 namespace {
 
 const std::string kNsm = std::string(SN_FIXTURES_DIR) + "/nsm";
 
-struct KeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using KeyPtr = std::unique_ptr<EVP_PKEY, KeyDeleter>;
-
-KeyPtr new_key(const char* curve) { return KeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve)); }
+using testpki::errc_of;
+using testpki::new_key;
+using KeyPtr = testpki::KeyPtr;
 
 // The leaf public key of a real document, read from its payload's "certificate".
 KeyPtr leaf_key(const cose::Sign1& msg) {
@@ -31,19 +29,9 @@ KeyPtr leaf_key(const cose::Sign1& msg) {
   const uint8_t* p = der.data();
   X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
   EXPECT_NE(cert, nullptr);
-  KeyPtr key(X509_get_pubkey(cert));
+  KeyPtr key(X509_get_pubkey(cert), EVP_PKEY_free);
   X509_free(cert);
   return key;
-}
-
-Errc errc_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Errc::kInternal;
 }
 
 TEST(Cose, SigStructureMatchesDerivedFixture) {
