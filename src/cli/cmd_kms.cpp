@@ -1,0 +1,286 @@
+// kms <op>, policy, kms-local: the KMS client for scripting and debugging, the attested key
+// policy generator, and the local KMS-compatible server.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "registry.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/eif/reader.h"
+#include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms/client.h"
+#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms/key_policy.h"
+#include "shield_nitro/kms/local_kms.h"
+#include "util.h"
+
+namespace shield_nitro::cli {
+namespace {
+
+using namespace shield_nitro::kms;
+
+constexpr unsigned kSecretMode = 0600;
+
+// An NSM-backed Recipient: the enclave key pair (generated off the request path) plus a
+// fresh attestation document per call.
+struct NsmRecipient {
+  std::unique_ptr<NsmAttestationSource> source;
+  RecipientKeyManager keys{std::chrono::hours(1)};
+  Recipient recipient;
+};
+
+std::unique_ptr<NsmRecipient> make_nsm_recipient(const std::string& spec) {
+  auto r = std::make_unique<NsmRecipient>();
+  r->source = NsmAttestationSource::open(spec);
+  r->recipient = Recipient{r->source.get(), &r->keys};
+  return r;
+}
+
+struct KmsArgs {
+  std::string endpoint, region, via, ca, profile, recipient_nsm, key_id, blob_out;
+  std::vector<std::string> context;
+  int bytes = 32;
+  bool json = false;
+  std::vector<std::string> files;
+};
+
+EncryptionContext parse_context(const std::vector<std::string>& pairs) {
+  EncryptionContext ctx;
+  for (const auto& p : pairs) {
+    auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error(Errc::kUsage, "--encryption-context expects K=V, got '" + p + "'");
+    ctx[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return ctx;
+}
+
+std::string region_of(const KmsArgs& a) {
+  if (!a.region.empty()) return a.region;
+  for (const char* var : {"AWS_REGION", "AWS_DEFAULT_REGION"})
+    if (const char* v = std::getenv(var); v && *v) return v;
+  return "us-east-1";
+}
+
+KmsClient make_client(const KmsArgs& a) {
+  KmsClientOptions o;
+  o.region = region_of(a);
+  o.endpoint = a.endpoint;
+  o.transport.via = a.via;
+  o.transport.ca_file = a.ca;
+  return KmsClient(o, std::make_shared<DefaultCredentialsChain>(a.profile));
+}
+
+void need_files(const KmsArgs& a, size_t n, const std::string& usage) {
+  if (a.files.size() != n) throw Error(Errc::kUsage, "expected " + usage);
+}
+
+void need_key(const KmsArgs& a) {
+  if (a.key_id.empty()) throw Error(Errc::kUsage, "--key-id is required (key id, key ARN, alias/NAME or alias ARN)");
+}
+
+// Secrets go to a file (mode 0600) or stdout; never into --json output.
+void write_secret(const std::string& path, const SecureBytes& s, bool json) {
+  if (path == "-" && json) throw Error(Errc::kUsage, "--json prints to stdout, so write the secret to a file, not '-'");
+  write_file_atomic(path, s.view(), kSecretMode);
+}
+
+void run_kms(const std::string& op, const KmsArgs& a) {
+  KmsClient kms = make_client(a);
+  auto recipient = a.recipient_nsm.empty() ? nullptr : make_nsm_recipient(a.recipient_nsm);
+  const Recipient* r = recipient ? &recipient->recipient : nullptr;
+  EncryptionContext ctx = parse_context(a.context);
+  nlohmann::ordered_json out;
+  if (op == "encrypt") {
+    need_key(a);
+    need_files(a, 2, "IN|- OUT|-");
+    SecureBytes plaintext(read_file(a.files[0]));
+    EncryptResult e = kms.encrypt(a.key_id, plaintext.view(), ctx);
+    write_file_atomic(a.files[1], e.ciphertext_blob);
+    out = {{"KeyId", e.key_id}, {"CiphertextBytes", e.ciphertext_blob.size()}};
+  } else if (op == "decrypt") {
+    need_files(a, 2, "IN|- OUT|-");
+    DecryptResult d = kms.decrypt(read_file(a.files[0]), ctx, a.key_id, r);
+    write_secret(a.files[1], d.plaintext, a.json);
+    out = {{"KeyId", d.key_id}, {"EncryptionAlgorithm", d.encryption_algorithm}, {"PlaintextBytes", d.plaintext.size()},
+           {"Recipient", r != nullptr}};
+  } else if (op == "generate-data-key") {
+    need_key(a);
+    need_files(a, 1, "OUT|- (the plaintext data key) and --blob-out FILE");
+    if (a.blob_out.empty()) throw Error(Errc::kUsage, "--blob-out FILE is required: it receives the encrypted data key");
+    DataKeyResult d = kms.generate_data_key(a.key_id, a.bytes, ctx, r);
+    write_file_atomic(a.blob_out, d.ciphertext_blob);
+    write_secret(a.files[0], d.plaintext, a.json);
+    out = {{"KeyId", d.key_id}, {"CiphertextBlob", base64_encode(d.ciphertext_blob)}, {"Recipient", r != nullptr}};
+  } else if (op == "generate-data-key-without-plaintext") {
+    need_key(a);
+    need_files(a, 1, "OUT|- (the encrypted data key)");
+    DataKeyResult d = kms.generate_data_key_without_plaintext(a.key_id, a.bytes, ctx);
+    write_file_atomic(a.files[0], d.ciphertext_blob);
+    out = {{"KeyId", d.key_id}, {"CiphertextBytes", d.ciphertext_blob.size()}};
+  } else if (op == "generate-random") {
+    need_files(a, 1, "OUT|-");
+    SecureBytes bytes = kms.generate_random(a.bytes, r);
+    write_secret(a.files[0], bytes, a.json);
+    out = {{"NumberOfBytes", bytes.size()}, {"Recipient", r != nullptr}};
+  } else {
+    need_key(a);
+    need_files(a, 0, "no positional arguments");
+    print_json(nlohmann::ordered_json::parse(kms.describe_key(a.key_id).dump()));
+    return;
+  }
+  if (a.json) print_json(out);
+}
+
+void add_kms_op(CLI::App* kms, const std::string& op, const std::string& what, const std::string& example) {
+  auto args = std::make_shared<KmsArgs>();
+  auto* sub = kms->add_subcommand(op, what);
+  sub->add_option("--endpoint", args->endpoint, "KMS endpoint URL (default https://kms.REGION.amazonaws.com/)");
+  sub->add_option("--region", args->region, "AWS region (default $AWS_REGION, else us-east-1)");
+  sub->add_option("--kms-via", args->via, "Tunnel: vsock://CID:PORT (enclave -> parent proxy, e.g. vsock://3:8000) or unix:PATH; TLS stays end to end");
+  sub->add_option("--kms-ca", args->ca, "PEM CA bundle to trust instead of the system store (e.g. kms-local's)");
+  sub->add_option("--profile", args->profile, "Profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials)");
+  if (op == "decrypt" || op == "generate-data-key" || op == "generate-random")
+    sub->add_option("--recipient-nsm", args->recipient_nsm,
+                    "Attestation-gated: attest with this NSM (/dev/nsm or sim:DIR); KMS answers CiphertextForRecipient, opened in-process");
+  if (op != "generate-random") sub->add_option("--key-id", args->key_id, "Key id, key ARN, alias/NAME or alias ARN");
+  if (op != "describe-key" && op != "generate-random")
+    sub->add_option("--encryption-context", args->context, "K=V pair bound to the ciphertext (repeatable)")->allow_extra_args(false);
+  if (op.rfind("generate", 0) == 0) sub->add_option("--bytes", args->bytes, "Number of bytes (32 = AES_256, 16 = AES_128)")->check(CLI::Range(1, 1024));
+  if (op == "generate-data-key") sub->add_option("--blob-out", args->blob_out, "Where to write the encrypted data key (CiphertextBlob)");
+  sub->add_flag("--json", args->json, "Print the result metadata as JSON (never secrets)");
+  if (op != "describe-key") sub->add_option("files", args->files, "IN|- and/or OUT|- (see usage)");
+  sub->footer("Example:\n  " + example);
+  sub->callback([op, args] { run_kms(op, *args); });
+}
+
+void setup_kms(CLI::App& app) {
+  auto* kms = app.add_subcommand("kms", "Call AWS KMS (or kms-local): encrypt, decrypt, data keys, random, describe-key. "
+                                        "With --recipient-nsm the key is released only to this attested enclave.");
+  kms->require_subcommand(1);
+  kms->footer("Credentials come from the environment, the shared credentials file (--profile) or IMDSv2, in that order.\n"
+              "Every KMS error is printed with its HTTP status, __type, message and request id.");
+  add_kms_op(kms, "encrypt", "Encrypt a small secret (<= 4 KiB) under a KMS key", "shield-nitro kms encrypt --key-id alias/app secret.bin secret.kms");
+  add_kms_op(kms, "decrypt", "Decrypt a KMS ciphertext blob", "shield-nitro kms decrypt --recipient-nsm /dev/nsm secret.kms secret.bin");
+  add_kms_op(kms, "generate-data-key", "Generate a data key: plaintext to OUT, encrypted copy to --blob-out",
+             "shield-nitro kms generate-data-key --key-id alias/app --blob-out dk.kms dk.bin");
+  add_kms_op(kms, "generate-data-key-without-plaintext", "Generate a data key, keeping only its encrypted copy",
+             "shield-nitro kms generate-data-key-without-plaintext --key-id alias/app dk.kms");
+  add_kms_op(kms, "generate-random", "Random bytes from KMS", "shield-nitro kms generate-random --bytes 32 --recipient-nsm sim:/tmp/nsm out.bin");
+  add_kms_op(kms, "describe-key", "Print a key's metadata as JSON", "shield-nitro kms describe-key --key-id alias/app");
+}
+
+// ---- policy ----
+
+struct PolicyArgs {
+  std::string eif, role, admin, producer, account;
+  std::vector<std::string> pcrs;
+  bool signed_by_pcr8 = false;
+};
+
+void run_policy(const PolicyArgs& a) {
+  KeyPolicyRequest r;
+  if (!a.eif.empty()) {
+    eif::Measurements m = eif::measure(a.eif);
+    r.pcrs[0] = Bytes(m.pcr0.begin(), m.pcr0.end());
+    r.pcrs[1] = Bytes(m.pcr1.begin(), m.pcr1.end());
+    r.pcrs[2] = Bytes(m.pcr2.begin(), m.pcr2.end());
+    if (m.pcr8) r.pcrs[8] = Bytes(m.pcr8->begin(), m.pcr8->end());
+  }
+  for (const auto& p : a.pcrs) {
+    auto [i, v] = parse_pcr_argument(p);
+    r.pcrs[i] = v;
+  }
+  if (r.pcrs.empty()) throw Error(Errc::kUsage, "give --eif APP.eif or at least --pcr 0=HEX");
+  r.role_arn = a.role;
+  r.admin_arn = a.admin;
+  r.producer_arn = a.producer;
+  r.account = a.account;
+  r.signed_by_pcr8 = a.signed_by_pcr8;
+  print_json(generate_key_policy(r));
+}
+
+void setup_policy(CLI::App& app) {
+  auto args = std::make_shared<PolicyArgs>();
+  auto* sub = app.add_subcommand("policy",
+                                 "Print a KMS key policy that releases the key only to an enclave with these measurements, "
+                                 "and explicitly denies the role any release without attestation.");
+  sub->add_option("--eif", args->eif, "Measure this EIF (PCR0/1/2, and PCR8 when signed)");
+  sub->add_option("--pcr", args->pcrs, "N=HEX, 96 hex characters (repeatable; overrides --eif for that N)")->allow_extra_args(false);
+  sub->add_option("--role-arn", args->role, "IAM role of the enclave's parent instance")->required();
+  sub->add_option("--admin-arn", args->admin, "Key administrator (default: the account root)");
+  sub->add_option("--producer-arn", args->producer, "Principal allowed to Encrypt / GenerateDataKeyWithoutPlaintext");
+  sub->add_option("--account", args->account, "12-digit account id (default: from --role-arn)");
+  sub->add_flag("--signed-by-pcr8", args->signed_by_pcr8, "Pin PCR8 (signing certificate) instead of PCR0, to survive rebuilds");
+  sub->footer("Example:\n  shield-nitro policy --eif app.eif --role-arn arn:aws:iam::111122223333:role/enclave \\\n"
+              "      --admin-arn arn:aws:iam::111122223333:role/kms-admin > policy.json\n"
+              "  aws kms put-key-policy --key-id alias/app --policy-name default --policy file://policy.json\n"
+              "All-zero PCRs (debug-mode enclaves) are refused: such a policy would admit any debug enclave.");
+  sub->callback([args] { run_policy(*args); });
+}
+
+// ---- kms-local ----
+
+struct LocalArgs {
+  std::string listen = "127.0.0.1:4566", state, tls_cert, tls_key, account = "111122223333", region = "us-east-1";
+  std::vector<std::string> trust_roots;
+};
+
+void run_kms_local(const LocalArgs& a) {
+  if (a.tls_cert.empty() != a.tls_key.empty()) throw Error(Errc::kUsage, "--tls-cert and --tls-key go together");
+  if (a.account.size() != 12 || a.account.find_first_not_of("0123456789") != std::string::npos)
+    throw Error(Errc::kUsage, "--account must be 12 digits");
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts: sigwait below gets them
+  LocalKmsOptions o;
+  o.state_dir = a.state;
+  o.account = a.account;
+  o.region = a.region;
+  if (!a.trust_roots.empty()) o.verifier = make_recipient_verifier(a.trust_roots);
+  LocalKms kms(o);
+  HttpServerOptions so;
+  so.listen = a.listen;
+  so.tls_cert = a.tls_cert;
+  so.tls_key = a.tls_key;
+  HttpServer server(so, [&kms](const HttpServerRequest& r) { return kms.handle(r); });
+  server.start();
+  log_info("kms-local: serving " + (a.listen.rfind("unix:", 0) == 0 ? a.listen : server.url()) + " (region " + a.region +
+           ", account " + a.account + "); credentials in " + kms.credentials_path());
+  int sig = 0;
+  sigwait(&set, &sig);
+  server.stop();
+}
+
+void setup_kms_local(CLI::App& app) {
+  auto args = std::make_shared<LocalArgs>();
+  auto* sub = app.add_subcommand("kms-local",
+                                 "Run a KMS-compatible server for development and CI (AWS CLI, botocore and shield-nitro kms "
+                                 "work against it), with SigV4, key policies and attestation-gated Recipient answers.");
+  sub->add_option("--listen", args->listen, "HOST:PORT or unix:PATH")->capture_default_str();
+  sub->add_option("--state", args->state, "State folder: credentials, keys, aliases (created on first start)")->required();
+  sub->add_option("--tls-cert", args->tls_cert, "PEM certificate chain: serve HTTPS");
+  sub->add_option("--tls-key", args->tls_key, "PEM private key for --tls-cert");
+  sub->add_option("--trust-root", args->trust_roots,
+                  "PEM root that attestation documents must chain to (repeatable), e.g. the NSM simulator's root.pem; "
+                  "'aws' for the pinned AWS Nitro root")
+      ->allow_extra_args(false);
+  sub->add_option("--account", args->account, "Account id in ARNs")->capture_default_str();
+  sub->add_option("--region", args->region, "Region in ARNs and the SigV4 scope")->capture_default_str();
+  sub->footer("Example:\n  shield-nitro kms-local --listen 127.0.0.1:4566 --state /tmp/kms --trust-root /tmp/nsm/root.pem &\n"
+              "  AWS_SHARED_CREDENTIALS_FILE=/tmp/kms/credentials aws --profile admin --region us-east-1 \\\n"
+              "      --endpoint-url http://127.0.0.1:4566 kms create-key");
+  sub->callback([args] { run_kms_local(*args); });
+}
+
+CommandRegistrar reg_kms(60, setup_kms);
+CommandRegistrar reg_policy(61, setup_policy);
+CommandRegistrar reg_kms_local(62, setup_kms_local);
+
+}  // namespace
+}  // namespace shield_nitro::cli
