@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -200,7 +201,10 @@ struct ChildContext {
 [[noreturn]] void exec_app(const ChildContext& c) {
   ::setsid();
   int null_fd = ::open("/dev/null", O_RDONLY);
-  if (null_fd >= 0) ::dup2(null_fd, 0);
+  if (null_fd > 0) {
+    ::dup2(null_fd, 0);
+    ::close(null_fd);
+  }
   ::dup2(c.console_fd, 1);
   ::dup2(c.console_fd, 2);
   if (c.use_rlimit) {
@@ -216,9 +220,25 @@ struct ChildContext {
   child_fail(c, -1);
 }
 
+// Closes every descriptor above 2 except the three the child needs, so nothing the supervisor
+// holds (the CLI's status pipe, NSM sockets) leaks into the enclave.
+void close_inherited_fds(const ChildContext& c) {
+  int keep[3] = {c.go_fd, c.err_fd, c.console_fd};
+  std::sort(keep, keep + 3);
+  unsigned lo = 3;
+  for (int k : keep) {
+    if (k >= static_cast<int>(lo)) {
+      if (k > static_cast<int>(lo)) ::syscall(SYS_close_range, lo, static_cast<unsigned>(k - 1), 0u);
+      lo = static_cast<unsigned>(k) + 1;
+    }
+  }
+  ::syscall(SYS_close_range, lo, ~0u, 0u);
+}
+
 // PID 1 of the enclave: set up the world, start the command, reap, and exit with its status.
 [[noreturn]] void enclave_init(const ChildContext& c) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  close_inherited_fds(c);
   char go = 0;
   if (::read(c.go_fd, &go, 1) != 1) ::_exit(125);  // the parent gave up
   for (size_t i = 0; i < c.steps.size(); ++i) {

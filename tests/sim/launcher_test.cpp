@@ -1,6 +1,7 @@
 // The enclave launcher through its C++ API: isolation (network, filesystem, PIDs), the vsock
 // stand-in folder, limits, cleanup, and clear errors.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,12 +47,14 @@ TEST(Launcher, IsolatesNetworkFilesystemAndPids) {
   sim_test::TcpListener outside;
   std::string port = std::to_string(outside.port());
   std::vector<std::string> args = {"env:PROBE_MARK", "env:HOME", "tcp:127.0.0.1:" + port, "tcp:8.8.8.8:53",
-                                   "absent:" + t.path(), "absent:/bin/probe", "spawn"};
+                                   "absent:" + t.path(), "absent:/bin/probe", "fds", "spawn"};
   auto host_ips = sim_test::host_ipv4_addresses();
   for (const auto& ip : host_ips) args.push_back("tcp:" + ip + ":" + port);
   args.push_back("serve:/run/shield-nitro/vsock/16_5000.sock");
   EnclaveSpec spec = probe_spec(t, args);
+  int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC: must still not reach the enclave
   EnclaveProcess p = launch_enclave(spec);
+  ::close(leaked);
   ASSERT_TRUE(sim_test::wait_for(t / "console.log", "serving"));
 
   std::string console = sim_test::slurp(t / "console.log");
@@ -64,6 +67,7 @@ TEST(Launcher, IsolatesNetworkFilesystemAndPids) {
     EXPECT_NE(console.find("tcp " + ip + ":" + port + " unreachable"), std::string::npos) << console;
   EXPECT_NE(console.find("path " + t.path() + " absent"), std::string::npos) << console;
   EXPECT_NE(console.find("path /bin/probe present"), std::string::npos) << console;
+  EXPECT_NE(console.find("fds 3\n"), std::string::npos) << console;  // stdin, stdout, stderr only
   EXPECT_FALSE(outside.accepted());
 
   // The parent reaches the enclave through the vsock folder.

@@ -4,6 +4,7 @@
  *   absent:PATH   print whether PATH exists inside the enclave
  *   env:NAME      print NAME's value
  *   alloc:MIB     allocate and touch MIB MiB, print "alloc MIB ok" if that worked
+ *   fds           print how many descriptors are open (beyond the one listing them)
  *   spawn         leave a background child that sleeps forever (terminate must kill it)
  *   serve:PATH    last action: serve "echo:<line>" on a unix socket at PATH, forever
  */
@@ -109,7 +110,13 @@ int main(int argc, char** argv) {
       const char* v = getenv(a + 4);
       printf("env %s=%s\n", a + 4, v ? v : "(unset)");
     } else if (strncmp(a, "alloc:", 6) == 0) do_alloc(a + 6);
-    else if (strcmp(a, "spawn") == 0) {
+    else if (strcmp(a, "fds") == 0) {
+      int n = 0;
+      DIR* d = opendir("/proc/self/fd");
+      for (struct dirent* e; d && (e = readdir(d));) n += e->d_name[0] != '.';
+      if (d) closedir(d);
+      printf("fds %d\n", n - 1);
+    } else if (strcmp(a, "spawn") == 0) {
       if (fork() == 0) {
         for (;;) pause();
       }
