@@ -74,14 +74,15 @@ void check_leaf_profile(X509* leaf) {
 }
 
 // OpenSSL may build any path it finds; we require the one the bundle states, in its order.
-void check_path_is_bundle(X509_STORE_CTX* ctx, X509* leaf, const std::vector<X509Ptr>& bundle) {
+// bundle[0] is null: it is the anchor (checked byte for byte before).
+void check_path_is_bundle(X509_STORE_CTX* ctx, X509* leaf, X509* anchor, const std::vector<X509Ptr>& bundle) {
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx);
   size_t n = bundle.size();
   if (!chain || static_cast<size_t>(sk_X509_num(chain)) != n + 1)
     fail(Errc::kVerify, "path does not use every cabundle certificate in order");
   if (X509_cmp(sk_X509_value(chain, 0), leaf) != 0) fail(Errc::kVerify, "path does not start at the leaf");
   for (size_t k = 1; k <= n; ++k)
-    if (X509_cmp(sk_X509_value(chain, static_cast<int>(k)), bundle[n - k].get()) != 0)
+    if (X509_cmp(sk_X509_value(chain, static_cast<int>(k)), k == n ? anchor : bundle[n - k].get()) != 0)
       fail(Errc::kVerify, "path does not follow the cabundle order");
 }
 
@@ -95,7 +96,7 @@ void run_openssl_verify(const TrustAnchor& anchor, X509* leaf, const std::vector
   // No X509_STRICT (genuine AWS leaves lack an AKI), no PARTIAL_CHAIN, no CRLs.
   X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), static_cast<time_t>(at_s));
   if (X509_verify_cert(ctx.get()) != 1) fail_openssl_verify(ctx.get(), at_s);
-  check_path_is_bundle(ctx.get(), leaf, bundle);
+  check_path_is_bundle(ctx.get(), leaf, anchor.state().cert.get(), bundle);
 }
 
 }  // namespace
@@ -124,13 +125,15 @@ Bytes chain_key(const Bytes& leaf, const std::vector<Bytes>& cabundle) {
 
 std::shared_ptr<const ChainResult> verify_chain(const TrustAnchor& anchor, const Bytes& leaf_der,
                                                 const std::vector<Bytes>& cabundle, int64_t at_s) {
-  X509Ptr leaf = parse_der(leaf_der, "certificate");
-  std::vector<X509Ptr> bundle;
-  for (size_t i = 0; i < cabundle.size(); ++i) bundle.push_back(parse_der(cabundle[i], "cabundle[" + std::to_string(i) + "]"));
+  // The root copy is compared, never parsed or trusted: the anchor's own object stands in for it.
   if (cabundle.empty() || cabundle[0] != anchor.der())
     fail(Errc::kVerify, "cabundle[0] is not the trusted root " + anchor.subject() + " (SHA-256 " + anchor.sha256_hex() + ")");
+  X509Ptr leaf = parse_der(leaf_der, "certificate");
+  std::vector<X509Ptr> bundle(1);
+  for (size_t i = 1; i < cabundle.size(); ++i) bundle.push_back(parse_der(cabundle[i], "cabundle[" + std::to_string(i) + "]"));
   check_leaf_profile(leaf.get());
-  for (size_t i = 0; i < bundle.size(); ++i) check_ca_profile(bundle[i].get(), "cabundle[" + std::to_string(i) + "]");
+  check_ca_profile(anchor.state().cert.get(), "the trust anchor");
+  for (size_t i = 1; i < bundle.size(); ++i) check_ca_profile(bundle[i].get(), "cabundle[" + std::to_string(i) + "]");
   run_openssl_verify(anchor, leaf.get(), bundle, at_s);
 
   auto r = std::make_shared<ChainResult>();
@@ -141,7 +144,7 @@ std::shared_ptr<const ChainResult> verify_chain(const TrustAnchor& anchor, const
   r->valid_until_s = r->leaf_not_after_s;
   r->leaf = summarize(leaf.get(), leaf_der);
   for (size_t i = 0; i < bundle.size(); ++i) {
-    r->cabundle.push_back(summarize(bundle[i].get(), cabundle[i]));
+    r->cabundle.push_back(i == 0 ? anchor.state().summary : summarize(bundle[i].get(), cabundle[i]));
     r->valid_from_s = std::max(r->valid_from_s, r->cabundle.back().not_before_s);
     r->valid_until_s = std::min(r->valid_until_s, r->cabundle.back().not_after_s);
   }

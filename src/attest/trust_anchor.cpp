@@ -36,6 +36,7 @@ std::shared_ptr<const TrustAnchor::State> make_state(detail::X509Ptr cert, bool 
   auto s = std::make_shared<TrustAnchor::State>();
   s->der = detail::der_of(cert.get());
   s->aws = aws || hex_encode(detail::sha256(s->der)) == kAwsRootG1Sha256Hex;
+  s->summary = detail::summarize(cert.get(), s->der);
   s->store = X509_STORE_new();
   if (!s->store || X509_STORE_add_cert(s->store, cert.get()) != 1) throw_openssl("X509_STORE_add_cert");
   s->cert = std::move(cert);

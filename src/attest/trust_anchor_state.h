@@ -15,6 +15,7 @@ struct TrustAnchor::State {
   detail::X509Ptr cert;
   X509_STORE* store = nullptr;
   bool aws = false;
+  CertificateSummary summary;  // reused for cabundle[0], which must be these exact bytes
   ~State() { X509_STORE_free(store); }
 };
 
