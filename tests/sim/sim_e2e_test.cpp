@@ -84,6 +84,7 @@ class SimE2E : public ::testing::Test {
 
   static TempDir* dir_;
   static sim_test::TcpListener* listener_;
+  TempDir t_;  // a member, so it outlives TearDown's terminate
   std::vector<std::string> states_;
 };
 
@@ -104,7 +105,7 @@ bool wait_terminated(const std::string& st) {
 }  // namespace
 
 TEST_F(SimE2E, PcrsInsideTheEnclaveAreTheImagesAndTheParents) {
-  TempDir t;
+  TempDir& t = t_;
   std::string st = state(t);
   json run = cli_json("sim run " + eif("attest.eif") + " --state " + st + " --role-arn " + quote(kRole) +
                       " --instance-id " + kInstance);
@@ -132,7 +133,7 @@ TEST_F(SimE2E, PcrsInsideTheEnclaveAreTheImagesAndTheParents) {
 }
 
 TEST_F(SimE2E, DebugModeZeroesThePcrsInsideButDescribeShowsTheImage) {
-  TempDir t;
+  TempDir& t = t_;
   std::string st = state(t);
   cli_json("sim run " + eif("attest.eif") + " --debug-mode --state " + st);
   ASSERT_TRUE(sim_test::wait_for(st + "/vsock/doc.cbor"));
@@ -147,7 +148,7 @@ TEST_F(SimE2E, DebugModeZeroesThePcrsInsideButDescribeShowsTheImage) {
 }
 
 TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
-  TempDir t;
+  TempDir& t = t_;
   std::string st = state(t);
   json run = cli_json("sim run " + eif("probe.eif") + " --state " + st + " --cpus 1 --memory 256");
   EXPECT_EQ(run["NumberOfCPUs"], 1);
@@ -188,7 +189,7 @@ TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
 }
 
 TEST_F(SimE2E, AttachConsoleStreamsUntilTheEnclaveExits) {
-  TempDir t;
+  TempDir& t = t_;
   std::string st = state(t), out;
   ASSERT_EQ(cli("sim run " + eif("once.eif") + " --attach-console --state " + st, &out), 0) << out;
   EXPECT_NE(out.find("\"EnclaveCID\": 16"), std::string::npos) << out;
@@ -200,7 +201,7 @@ TEST_F(SimE2E, AttachConsoleStreamsUntilTheEnclaveExits) {
 }
 
 TEST_F(SimE2E, ClearErrors) {
-  TempDir t;
+  TempDir& t = t_;
   std::string st = state(t);
   EXPECT_EQ(cli_json("sim describe --json --state " + st), json::array());
   EXPECT_EQ(cli("sim terminate --state " + st), 1);  // nothing was started there
@@ -216,7 +217,7 @@ TEST_F(SimE2E, ClearErrors) {
 }
 
 TEST_F(SimE2E, WithoutPrivilegeRunFailsWithAnEnvironmentError) {
-  TempDir t;
+  TempDir& t = t_;
   fs::permissions(t.path(), fs::perms::all);
   std::string st = state(t), out;
   int rc = sim_test::run("setpriv --reuid=65534 --regid=65534 --clear-groups " + quote(kCli) + " sim run " +
