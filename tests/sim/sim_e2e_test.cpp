@@ -184,6 +184,7 @@ TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
   EXPECT_FALSE(fs::exists(sock));
   EXPECT_FALSE(fs::exists(st + "/nsm/nsm.sock"));
   EXPECT_TRUE(fs::exists(st + "/vsock/3_8000.sock"));
+  for (const auto& cg : rec["limits"]["cgroups"]) EXPECT_FALSE(fs::exists(cg.get<std::string>())) << cg;
   EXPECT_EQ(cli_json("sim describe --json --state " + st)[0]["State"], "TERMINATED");
   EXPECT_EQ(cli("sim terminate --state " + st), 0);  // idempotent
 }
