@@ -93,14 +93,18 @@ TEST(Launcher, ExitStatusOfTheCommandIsTheEnclaves) {
 
 TEST(Launcher, MemoryLimitStopsALargerAllocation) {
   TempDir t;
-  EnclaveSpec spec = probe_spec(t, {"alloc:16", "alloc:256"});
+  EnclaveSpec spec = probe_spec(t, {"cat:/proc/self/cgroup", "alloc:16", "alloc:256"});
   spec.memory_mib = 64;
   EnclaveProcess p = launch_enclave(spec);
   EXPECT_NE(p.limits().memory, "none");
   p.wait();
   std::string console = sim_test::slurp(t / "console.log");
   EXPECT_NE(console.find("alloc 16 ok"), std::string::npos) << console;
-  EXPECT_EQ(console.find("alloc 256 ok"), std::string::npos) << console;
+  EXPECT_EQ(console.find("alloc 256 ok"), std::string::npos) << console << p.limits().memory;
+  if (p.limits().memory.starts_with("cgroup")) {
+    EXPECT_NE(console.find("memory:/"), std::string::npos) << console;
+    EXPECT_NE(console.find("/shield-nitro-test-"), std::string::npos) << console;  // inside its own cgroup
+  }
 }
 
 TEST(Launcher, CpuLimitNamesTheCpus) {

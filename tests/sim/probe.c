@@ -4,6 +4,7 @@
  *   absent:PATH   print whether PATH exists inside the enclave
  *   env:NAME      print NAME's value
  *   alloc:MIB     allocate and touch MIB MiB, print "alloc MIB ok" if that worked
+ *   cat:PATH      print the file's contents
  *   fds           print how many descriptors are open (beyond the one listing them)
  *   spawn         leave a background child that sleeps forever (terminate must kill it)
  *   serve:PATH    last action: serve "echo:<line>" on a unix socket at PATH, forever
@@ -59,14 +60,14 @@ static void do_tcp(const char* spec) {
 
 static void do_alloc(const char* mib_text) {
   size_t n = (size_t)atoi(mib_text) << 20;
-  char* p = malloc(n);
+  volatile char* p = malloc(n);  /* volatile: the compiler may not elide the touches */
   if (!p) {
     printf("alloc %s failed\n", mib_text);
     return;
   }
   for (size_t i = 0; i < n; i += 4096) p[i] = 1;
   printf("alloc %s ok\n", mib_text);
-  free(p);
+  free((char*)p);
 }
 
 static void serve(const char* path) {
@@ -110,7 +111,12 @@ int main(int argc, char** argv) {
       const char* v = getenv(a + 4);
       printf("env %s=%s\n", a + 4, v ? v : "(unset)");
     } else if (strncmp(a, "alloc:", 6) == 0) do_alloc(a + 6);
-    else if (strcmp(a, "fds") == 0) {
+    else if (strncmp(a, "cat:", 4) == 0) {
+      FILE* f = fopen(a + 4, "r");
+      char line[512];
+      while (f && fgets(line, sizeof line, f)) fputs(line, stdout);
+      if (f) fclose(f);
+    } else if (strcmp(a, "fds") == 0) {
       int n = 0;
       DIR* d = opendir("/proc/self/fd");
       for (struct dirent* e; d && (e = readdir(d));) n += e->d_name[0] != '.';
