@@ -32,7 +32,7 @@ $(ASAN_BUILD)/build.ninja: | bootstrap
 test-asan: bootstrap $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 900 -LE slow
+	  ctest --output-on-failure -j $(JOBS) --timeout 900 -LE "slow|python"
 	scripts/fuzz-run $(ASAN_BUILD) smoke $(FUZZ_SMOKE_RUNS)
 
 fuzz: bootstrap $(ASAN_BUILD)/build.ninja
