@@ -222,16 +222,6 @@ void run_show(const ShowOpts& o) {
 
 // ---- registration ----
 
-CLI::App& attest_group(CLI::App& app) {
-  // `attest` is shared with `attest request` (cmd_nsm.cpp): whoever registers first creates it.
-  try {
-    return *app.get_subcommand("attest");
-  } catch (const CLI::OptionNotFound&) {
-    auto* attest = app.add_subcommand("attest", "Request, verify and inspect Nitro attestation documents");
-    attest->require_subcommand(1);
-    return *attest;
-  }
-}
 
 void setup_verify(CLI::App& attest) {
   auto o = std::make_shared<VerifyOpts>();

@@ -53,16 +53,6 @@ void run_request(const RequestOptions& o) {
   log_info("attestation document of " + std::to_string(doc.size()) + " bytes from " + client.transport().describe());
 }
 
-CLI::App& attest_group(CLI::App& app) {
-  // `attest` is shared with the verifier's commands: whoever registers first creates it.
-  try {
-    return *app.get_subcommand("attest");
-  } catch (const CLI::OptionNotFound&) {
-    auto* attest = app.add_subcommand("attest", "Request, verify and inspect Nitro attestation documents");
-    attest->require_subcommand(1);
-    return *attest;
-  }
-}
 
 void setup_request(CLI::App& app) {
   auto o = std::make_shared<RequestOptions>();

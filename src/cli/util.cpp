@@ -54,4 +54,14 @@ std::pair<int, Bytes> parse_index_hex(const std::string& arg, const std::string&
   }
 }
 
+CLI::App& attest_group(CLI::App& app) {
+  try {
+    return *app.get_subcommand("attest");
+  } catch (const CLI::OptionNotFound&) {
+    auto* attest = app.add_subcommand("attest", "Request, verify and inspect Nitro attestation documents");
+    attest->require_subcommand(1);
+    return *attest;
+  }
+}
+
 }  // namespace shield_nitro::cli

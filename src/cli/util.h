@@ -1,6 +1,7 @@
 // Small helpers shared by the CLI commands.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,5 +19,9 @@ SecureBytes read_password(const std::string& env_var);
 
 // Parses "N=HEX" (e.g. a PCR) into its parts; throws kUsage naming the option.
 std::pair<int, Bytes> parse_index_hex(const std::string& arg, const std::string& option);
+
+// The `attest` command group, shared by cmd_attest.cpp (verify, show) and cmd_nsm.cpp
+// (request): whichever registers first creates it.
+CLI::App& attest_group(CLI::App& app);
 
 }  // namespace shield_nitro::cli
