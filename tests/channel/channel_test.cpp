@@ -2,21 +2,13 @@
 
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/error.h"
+#include "../support/expect_error.h"
 
 using namespace shield_nitro;
+using shield_nitro::test_support::code_of;
 using namespace shield_nitro::channel;
 
 namespace {
-
-Errc code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Errc::kInternal;
-}
 
 // Runs the handshake with a stand-in document (the verifier is tested elsewhere).
 struct Pair {

@@ -1,21 +1,12 @@
 #include <gtest/gtest.h>
 
 #include "shield_nitro/core/error.h"
+#include "../support/expect_error.h"
 #include "shield_nitro/enclave/release_policy.h"
 
 using namespace shield_nitro;
+using shield_nitro::test_support::code_of;
 using namespace shield_nitro::enclave;
-
-namespace {
-Errc code_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return Errc::kInternal;
-}
-}  // namespace
 
 TEST(ReleasePolicy, DefaultAllowsEverything) {
   ReleasePolicy p;
