@@ -4,16 +4,14 @@ attest -> verify (simulator root, PCR0 policy) -> channel -> push credentials ->
 releases the data key only to the attested enclave) -> load a model (Shield stream) and a code
 plugin (Shield v4) -> invoke and decrypt through the channel.
 
-The ``stack`` fixture starts everything under a temp dir and always stops it; it skips with the
-reason when the CLI (run outside ctest) or one of its commands is missing. Extend it (more
-enclaves, a proxy, byte recording) by adding steps to ``Stack``.
+The ``stack`` fixture starts everything under a temp dir and always stops it (a
+``shield_nitro.testing.ProcessStack``); it skips with the reason when the CLI (run outside ctest)
+or one of its commands is missing. The EIF + simulator + proxy flow, with byte recording, is
+tests/examples/e2e_test.py.
 """
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -21,6 +19,7 @@ import pytest
 from conftest import REPO
 from shield_nitro import EnclaveClient, Policy, Shield, ShieldNitroError, TrustRoot
 from shield_nitro.credentials import from_shared_file
+from shield_nitro.testing import ProcessStack, free_port, port_open
 
 ACCOUNT = "111122223333"
 ENCLAVE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/shield-enclave"
@@ -55,56 +54,6 @@ def command_available(cli, *words):
     return proc.returncode == 0 and f"Usage: shield-nitro {' '.join(words)}".encode() in proc.stdout
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Stack:
-    """Processes of one end-to-end run; close() stops them all (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, cli, root):
-        self.cli, self.root, self.procs = cli, root, []
-
-    def run(self, *args, env=None):
-        proc = subprocess.run([self.cli, *args], capture_output=True, timeout=120, env=env)
-        if proc.returncode != 0:
-            raise AssertionError(f"{' '.join(args[:2])} failed: {proc.stderr.decode(errors='replace')}")
-        return proc.stdout
-
-    def start(self, name, *args, ready, env=None):
-        log = open(self.root / f"{name}.log", "wb")
-        proc = subprocess.Popen([self.cli, *args], stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.procs.append((name, proc))
-        deadline = time.monotonic() + 30
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{name} did not start:\n{(self.root / f'{name}.log').read_text()}")
-            time.sleep(0.05)
-        return proc
-
-    def close(self):
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-
-def port_open(port):
-    def probe():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-    return probe
-
-
 def make_kms_key(endpoint, credentials_file, pcr0_hex, stack):
     botocore_session = pytest.importorskip("botocore.session", reason="python3-botocore drives kms-local")
     admin = from_shared_file(str(credentials_file), "admin")
@@ -135,7 +84,7 @@ def stack(cli, tmp_path_factory):
         if not command_available(cli, *words):
             pytest.skip(f"`shield-nitro {' '.join(words)}` is not in this CLI yet")
     tmp = tmp_path_factory.mktemp("e2e")
-    st = Stack(cli, tmp)
+    st = ProcessStack(cli, tmp)
     try:
         pcr0 = os.urandom(48)
         nsm_dir = tmp / "nsm"

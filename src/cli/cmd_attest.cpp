@@ -4,6 +4,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "attest_options.h"
 #include "registry.h"
 #include "shield_nitro/attest/verifier.h"
 #include "shield_nitro/core/error.h"
@@ -17,13 +18,9 @@ using nlohmann::ordered_json;
 
 struct VerifyOpts {
   std::string doc;
-  bool aws_root = false;
-  std::string root_pem;
+  PolicyOptions policy;  // --root, --pcr, --max-age, --allow-debug (attest_options.h)
   std::string at;
-  std::vector<std::string> pcrs;
   std::string nonce, user_data;
-  int64_t max_age = -1;
-  bool allow_debug = false;
   bool json = false;
 };
 
@@ -34,14 +31,6 @@ struct ShowOpts {
 
 Bytes read_document(const std::string& path) {
   return attest::document_bytes_from_text_or_binary(read_file(path));
-}
-
-Bytes usage_hex(const std::string& hex, const std::string& option) {
-  try {
-    return hex_decode(hex);
-  } catch (const Error& e) {
-    throw Error(Errc::kUsage, option + ": " + e.what());
-  }
 }
 
 // Offset suffix of RFC 3339 ("Z", "+02:00", "-0530") in seconds east of UTC, or -1 on error.
@@ -75,26 +64,11 @@ int64_t parse_at_ms(const std::string& at) {
   return (static_cast<int64_t>(timegm(&tm)) - east) * 1000 + ms;
 }
 
-attest::Policy make_policy(const VerifyOpts& o) {
-  attest::Policy p;
-  for (const auto& arg : o.pcrs) {
-    auto [index, value] = parse_index_hex(arg, "--pcr");
-    if (index > 31) throw Error(Errc::kUsage, "--pcr " + std::to_string(index) + ": PCR indexes are 0-31");
-    if (value.size() != attest::kPcrSize)
-      throw Error(Errc::kUsage, "--pcr " + std::to_string(index) + ": expected 48 bytes (96 hex digits), got " +
-                                    std::to_string(value.size()));
-    p.expect_pcr(static_cast<uint32_t>(index), std::move(value));
-  }
+attest::Policy make_verify_policy(const VerifyOpts& o) {
+  attest::Policy p = make_policy(o.policy);
   if (!o.nonce.empty()) p.nonce = usage_hex(o.nonce, "--nonce");
   if (!o.user_data.empty()) p.user_data = usage_hex(o.user_data, "--user-data");
-  if (o.max_age >= 0) p.max_age_s = o.max_age;
-  p.allow_debug = o.allow_debug;
   return p;
-}
-
-attest::TrustAnchor make_anchor(const VerifyOpts& o) {
-  if (o.root_pem.empty()) return attest::TrustAnchor::aws();
-  return attest::TrustAnchor::from_pem(read_text_file(o.root_pem));
 }
 
 // ---- output shared by verify and show ----
@@ -174,10 +148,10 @@ void print_verified(const attest::Claims& c, const attest::TrustAnchor& anchor, 
 }
 
 void run_verify(const VerifyOpts& o) {
-  attest::Policy policy = make_policy(o);
+  attest::Policy policy = make_verify_policy(o);
   std::optional<int64_t> at;
   if (!o.at.empty()) at = parse_at_ms(o.at);
-  attest::TrustAnchor anchor = make_anchor(o);
+  attest::TrustAnchor anchor = make_anchor(o.policy);
   Bytes doc = read_document(o.doc);
   attest::Verifier verifier(anchor, {.chain_cache = false});
   attest::VerifyResult r = verifier.check(doc, policy, at);
@@ -229,18 +203,12 @@ void setup_verify(CLI::App& attest) {
       "verify",
       "Verify an attestation document: structure, certificate chain to one trusted root, ES384 signature, then your policy");
   sub->add_option("doc", o->doc, "The document: raw CBOR, base64, or - for stdin")->required();
-  auto* aws = sub->add_flag("--aws-root", o->aws_root, "Trust the pinned AWS Nitro Enclaves Root G1 (the default)");
-  sub->add_option("--root", o->root_pem, "Trust this root certificate (PEM) INSTEAD of AWS's, e.g. a simulator's root.pem")
-      ->excludes(aws);
+  add_policy_options(sub, o->policy);
   sub->add_option("--at", o->at,
                   "Check at this time (Unix seconds or RFC 3339) instead of now; for stored documents, "
                   "it proves validity at that time only");
-  sub->add_option("--pcr", o->pcrs, "Require PCR N to equal HEX (48 bytes); repeat an index to allow alternatives");
   sub->add_option("--nonce", o->nonce, "Require the document's nonce to equal this challenge (hex)");
   sub->add_option("--user-data", o->user_data, "Require user_data to equal this (hex)");
-  sub->add_option("--max-age", o->max_age, "Require the document to be at most this many seconds old (and not from the future)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_flag("--allow-debug", o->allow_debug, "Accept debug-mode enclaves (PCR0 all zero); they are refused otherwise");
   sub->add_flag("--json", o->json, "Print the verified claims (or the failure) as JSON");
   sub->footer(
       "Exit 0 with the verified claims, or 1 with one line naming the first failed check.\n"

@@ -1,11 +1,15 @@
 #include "shield_nitro/core/secure_bytes.h"
 
-#include <openssl/crypto.h>
+#include <string.h>
 
 #include <cstring>
 #include <new>
 
 namespace shield_nitro {
+
+void secure_wipe(void* p, size_t n) {
+  if (p && n) explicit_bzero(p, n);
+}
 
 SecureBytes::SecureBytes(size_t size) { resize(size); }
 SecureBytes::SecureBytes(ByteView copy_from) { append(copy_from); }
@@ -32,7 +36,7 @@ void SecureBytes::reserve_exact(size_t capacity) {
   auto* fresh = static_cast<uint8_t*>(::operator new(capacity == 0 ? 1 : capacity));
   if (size_) std::memcpy(fresh, data_, size_);
   if (data_) {
-    OPENSSL_cleanse(data_, capacity_);
+    secure_wipe(data_, capacity_);
     ::operator delete(data_);
   }
   data_ = fresh;
@@ -40,9 +44,14 @@ void SecureBytes::reserve_exact(size_t capacity) {
 }
 
 void SecureBytes::resize(size_t size) {
+  const size_t old = size_;
+  resize_for_overwrite(size);
+  if (size > old) std::memset(data_ + old, 0, size - old);
+}
+
+void SecureBytes::resize_for_overwrite(size_t size) {
   if (size > capacity_) reserve_exact(size);
-  if (size > size_) std::memset(data_ + size_, 0, size - size_);
-  else if (size < size_) OPENSSL_cleanse(data_ + size, size_ - size);
+  if (size < size_) secure_wipe(data_ + size, size_ - size);
   size_ = size;
 }
 
@@ -55,7 +64,7 @@ void SecureBytes::append(ByteView more) {
 
 void SecureBytes::clear() {
   if (data_) {
-    OPENSSL_cleanse(data_, capacity_);
+    secure_wipe(data_, capacity_);
     ::operator delete(data_);
   }
   data_ = nullptr;

@@ -208,7 +208,7 @@ void Shield::decrypt_into(ByteView message, SecureBytes& plaintext) const {
                       kInnerHeader + pad_len <= ct.size();
   const size_t skip = pad_ok ? kInnerHeader + pad_len : head;
   op.update(ct.subspan(head, skip - head), inner + kInnerHeader);
-  plaintext.resize(ct.size() - skip);
+  plaintext.resize_for_overwrite(ct.size() - skip);  // every byte written below or wiped
   op.update(ct.subspan(skip), plaintext.data());
   if (!op.finish_open(body.subspan(ct.size()))) {
     OPENSSL_cleanse(inner, sizeof inner);

@@ -84,7 +84,8 @@ Bytes encrypt_stream(const Shield& shield, ByteView plaintext, const StreamEncry
 SecureBytes decrypt_stream(const Shield& shield, ByteView container, const StreamDecryptOptions& options) {
   auto crypto = start_decrypt(shield, container, options.max_chunk_size);
   auto layout = StreamLayout::of_container(crypto->header().bytes.size(), crypto->chunk_size(), container.size());
-  SecureBytes out(layout.plaintext_size());
+  SecureBytes out;
+  out.resize_for_overwrite(layout.plaintext_size());  // every chunk is written, or out is dropped
   detail::parallel_for(layout.count, options.threads, [&](uint64_t i) {
     ByteView record = container.subspan(layout.record_offset(i), layout.record_size(i));
     crypto->open(i, i + 1 == layout.count, record, out.data() + i * layout.chunk_size);
@@ -183,7 +184,8 @@ SecureBytes StreamReader::read_chunk(uint64_t index) const {
                                      std::to_string(l.count) + ")");
   Bytes record(l.record_size(index));
   s_->source.read_at(l.record_offset(index), record);
-  SecureBytes out(record.size() - kTagSize);
+  SecureBytes out;
+  out.resize_for_overwrite(record.size() - kTagSize);
   s_->crypto->open(index, index + 1 == l.count, record, out.data());
   return out;
 }

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "shield_nitro/core/bytes.h"
@@ -74,6 +75,23 @@ TEST(SecureBytes, MoveAndResize) {
   SecureBytes c = t.clone();
   t.clear();
   EXPECT_EQ(to_string(c.view()), "sec");
+}
+
+TEST(SecureBytes, ResizeZeroFillsButResizeForOverwriteKeepsOnlyThePrefix) {
+  SecureBytes s(as_bytes("key"));
+  s.resize(6);
+  EXPECT_EQ(s.view()[3], 0);
+  EXPECT_EQ(s.view()[5], 0);
+  s.resize_for_overwrite(2);
+  EXPECT_EQ(to_string(s.view()), "ke");
+  s.resize_for_overwrite(1024);  // reallocates: the prefix moves with it
+  ASSERT_EQ(s.size(), 1024u);
+  EXPECT_EQ(to_string(s.view().first(2)), "ke");
+  uint8_t buf[16];
+  std::memset(buf, 0xAB, sizeof buf);
+  secure_wipe(buf, sizeof buf);
+  for (uint8_t b : buf) EXPECT_EQ(b, 0);
+  secure_wipe(nullptr, 0);  // a no-op, not a crash
 }
 
 TEST(Random, ScriptedAndUniform) {

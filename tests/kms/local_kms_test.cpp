@@ -47,12 +47,16 @@ struct SimEnclave {
   NsmAttestationSource source;
   RecipientKeyManager keys{std::chrono::seconds(0)};
   Recipient recipient{&source, &keys};
+  // pcr0 == 0: a debug-mode enclave (PCR0, 1, 2 and 8 read as zeros).
   SimEnclave(const fs::path& dir, uint8_t pcr0, const Clock* clock = nullptr)
       : sim(make(dir, pcr0, clock)), source(std::make_unique<nsm::SimulatorTransport>(sim)) {}
   static std::shared_ptr<nsm::SimulatedNsm> make(const fs::path& dir, uint8_t pcr0, const Clock* clock) {
     nsm::BootPcrs boot;
-    boot.values[0] = pcr(pcr0);
-    boot.values[8] = pcr(8);
+    boot.debug = pcr0 == 0;
+    if (!boot.debug) {
+      boot.values[0] = pcr(pcr0);
+      boot.values[8] = pcr(8);
+    }
     nsm::SimulatorOptions o;
     o.clock = clock;
     return nsm::SimulatedNsm::create(dir.string(), boot, o);
@@ -176,6 +180,9 @@ TEST_F(LocalKmsTest, GeneratedPolicyReleasesOnlyToTheAttestedEnclave) {
   // One PCR different (same trusted root).
   SimEnclave wrong(dir_ / "nsm", 0xac);
   EXPECT_EQ(kms_error_type([&] { enclave.decrypt(e.ciphertext_blob, {}, "", &wrong.recipient); }), "AccessDeniedException");
+  // A debug-mode enclave (PCR0 zeros): a valid document, so like AWS KMS the policy decides.
+  SimEnclave debug(dir_ / "nsm", 0x00);
+  EXPECT_EQ(kms_error_type([&] { enclave.decrypt(e.ciphertext_blob, {}, "", &debug.recipient); }), "AccessDeniedException");
   // The admin may manage but not decrypt.
   EXPECT_EQ(kms_error_type([&] { admin.decrypt(e.ciphertext_blob, {}, "", &trusted_->recipient); }), "AccessDeniedException");
 }

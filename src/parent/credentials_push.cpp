@@ -1,0 +1,83 @@
+// set-credentials: pushing AWS credentials into the enclave, on request and automatically
+// when a response says they are about to expire ("refresh_credentials": true).
+#include "client_impl.h"
+#include "shield_nitro/core/log.h"
+
+namespace shield_nitro::parent {
+
+using cbor::Value;
+
+namespace {
+// No temporary std::string copy of a secret on the way into the request.
+std::string_view text_view(const SecureBytes& s) { return {reinterpret_cast<const char*>(s.data()), s.size()}; }
+}  // namespace
+
+std::optional<int64_t> EnclaveClient::Impl::push(const kms::Credentials& c) {
+  if (c.access_key_id.empty() || c.secret_access_key.empty())
+    throw Error(Errc::kUsage, "push_credentials: the credentials lack an access key id or secret");
+  cbor::MapEntries body{cbor::entry("access_key_id", Value::text(c.access_key_id)),
+                        cbor::entry("secret_access_key", Value::text(text_view(c.secret_access_key)))};
+  if (!c.session_token.empty()) body.push_back(cbor::entry("session_token", Value::text(text_view(c.session_token))));
+  if (c.expiration_s != 0) body.push_back(cbor::entry("expiration", Value::integer(c.expiration_s)));
+  Value request = Value::map(std::move(body));
+  Value sent = request;  // the net layer takes its own copy; ours is wiped below
+  Value out;
+  try {
+    // Straight over the connection: a hint in this very answer must not trigger another push.
+    out = conn->call("set-credentials", std::move(sent));
+  } catch (...) {
+    detail::wipe(request);
+    throw;
+  }
+  detail::wipe(request);
+  const Value* expires = out.find("expires_at");
+  if (expires && expires->is_integer()) return expires->as_int();
+  return std::nullopt;
+}
+
+std::optional<int64_t> EnclaveClient::Impl::push_fresh(kms::CredentialsProvider& p) {
+  p.invalidate();  // the enclave asked because the ones it has are stale: do not resend them
+  kms::Credentials c = p.get();
+  return push(c);
+}
+
+void EnclaveClient::Impl::maybe_refresh(const Value& body) {
+  const Value* hint = body.find("refresh_credentials");
+  if (!hint || !hint->is(cbor::Type::kBool) || !hint->as_bool()) return;
+  auto p = current_provider();
+  if (!p) return;
+  std::unique_lock lock(refreshing, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // another thread is pushing right now
+  try {
+    push_fresh(*p);
+    log_debug("parent: pushed fresh AWS credentials on the enclave's request");
+  } catch (const Error& e) {
+    // The operation itself succeeded; the next KMS call reports the missing credentials.
+    log_warn(std::string("parent: the enclave asked for fresh AWS credentials, but pushing failed: ") + e.what());
+  }
+}
+
+std::optional<int64_t> EnclaveClient::push_credentials(std::optional<kms::Credentials> credentials) {
+  if (!credentials) {
+    auto p = impl_->current_provider();
+    if (!p) throw Error(Errc::kUsage, "push_credentials: no credentials given and no provider set");
+    return impl_->push(p->get());
+  }
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->provider) impl_->provider = std::make_shared<kms::StaticCredentials>(credentials->clone());
+  }
+  return impl_->push(*credentials);
+}
+
+void EnclaveClient::set_credentials_provider(std::shared_ptr<kms::CredentialsProvider> provider) {
+  std::lock_guard lock(impl_->mu);
+  impl_->provider = std::move(provider);
+}
+
+std::shared_ptr<kms::CredentialsProvider> EnclaveClient::Impl::current_provider() const {
+  std::lock_guard lock(mu);
+  return provider;
+}
+
+}  // namespace shield_nitro::parent

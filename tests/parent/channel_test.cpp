@@ -1,0 +1,275 @@
+// EnclaveClient's attested channel against the real enclave service in-process (simulated NSM,
+// a stand-in KMS), directly and through a man-in-the-middle "parent" that tampers with,
+// replays or substitutes what it relays. The client must refuse every such answer.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "../net/test_util.h"
+#include "../support/expect_error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/enclave/service.h"
+#include "shield_nitro/net/client.h"
+#include "shield_nitro/net/server.h"
+#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/parent/enclave_client.h"
+#include "shield_nitro/shield/stream.h"
+
+using namespace shield_nitro;
+using cbor::entry;
+using cbor::Value;
+using shield_nitro::test_support::code_of;
+
+namespace {
+
+// Stands in for KMS: the wrapped key is a Shield message under a key only it knows.
+class FakeReleaser : public enclave::KeyReleaser {
+ public:
+  explicit FakeReleaser(const shield::ShieldKey& kek) : kek_(shield::Shield::with_key(kek, {.max_age_ms = std::nullopt})) {}
+  enclave::ReleasedKey release(const enclave::ReleaseRequest& r, const enclave::PushedCredentials& c) override {
+    if (c.access_key_id != "AKIDTEST") throw Error(Errc::kPolicy, "AccessDeniedException: wrong principal");
+    return {kek_.decrypt(r.ciphertext_blob), "arn:aws:kms:us-east-1:111122223333:key/test"};
+  }
+
+ private:
+  shield::Shield kek_;
+};
+
+// A relay speaking the protocol: forwards each plain request to the service and lets the test
+// rewrite the answer (op, response body) before it goes back. Streams are not relayed.
+class Mitm {
+ public:
+  using Hook = std::function<void(const std::string& op, const Value& request, Value& response)>;
+  Mitm(const std::string& listen, const net::Endpoint& backend) : backend_(backend) {
+    server_ = std::make_unique<net::Server>(net::Endpoint::unix_path(listen));
+    for (const char* op : {"describe", "attest", "channel-open", "sealed", "set-credentials", "load-key", "encrypt", "unload"}) {
+      std::string name = op;
+      server_->handle(name, [this, name](const net::Request& req, net::RequestContext&) {
+        net::Response r = backend_.request(name, req.body);
+        if (!r.ok) throw Error(r.code, r.message);
+        Hook h;
+        {
+          std::lock_guard lock(mu_);
+          h = hook_;
+        }
+        if (h) h(name, req.body, r.body);
+        return net::Response::success(std::move(r.body));
+      });
+    }
+    server_->start();
+  }
+  void set_hook(Hook h) {
+    std::lock_guard lock(mu_);
+    hook_ = std::move(h);
+  }
+  std::string endpoint() const { return server_->endpoint().to_string(); }
+
+ private:
+  net::Client backend_;
+  std::unique_ptr<net::Server> server_;
+  std::mutex mu_;
+  Hook hook_;
+};
+
+Value& field(Value& body, const char* name) {
+  for (auto& [k, v] : body.as_map())
+    if (k.is(cbor::Type::kText) && k.as_text() == name) return v;
+  throw std::runtime_error(std::string("no field ") + name);
+}
+
+struct InProcessEnclave : ::testing::Test {
+  sn_test::TempDir dir;
+  Bytes pcr0 = Bytes(48, 0x5e);
+  std::shared_ptr<nsm::SimulatedNsm> sim;
+  shield::ShieldKey kek = shield::ShieldKey::generate();
+  shield::ShieldKey data_key = shield::ShieldKey::generate();
+  std::unique_ptr<enclave::EnclaveService> service;
+  std::unique_ptr<Mitm> mitm;
+
+  void SetUp() override {
+    nsm::BootPcrs pcrs;
+    pcrs.values[0] = pcr0;
+    sim = nsm::SimulatedNsm::create(dir.path() + "/nsm", pcrs);
+    enclave::ServiceOptions opts;
+    opts.listen = net::Endpoint::unix_path(dir.sock("enclave.sock"));
+    service = std::make_unique<enclave::EnclaveService>(
+        std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
+        std::make_unique<FakeReleaser>(kek), std::move(opts));
+    service->start();
+    mitm = std::make_unique<Mitm>(dir.sock("parent.sock"), service->endpoint());
+  }
+  void TearDown() override {
+    mitm.reset();
+    service.reset();
+  }
+
+  attest::TrustAnchor root() const { return attest::TrustAnchor::from_pem(sim->root_pem()); }
+  attest::Policy policy() const {
+    attest::Policy p;
+    p.expect_pcr(0, pcr0);
+    return p;
+  }
+  std::unique_ptr<parent::EnclaveClient> direct() { return parent::EnclaveClient::connect(service->endpoint()); }
+  std::unique_ptr<parent::EnclaveClient> through_mitm() { return parent::EnclaveClient::connect(mitm->endpoint()); }
+
+  // A loaded data key, a model of 3000 bytes named "weights" and the test plugin over it.
+  struct Loaded {
+    std::string key, model, code;
+  };
+  Loaded load_everything(parent::EnclaveClient& c) {
+    kms::Credentials creds;
+    creds.access_key_id = "AKIDTEST";
+    creds.secret_access_key = SecureBytes(as_bytes("secret"));
+    c.push_credentials(std::move(creds));
+    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
+    Loaded l;
+    l.key = c.load_key(wrapped).handle;
+    shield::Shield s = shield::Shield::with_key(data_key);
+    std::istringstream model(to_string(shield::encrypt_stream(s, Bytes(3000, 0x11))));
+    l.model = c.load_artifact(l.key, model, "model", "weights").handle;
+    std::istringstream code(to_string(shield::encrypt_stream(s, read_file(SN_TEST_PLUGIN))));
+    l.code = c.load_artifact(l.key, code, "code", "plugin", {l.model}).handle;
+    return l;
+  }
+};
+
+std::string reversed(std::string s) { return {s.rbegin(), s.rend()}; }
+
+}  // namespace
+
+TEST_F(InProcessEnclave, ChannelVerifiesTheEnclaveThenCarriesInvokeAndDecrypt) {
+  auto c = direct();
+  Loaded l = load_everything(*c);
+  const parent::ChannelInfo& info = c->open_channel(policy(), root());
+  EXPECT_TRUE(c->channel_open());
+  EXPECT_EQ(info.session_id.size(), 16u);
+  EXPECT_EQ(info.claims.pcrs.at(0), pcr0);
+  EXPECT_TRUE(info.claims.public_key.has_value());
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("hello")).view()), "weights:3000|" + reversed("hello"));
+  Bytes ct = c->encrypt(l.key, as_bytes("a record"));  // sealed too, now that a channel is open
+  EXPECT_EQ(to_string(shield::Shield::with_key(data_key).decrypt(ct).view()), "a record");
+  EXPECT_EQ(to_string(c->decrypt(l.key, ct).view()), "a record");
+  // Errors inside the channel keep their code.
+  EXPECT_EQ(code_of([&] { c->invoke("art-404", as_bytes("x")); }), Errc::kNotFound);
+  try {
+    c->invoke(l.code, as_bytes("fail"));  // the plugin refuses this input
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kRemote);
+    EXPECT_NE(std::string(e.what()).find("asked to fail"), std::string::npos) << e.what();
+  }
+  c->unload(l.code);
+  EXPECT_EQ(code_of([&] { c->invoke(l.code, as_bytes("x")); }), Errc::kNotFound);
+  // A second channel on the same connection replaces the first.
+  Bytes first = c->channel_info().session_id;
+  c->open_channel(policy(), root());
+  EXPECT_NE(c->channel_info().session_id, first);
+  EXPECT_EQ(to_string(c->decrypt(l.key, ct).view()), "a record");
+}
+
+TEST_F(InProcessEnclave, AttestAndVerifyUsesAFreshNonce) {
+  auto c = direct();
+  Bytes doc1, doc2;
+  attest::Claims claims = c->attest_and_verify(policy(), root(), Bytes{1, 2, 3}, &doc1);
+  EXPECT_EQ(claims.pcrs.at(0), pcr0);
+  EXPECT_EQ(claims.user_data.value, (Bytes{1, 2, 3}));
+  ASSERT_TRUE(claims.nonce.has_value());
+  c->attest_and_verify(policy(), root(), std::nullopt, &doc2);
+  EXPECT_NE(doc1, doc2);
+  attest::Policy wrong;
+  wrong.expect_pcr(0, Bytes(48, 0x01));
+  EXPECT_EQ(code_of([&] { c->attest_and_verify(wrong, root()); }), Errc::kPolicy);
+}
+
+TEST_F(InProcessEnclave, ConcurrentInvokesArePipelinedOnOneConnection) {
+  auto c = direct();
+  Loaded l = load_everything(*c);
+  c->open_channel(policy(), root());
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        std::string in = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (to_string(c->invoke(l.code, as_bytes(in)).view()) != "weights:3000|" + reversed(in)) ++wrong;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(InProcessEnclave, RefusesAnEnclaveThatIsNotTheOneNamed) {
+  auto c = direct();
+  attest::Policy other;
+  other.expect_pcr(0, Bytes(48, 0x01));
+  EXPECT_EQ(code_of([&] { c->open_channel(other, root()); }), Errc::kPolicy);
+  EXPECT_EQ(code_of([&] { c->open_channel(policy(), attest::TrustAnchor::aws()); }), Errc::kVerify);
+  EXPECT_FALSE(c->channel_open());
+}
+
+TEST_F(InProcessEnclave, TamperedSealedResponseIsRejected) {
+  auto setup = direct();
+  Loaded l = load_everything(*setup);  // handles are the service's, usable from any connection
+  auto c = through_mitm();
+  c->open_channel(policy(), root());
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("abc")).view()), "weights:3000|cba");
+  mitm->set_hook([](const std::string& op, const Value&, Value& body) {
+    if (op != "sealed") return;
+    Bytes data = field(body, "data").as_bytes();
+    data[data.size() / 2] ^= 0x01;
+    field(body, "data") = Value::bytes(std::move(data));
+  });
+  EXPECT_EQ(code_of([&] { c->invoke(l.code, as_bytes("abc")); }), Errc::kAuth);
+  mitm->set_hook(nullptr);
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("xyz")).view()), "weights:3000|zyx");  // one forgery breaks nothing
+}
+
+TEST_F(InProcessEnclave, ReplayedSealedResponseIsRejected) {
+  auto setup = direct();
+  Loaded l = load_everything(*setup);
+  auto c = through_mitm();
+  c->open_channel(policy(), root());
+  std::mutex mu;
+  std::optional<Bytes> first;
+  mitm->set_hook([&](const std::string& op, const Value&, Value& body) {
+    if (op != "sealed") return;
+    std::lock_guard lock(mu);
+    if (!first) first = field(body, "data").as_bytes();
+    else field(body, "data") = Value::bytes(*first);  // the parent answers with an old reply
+  });
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("one")).view()), "weights:3000|eno");
+  EXPECT_EQ(code_of([&] { c->invoke(l.code, as_bytes("two")); }), Errc::kVerify);
+}
+
+TEST_F(InProcessEnclave, SubstitutedSessionIsRejected) {
+  auto c = through_mitm();
+  mitm->set_hook([](const std::string& op, const Value&, Value& body) {
+    if (op == "channel-open") field(body, "session") = Value::bytes(Bytes(16, 0xab));
+  });
+  EXPECT_EQ(code_of([&] { c->open_channel(policy(), root()); }), Errc::kVerify);
+  EXPECT_FALSE(c->channel_open());
+}
+
+TEST_F(InProcessEnclave, ReplayedOrKeylessDocumentsAreRejected) {
+  auto c = through_mitm();
+  // An older genuine document (another nonce): the parent cannot replay attestations.
+  Bytes old = direct()->attest(Bytes(32, 0x42));
+  mitm->set_hook([&](const std::string& op, const Value&, Value& body) {
+    if (op == "attest") field(body, "document") = Value::bytes(old);
+  });
+  EXPECT_EQ(code_of([&] { c->open_channel(policy(), root()); }), Errc::kPolicy);
+  // A genuine document for our nonce but without a key: no channel can be agreed.
+  nsm::NsmClient nsm(std::make_unique<nsm::SimulatorTransport>(sim));
+  mitm->set_hook([&](const std::string& op, const Value& request, Value& body) {
+    if (op != "attest") return;
+    nsm::AttestationRequest req;
+    req.nonce = request.find("nonce")->as_bytes();
+    field(body, "document") = Value::bytes(nsm.attestation(req));
+  });
+  EXPECT_EQ(code_of([&] { c->open_channel(policy(), root()); }), Errc::kVerify);
+  EXPECT_FALSE(c->channel_open());
+}
