@@ -108,19 +108,19 @@ struct EnclaveService::Impl {
     for (const auto& [name, op] : ops) {
       std::string op_name = name;
       server.handle(name, [this, op_name](const net::Request& req, net::RequestContext& ctx) {
-        return serve(op_name, req.body, ctx);
+        return net::Response::success(serve(op_name, req.body, ctx));
       });
     }
   }
 
   // Runs one plain (unsealed) request, with stats and the credential-refresh hint.
-  net::Response serve(const std::string& name, const Value& body, net::RequestContext& ctx) {
+  Value serve(const std::string& name, const Value& body, net::RequestContext& ctx) {
     int64_t t0 = monotonic_ns();
     try {
       Value out = dispatch(name, Call{body, &ctx, false});
       add_refresh_hint(out);
       stats.record(name, monotonic_ns() - t0, true);
-      return net::Response::success(std::move(out));
+      return out;
     } catch (const Error& e) {
       stats.record(name, monotonic_ns() - t0, false);
       log_info(name + " refused: " + e.what());
@@ -130,7 +130,7 @@ struct EnclaveService::Impl {
 
   Value dispatch(const std::string& name, const Call& call) {
     auto it = ops.find(name);
-    if (it == ops.end()) throw Error(Errc::kUsage, "unknown operation '" + name + "'");
+    if (it == ops.end()) throw Error(Errc::kUnsupported, "unknown operation '" + name + "'");  // as net::Server says
     if (it->second.channel_only && !call.in_channel)
       throw Error(Errc::kPolicy, "'" + name + "' returns plaintext, so it is answered only inside the attested channel");
     if (!call.body.is(cbor::Type::kMap)) throw Error(Errc::kFormat, "request body must be a map");
@@ -202,8 +202,10 @@ struct EnclaveService::Impl {
     int64_t t0 = monotonic_ns();
     try {
       Value req = cbor::decode(inner.view());
-      name = text_field(req, "op");
-      Value out = dispatch(name, Call{field(req, "body"), nullptr, true});
+      std::string op = text_field(req, "op");
+      // Stats are keyed by known ops only: a peer's made-up names must not grow the map.
+      if (ops.count(op)) name = op;
+      Value out = dispatch(op, Call{field(req, "body"), nullptr, true});
       add_refresh_hint(out);
       result = Value::map({cbor::entry("ok", Value::boolean(true)), cbor::entry("body", std::move(out))});
       stats.record(name, monotonic_ns() - t0, true);
@@ -222,7 +224,11 @@ struct EnclaveService::Impl {
     p.access_key_id = text_field(c.body, "access_key_id");
     p.secret_access_key = SecureBytes(as_bytes(text_field(c.body, "secret_access_key")));
     p.session_token = SecureBytes(as_bytes(optional_text(c.body, "session_token")));
-    if (const Value* e = c.body.find("expiration"); e && !e->is_null()) p.expiration = e->as_int();
+    if (const Value* e = c.body.find("expiration"); e && !e->is_null()) {
+      // Unsigned only: a negative time would overflow the "expires within" arithmetic.
+      if (!e->is(cbor::Type::kUnsigned)) throw Error(Errc::kFormat, "field 'expiration' must be an unsigned integer (Unix seconds)");
+      p.expiration = e->as_int();
+    }
     if (p.access_key_id.empty() || p.secret_access_key.empty()) throw Error(Errc::kFormat, "set-credentials: empty access key");
     Value expires = p.expiration ? Value::integer(*p.expiration) : Value::null();
     std::lock_guard<std::mutex> lock(cred_mu);
@@ -328,6 +334,11 @@ EnclaveService::EnclaveService(std::unique_ptr<nsm::NsmClient> nsm, std::unique_
 EnclaveService::~EnclaveService() { stop(); }
 
 void EnclaveService::start() { impl_->server.start(); }
+
+Value EnclaveService::handle(const std::string& op, const Value& body, net::RequestContext& context) {
+  if (!impl_->ops.count(op)) throw Error(Errc::kUnsupported, "unknown operation '" + op + "'");
+  return impl_->serve(op, body, context);
+}
 
 void EnclaveService::stop() {
   if (impl_) impl_->server.stop();

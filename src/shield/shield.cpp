@@ -138,6 +138,12 @@ bool Shield::password_mode() const { return state_->password_mode; }
 size_t Shield::cached_salts() const { return state_->cache.size(); }
 
 Bytes Shield::encrypt(ByteView plaintext) const {
+  Bytes out;
+  encrypt_into(plaintext, out);
+  return out;
+}
+
+void Shield::encrypt_into(ByteView plaintext, Bytes& out) const {
   detail::ShieldState& st = *state_;
   auto key = st.own_key();
   Random& rng = st.options.random ? *st.options.random : detail::message_random();
@@ -154,7 +160,7 @@ Bytes Shield::encrypt(ByteView plaintext) const {
   rng.fill({inner + kInnerHeader, pad_len});
   const size_t inner_len = kInnerHeader + pad_len;
 
-  Bytes out(header + kNonceSize + inner_len + plaintext.size() + kTagSize);
+  out.resize(header + kNonceSize + inner_len + plaintext.size() + kTagSize);  // every byte set below
   out[0] = pw ? kVersionPassword : kVersionKey;
   out[1] = static_cast<uint8_t>(st.options.suite);
   if (pw) std::memcpy(out.data() + 2, st.own_salt.data(), kSaltSize);
@@ -166,7 +172,6 @@ Bytes Shield::encrypt(ByteView plaintext) const {
   op.update(plaintext, body + inner_len);
   op.finish_seal(body + inner_len + plaintext.size());
   OPENSSL_cleanse(inner, sizeof inner);
-  return out;
 }
 
 SecureBytes Shield::decrypt(ByteView message) const {

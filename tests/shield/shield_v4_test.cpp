@@ -403,6 +403,19 @@ TEST(ShieldPasswordMode, CachesASendersSaltOnlyAfterItVerifies) {
   EXPECT_EQ(receiver.cached_salts(), 1u);
 }
 
+TEST(ShieldEncrypt, IntoAReusedBufferGivesWholeMessages) {
+  FixedClock clock(kVectorTime);
+  Shield s = key_shield({.clock = &clock});
+  Bytes out(5000, 0xEE);  // stale bytes from an earlier, larger message must not survive
+  for (size_t n : {1000, 10, 100}) {
+    Bytes pt = testing::random_bytes(n);
+    s.encrypt_into(pt, out);
+    EXPECT_GE(out.size(), 2 + 12 + 9 + 32 + n + 16);
+    EXPECT_LE(out.size(), 2 + 12 + 9 + 128 + n + 16);
+    EXPECT_EQ(to_bytes(s.decrypt(out).view()), pt);
+  }
+}
+
 TEST(ShieldDecrypt, IntoAReusedBufferAndEmptiedOnFailure) {
   FixedClock clock(kVectorTime);
   Shield s = key_shield({.clock = &clock});

@@ -36,6 +36,11 @@ class EnclaveService {
   void stop();
   const net::Endpoint& endpoint() const;
 
+  // Answers one plain request exactly as the server's handler for `op` does, without a socket
+  // (start() not needed): the response body, or Error with the code the peer would get (an
+  // unknown op is kUnsupported). For tests and fuzz/enclave_ops.cpp; the server calls the same.
+  cbor::Value handle(const std::string& op, const cbor::Value& body, net::RequestContext& context);
+
   struct Impl;
 
  private:

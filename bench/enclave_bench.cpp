@@ -1,0 +1,582 @@
+// The enclave service under load, beside its floors (docs/performance.md, "Enclave service").
+//
+// Hosts the real enclave::EnclaveService in this process on a unix socket, with a simulated NSM
+// and a data key loaded through a stand-in releaser (no KMS, as tests/enclave/service_test.cpp
+// does), then measures in one run:
+//   RawEcho/C         a bare epoll byte echo on the same kind of socket (the floor; no framing,
+//                     no CBOR, no workers), C pipelined clients;
+//   EncryptPlain/C    `encrypt` of 1 KiB with the loaded key, C pipelined clients;
+//   EncryptChannel/C  the same `encrypt` inside the attested channel: each client attests,
+//                     verifies the document against the simulator's root (nonce + PCR0), opens
+//                     the channel, then sends `sealed` requests (docs/enclave-api.md);
+//   AeadFloor/MiB     single-thread raw AES-256-GCM over N MiB (1 MiB records, reused buffers);
+//   FreshPages/MiB    first write of N MiB of fresh memory: what holding the plaintext costs alone;
+//   LoadArtifact/MiB  `load-artifact` of an N MiB Shield stream (1 MiB chunks) that the
+//                     parent side reads from a file in 1 MiB pieces and streams in.
+// One load-generator thread drives C connections with kDepth requests in flight each; latency is
+// send-to-response per request; each figure is the better of two runs of kRequestsPerRun. Channel requests are sealed before the clock starts (sealing is
+// the remote client's work, on its own machine); a sample of the sealed replies is opened and
+// checked during the run, and every plain reply is checked for "ok": true.
+//
+// Counters: req_per_s, p50_us, p99_us, vs_floor (over RawEcho at the same C), vs_target (over
+// 50,000 req/s), x_plain (channel time per request over plain: the overhead, target <= 1.3);
+// GiB_per_s, x_aead (artifact over the AEAD floor, target >= 0.7) and rss_growth_MiB (peak RSS
+// of this process during the upload minus RSS before it).
+//
+// The artifact size is SN_BENCH_ARTIFACT_MIB (default 1024, i.e. 1 GiB, what `make bench` uses).
+#include <benchmark/benchmark.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "shield_nitro/attest/verifier.h"
+#include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/channel/handshake.h"
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/core/random.h"
+#include "shield_nitro/enclave/service.h"
+#include "shield_nitro/net/client.h"
+#include "shield_nitro/net/server.h"
+#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/shield/stream.h"
+
+using namespace shield_nitro;
+using cbor::entry;
+using cbor::Value;
+
+namespace {
+
+constexpr int kDepth = 8;                 // requests in flight per connection
+constexpr size_t kRequestsPerRun = 40000;
+constexpr double kTarget = 50000;
+constexpr uint32_t kFirstId = 0x10000000;  // forces the 4-byte integer head (0x1a)
+// Frame header (4), then a4 61 76 01 62 69 64 1a: the id; then 62 6f 6b and true (f5).
+constexpr size_t kIdOffset = 4 + 8;
+constexpr size_t kOkOffset = kIdOffset + 4 + 3;
+constexpr size_t kChunk = size_t{1} << 20;  // artifact records and parent reads
+
+std::map<int64_t, double> g_floor;  // clients -> raw echo req/s
+double g_aead_gib_s = 0;
+
+// ---- the enclave, hosted in-process -------------------------------------------------------
+
+// Stands in for KMS: the "wrapped key" is a Shield message under a key only this releaser holds.
+class StandInReleaser : public enclave::KeyReleaser {
+ public:
+  explicit StandInReleaser(const shield::ShieldKey& kek) : kek_(shield::Shield::with_key(kek, {.max_age_ms = std::nullopt})) {}
+  enclave::ReleasedKey release(const enclave::ReleaseRequest& r, const enclave::PushedCredentials&) override {
+    return {kek_.decrypt(r.ciphertext_blob), "arn:aws:kms:us-east-1:111122223333:key/bench"};
+  }
+
+ private:
+  shield::Shield kek_;
+};
+
+struct EnclaveHost {
+  std::string dir;
+  shield::ShieldKey kek = shield::ShieldKey::generate();
+  shield::ShieldKey data_key = shield::ShieldKey::generate();
+  Bytes pcr0 = Bytes(48, 0xa0);
+  std::shared_ptr<nsm::SimulatedNsm> sim;
+  std::unique_ptr<attest::Verifier> verifier;
+  std::unique_ptr<enclave::EnclaveService> service;
+  std::unique_ptr<net::Client> control;  // setup calls (attest, channel-open, unload)
+  std::string key;                       // the loaded data key's handle
+  std::map<uint64_t, std::string> artifact_files;  // size -> sealed stream file
+
+  EnclaveHost() {
+    dir = (std::filesystem::temp_directory_path() / ("sn-enclave-bench-" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir);
+    nsm::BootPcrs pcrs;
+    pcrs.values[0] = pcr0;
+    sim = nsm::SimulatedNsm::create(dir + "/nsm", pcrs);
+    verifier = std::make_unique<attest::Verifier>(attest::TrustAnchor::from_pem(sim->root_pem()));
+    enclave::ServiceOptions opts;
+    opts.listen = net::Endpoint::unix_path(dir + "/enclave.sock");
+    service = std::make_unique<enclave::EnclaveService>(
+        std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
+        std::make_unique<StandInReleaser>(kek), std::move(opts));
+    service->start();
+    control = std::make_unique<net::Client>(service->endpoint());
+    control->call("set-credentials", Value::map({entry("access_key_id", Value::text("AKIDBENCH")),
+                                                 entry("secret_access_key", Value::text("bench"))}));
+    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
+    key = control->call("load-key", Value::map({entry("ciphertext_blob", Value::bytes(std::move(wrapped)))}))
+              .find("handle")->as_text();
+  }
+  ~EnclaveHost() {
+    control.reset();
+    service.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  const net::Endpoint& endpoint() const { return service->endpoint(); }
+
+  // A Shield stream of `bytes` pseudo-random-looking bytes under the data key, written once.
+  const std::string& artifact_file(uint64_t bytes);
+};
+
+std::unique_ptr<EnclaveHost> g_host;  // made on first use, destroyed at the end of main
+
+EnclaveHost& host() {
+  if (!g_host) g_host = std::make_unique<EnclaveHost>();
+  return *g_host;
+}
+
+// Plaintext for the artifact: a counter pattern, generated as it is read (no copy in memory).
+class PatternSource final : public shield::Source {
+ public:
+  explicit PatternSource(uint64_t size) : left_(size) {}
+  size_t read(uint8_t* buf, size_t n) override {
+    size_t k = static_cast<size_t>(std::min<uint64_t>(n, left_));
+    for (size_t i = 0; i < k; ++i) buf[i] = static_cast<uint8_t>((pos_ + i) * 2654435761u >> 13);
+    pos_ += k;
+    left_ -= k;
+    return k;
+  }
+
+ private:
+  uint64_t left_, pos_ = 0;
+};
+
+const std::string& EnclaveHost::artifact_file(uint64_t bytes) {
+  auto it = artifact_files.find(bytes);
+  if (it != artifact_files.end()) return it->second;
+  std::string path = dir + "/artifact-" + std::to_string(bytes) + ".snst";
+  AtomicFileWriter out(path);
+  shield::AtomicFileSink sink(out);
+  PatternSource src(bytes);
+  shield::StreamEncryptOptions so;
+  so.chunk_size = static_cast<uint32_t>(kChunk);
+  shield::encrypt_stream(shield::Shield::with_key(data_key), src, sink, so);
+  out.commit();
+  return artifact_files[bytes] = path;
+}
+
+// ---- the raw floor ------------------------------------------------------------------------
+
+// Echoes whatever arrives, on one epoll thread (as bench/net_bench.cpp's floor).
+class RawEchoServer {
+ public:
+  explicit RawEchoServer(const net::Endpoint& ep) : listen_(net::listen(ep)), epoll_(::epoll_create1(0)) {
+    net::set_nonblocking(listen_.get(), true);
+    add(listen_.get());
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RawEchoServer() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : fds_) ::close(fd);
+  }
+
+ private:
+  void add(int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
+  }
+  void run() {
+    epoll_event evs[128];
+    uint8_t buf[65536];
+    while (!stop_) {
+      int n = ::epoll_wait(epoll_.get(), evs, 128, 50);
+      for (int i = 0; i < n; ++i) {
+        int fd = evs[i].data.fd;
+        if (fd == listen_.get()) {
+          int c;
+          while ((c = ::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK)) >= 0) {
+            fds_.push_back(c);
+            add(c);
+          }
+          continue;
+        }
+        ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r <= 0) {
+          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+          continue;
+        }
+        for (ssize_t off = 0; off < r;) {  // the client always reads, so this terminates
+          ssize_t w = ::send(fd, buf + off, static_cast<size_t>(r - off), MSG_NOSIGNAL);
+          if (w > 0) off += w;
+          else if (errno != EAGAIN) break;
+        }
+      }
+    }
+  }
+  net::UniqueFd listen_, epoll_;
+  std::vector<int> fds_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+};
+
+// ---- the load generator -------------------------------------------------------------------
+
+// Appends one request frame (id kFirstId, stamped later) for the given client.
+using MakeFrame = std::function<void(size_t client, Bytes& out)>;
+// Sees every reply frame (header included); throws to fail the run.
+using CheckReply = std::function<void(size_t client, ByteView frame)>;
+
+Bytes request_frame(const std::string& op, Value body) {
+  net::Request r;
+  r.id = kFirstId;
+  r.op = op;
+  r.body = std::move(body);
+  Bytes out;
+  net::append_request_frame(out, r);
+  return out;
+}
+
+// A plain reply must say "ok": true; otherwise the run fails with the service's message.
+void require_ok(ByteView frame) {
+  static const uint8_t kOk[] = {0x62, 0x6f, 0x6b, 0xf5};
+  if (frame.size() > kOkOffset && std::equal(kOk, kOk + 4, frame.begin() + kOkOffset - 3)) return;
+  net::Response r = net::decode_response(frame.subspan(4));
+  throw Error(Errc::kInternal, "bench: the service answered an error: " + r.message);
+}
+
+struct Result {
+  double req_per_s;
+  double p50_us, p99_us;
+  double server_cpu_us;  // CPU of every thread but the load generator, per request
+};
+
+std::map<int64_t, Result> g_plain;  // clients -> plain encrypt
+
+double cpu_seconds(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Drives `clients` connections to ep with kDepth in flight each until kRequestsPerRun answers.
+Result drive(const net::Endpoint& ep, int clients, const MakeFrame& make, const CheckReply& check) {
+  std::vector<net::UniqueFd> fds;
+  for (int i = 0; i < clients; ++i) {
+    fds.push_back(net::connect(ep));
+    net::set_nonblocking(fds.back().get(), true);
+  }
+  struct Slot {
+    Bytes in;
+    Bytes out;
+    size_t out_off = 0;
+  };
+  std::vector<Slot> slots(static_cast<size_t>(clients));
+  std::vector<int64_t> lat;
+  lat.reserve(kRequestsPerRun + 1024);
+  size_t issued = 0, done = 0;
+  const size_t max_issued = kRequestsPerRun + static_cast<size_t>(clients) * kDepth;
+  uint32_t next_id = kFirstId;
+  std::vector<int64_t> sent_ns(max_issued);  // by id - kFirstId
+  auto issue = [&](size_t i) {
+    Slot& s = slots[i];
+    size_t at = s.out.size();
+    make(i, s.out);
+    uint32_t id = next_id++;
+    for (int b = 0; b < 4; ++b) s.out[at + kIdOffset + static_cast<size_t>(b)] = static_cast<uint8_t>(id >> (24 - 8 * b));
+    sent_ns[id - kFirstId] = monotonic_ns();
+    issued++;
+  };
+  for (size_t i = 0; i < slots.size(); ++i)
+    for (int d = 0; d < kDepth; ++d) issue(i);
+  int64_t start = monotonic_ns();
+  double proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), self0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+  std::vector<pollfd> p(fds.size());
+  std::vector<uint8_t> buf(1 << 16);
+  while (done < kRequestsPerRun) {
+    for (size_t i = 0; i < fds.size(); ++i)
+      p[i] = {fds[i].get(), static_cast<short>(POLLIN | (slots[i].out.size() > slots[i].out_off ? POLLOUT : 0)), 0};
+    if (::poll(p.data(), p.size(), 5000) <= 0) throw Error(Errc::kTimeout, "bench: no progress in 5 s");
+    for (size_t i = 0; i < fds.size(); ++i) {
+      Slot& s = slots[i];
+      if (p[i].revents & POLLOUT) {
+        ssize_t w = ::send(fds[i].get(), s.out.data() + s.out_off, s.out.size() - s.out_off, MSG_NOSIGNAL);
+        if (w > 0) s.out_off += static_cast<size_t>(w);
+        if (s.out_off == s.out.size()) s.out.clear(), s.out_off = 0;
+      }
+      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t r = ::recv(fds[i].get(), buf.data(), buf.size(), 0);
+      if (r <= 0) throw Error(Errc::kIo, "bench: the server closed a connection");
+      s.in.insert(s.in.end(), buf.begin(), buf.begin() + r);
+      size_t off = 0;
+      while (s.in.size() - off >= 4) {
+        size_t len = get_u32be(s.in.data() + off);
+        if (s.in.size() - off - 4 < len) break;
+        ByteView frame(s.in.data() + off, 4 + len);
+        uint32_t id = get_u32be(frame.data() + kIdOffset);
+        lat.push_back(monotonic_ns() - sent_ns[id - kFirstId]);
+        if (check) check(i, frame);
+        off += 4 + len;
+        done++;
+        if (issued < max_issued) issue(i);
+      }
+      s.in.erase(s.in.begin(), s.in.begin() + static_cast<ptrdiff_t>(off));
+    }
+  }
+  double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
+  double server_cpu = (cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - self0);
+  std::sort(lat.begin(), lat.end());
+  return {static_cast<double>(done) / secs, static_cast<double>(lat[lat.size() / 2]) / 1e3,
+          static_cast<double>(lat[lat.size() * 99 / 100]) / 1e3, server_cpu * 1e6 / static_cast<double>(done)};
+}
+
+// The run with more requests/s: the machine is shared, so one run can lose its core to others.
+template <class F>
+Result best_of_2(F run) {
+  Result a = run(), b = run();
+  return a.req_per_s >= b.req_per_s ? a : b;
+}
+
+void report(benchmark::State& state, const Result& r) {
+  state.counters["clients"] = static_cast<double>(state.range(0));
+  state.counters["req_per_s"] = r.req_per_s;
+  state.counters["p50_us"] = r.p50_us;
+  state.counters["p99_us"] = r.p99_us;
+  state.counters["vs_target"] = r.req_per_s / kTarget;
+  state.counters["srv_cpu_us"] = r.server_cpu_us;
+  if (g_floor.count(state.range(0))) state.counters["vs_floor"] = r.req_per_s / g_floor[state.range(0)];
+}
+
+Value encrypt_body() {
+  return Value::map({entry("key", Value::text(host().key)), entry("plaintext", Value::bytes(Bytes(1024, 0x61)))});
+}
+
+// ---- request benchmarks -------------------------------------------------------------------
+
+void BM_RawEcho(benchmark::State& state) {
+  net::Endpoint ep = net::Endpoint::unix_path(host().dir + "/raw.sock");
+  RawEchoServer server(ep);
+  Bytes tmpl = request_frame("encrypt", encrypt_body());
+  auto make = [&](size_t, Bytes& out) { out.insert(out.end(), tmpl.begin(), tmpl.end()); };
+  Result r{};
+  for (auto _ : state) r = best_of_2([&] { return drive(ep, static_cast<int>(state.range(0)), make, nullptr); });
+  g_floor[state.range(0)] = r.req_per_s;
+  report(state, r);
+  std::filesystem::remove(ep.path);
+}
+
+void BM_EncryptPlain(benchmark::State& state) {
+  Bytes tmpl = request_frame("encrypt", encrypt_body());
+  auto make = [&](size_t, Bytes& out) { out.insert(out.end(), tmpl.begin(), tmpl.end()); };
+  auto check = [](size_t, ByteView frame) { require_ok(frame); };
+  Result r{};
+  for (auto _ : state) r = best_of_2([&] { return drive(host().endpoint(), static_cast<int>(state.range(0)), make, check); });
+  g_plain[state.range(0)] = r;
+  report(state, r);
+}
+
+// One remote client's end of the channel, with its requests sealed ahead of time.
+struct ChannelClient {
+  Bytes session;
+  std::unique_ptr<channel::SealedBox> box;
+  Bytes inner;  // cbor({"op": "encrypt", "body": ...})
+  std::vector<Bytes> frames;
+  size_t next = 0, replies = 0;
+
+  Bytes sealed_frame() {
+    return request_frame("sealed", Value::map({entry("session", Value::bytes(session)), entry("data", Value::bytes(box->seal(inner)))}));
+  }
+};
+
+// attest -> verify against the simulator's root (nonce, PCR0) -> channel-open.
+ChannelClient open_channel() {
+  EnclaveHost& h = host();
+  channel::ClientHandshake hs;
+  Bytes doc = h.control->call("attest", Value::map({entry("nonce", Value::bytes(hs.nonce()))})).find("document")->as_bytes();
+  attest::Policy policy;
+  policy.nonce = hs.nonce();
+  policy.expect_pcr(0, h.pcr0);
+  policy.max_age_s = 300;
+  attest::Claims claims = h.verifier->verify(doc, policy);
+  if (!claims.public_key.has_value()) throw Error(Errc::kVerify, "bench: the document carries no channel key");
+  auto opened = hs.finish(doc, claims.public_key.value);
+  ChannelClient c;
+  c.session = h.control->call("channel-open", Value::map({entry("nonce", Value::bytes(hs.nonce())),
+                                                          entry("client_public", Value::bytes(opened.client_public))}))
+                  .find("session")->as_bytes();
+  c.box = std::make_unique<channel::SealedBox>(opened.keys, channel::Role::kClient);
+  c.inner = cbor::encode(Value::map({entry("op", Value::text("encrypt")), entry("body", encrypt_body())}));
+  return c;
+}
+
+// Opens one sealed reply and checks it holds a successful encrypt.
+void check_sealed_reply(ChannelClient& c, ByteView frame) {
+  net::Response r = net::decode_response(frame.subspan(4));
+  SecureBytes inner = c.box->open(r.value_or_throw().find("data")->as_bytes());
+  Value v = cbor::decode(inner.view());
+  const Value* ok = v.find("ok");
+  if (!ok || !ok->as_bool() || !v.find("body")->find("ciphertext"))
+    throw Error(Errc::kInternal, "bench: a sealed encrypt failed inside the channel");
+}
+
+void BM_EncryptChannel(benchmark::State& state) {
+  size_t clients = static_cast<size_t>(state.range(0));
+  std::vector<ChannelClient> cs;
+  for (size_t i = 0; i < clients; ++i) {
+    cs.push_back(open_channel());
+    for (size_t k = 0; k < 2 * (kRequestsPerRun / clients + 2 * kDepth); ++k) cs.back().frames.push_back(cs.back().sealed_frame());
+  }
+  auto make = [&](size_t i, Bytes& out) {
+    ChannelClient& c = cs[i];
+    if (c.next == c.frames.size()) c.frames.push_back(c.sealed_frame());  // this client got more than its share
+    const Bytes& f = c.frames[c.next++];
+    out.insert(out.end(), f.begin(), f.end());
+  };
+  auto check = [&](size_t i, ByteView frame) {
+    require_ok(frame);
+    if (cs[i].replies++ % 16 == 0) check_sealed_reply(cs[i], frame);
+  };
+  Result r{};
+  for (auto _ : state) r = best_of_2([&] { return drive(host().endpoint(), static_cast<int>(clients), make, check); });
+  report(state, r);
+  if (g_plain.count(state.range(0))) {
+    const Result& plain = g_plain[state.range(0)];
+    state.counters["x_plain"] = plain.req_per_s / r.req_per_s;         // wall: time per request
+    state.counters["x_plain_cpu"] = r.server_cpu_us / plain.server_cpu_us;  // server CPU per request
+  }
+}
+
+// ---- artifact streaming -------------------------------------------------------------------
+
+// Single-thread AES-256-GCM over the bytes of the sealed artifact file (mapped and faulted in
+// before timing, as the page cache holds it for the parent) in 1 MiB records: one context keyed
+// once, a fresh IV and tag per record, output into one reused buffer. Best of 3.
+void BM_AeadFloor(benchmark::State& state) {
+  uint64_t bytes = static_cast<uint64_t>(state.range(0)) << 20;
+  const std::string& path = host().artifact_file(bytes);
+  FileReader file(path);
+  size_t len = static_cast<size_t>(file.size());
+  void* map = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file.fd(), 0);
+  if (map == MAP_FAILED) throw Error(Errc::kIo, "bench: cannot map " + path);
+  const uint8_t* in = static_cast<const uint8_t*>(map);
+  Bytes key = os_random().bytes(32), iv(12, 0), out(kChunk + 16);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, key.data(), iv.data());
+  double best = 1e9;
+  for (auto _ : state) {
+    for (int run = 0; run < 3; ++run) {
+      int64_t t0 = monotonic_ns();
+      for (uint64_t done = 0, rec = 0; done < bytes; done += kChunk, ++rec) {
+        for (int b = 0; b < 4; ++b) iv[8 + static_cast<size_t>(b)] = static_cast<uint8_t>(rec >> (24 - 8 * b));
+        int n = 0;
+        EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, iv.data());
+        EVP_EncryptUpdate(ctx, out.data(), &n, in + done, static_cast<int>(kChunk));
+        EVP_EncryptFinal_ex(ctx, out.data() + n, &n);
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out.data() + kChunk);
+      }
+      best = std::min(best, static_cast<double>(monotonic_ns() - t0) / 1e9);
+    }
+    state.SetIterationTime(best);
+  }
+  EVP_CIPHER_CTX_free(ctx);
+  ::munmap(map, len);
+  benchmark::DoNotOptimize(out.data());
+  g_aead_gib_s = static_cast<double>(bytes) / (1 << 30) / best;
+  state.counters["GiB_per_s"] = g_aead_gib_s;
+}
+
+// What holding the plaintext costs by itself: first touch of N MiB of fresh memory (page faults
+// and the kernel's zeroing of each page; one memset pass), then freeing it. Best of 2.
+void BM_FreshPages(benchmark::State& state) {
+  size_t bytes = static_cast<size_t>(state.range(0)) << 20;
+  double best = 1e9;
+  for (auto _ : state) {
+    for (int run = 0; run < 2; ++run) {
+      int64_t t0 = monotonic_ns();
+      void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw Error(Errc::kIo, "bench: mmap failed");
+      std::memset(p, 0x5a, bytes);
+      benchmark::DoNotOptimize(p);
+      best = std::min(best, static_cast<double>(monotonic_ns() - t0) / 1e9);
+      ::munmap(p, bytes);
+    }
+    state.SetIterationTime(best);
+  }
+  state.counters["GiB_per_s"] = static_cast<double>(bytes) / (1 << 30) / best;
+}
+
+// /proc/self/status field in KiB ("VmRSS", "VmHWM").
+double status_kib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1));
+  return -1;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0); false if not allowed here.
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+void BM_LoadArtifact(benchmark::State& state) {
+  EnclaveHost& h = host();
+  uint64_t bytes = static_cast<uint64_t>(state.range(0)) << 20;
+  const std::string& path = h.artifact_file(bytes);
+  double best = 1e9, growth_mib = -1;
+  for (auto _ : state) {
+    for (int run = 0; run < 2; ++run) {
+      bool peak_ok = reset_peak_rss();
+      double rss0 = status_kib("VmRSS");
+      int64_t t0 = monotonic_ns();
+      net::Client parent(h.endpoint());
+      FileReader in(path);
+      auto up = parent.stream("load-artifact", Value::map({entry("key", Value::text(h.key)), entry("kind", Value::text("model")),
+                                                           entry("name", Value::text("bench-model"))}));
+      Bytes buf(kChunk);
+      while (size_t n = in.read(buf.data(), buf.size()))
+        up.send(Value::map({entry("data", Value::bytes(ByteView(buf.data(), n)))}));
+      Value r = up.finish().value_or_throw();
+      double secs = static_cast<double>(monotonic_ns() - t0) / 1e9;
+      if (peak_ok) growth_mib = std::max(growth_mib, (status_kib("VmHWM") - rss0) / 1024);
+      if (r.find("size")->as_uint() != bytes) throw Error(Errc::kInternal, "bench: the enclave loaded a different size");
+      best = std::min(best, secs);
+      h.control->call("unload", Value::map({entry("handle", Value::text(r.find("handle")->as_text()))}));  // wipes it
+    }
+    state.SetIterationTime(best);
+  }
+  double gib_s = static_cast<double>(bytes) / (1 << 30) / best;
+  state.counters["GiB_per_s"] = gib_s;
+  if (g_aead_gib_s > 0) state.counters["x_aead"] = gib_s / g_aead_gib_s;
+  state.counters["rss_growth_MiB"] = growth_mib;
+  state.counters["artifact_MiB"] = static_cast<double>(state.range(0));
+}
+
+}  // namespace
+
+BENCHMARK(BM_RawEcho)->Arg(1)->Arg(16)->Arg(64)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncryptPlain)->Arg(1)->Arg(16)->Arg(64)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncryptChannel)->Arg(1)->Arg(16)->Arg(64)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  set_log_level(LogLevel::kWarn);
+  int64_t mib = 1024;
+  if (const char* e = std::getenv("SN_BENCH_ARTIFACT_MIB")) mib = std::max<int64_t>(1, std::atoll(e));
+  benchmark::RegisterBenchmark("BM_AeadFloor", BM_AeadFloor)->Arg(mib)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_FreshPages", BM_FreshPages)->Arg(mib)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_LoadArtifact", BM_LoadArtifact)->Arg(mib)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+  benchmark::Initialize(&argc, argv);
+  host();  // set up before the first timing: NSM, service, key
+  benchmark::RunSpecifiedBenchmarks();
+  g_host.reset();
+  return 0;
+}
