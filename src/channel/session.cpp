@@ -70,40 +70,50 @@ SealedBox::SealedBox(const SessionKeys& keys, Role role)
       session_id_(keys.session_id) {}
 
 Bytes SealedBox::seal(ByteView payload) {
-  uint64_t seq;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    seq = next_send_++;
-  }
-  SecureBytes framed;
-  Bytes prefix;
-  put_u64be(prefix, seq);
-  framed.append(prefix);
-  framed.append(payload);
-  return send_.encrypt(framed.view());
+  Bytes out;
+  seal_into(payload, out);
+  return out;
+}
+
+void SealedBox::seal_into(ByteView payload, Bytes& out) {
+  // relaxed: the counter only has to hand out each value once; nothing else is ordered by it.
+  const uint64_t seq = next_send_.fetch_add(1, std::memory_order_relaxed);
+  uint8_t prefix[8];
+  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
+  send_.encrypt_into(ByteView(prefix, sizeof prefix), payload, out);
 }
 
 SecureBytes SealedBox::open(ByteView message) {
-  SecureBytes inner = recv_.decrypt(message);
-  if (inner.size() < 8) throw Error(Errc::kFormat, "channel: sealed message has no sequence number");
-  uint64_t seq = get_u64be(inner.data());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (seq >= highest_seen_) {
-      uint64_t shift = seq + 1 - highest_seen_;
-      if (shift >= kReplayWindow) window_.reset();
-      else window_ <<= static_cast<size_t>(shift);
-      window_.set(0);
-      highest_seen_ = seq + 1;
-    } else {
-      uint64_t age = highest_seen_ - 1 - seq;
-      if (age >= kReplayWindow) throw Error(Errc::kVerify, "channel: message is older than the replay window");
-      if (window_.test(static_cast<size_t>(age))) throw Error(Errc::kVerify, "channel: replayed message");
-      window_.set(static_cast<size_t>(age));
-    }
-  }
-  SecureBytes payload(ByteView(inner.view()).subspan(8));
+  SecureBytes payload;
+  open_into(message, payload);
   return payload;
+}
+
+void SealedBox::open_into(ByteView message, SecureBytes& payload) {
+  uint8_t prefix[8];
+  recv_.decrypt_split_into(message, prefix, payload);  // authenticates before anything is used
+  try {
+    accept(get_u64be(prefix));
+  } catch (const Error&) {
+    payload.clear();
+    throw;
+  }
+}
+
+void SealedBox::accept(uint64_t seq) {
+  std::lock_guard<std::mutex> lock(recv_mu_);
+  if (seq >= highest_seen_) {
+    uint64_t shift = seq + 1 - highest_seen_;
+    if (shift >= kReplayWindow) window_.reset();
+    else window_ <<= static_cast<size_t>(shift);
+    window_.set(0);
+    highest_seen_ = seq + 1;
+    return;
+  }
+  uint64_t age = highest_seen_ - 1 - seq;
+  if (age >= kReplayWindow) throw Error(Errc::kVerify, "channel: message is older than the replay window");
+  if (window_.test(static_cast<size_t>(age))) throw Error(Errc::kVerify, "channel: replayed message");
+  window_.set(static_cast<size_t>(age));
 }
 
 }  // namespace shield_nitro::channel

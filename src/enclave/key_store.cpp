@@ -9,7 +9,11 @@ std::string KeyStore::add(SecureBytes data_key, std::string key_id) {
     throw Error(Errc::kFormat, "data key is " + std::to_string(data_key.size()) + " bytes, expected 32");
   std::lock_guard<std::mutex> lock(mu_);
   std::string handle = "key-" + std::to_string(next_++);
-  keys_.emplace(handle, Entry{std::move(key_id), shield::ShieldKey::from_bytes(data_key.view())});
+  shield::ShieldKey key = shield::ShieldKey::from_bytes(data_key.view());
+  shield::ShieldOptions at_rest;
+  at_rest.max_age_ms = std::nullopt;
+  shield::Shield s = shield::Shield::with_key(key, at_rest);
+  keys_.emplace(handle, Entry{std::move(key_id), std::move(key), std::move(s)});
   return handle;
 }
 
@@ -20,10 +24,11 @@ shield::ShieldKey KeyStore::key(const std::string& handle) const {
   return it->second.key.clone();
 }
 
-shield::Shield KeyStore::shield_for(const std::string& handle) const {
-  shield::ShieldOptions at_rest;
-  at_rest.max_age_ms = std::nullopt;
-  return shield::Shield::with_key(key(handle), at_rest);
+shield::Shield KeyStore::shield_for(std::string_view handle) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = keys_.find(handle);
+  if (it == keys_.end()) throw Error(Errc::kNotFound, "no key loaded under handle '" + std::string(handle) + "'");
+  return it->second.at_rest;
 }
 
 bool KeyStore::remove(const std::string& handle) {

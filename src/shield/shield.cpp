@@ -79,6 +79,15 @@ size_t check_header(ByteView m) {
   return header;
 }
 
+// The instance's own key. Key mode sets it at construction and never changes it, so it is
+// read without the lock or a reference-count round trip (one Shield shared by every worker
+// thread would otherwise serialise on both); password mode derives it once, under the lock.
+const detail::KeyEntry& own_key_of(detail::ShieldState& st, std::shared_ptr<const detail::KeyEntry>& hold) {
+  if (!st.password_mode) return *st.own;
+  hold = st.own_key();
+  return *hold;
+}
+
 }  // namespace
 
 namespace detail {
@@ -143,9 +152,12 @@ Bytes Shield::encrypt(ByteView plaintext) const {
   return out;
 }
 
-void Shield::encrypt_into(ByteView plaintext, Bytes& out) const {
+void Shield::encrypt_into(ByteView plaintext, Bytes& out) const { encrypt_into({}, plaintext, out); }
+
+void Shield::encrypt_into(ByteView head, ByteView body_in, Bytes& out) const {
   detail::ShieldState& st = *state_;
-  auto key = st.own_key();
+  std::shared_ptr<const detail::KeyEntry> held;
+  const detail::KeyEntry& key = own_key_of(st, held);
   Random& rng = st.options.random ? *st.options.random : detail::message_random();
   const bool pw = st.password_mode;
   const size_t header = pw ? kPasswordHeader : kKeyHeader;
@@ -160,18 +172,20 @@ void Shield::encrypt_into(ByteView plaintext, Bytes& out) const {
   rng.fill({inner + kInnerHeader, pad_len});
   const size_t inner_len = kInnerHeader + pad_len;
 
-  out.resize(header + kNonceSize + inner_len + plaintext.size() + kTagSize);  // every byte set below
+  const size_t plain_len = head.size() + body_in.size();
+  out.resize(header + kNonceSize + inner_len + plain_len + kTagSize);  // every byte set below
   out[0] = pw ? kVersionPassword : kVersionKey;
   out[1] = static_cast<uint8_t>(st.options.suite);
   if (pw) std::memcpy(out.data() + 2, st.own_salt.data(), kSaltSize);
   std::memcpy(out.data() + header, nonce, kNonceSize);
 
   uint8_t* body = out.data() + header + kNonceSize;
-  detail::AeadOp op(key->aead, st.options.suite, true, {nonce, kNonceSize}, {out.data(), header});
+  detail::AeadOp op(key.aead, st.options.suite, true, {nonce, kNonceSize}, {out.data(), header});
   op.update({inner, inner_len}, body);
-  op.update(plaintext, body + inner_len);
-  op.finish_seal(body + inner_len + plaintext.size());
-  OPENSSL_cleanse(inner, sizeof inner);
+  op.update(head, body + inner_len);
+  op.update(body_in, body + inner_len + head.size());
+  op.finish_seal(body + inner_len + plain_len);
+  secure_wipe(inner, sizeof inner);
 }
 
 SecureBytes Shield::decrypt(ByteView message) const {
@@ -181,6 +195,10 @@ SecureBytes Shield::decrypt(ByteView message) const {
 }
 
 void Shield::decrypt_into(ByteView message, SecureBytes& plaintext) const {
+  decrypt_split_into(message, {}, plaintext);
+}
+
+void Shield::decrypt_split_into(ByteView message, std::span<uint8_t> head_out, SecureBytes& plaintext) const {
   detail::ShieldState& st = *state_;
   const size_t header = check_header(message);
   const bool pw_message = message[0] == kVersionPassword;
@@ -193,15 +211,14 @@ void Shield::decrypt_into(ByteView message, SecureBytes& plaintext) const {
   if (pw_message) {
     std::memcpy(salt.data(), message.data() + 2, kSaltSize);
     key = st.key_for_salt(salt, fresh);
-  } else {
-    key = st.own_key();
   }
+  const detail::KeyEntry& entry = pw_message ? *key : own_key_of(st, key);
 
   const Suite suite = static_cast<Suite>(message[1]);
   ByteView nonce = message.subspan(header, kNonceSize);
   ByteView body = message.subspan(header + kNonceSize);
   ByteView ct = body.first(body.size() - kTagSize);
-  detail::AeadOp op(key->aead, suite, false, nonce, message.first(header));
+  detail::AeadOp op(entry.aead, suite, false, nonce, message.first(header));
 
   // Decrypt the inner header first to learn where the message starts, so the plaintext
   // lands in its own buffer without a second copy. Nothing leaves before the tag verifies.
@@ -213,22 +230,32 @@ void Shield::decrypt_into(ByteView message, SecureBytes& plaintext) const {
                       kInnerHeader + pad_len <= ct.size();
   const size_t skip = pad_ok ? kInnerHeader + pad_len : head;
   op.update(ct.subspan(head, skip - head), inner + kInnerHeader);
-  plaintext.resize_for_overwrite(ct.size() - skip);  // every byte written below or wiped
-  op.update(ct.subspan(skip), plaintext.data());
-  if (!op.finish_open(body.subspan(ct.size()))) {
-    OPENSSL_cleanse(inner, sizeof inner);
+  // A plaintext shorter than head_out fills what it can; that is refused once the tag verified.
+  const size_t in_head = std::min(head_out.size(), ct.size() - skip);
+  op.update(ct.subspan(skip, in_head), head_out.data());
+  plaintext.resize_for_overwrite(ct.size() - skip - in_head);  // every byte written below or wiped
+  op.update(ct.subspan(skip + in_head), plaintext.data());
+  auto fail = [&] {
+    secure_wipe(inner, sizeof inner);
+    secure_wipe(head_out.data(), head_out.size());
     plaintext.clear();
+  };
+  if (!op.finish_open(body.subspan(ct.size()))) {
+    fail();
     auth_failed();
   }
   if (fresh) st.cache.insert(salt, key);
 
   const uint64_t timestamp = get_u64le(inner);
-  OPENSSL_cleanse(inner, sizeof inner);
+  secure_wipe(inner, sizeof inner);
   try {
     check_inner(head, pad_ok, pad_len);
     check_freshness(st.options, timestamp);
+    if (in_head < head_out.size())
+      throw Error(Errc::kFormat, "Shield message plaintext is " + std::to_string(in_head) + " bytes, shorter than its " +
+                                     std::to_string(head_out.size()) + "-byte header");
   } catch (const Error&) {
-    plaintext.clear();
+    fail();
     throw;
   }
 }

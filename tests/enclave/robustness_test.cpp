@@ -315,7 +315,8 @@ TEST_F(Robust, AStreamCutOffBeforeItsLastPartLoadsNothing) {
   }  // closed here
   // The handler ends with an error once the server notices the disconnect.
   auto failed_uploads = [&] {
-    const Value* e = client->call("stats").find("errors")->find("load-artifact");
+    const Value stats = client->call("stats");  // kept alive: find() points into it
+    const Value* e = stats.find("errors")->find("load-artifact");
     return e ? e->as_uint() : uint64_t{0};
   };
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

@@ -15,6 +15,7 @@
 // handled out of order), so a replayed, dropped-then-replayed or reflected message fails.
 #pragma once
 
+#include <atomic>
 #include <bitset>
 #include <cstdint>
 #include <mutex>
@@ -44,24 +45,38 @@ SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript);
 
 enum class Role { kClient, kEnclave };
 
-// One side of an open session: seals what it sends, opens what it receives. Thread-safe.
+// One side of an open session: seals what it sends, opens what it receives. Thread-safe:
+// sending takes a sequence number from an atomic counter, and receiving locks only for the
+// replay-window update (the AEAD work runs outside any lock).
+//
+//   Bytes m = box.seal(payload);          // or seal_into(payload, reused_buffer)
+//   SecureBytes p = other.open(m);        // or open_into(m, reused_secure_buffer)
 class SealedBox {
  public:
   SealedBox(const SessionKeys& keys, Role role);
 
   Bytes seal(ByteView payload);
+  // The same into out, reusing its storage (seq and payload are sealed without being
+  // concatenated first).
+  void seal_into(ByteView payload, Bytes& out);
   // Throws Error(kAuth) for a forged/tampered message, Error(kVerify) for a replay or a
-  // message older than the window, Error(kExpired) outside Shield's freshness window.
+  // message older than the window, Error(kExpired) outside Shield's freshness window,
+  // Error(kFormat) when the plaintext has no 8-byte sequence number.
   SecureBytes open(ByteView message);
+  // The same into payload, reusing its storage; payload is emptied (and wiped) on failure.
+  void open_into(ByteView message, SecureBytes& payload);
 
   const Bytes& session_id() const { return session_id_; }
 
  private:
+  // Records seq in the replay window; throws Error(kVerify) if it was seen or is too old.
+  void accept(uint64_t seq);
+
   shield::Shield send_;
   shield::Shield recv_;
   Bytes session_id_;
-  std::mutex mu_;
-  uint64_t next_send_ = 0;
+  std::atomic<uint64_t> next_send_{0};
+  std::mutex recv_mu_;          // guards the two fields below
   uint64_t highest_seen_ = 0;  // highest accepted seq + 1 (0: none yet)
   std::bitset<kReplayWindow> window_;  // bit i: seq (highest_seen_ - 1 - i) was accepted
 };

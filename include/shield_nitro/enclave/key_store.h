@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "shield_nitro/core/secure_bytes.h"
@@ -25,8 +26,10 @@ class KeyStore {
   std::string add(SecureBytes data_key, std::string key_id);
   // The key as a Shield master key; throws Error(kNotFound) naming the handle.
   shield::ShieldKey key(const std::string& handle) const;
-  // Shield (key mode) for messages at rest: freshness disabled.
-  shield::Shield shield_for(const std::string& handle) const;
+  // Shield (key mode) for messages at rest: freshness disabled. Built once per key when it is
+  // added (the key schedule and AEAD contexts are then reused by every request); the copy
+  // returned shares it and stays usable, from any thread, even after remove().
+  shield::Shield shield_for(std::string_view handle) const;
   bool remove(const std::string& handle);
   std::vector<KeyInfo> list() const;
   size_t size() const;
@@ -35,9 +38,10 @@ class KeyStore {
   struct Entry {
     std::string key_id;
     shield::ShieldKey key;
+    shield::Shield at_rest;
   };
   mutable std::mutex mu_;
-  std::map<std::string, Entry> keys_;
+  std::map<std::string, Entry, std::less<>> keys_;
   uint64_t next_ = 1;
 };
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "shield_nitro/core/bytes.h"
@@ -88,6 +89,10 @@ class Shield {
   // The same into out, reusing its storage: for loops that seal many messages of similar
   // size, it saves an allocation and a zero-fill per message. out must not overlap plaintext.
   void encrypt_into(ByteView plaintext, Bytes& out) const;
+  // The message for the plaintext head || body, byte for byte what encrypt_into(head || body)
+  // makes, without concatenating them first: for framed protocols that put a small header
+  // (e.g. a sequence number) before a large payload. out must not overlap head or body.
+  void encrypt_into(ByteView head, ByteView body, Bytes& out) const;
   // The plaintext of a v4 message. Throws Error with:
   //   kFormat / kUnsupported  empty, truncated, unknown version or suite, mode mismatch
   //   kAuth                   "authentication failed" (wrong key or service, tampered)
@@ -97,6 +102,11 @@ class Shield {
   // size, it saves an allocation, a zero-fill and a wipe per message. out is emptied (and
   // wiped) when decryption fails.
   void decrypt_into(ByteView message, SecureBytes& out) const;
+  // The counterpart of the two-part encrypt_into: the plaintext's first head.size() bytes go
+  // to head, the rest to body (storage reused). Checks as decrypt(), then Error(kFormat) when
+  // the plaintext is shorter than head. On any failure head is wiped and body emptied; nothing
+  // is left in either before the tag verifies.
+  void decrypt_split_into(ByteView message, std::span<uint8_t> head, SecureBytes& body) const;
 
   Suite suite() const;
   bool password_mode() const;
