@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "../support/fake_releaser.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/channel/handshake.h"
@@ -19,20 +20,6 @@ using namespace shield_nitro;
 using cbor::Value;
 
 namespace {
-
-// Stands in for KMS: the "wrapped key" is a Shield message under a key only this releaser
-// knows, and it records what it was asked.
-class FakeReleaser : public enclave::KeyReleaser {
- public:
-  explicit FakeReleaser(const shield::ShieldKey& kek) : kek_(shield::Shield::with_key(kek, {.max_age_ms = std::nullopt})) {}
-  enclave::ReleasedKey release(const enclave::ReleaseRequest& r, const enclave::PushedCredentials& c) override {
-    if (c.access_key_id != "AKIDTEST") throw Error(Errc::kPolicy, "AccessDeniedException: wrong principal");
-    return {kek_.decrypt(r.ciphertext_blob), "arn:aws:kms:us-east-1:111122223333:key/test"};
-  }
-
- private:
-  shield::Shield kek_;
-};
 
 struct Fixture : ::testing::Test {
   std::string dir;
@@ -52,7 +39,7 @@ struct Fixture : ::testing::Test {
     opts.policy = enclave::ReleasePolicy::parse(R"({"max_artifact_bytes": 8388608})");
     service = std::make_unique<enclave::EnclaveService>(
         std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
-        std::make_unique<FakeReleaser>(kek), std::move(opts));
+        std::make_unique<test_support::FakeReleaser>(kek, "AKIDTEST"), std::move(opts));
     service->start();
     client = std::make_unique<net::Client>(service->endpoint());
   }

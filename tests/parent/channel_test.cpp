@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../support/fake_releaser.h"
 #include "../net/test_util.h"
 #include "../support/expect_error.h"
 #include "shield_nitro/core/file_io.h"
@@ -25,19 +26,6 @@ using cbor::Value;
 using shield_nitro::test_support::code_of;
 
 namespace {
-
-// Stands in for KMS: the wrapped key is a Shield message under a key only it knows.
-class FakeReleaser : public enclave::KeyReleaser {
- public:
-  explicit FakeReleaser(const shield::ShieldKey& kek) : kek_(shield::Shield::with_key(kek, {.max_age_ms = std::nullopt})) {}
-  enclave::ReleasedKey release(const enclave::ReleaseRequest& r, const enclave::PushedCredentials& c) override {
-    if (c.access_key_id != "AKIDTEST") throw Error(Errc::kPolicy, "AccessDeniedException: wrong principal");
-    return {kek_.decrypt(r.ciphertext_blob), "arn:aws:kms:us-east-1:111122223333:key/test"};
-  }
-
- private:
-  shield::Shield kek_;
-};
 
 // A relay speaking the protocol: forwards each plain request to the service and lets the test
 // rewrite the answer (op, response body) before it goes back. Streams are not relayed.
@@ -98,7 +86,7 @@ struct InProcessEnclave : ::testing::Test {
     opts.listen = net::Endpoint::unix_path(dir.sock("enclave.sock"));
     service = std::make_unique<enclave::EnclaveService>(
         std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
-        std::make_unique<FakeReleaser>(kek), std::move(opts));
+        std::make_unique<test_support::FakeReleaser>(kek, "AKIDTEST"), std::move(opts));
     service->start();
     mitm = std::make_unique<Mitm>(dir.sock("parent.sock"), service->endpoint());
   }
