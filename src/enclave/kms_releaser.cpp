@@ -1,5 +1,6 @@
 #include "shield_nitro/enclave/kms_releaser.h"
 
+#include "shield_nitro/kms/attested.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/recipient_key.h"
 #include "shield_nitro/net/endpoint.h"
@@ -15,20 +16,7 @@ std::string kms_tunnel(const std::string& via) {
   return ep.kind == net::Endpoint::Kind::kUnix ? "unix:" + ep.path : via;
 }
 
-// Documents for KMS from the enclave's own NSM, carrying the RSA recipient key.
-class NsmDocuments final : public kms::AttestationSource {
- public:
-  explicit NsmDocuments(nsm::NsmClient& nsm) : nsm_(nsm) {}
-  Bytes attestation_document(ByteView public_key_der) override {
-    nsm::AttestationRequest req;
-    req.public_key = to_bytes(public_key_der);
-    return nsm_.attestation(req);
-  }
-
- private:
-  nsm::NsmClient& nsm_;
-};
-
+// KMS Decrypt with Recipient: documents from the enclave's own NSM carry the RSA recipient key.
 class KmsReleaser final : public KeyReleaser {
  public:
   KmsReleaser(const KmsReleaserOptions& o, nsm::NsmClient& nsm) : documents_(nsm) {
@@ -53,7 +41,7 @@ class KmsReleaser final : public KeyReleaser {
 
  private:
   kms::KmsClientOptions options_;
-  NsmDocuments documents_;
+  kms::NsmAttestationSource documents_;
   kms::RecipientKeyManager keys_;  // RSA-2048 made off the request path, rotated hourly
 };
 

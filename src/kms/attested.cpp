@@ -7,7 +7,9 @@
 namespace shield_nitro::kms {
 
 NsmAttestationSource::NsmAttestationSource(std::unique_ptr<nsm::NsmTransport> transport)
-    : client_(std::move(transport)) {}
+    : owned_(std::make_unique<nsm::NsmClient>(std::move(transport))), client_(*owned_) {}
+
+NsmAttestationSource::NsmAttestationSource(nsm::NsmClient& shared) : client_(shared) {}
 
 std::unique_ptr<NsmAttestationSource> NsmAttestationSource::open(const std::string& spec) {
   return std::make_unique<NsmAttestationSource>(nsm::open_nsm(spec));

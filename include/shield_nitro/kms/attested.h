@@ -17,12 +17,15 @@ namespace shield_nitro::kms {
 class NsmAttestationSource final : public AttestationSource {
  public:
   explicit NsmAttestationSource(std::unique_ptr<nsm::NsmTransport> transport);
+  // Borrows a client that outlives this source (the enclave service shares its one NSM).
+  explicit NsmAttestationSource(nsm::NsmClient& shared);
   // spec as nsm::open_nsm: "/dev/nsm" or "sim:DIR".
   static std::unique_ptr<NsmAttestationSource> open(const std::string& spec);
   Bytes attestation_document(ByteView public_key_der) override;
 
  private:
-  nsm::NsmClient client_;
+  std::unique_ptr<nsm::NsmClient> owned_;
+  nsm::NsmClient& client_;
 };
 
 // A document verifies when it chains to any one of the roots. Throws Error(kUsage/kFormat)
