@@ -433,12 +433,7 @@ class Demo:
         check(differ == ["PCR0", "PCR2"], "expected exactly PCR0 and PCR2 to change")
         self.stack.run("sim", "terminate", "--state", self.state)
         self.run_enclave(bad_eif)
-        with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
-            try:
-                client.open_channel(self.honest_policy(), root=self.root())
-                raise DemoFailed("the SDK accepted the tampered image")
-            except ShieldNitroError as e:
-                say(f"the SDK refuses it: {e}")
+        self.expect_sdk_refuses("the tampered image")
         with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
             client.open_channel(Policy(pcrs={0: bad_pcrs[0]}), root=self.root())
             say("a parent that trusts the changed image anyway opens a channel and pushes the role's credentials;")
@@ -454,12 +449,7 @@ class Demo:
         check(described["Flags"] == "DEBUG_MODE", "sim describe does not say DEBUG_MODE")
         check(described["Measurements"]["PCR0"] == self.pcrs[0].hex(), "describe should show the image's PCR0")
         say("sim describe: Flags DEBUG_MODE, Measurements = the image's (like nitro-cli describe-enclaves)")
-        with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
-            try:
-                client.open_channel(self.honest_policy(), root=self.root())
-                raise DemoFailed("the SDK accepted a debug enclave")
-            except ShieldNitroError as e:
-                say(f"the SDK refuses it: {e}")
+        self.expect_sdk_refuses("a debug enclave")
         with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
             ch = client.open_channel(Policy(allow_debug=True), root=self.root())
             check(ch.claims.pcrs[0] == bytes(48) and ch.claims.pcrs[3] == self.pcr3, "debug PCRs are not as on Nitro")
@@ -467,6 +457,15 @@ class Demo:
             client.push_credentials()
             self.expect_refused_by_kms(client)
             self.expect_no_inference(client)
+
+    def expect_sdk_refuses(self, what):
+        """The SDK, pinned to the honest image's PCRs, must refuse the running enclave's channel."""
+        with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
+            try:
+                client.open_channel(self.honest_policy(), root=self.root())
+                raise DemoFailed(f"the SDK accepted {what}")
+            except ShieldNitroError as e:
+                say(f"the SDK refuses it: {e}")
 
     def expect_refused_by_kms(self, client):
         """KMS must refuse with AccessDenied: the policy's PCRs do not match (a debug enclave's
