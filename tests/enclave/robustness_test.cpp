@@ -90,16 +90,7 @@ struct Robust : ::testing::Test {
   }
 };
 
-Bytes request_frame(uint64_t id, const std::string& op, Value body = Value::map(), bool more = false) {
-  net::Request r;
-  r.id = id;
-  r.op = op;
-  r.body = std::move(body);
-  r.more = more;
-  Bytes out;
-  net::append_request_frame(out, r);
-  return out;
-}
+using sn_test::request_frame;
 
 std::string sealed_code(const Value& reply) {
   if (reply.find("ok")->as_bool()) return "ok";
