@@ -215,3 +215,19 @@ class RecordingRelay:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Checklist:
+    """Named expectations for script-style tests: prints each one, keeps going, remembers failures."""
+
+    def __init__(self):
+        self.failures = []
+
+    def expect(self, cond, what):
+        print(("ok:     " if cond else "FAILED: ") + what, flush=True)
+        if not cond:
+            self.failures.append(what)
+
+    def exit_code(self):
+        print(f"\n{'FAILED' if self.failures else 'PASSED'}: {len(self.failures)} failure(s)")
+        return 1 if self.failures else 0

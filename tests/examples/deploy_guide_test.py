@@ -31,6 +31,7 @@ REPO = HERE.parents[1]
 GUIDE = REPO / "docs" / "deploy-aws.md"
 sys.path.insert(0, str(REPO / "examples" / "model-inference"))
 import demo  # noqa: E402  (stand-in blobs)
+from shield_nitro.testing import Checklist  # noqa: E402
 
 MARK = re.compile(r"^<!-- test: (runs here|background|file (\S+)|not here: .+) -->$")
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -66,12 +67,8 @@ def main():
     build = Path(sys.argv[1]).resolve()
     cli = build / "shield-nitro"
     tmp = Path(tempfile.mkdtemp(prefix="sn-guide-"))
-    failures = []
-
-    def expect(cond, what):
-        print(("ok:     " if cond else "FAILED: ") + what, flush=True)
-        if not cond:
-            failures.append(what)
+    checklist = Checklist()
+    expect, failures = checklist.expect, checklist.failures
     try:
         bin_dir, blobs, etc = tmp / "bin", tmp / "blobs", tmp / "etc-nitro_enclaves"
         for d in (bin_dir, etc):
@@ -128,8 +125,7 @@ def main():
     finally:
         subprocess.run([str(cli), "sim", "terminate", "--state", str(tmp / "enc")], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n{'FAILED' if failures else 'PASSED'}: {len(failures)} failure(s)")
-    return 1 if failures else 0
+    return checklist.exit_code()
 
 
 if __name__ == "__main__":

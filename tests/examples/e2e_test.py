@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "examples" / "model-inference"))
 import demo  # noqa: E402
+from shield_nitro.testing import Checklist  # noqa: E402
 
 W = 32          # window size, bytes
 IMAGES = 72     # two batches of 36
@@ -84,12 +85,8 @@ def main():
         return 77
     build = Path(sys.argv[1]).resolve()
     work = Path(tempfile.mkdtemp(prefix="sn-e2e-"))
-    failures = []
-
-    def expect(cond, what):
-        print(("ok:     " if cond else "FAILED: ") + what, flush=True)
-        if not cond:
-            failures.append(what)
+    checklist = Checklist()
+    expect, failures = checklist.expect, checklist.failures
     try:
         result = demo.Demo(build, work / "run", images=IMAGES, record=work / "record", cxx=True).run()
         run = work / "run"
@@ -144,8 +141,7 @@ def main():
         failures.append(f"{type(e).__name__}: {e}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'FAILED' if failures else 'PASSED'}: {len(failures)} failure(s)")
-    return 1 if failures else 0
+    return checklist.exit_code()
 
 
 if __name__ == "__main__":
