@@ -1,5 +1,8 @@
 #include "shield_nitro/channel/handshake.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::channel {
@@ -79,9 +82,15 @@ std::shared_ptr<SealedBox> ChannelServer::open(ByteView nonce, ByteView client_p
   return box;
 }
 
+bool ChannelServer::IdLess::operator()(ByteView a, ByteView b) const {
+  const size_t n = std::min(a.size(), b.size());
+  const int c = n ? std::memcmp(a.data(), b.data(), n) : 0;
+  return c != 0 ? c < 0 : a.size() < b.size();
+}
+
 std::shared_ptr<SealedBox> ChannelServer::find(ByteView session_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = sessions_.find(to_bytes(session_id));
+  auto it = sessions_.find(session_id);
   return it == sessions_.end() ? nullptr : it->second.first;
 }
 

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/error.h"
 #include "../support/expect_error.h"
@@ -132,4 +136,92 @@ TEST(Channel, RejectsBadKeys) {
   EXPECT_EQ(x25519_raw_from_spki(spki), kp.public_raw());
   spki.push_back(0);
   EXPECT_EQ(code_of([&] { x25519_raw_from_spki(spki); }), Errc::kFormat);
+}
+
+// The wire format (session.h): a Shield v4 key-mode message under the direction's key whose
+// plaintext is seq (8 bytes, big-endian) || payload, seq counting from 0.
+TEST(Channel, SealedMessageIsAShieldMessageOfSeqAndPayload) {
+  ClientHandshake hs;
+  ChannelServer server;
+  auto key = server.current_key();
+  Bytes doc = to_bytes(as_bytes("doc"));
+  server.remember_attestation(hs.nonce(), doc, key);
+  auto opened = hs.finish(doc, key.spki);
+  SealedBox client(opened.keys, Role::kClient);
+  shield::Shield c2e = shield::Shield::with_key(shield::ShieldKey::from_bytes(opened.keys.client_to_enclave.view()));
+  Bytes out;
+  for (uint64_t seq = 0; seq < 3; ++seq) {
+    Bytes payload(static_cast<size_t>(100 * seq + 1), static_cast<uint8_t>(seq));
+    if (seq == 1) out = client.seal(payload);
+    else client.seal_into(payload, out);
+    EXPECT_EQ(out[0], shield::kVersionKey);
+    SecureBytes pt = c2e.decrypt(out);
+    Bytes expected;
+    put_u64be(expected, seq);
+    expected.insert(expected.end(), payload.begin(), payload.end());
+    EXPECT_EQ(to_bytes(pt.view()), expected);
+  }
+}
+
+TEST(Channel, OpenIntoReusesItsBufferAndEmptiesItOnFailure) {
+  ChannelServer server;
+  Pair p = handshake(server);
+  SecureBytes payload;
+  Bytes sealed;
+  for (size_t n : {1000, 0, 10, 5000}) {
+    Bytes msg(n, 0x5A);
+    p.client->seal_into(msg, sealed);
+    p.enclave->open_into(sealed, payload);
+    EXPECT_EQ(to_bytes(payload.view()), msg);
+  }
+  EXPECT_EQ(code_of([&] { p.enclave->open_into(sealed, payload); }), Errc::kVerify);  // replay
+  EXPECT_TRUE(payload.empty());
+  p.enclave->open_into(p.client->seal(as_bytes("ok")), payload);
+  Bytes forged = p.client->seal(as_bytes("x"));
+  forged.back() ^= 1;
+  EXPECT_EQ(code_of([&] { p.enclave->open_into(forged, payload); }), Errc::kAuth);
+  EXPECT_TRUE(payload.empty());
+}
+
+// A message too short to hold a sequence number is refused, even under the right key.
+TEST(Channel, PlaintextWithoutSequenceNumberIsAFormatError) {
+  ClientHandshake hs;
+  ChannelServer server;
+  auto key = server.current_key();
+  Bytes doc = to_bytes(as_bytes("doc"));
+  server.remember_attestation(hs.nonce(), doc, key);
+  auto opened = hs.finish(doc, key.spki);
+  auto enclave = server.open(hs.nonce(), opened.client_public);
+  shield::Shield c2e = shield::Shield::with_key(shield::ShieldKey::from_bytes(opened.keys.client_to_enclave.view()));
+  EXPECT_EQ(code_of([&] { enclave->open(c2e.encrypt(Bytes(7, 0))); }), Errc::kFormat);
+  EXPECT_EQ(to_string(enclave->open(c2e.encrypt(Bytes(8, 0))).view()), "");  // seq 0, empty payload
+}
+
+// Many threads seal on one box and open on the other: every seq is handed out once, every
+// message opens once, and a second open of any of them is a replay.
+TEST(Channel, ConcurrentSealAndOpen) {
+  ChannelServer server;
+  Pair p = handshake(server);
+  constexpr int kThreads = 4, kEach = 200;  // 800 < the replay window, so order does not matter
+  std::vector<std::vector<Bytes>> sealed(kThreads);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) sealed[t].push_back(p.client->seal(Bytes(64, static_cast<uint8_t>(t))));
+    });
+  for (auto& th : ts) th.join();
+  ts.clear();
+  std::atomic<int> opened{0}, replays{0};
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      SecureBytes buf;
+      for (const Bytes& m : sealed[(t + 1) % kThreads]) {
+        p.enclave->open_into(m, buf);
+        if (buf.size() == 64 && buf.data()[0] == static_cast<uint8_t>((t + 1) % kThreads)) ++opened;
+        if (code_of([&] { p.enclave->open(m); }) == Errc::kVerify) ++replays;
+      }
+    });
+  for (auto& th : ts) th.join();
+  EXPECT_EQ(opened.load(), kThreads * kEach);
+  EXPECT_EQ(replays.load(), kThreads * kEach);
 }

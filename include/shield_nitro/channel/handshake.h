@@ -88,7 +88,13 @@ class ChannelServer {
   Bytes key_spki_;
   int64_t key_born_ms_ = 0;
   std::map<Bytes, Pending> pending_;
-  std::map<Bytes, std::pair<std::shared_ptr<SealedBox>, uint64_t>> sessions_;  // id -> (box, age order)
+  // Orders Bytes keys and looks them up by ByteView, so find() on every sealed request does
+  // not copy the id first.
+  struct IdLess {
+    using is_transparent = void;
+    bool operator()(ByteView a, ByteView b) const;
+  };
+  std::map<Bytes, std::pair<std::shared_ptr<SealedBox>, uint64_t>, IdLess> sessions_;  // id -> (box, age order)
   uint64_t session_counter_ = 0;
 };
 
