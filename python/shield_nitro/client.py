@@ -16,7 +16,9 @@ plaintext) go only through the attested channel. When any response carries
 
 import dataclasses
 import hmac
+import io
 import os
+import stat
 import threading
 
 import cbor2
@@ -205,6 +207,9 @@ class EnclaveClient:
         header = {"key": key_handle, "kind": kind, "name": name or "artifact"}
         if models:
             header["models"] = list(models)
+        size = _remaining_size(source)
+        if size is not None:
+            header["size"] = size   # the enclave then allocates the plaintext once
         upload = self.connection.stream("load-artifact", header)
         while not upload.answered_early:
             chunk = source.read(self.chunk_size)
@@ -234,6 +239,17 @@ class EnclaveClient:
         if self.channel is None:
             raise ShieldNitroError("usage", f"{op} returns plaintext: open_channel() first")
         return self.channel
+
+
+def _remaining_size(source):
+    """Bytes left in a regular file object (its sealed size for load-artifact), else None."""
+    try:
+        st = os.fstat(source.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return max(0, st.st_size - source.tell())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def _with_nonce(policy, nonce):

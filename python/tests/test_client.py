@@ -81,11 +81,13 @@ class FakeEnclave:
 
     def op_load_artifact(self, body, parts):
         blob = b"".join(p.get("data", b"") for p in parts)
+        if "size" in body and body["size"] != len(blob):   # as the enclave refuses it
+            raise ShieldNitroError("format", f"artifact is {len(blob)} bytes, announced {body['size']}")
         plain = Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
         handle = f"art-{len(self.artifacts) + 1}"
         self.artifacts[handle] = plain
         return {"handle": handle, "kind": body["kind"], "name": body["name"], "size": len(plain),
-                "parts": len(parts)}
+                "parts": len(parts), "announced": body.get("size")}
 
     def op_invoke(self, body, parts):
         return {"output": self.artifacts[body["artifact"]] + b":" + body["input"]}
@@ -148,7 +150,16 @@ def test_load_artifact_from_path(enclave, tmp_path):
     path = tmp_path / "model.shield"
     path.write_bytes(Shield.with_key(DATA_KEY).encrypt(b"weights"))
     with EnclaveClient.connect(endpoint) as client:
-        assert client.load_artifact("key-1", path)["name"] == "model.shield"
+        loaded = client.load_artifact("key-1", path)
+        assert loaded["name"] == "model.shield"
+        assert loaded["announced"] == path.stat().st_size   # a regular file announces its size
+        prefixed = tmp_path / "prefixed.bin"                # what is left of a file read in part
+        prefixed.write_bytes(b"abc" + path.read_bytes())
+        with open(prefixed, "rb") as f:
+            f.read(3)
+            assert client.load_artifact("key-1", f)["announced"] == path.stat().st_size
+        # A pipe or in-memory stream has no size to announce.
+        assert client.load_artifact("key-1", io.BytesIO(path.read_bytes()))["announced"] is None
         with pytest.raises(ShieldNitroError):
             client.load_artifact("key-1", path, kind="binary")
 

@@ -2,7 +2,9 @@
 
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -95,6 +97,23 @@ void SecureBytes::append(ByteView more) {
   if (size_ + more.size() > capacity_) reserve_exact(std::max(size_ + more.size(), capacity_ * 2));
   std::memcpy(data_ + size_, more.data(), more.size());
   size_ += more.size();
+}
+
+bool SecureBytes::prefault(size_t offset, size_t len) {
+#ifdef MADV_POPULATE_WRITE
+  if (offset >= size_ || len == 0) return true;
+  len = std::min(len, size_ - offset);
+  // madvise wants a page-aligned start; the page holding `offset` is part of the buffer's
+  // allocation (heap or mapping) either way, and populating changes no byte.
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto start = reinterpret_cast<uintptr_t>(data_ + offset);
+  auto aligned = start & ~(page - 1);
+  return ::madvise(reinterpret_cast<void*>(aligned), len + (start - aligned), MADV_POPULATE_WRITE) == 0;
+#else
+  (void)offset;
+  (void)len;
+  return false;
+#endif
 }
 
 void SecureBytes::clear() {

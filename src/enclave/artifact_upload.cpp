@@ -3,11 +3,28 @@
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::enclave {
+namespace {
+
+// A v4 message carries at most 183 bytes of overhead beyond its plaintext.
+constexpr uint64_t kV4Overhead = 256;
+
+std::string too_big(uint64_t max) { return "artifact exceeds the size limit of " + std::to_string(max) + " bytes"; }
+
+}  // namespace
+
+ArtifactUpload::ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size)
+    : shield_(shield), max_(max_bytes), announced_(announced_size) {}
 
 void ArtifactUpload::append_plain(ByteView p) {
-  if (plaintext_.size() + p.size() > max_)
-    throw Error(Errc::kPolicy, "artifact exceeds the size limit of " + std::to_string(max_) + " bytes");
+  if (plaintext_.size() + p.size() > max_) throw Error(Errc::kPolicy, too_big(max_));
   plaintext_.append(p);
+}
+
+// Refuses bytes beyond the announced size as soon as they arrive.
+void ArtifactUpload::count(size_t n) {
+  received_ += n;
+  if (announced_ && received_ > *announced_)
+    throw Error(Errc::kFormat, "artifact is longer than its announced " + std::to_string(*announced_) + " bytes");
 }
 
 void ArtifactUpload::start_if_detected() {
@@ -15,37 +32,48 @@ void ArtifactUpload::start_if_detected() {
   format_ = shield::detect_format(pending_);
   if (format_ == shield::Format::kUnknown)
     throw Error(Errc::kFormat, "artifact is neither a Shield stream container nor a Shield v4 message");
-  if (format_ == shield::Format::kStream) {
+  if (format_ != shield::Format::kStream) {
+    if (announced_) {
+      if (*announced_ > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
+      pending_.reserve(*announced_);
+    }
+    return;
+  }
+  if (announced_) {
+    assembler_ = std::make_unique<shield::StreamAssembler>(shield_, *announced_, max_);
+    assembler_->push(pending_);
+  } else {
     stream_ = std::make_unique<shield::StreamDecryptor>(shield_);
     stream_->push(pending_, [this](ByteView p) { append_plain(p); });
-    pending_.clear();
   }
+  pending_.clear();
 }
 
 void ArtifactUpload::push(ByteView data) {
-  if (stream_) {
-    stream_->push(data, [this](ByteView p) { append_plain(p); });
-    return;
-  }
-  // A v4 message carries at most 183 bytes of overhead beyond its plaintext.
-  if (pending_.size() + data.size() > max_ + 256)
-    throw Error(Errc::kPolicy, "artifact exceeds the size limit of " + std::to_string(max_) + " bytes");
+  count(data.size());
+  if (assembler_) return assembler_->push(data);
+  if (stream_) return stream_->push(data, [this](ByteView p) { append_plain(p); });
+  if (pending_.size() + data.size() > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
   pending_.insert(pending_.end(), data.begin(), data.end());
   start_if_detected();
 }
 
 SecureBytes ArtifactUpload::finish() {
+  if (announced_ && received_ != *announced_)
+    throw Error(Errc::kFormat, "artifact ended after " + std::to_string(received_) + " of its announced " +
+                                   std::to_string(*announced_) + " bytes");
   if (format_ == shield::Format::kUnknown) {
     format_ = shield::detect_format(pending_);
     if (format_ == shield::Format::kUnknown || format_ == shield::Format::kStream)
       throw Error(Errc::kFormat, "artifact is empty or truncated before its format could be told");
   }
+  if (assembler_) return assembler_->finish();
   if (stream_) {
     stream_->finish([this](ByteView p) { append_plain(p); });
     return std::move(plaintext_);
   }
   SecureBytes pt = shield_.decrypt(pending_);
-  if (pt.size() > max_) throw Error(Errc::kPolicy, "artifact exceeds the size limit");
+  if (pt.size() > max_) throw Error(Errc::kPolicy, too_big(max_));
   return pt;
 }
 

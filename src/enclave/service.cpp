@@ -1,7 +1,5 @@
 #include "shield_nitro/enclave/service.h"
 
-#include <openssl/crypto.h>
-
 #include <map>
 #include <mutex>
 
@@ -59,6 +57,60 @@ std::map<std::string, std::string> context_field(const Value& body) {
   }
   return out;
 }
+
+// A map built by moving its entries in (a braced list would deep-copy every value, e.g. a
+// 1 KiB ciphertext, because initializer_list elements are const).
+template <class... Entries>
+Value map_of(Entries&&... entries) {
+  cbor::MapEntries m;
+  m.reserve(sizeof...(entries));
+  (m.push_back(std::move(entries)), ...);
+  return Value::map(std::move(m));
+}
+
+// Zeroes every byte and text string in v (a decoded request or a reply about to be dropped
+// may hold plaintext; cbor::Value does not wipe itself).
+void wipe_strings(Value& v) {
+  switch (v.type()) {
+    case cbor::Type::kBytes: {
+      auto& b = const_cast<Bytes&>(v.as_bytes());  // v is ours and mutable; Value has no mutable accessor
+      secure_wipe(b.data(), b.size());
+      break;
+    }
+    case cbor::Type::kText: {
+      auto& t = const_cast<std::string&>(v.as_text());
+      secure_wipe(t.data(), t.size());
+      break;
+    }
+    case cbor::Type::kArray:
+      for (auto& item : v.as_array()) wipe_strings(item);
+      break;
+    case cbor::Type::kMap:
+      for (auto& [k, val] : v.as_map()) wipe_strings(val);
+      break;
+    default:
+      break;
+  }
+}
+
+// Per worker thread: the opened request and the encoded reply of the sealed request in hand.
+// Reused so a sealed request costs no allocation for them; wiped after every request, and
+// released when one was large (a multi-MiB sealed payload should not stay resident).
+struct SealedScratch {
+  static constexpr size_t kKeep = 64 * 1024;
+  SecureBytes request;
+  Bytes reply;
+  void wipe() {
+    if (request.size() > kKeep) request.clear();
+    else request.resize(0);  // wipes the bytes, keeps the storage
+    secure_wipe(reply.data(), reply.size());
+    reply.clear();
+    if (reply.capacity() > kKeep) Bytes().swap(reply);
+  }
+  ~SealedScratch() {
+    secure_wipe(reply.data(), reply.capacity());
+  }
+};
 
 Value error_value(Errc code, const std::string& message) {
   return Value::map({cbor::entry("code", Value::text(errc_name(code))), cbor::entry("message", Value::text(message))});
@@ -190,33 +242,51 @@ struct EnclaveService::Impl {
     if (c.in_channel) throw Error(Errc::kUsage, "sealed requests do not nest");
     auto box = channels.find(bytes_field(c.body, "session"));
     if (!box) throw Error(Errc::kVerify, "unknown or closed channel session");
-    SecureBytes inner = box->open(bytes_field(c.body, "data"));
-    SecureBytes reply = sealed_reply(inner);
-    return Value::map({cbor::entry("data", Value::bytes(box->seal(reply.view())))});
+    thread_local SealedScratch scratch;
+    Bytes sealed;
+    try {
+      box->open_into(bytes_field(c.body, "data"), scratch.request);
+      sealed_reply(scratch.request.view(), scratch.reply);
+      box->seal_into(scratch.reply, sealed);
+    } catch (...) {
+      scratch.wipe();
+      throw;
+    }
+    scratch.wipe();
+    return map_of(cbor::entry("data", Value::bytes(std::move(sealed))));
   }
 
-  // Decodes, runs and encodes one request from inside the channel; its errors stay sealed.
-  SecureBytes sealed_reply(const SecureBytes& inner) {
-    Value result;
+  // Decodes, runs and encodes one request from inside the channel into out (which the caller
+  // seals and wipes); its errors stay sealed.
+  void sealed_reply(ByteView inner, Bytes& out) {
     std::string name = "sealed";
     int64_t t0 = monotonic_ns();
+    Value req, body;
     try {
-      Value req = cbor::decode(inner.view());
+      req = cbor::decode(inner);
       std::string op = text_field(req, "op");
       // Stats are keyed by known ops only: a peer's made-up names must not grow the map.
       if (ops.count(op)) name = op;
-      Value out = dispatch(op, Call{field(req, "body"), nullptr, true});
-      add_refresh_hint(out);
-      result = Value::map({cbor::entry("ok", Value::boolean(true)), cbor::entry("body", std::move(out))});
+      body = dispatch(op, Call{field(req, "body"), nullptr, true});
+      add_refresh_hint(body);
+      // {"ok": true, "body": body}, written straight into the buffer to be sealed.
+      cbor::Writer w(out);
+      w.begin_map(2);
+      w.text("ok");
+      w.boolean(true);
+      w.text("body");
+      cbor::encode_append(body, out);
       stats.record(name, monotonic_ns() - t0, true);
     } catch (const Error& e) {
       stats.record(name, monotonic_ns() - t0, false);
-      result = Value::map({cbor::entry("ok", Value::boolean(false)), cbor::entry("error", error_value(e.code(), e.what()))});
+      secure_wipe(out.data(), out.size());
+      out.clear();
+      cbor::encode_append(map_of(cbor::entry("ok", Value::boolean(false)),
+                                 cbor::entry("error", error_value(e.code(), e.what()))),
+                          out);
     }
-    Bytes encoded = cbor::encode(result);
-    SecureBytes out(encoded);
-    OPENSSL_cleanse(encoded.data(), encoded.size());
-    return out;
+    wipe_strings(req);
+    wipe_strings(body);
   }
 
   Value op_set_credentials(const Call& c) {
@@ -271,7 +341,12 @@ struct EnclaveService::Impl {
     }
     opts.policy.check_artifact(kind == ArtifactKind::kCode, 0);
     shield::Shield s = keys.shield_for(text_field(c.body, "key"));
-    ArtifactUpload upload(s, opts.policy.max_artifact_bytes());
+    std::optional<uint64_t> announced;  // the sealed size, if the sender knows it: one allocation
+    if (const Value* z = c.body.find("size"); z && !z->is_null()) {
+      if (!z->is(cbor::Type::kUnsigned)) throw Error(Errc::kFormat, "field 'size' must be an unsigned integer");
+      announced = z->as_uint();
+    }
+    ArtifactUpload upload(s, opts.policy.max_artifact_bytes(), announced);
     if (const Value* d = c.body.find("data"); d && !d->is_null()) upload.push(bytes_field(c.body, "data"));
     if (c.net && c.net->streaming()) {
       while (auto part = c.net->next_part())
@@ -288,7 +363,7 @@ struct EnclaveService::Impl {
 
   Value op_encrypt(const Call& c) {
     Bytes ct = keys.shield_for(text_field(c.body, "key")).encrypt(bytes_field(c.body, "plaintext"));
-    return Value::map({cbor::entry("ciphertext", Value::bytes(std::move(ct)))});
+    return map_of(cbor::entry("ciphertext", Value::bytes(std::move(ct))));
   }
 
   Value op_decrypt(const Call& c) {

@@ -1,16 +1,19 @@
 #include "shield_nitro/net/client.h"
 
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "sockaddr.h"
+#include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/log.h"
 
@@ -65,6 +68,42 @@ struct Client::Impl {
       if (!req.continuation()) pending.emplace(req.id, Pending{std::move(done), deadline_ns});
     }
     write_frame(frame);
+  }
+
+  // Writes a frame built elsewhere (a stream part), unless the connection is already closed.
+  void write_raw(ByteView frame) {
+    {
+      std::lock_guard lock(mu);
+      if (closed) throw Error(close_reason.code, close_reason.message);
+    }
+    write_frame(frame);
+  }
+
+  // Writes a frame's head, then its last n bytes straight from the file; all under one lock,
+  // so no other frame interleaves. Any failure closes the connection.
+  void write_raw_with_file(ByteView head, int file, uint64_t offset, size_t n) {
+    {
+      std::lock_guard lock(mu);
+      if (closed) throw Error(close_reason.code, close_reason.message);
+    }
+    std::lock_guard wlock(write_mu);
+    auto fail = [&](const std::string& why) {
+      fail_all(Errc::kIo, "connection to " + endpoint.to_string() + " closed while sending: " + why);
+      throw Error(Errc::kIo, "send to " + endpoint.to_string() + " failed: " + why);
+    };
+    for (size_t off = 0; off < head.size();) {
+      ssize_t w = ::send(fd.get(), head.data() + off, head.size() - off, MSG_NOSIGNAL | MSG_MORE);
+      if (w > 0) off += static_cast<size_t>(w);
+      else if (w < 0 && errno == EINTR) continue;
+      else fail(detail::errno_text(w < 0 ? errno : EPIPE));
+    }
+    auto pos = static_cast<off_t>(offset);
+    for (size_t left = n; left > 0;) {
+      ssize_t w = ::sendfile(fd.get(), file, &pos, left);
+      if (w > 0) left -= static_cast<size_t>(w);
+      else if (w < 0 && errno == EINTR) continue;
+      else fail(w == 0 ? "the file ended before the announced bytes" : detail::errno_text(errno));
+    }
   }
 
   // Writes one whole frame; a failure closes the connection (which fails what is pending).
@@ -236,7 +275,11 @@ ClientStream::ClientStream(Client* client, uint64_t id, std::future<Response> re
     : client_(client), id_(id), result_(std::move(result)) {}
 
 ClientStream::ClientStream(ClientStream&& o) noexcept
-    : client_(o.client_), id_(o.id_), result_(std::move(o.result_)), finished_(std::exchange(o.finished_, true)) {}
+    : client_(o.client_),
+      id_(o.id_),
+      result_(std::move(o.result_)),
+      finished_(std::exchange(o.finished_, true)),
+      frame_(std::move(o.frame_)) {}
 
 ClientStream& ClientStream::operator=(ClientStream&& o) noexcept {
   if (this != &o) {
@@ -244,6 +287,7 @@ ClientStream& ClientStream::operator=(ClientStream&& o) noexcept {
     id_ = o.id_;
     result_ = std::move(o.result_);
     finished_ = std::exchange(o.finished_, true);
+    frame_ = std::move(o.frame_);
   }
   return *this;
 }
@@ -267,6 +311,64 @@ void ClientStream::send(cbor::Value part) {
   if (result_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
     throw Error(Errc::kIo, "stream: the server already answered; finish() returns its response");
   client_->impl_->send(std::move(r), nullptr, 0);
+}
+
+namespace {
+
+// Frame header (length left zero) and everything encode_request_into() writes before the bytes
+// of a continuation {"v", "id", "more": true, "body": {key: <n bytes>}}.
+Bytes bytes_part_prefix(uint64_t id, std::string_view key, size_t n) {
+  Bytes p(kFrameHeaderSize, 0);
+  cbor::Writer w(p);
+  w.begin_map(4);
+  w.text("v");
+  w.uint(kProtocolVersion);
+  w.text("id");
+  w.uint(id);
+  w.text("more");
+  w.boolean(true);
+  w.text("body");
+  w.begin_map(1);
+  w.text(key);
+  w.head(2, n);
+  return p;
+}
+
+}  // namespace
+
+size_t ClientStream::send_bytes(std::string_view key, size_t max, const Fill& fill) {
+  if (finished_) throw Error(Errc::kUsage, "stream: send_bytes() after finish()");
+  Client::Impl& c = *client_->impl_;
+  const size_t room = bytes_part_prefix(id_, key, max).size();
+  if (room - kFrameHeaderSize + max > c.opt.max_frame)
+    throw Error(Errc::kUsage, "stream: a part of " + std::to_string(max) + " bytes exceeds the frame limit");
+  if (frame_.size() < room + max) frame_.resize(room + max);  // zero-filled once, then reused
+  const size_t n = fill(frame_.data() + room, max);
+  if (n == 0) return 0;
+  if (n > max) throw Error(Errc::kUsage, "stream: send_bytes' fill wrote more than it had room for");
+  // A short last part may have a shorter length head: the prefix then starts later.
+  const Bytes prefix = bytes_part_prefix(id_, key, n);
+  const size_t start = room - prefix.size();
+  std::memcpy(frame_.data() + start, prefix.data(), prefix.size());
+  const size_t len = prefix.size() - kFrameHeaderSize + n;
+  for (int b = 0; b < 4; ++b) frame_[start + static_cast<size_t>(b)] = static_cast<uint8_t>(len >> (24 - 8 * b));
+  if (result_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    throw Error(Errc::kIo, "stream: the server already answered; finish() returns its response");
+  c.write_raw({frame_.data() + start, kFrameHeaderSize + len});
+  return n;
+}
+
+void ClientStream::send_file_bytes(std::string_view key, int fd, uint64_t offset, size_t n) {
+  if (finished_) throw Error(Errc::kUsage, "stream: send_file_bytes() after finish()");
+  Client::Impl& c = *client_->impl_;
+  Bytes head = bytes_part_prefix(id_, key, n);
+  if (head.size() - kFrameHeaderSize + n > c.opt.max_frame)
+    throw Error(Errc::kUsage, "stream: a part of " + std::to_string(n) + " bytes exceeds the frame limit");
+  const size_t len = head.size() - kFrameHeaderSize + n;
+  for (int b = 0; b < 4; ++b) head[static_cast<size_t>(b)] = static_cast<uint8_t>(len >> (24 - 8 * b));
+  if (result_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+    throw Error(Errc::kIo, "stream: the server already answered; finish() returns its response");
+  c.write_raw_with_file(head, fd, offset, n);
 }
 
 Response ClientStream::finish(cbor::Value last_part) {

@@ -1,10 +1,19 @@
 #include "shield_nitro/net/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::net {
+namespace {
+
+constexpr size_t kMinArea = 64 * 1024;  // what one read() asks for
+// A direct frame's buffer is zero-filled (std::vector) slice by slice just before it is
+// received into, so untouched memory never grows beyond what the peer sent.
+constexpr size_t kDirectSlice = 256 * 1024;
+
+}  // namespace
 
 void append_frame(Bytes& out, ByteView payload) {
   if (payload.size() > 0xFFFFFFFFu) throw Error(Errc::kUsage, "frame: payload over 4 GiB cannot be framed");
@@ -19,20 +28,57 @@ Bytes encode_frame(ByteView payload) {
   return out;
 }
 
-void FrameDecoder::feed(ByteView data) {
-  if (data.empty()) return;
+std::span<uint8_t> FrameDecoder::read_area() {
+  if (direct_ && direct_fill_ < direct_len_) {
+    size_t prepared = std::min(direct_len_, std::max(direct_buf_.size(), direct_fill_ + kDirectSlice));
+    if (direct_buf_.size() < prepared) direct_buf_.resize(prepared);
+    return {direct_buf_.data() + direct_fill_, direct_buf_.size() - direct_fill_};
+  }
   // Compact once the consumed prefix dominates, so the buffer stays about one frame long.
   if (pos_ > 0 && (pos_ == size_ || pos_ >= buf_.size() / 2)) {
     std::memmove(buf_.data(), buf_.data() + pos_, size_ - pos_);
     size_ -= pos_;
     pos_ = 0;
   }
-  if (buf_.size() < size_ + data.size()) buf_.resize(std::max(size_ + data.size(), buf_.size() * 2));
-  std::memcpy(buf_.data() + size_, data.data(), data.size());
-  size_ += data.size();
+  if (buf_.size() < size_ + kMinArea) buf_.resize(std::max(size_ + kMinArea, buf_.size() * 2));
+  return {buf_.data() + size_, buf_.size() - size_};
+}
+
+void FrameDecoder::commit(size_t n) {
+  if (direct_ && direct_fill_ < direct_len_) direct_fill_ += n;
+  else size_ += n;
+}
+
+void FrameDecoder::feed(ByteView data) {
+  while (!data.empty()) {
+    std::span<uint8_t> area = read_area();
+    size_t n = std::min(area.size(), data.size());
+    std::memcpy(area.data(), data.data(), n);
+    commit(n);
+    data = data.subspan(n);
+  }
+}
+
+// Moves the frame's payload received so far (all of buf_ after the header) into its own buffer.
+void FrameDecoder::start_direct(size_t len) {
+  const uint8_t* start = buf_.data() + pos_ + kFrameHeaderSize;
+  const size_t have = size_ - pos_ - kFrameHeaderSize;
+  direct_buf_ = Bytes();
+  direct_buf_.reserve(len);
+  direct_buf_.assign(start, start + have);
+  direct_ = true;
+  direct_len_ = len;
+  direct_fill_ = have;
+  pos_ = size_ = 0;
 }
 
 std::optional<Bytes> FrameDecoder::next() {
+  if (direct_) {
+    if (direct_fill_ < direct_len_) return std::nullopt;
+    direct_ = false;
+    direct_fill_ = direct_len_ = 0;
+    return std::move(direct_buf_);
+  }
   size_t avail = size_ - pos_;
   if (avail < kFrameHeaderSize) return std::nullopt;
   size_t len = get_u32be(buf_.data() + pos_);
@@ -40,7 +86,12 @@ std::optional<Bytes> FrameDecoder::next() {
     throw Error(Errc::kFormat, "frame of " + std::to_string(len) + " bytes exceeds the limit of " +
                                    std::to_string(max_frame_) + " bytes");
   if (len == 0) throw Error(Errc::kFormat, "empty frame (a frame must carry one CBOR message)");
-  if (avail - kFrameHeaderSize < len) return std::nullopt;
+  if (avail - kFrameHeaderSize < len) {
+    // The rest of a large frame goes straight into its own buffer (only bytes of this frame
+    // are buffered, since it is incomplete).
+    if (len >= kDirectFrom) start_direct(len);
+    return std::nullopt;
+  }
   const uint8_t* start = buf_.data() + pos_ + kFrameHeaderSize;
   Bytes frame(start, start + len);
   pos_ += kFrameHeaderSize + len;

@@ -30,8 +30,7 @@ using detail::errno_text;
 constexpr uint64_t kListenTag = 0;
 constexpr uint64_t kWakeTag = 1;
 constexpr uint64_t kFirstConnId = 16;
-constexpr size_t kReadChunk = 64 * 1024;
-constexpr int kReadsPerEvent = 16;  // fairness: at most 1 MiB per connection per turn
+constexpr size_t kBytesPerEvent = 1 << 20;  // fairness: at most 1 MiB per connection per turn
 constexpr int64_t kTickMs = 50;     // timeout sweep period
 
 int64_t ms_to_ns(std::chrono::milliseconds d) { return static_cast<int64_t>(d.count()) * 1000000; }
@@ -329,13 +328,15 @@ void Server::Impl::on_peer_eof(Conn& c) {
 }
 
 void Server::Impl::on_readable(const std::shared_ptr<Conn>& c) {
-  uint8_t buf[kReadChunk];
-  for (int i = 0; i < kReadsPerEvent; ++i) {
+  for (size_t budget = kBytesPerEvent; budget > 0;) {
     {
       std::lock_guard lock(c->mu);
       if (!reading_allowed(*c)) break;
     }
-    ssize_t n = ::read(c->fd.get(), buf, sizeof buf);
+    // Received straight into the decoder: a large frame's payload lands in its own buffer.
+    std::span<uint8_t> area = c->decoder.read_area();
+    area = area.first(std::min(area.size(), budget));
+    ssize_t n = ::read(c->fd.get(), area.data(), area.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n < 0) {
@@ -349,7 +350,8 @@ void Server::Impl::on_readable(const std::shared_ptr<Conn>& c) {
       break;
     }
     c->last_activity_ns.store(monotonic_ns(), std::memory_order_relaxed);
-    c->decoder.feed({buf, static_cast<size_t>(n)});
+    c->decoder.commit(static_cast<size_t>(n));
+    budget -= static_cast<size_t>(n);
     try {
       while (auto frame = c->decoder.next()) on_frame(c, std::move(*frame));
     } catch (const Error& e) {  // oversize or empty frame: framing is lost, so answer and close
@@ -360,7 +362,7 @@ void Server::Impl::on_readable(const std::shared_ptr<Conn>& c) {
       update_events(*c);
       break;
     }
-    if (static_cast<size_t>(n) < sizeof buf) break;
+    if (static_cast<size_t>(n) < area.size()) break;
   }
   if (!c->decoder.partial()) c->partial_since_ns = 0;
   else if (c->partial_since_ns == 0) c->partial_since_ns = monotonic_ns();

@@ -1,10 +1,22 @@
-// load-artifact: streams a sealed artifact to the enclave in chunk_size frames. The file is
-// read one chunk at a time, so a 1 GiB model never sits whole in the parent's memory, and
-// sending stops as soon as the enclave answers early (a refusal: wrong key, policy, tamper).
+// load-artifact: streams a sealed artifact to the enclave in frames, so a 1 GiB model never
+// sits whole in the parent's memory; sending stops as soon as the enclave answers early (a
+// refusal: wrong key, policy, tamper).
+//
+// A regular file announces its size in the first body (the enclave then allocates the
+// plaintext once) and its bytes go to the socket by sendfile(2), never copied through this
+// process; other input (a pipe, an istream) is read straight into each frame. A stream
+// container is cut at its records (the header alone, then one record per frame) so the
+// enclave decrypts each frame where it lies.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 #include <functional>
+#include <optional>
 
 #include "client_impl.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/shield/stream.h"
 
 namespace shield_nitro::parent {
 
@@ -12,17 +24,22 @@ using cbor::Value;
 
 namespace {
 
-// Fills buf with up to buf.size() bytes; returns how many (0 at the end).
-using ChunkReader = std::function<size_t(Bytes& buf)>;
+// Fills up to n bytes at dst; returns how many (0 at the end).
+using ChunkReader = std::function<size_t(uint8_t* dst, size_t n)>;
+
+// Largest record sent one per frame; bigger ones (chunks up to 16 MiB) go in chunk_size pieces.
+constexpr size_t kMaxAlignedPart = (size_t{16} << 20) + 16;
+constexpr size_t kLongestStreamHeader = 66;  // password mode (docs/stream-format.md §2)
 
 void check_kind(const std::string& kind) {
   if (kind != "model" && kind != "code") throw Error(Errc::kUsage, "load_artifact: kind must be 'model' or 'code', got '" + kind + "'");
 }
 
 Value header(const std::string& key_handle, const std::string& kind, const std::string& name,
-             const std::vector<std::string>& models) {
+             const std::vector<std::string>& models, std::optional<uint64_t> size = std::nullopt) {
   cbor::MapEntries h{cbor::entry("key", Value::text(key_handle)), cbor::entry("kind", Value::text(kind)),
                      cbor::entry("name", Value::text(name.empty() ? "artifact" : name))};
+  if (size) h.push_back(cbor::entry("size", Value::uint(*size)));
   if (!models.empty()) {
     cbor::Array list;
     for (const auto& m : models) list.push_back(Value::text(m));
@@ -47,22 +64,79 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-ArtifactInfo upload(EnclaveClient::Impl& c, Value first, const ChunkReader& read) {
-  net::ClientStream up = c.conn->stream("load-artifact", std::move(first));
-  Bytes buf(c.options.chunk_size);
-  for (;;) {
-    size_t n = read(buf);  // an exception here leaves `up` to close the stream on unwind
-    if (n == 0) break;
-    try {
-      up.send(Value::map({cbor::entry("data", Value::bytes(ByteView(buf.data(), n)))}));
-    } catch (const Error&) {
-      break;  // answered early or connection gone: finish() returns what happened
-    }
-  }
+// Where a stream container's records start and how long they are (one per frame), or
+// chunk_size pieces for anything else (a v4 message, or records too big for one frame).
+struct Cut {
+  size_t first;
+  size_t part;
+};
+Cut cut_for(ByteView head, size_t chunk_size) {
+  if (auto g = shield::peek_stream_geometry(head); g && g->record_size() <= kMaxAlignedPart)
+    return {std::min(g->header_size, head.size()), g->record_size()};
+  return {chunk_size, chunk_size};
+}
+
+ArtifactInfo result_of(EnclaveClient::Impl& c, net::ClientStream& up) {
   net::Response r = up.finish();
   if (!r.ok) throw Error(r.code, "load-artifact: " + r.message);
   c.maybe_refresh(r.body);
   return artifact_info(r.body);
+}
+
+// Sends one part; false when the enclave already answered (a refusal) or the connection is
+// gone: finish() then tells what happened.
+template <typename Send>
+bool sent(Send send) {
+  try {
+    return send();
+  } catch (const Error& e) {
+    if (e.code() == Errc::kUsage) throw;
+    return false;
+  }
+}
+
+// Any input: read straight into each frame.
+ArtifactInfo upload(EnclaveClient::Impl& c, Value first, const ChunkReader& read) {
+  net::ClientStream up = c.conn->stream("load-artifact", std::move(first));
+  // The first bytes tell a stream container and its record size; they are replayed into the
+  // first frames.
+  Bytes head(kLongestStreamHeader);
+  size_t head_len = 0;
+  while (head_len < head.size())
+    if (size_t n = read(head.data() + head_len, head.size() - head_len)) head_len += n;
+    else break;
+  size_t head_pos = 0;
+  Cut cut = cut_for({head.data(), head_len}, c.options.chunk_size);
+  auto fill = [&](uint8_t* dst, size_t n) {
+    size_t from_head = std::min(n, head_len - head_pos);
+    std::memcpy(dst, head.data() + head_pos, from_head);
+    head_pos += from_head;
+    size_t got = from_head;
+    while (got < n)  // an exception here leaves `up` to close the stream on unwind
+      if (size_t r = read(dst + got, n - got)) got += r;
+      else break;
+    return got;
+  };
+  for (size_t want = cut.first; sent([&] { return up.send_bytes("data", want, fill) > 0; }); want = cut.part) {
+  }
+  return result_of(c, up);
+}
+
+// A regular file from offset `start`: its size is announced and its bytes go from the page
+// cache to the socket inside the kernel (sendfile), never through this process's memory.
+ArtifactInfo upload_file(EnclaveClient::Impl& c, Value first, int fd, uint64_t start, uint64_t size) {
+  net::ClientStream up = c.conn->stream("load-artifact", std::move(first));
+  uint8_t head[kLongestStreamHeader];
+  ssize_t got = ::pread(fd, head, static_cast<size_t>(std::min<uint64_t>(sizeof head, size)), static_cast<off_t>(start));
+  if (got < 0) throw Error(Errc::kIo, "load_artifact: cannot read the artifact file");
+  Cut cut = cut_for({head, static_cast<size_t>(got)}, c.options.chunk_size);
+  uint64_t off = 0;
+  for (size_t want = cut.first; off < size; want = cut.part) {
+    const auto n = static_cast<size_t>(std::min<uint64_t>(want, size - off));
+    if (!sent([&] { up.send_file_bytes("data", fd, start + off, n); return true; })) break;
+    off += n;
+  }
+  return result_of(c, up);
 }
 
 }  // namespace
@@ -71,15 +145,20 @@ ArtifactInfo EnclaveClient::load_artifact(const std::string& key_handle, const s
                                           const std::string& name, const std::vector<std::string>& models) {
   check_kind(kind);
   FileReader file(path);  // "-" is standard input
-  return upload(*impl_, header(key_handle, kind, name.empty() ? base_name(path) : name, models),
-                        [&](Bytes& buf) { return file.read(buf.data(), buf.size()); });
+  const std::string shown = name.empty() ? base_name(path) : name;
+  off_t start = file.size() >= 0 ? ::lseek(file.fd(), 0, SEEK_CUR) : -1;  // stdin may be a file read in part
+  if (start >= 0 && start <= file.size()) {
+    uint64_t size = static_cast<uint64_t>(file.size() - start);
+    return upload_file(*impl_, header(key_handle, kind, shown, models, size), file.fd(), static_cast<uint64_t>(start), size);
+  }
+  return upload(*impl_, header(key_handle, kind, shown, models), [&](uint8_t* dst, size_t n) { return file.read(dst, n); });
 }
 
 ArtifactInfo EnclaveClient::load_artifact(const std::string& key_handle, std::istream& in, const std::string& kind,
                                           const std::string& name, const std::vector<std::string>& models) {
   check_kind(kind);
-  return upload(*impl_, header(key_handle, kind, name, models), [&](Bytes& buf) -> size_t {
-    in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
+  return upload(*impl_, header(key_handle, kind, name, models), [&](uint8_t* dst, size_t n) -> size_t {
+    in.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
     if (in.bad()) throw Error(Errc::kIo, "load_artifact: reading the artifact stream failed");
     return static_cast<size_t>(in.gcount());
   });

@@ -86,9 +86,22 @@ class Workers {
     }
     work_cv_.notify_one();
   }
+  // Waits for s; meanwhile the caller runs queued records itself, so the pipeline's own
+  // thread works instead of sleeping (run_records starts one worker fewer for that).
   void wait(Slot& s) {
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return s.done; });
+    while (!s.done) {
+      if (queue_.empty()) {
+        done_cv_.wait(lock);
+        continue;
+      }
+      Slot* job = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      run_one(job_, *job);
+      lock.lock();
+      job->done = true;
+    }
   }
 
  private:
@@ -133,7 +146,7 @@ void run_records(Source& in, Sink& out, const RecordJob& job, unsigned threads, 
     s.out = SecureBytes(job.out_capacity);
   }
   std::unique_ptr<Workers> workers;
-  if (threads > 1) workers = std::make_unique<Workers>(job, threads);
+  if (threads > 1) workers = std::make_unique<Workers>(job, threads - 1);  // + the caller, in wait()
 
   uint64_t next = 0, written = 0;
   bool reading = true;

@@ -94,6 +94,32 @@ TEST(SecureBytes, ResizeZeroFillsButResizeForOverwriteKeepsOnlyThePrefix) {
   secure_wipe(nullptr, 0);  // a no-op, not a crash
 }
 
+TEST(SecureBytes, LargeBuffersKeepTheSameSemantics) {
+  // From 4 MiB on, SecureBytes maps its own huge-page-aligned memory; nothing else changes.
+  const size_t big = (size_t{5} << 20) + 3;
+  SecureBytes s(as_bytes("model"));
+  s.resize(big);  // small -> mapped: the prefix moves, the rest is zero
+  ASSERT_EQ(s.size(), big);
+  EXPECT_EQ(to_string(s.view().first(5)), "model");
+  EXPECT_EQ(s.view()[big - 1], 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(s.data()) % (size_t{2} << 20), 0u);
+  s.data()[big - 1] = 0x7f;
+  s.append(Bytes(size_t{4} << 20, 0x11));  // mapped -> bigger mapped
+  EXPECT_EQ(s.view()[big - 1], 0x7f);
+  EXPECT_EQ(s.view()[s.size() - 1], 0x11);
+  SecureBytes moved = std::move(s);
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_EQ(to_string(moved.view().first(5)), "model");
+  moved.resize(4);  // shrinking keeps the mapping; clear() wipes and unmaps it
+  EXPECT_EQ(to_string(moved.view()), "mode");
+  moved.clear();
+  EXPECT_TRUE(moved.empty());
+  SecureBytes exact;
+  exact.resize_for_overwrite(size_t{8} << 20);  // what an artifact of announced size gets
+  std::memset(exact.data(), 0x22, exact.size());
+  EXPECT_EQ(exact.clone().view()[(size_t{8} << 20) - 1], 0x22);
+}
+
 TEST(Random, ScriptedAndUniform) {
   ScriptedRandom r(Bytes{250, 5, 1, 2});
   // uniform_small(32,128): range 97, limit 194: 250 is rejected, 5 -> 37.

@@ -2,7 +2,8 @@
 //
 // Keys, passwords and plaintext artifacts live in SecureBytes. It has no operator<< and no
 // implicit conversion to Bytes, so a secret is not logged or copied by accident; use view()
-// to hand it to a primitive.
+// to hand it to a primitive. Buffers of 4 MiB and more (artifacts) get their own mapping,
+// advised for transparent huge pages and kept out of core dumps.
 #pragma once
 
 #include <cstddef>
@@ -45,6 +46,11 @@ class SecureBytes {
   // once (e.g. an AEAD's output), where zero-filling first would cost a memory pass.
   void resize_for_overwrite(size_t size);
   void append(ByteView more);
+  // Maps the pages under [offset, offset + len) now (Linux MADV_POPULATE_WRITE), so writes
+  // there later take no page faults: lets another thread pay for a big buffer's first touch
+  // while this one fills it. Changes no byte; safe while other threads write into the buffer;
+  // false when the kernel cannot do it (then nothing happened, and nothing needs to).
+  bool prefault(size_t offset, size_t len);
   // Wipes and empties.
   void clear();
 

@@ -46,6 +46,17 @@ class ClientStream {
   // One continuation frame {"more": true, "body": part}. Throws Error(kIo) if the connection
   // is gone (then finish() reports why).
   void send(cbor::Value part);
+  // One continuation frame {"more": true, "body": {key: <bytes>}} whose byte string `fill`
+  // writes straight into the frame buffer (no copy of the payload; e.g. a file read). fill
+  // gets room for max bytes and returns how many it wrote. Returns that count; 0 sends
+  // nothing. Throws like send(); max must fit the frame limit.
+  using Fill = std::function<size_t(uint8_t* dst, size_t max)>;
+  size_t send_bytes(std::string_view key, size_t max, const Fill& fill);
+  // Like send_bytes, but the n bytes at offset of the regular file fd go from the file to the
+  // socket inside the kernel (sendfile(2)): they never pass through this process's memory.
+  // The file must hold them all: if it ends early, the frame cannot be completed and the
+  // connection is closed (Error(kIo)).
+  void send_file_bytes(std::string_view key, int fd, uint64_t offset, size_t n);
   // The last continuation frame {"more": false}, then the response (waits call_timeout).
   Response finish(cbor::Value last_part = cbor::Value::map());
 
@@ -56,6 +67,7 @@ class ClientStream {
   uint64_t id_;
   std::future<Response> result_;
   bool finished_ = false;
+  Bytes frame_;  // send_bytes' reused frame buffer
 };
 
 class Client {

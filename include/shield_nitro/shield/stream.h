@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/random.h"
@@ -81,6 +83,49 @@ class StreamDecryptor {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// Decrypts a container whose total size is known in advance (announced by the sender) while
+// it arrives in order, e.g. an artifact streamed into an enclave. The plaintext is allocated
+// once, at its exact size, as soon as the header is in (no growth, no copies), and every chunk
+// is decrypted straight into its place after its own tag verified; the final chunk is known by
+// its position. A piece of input that holds whole records is decrypted where it lies; only a
+// record split between pieces is gathered (one record of memory). Single-threaded.
+//
+//   StreamAssembler a(shield, container_size, max_plaintext);
+//   while (piece) a.push(piece);
+//   SecureBytes plaintext = a.finish();
+//
+// A stream longer or shorter than announced fails (kFormat): more bytes on push(), fewer on
+// finish(). On any exception the partial plaintext is wiped with the assembler.
+class StreamAssembler {
+ public:
+  // max_plaintext: refuse (Error(kPolicy), before allocating) a header and size that add up
+  // to a bigger plaintext.
+  StreamAssembler(const Shield& shield, uint64_t container_size, uint64_t max_plaintext,
+                  const StreamDecryptOptions& options = {});
+  ~StreamAssembler();
+  StreamAssembler(const StreamAssembler&) = delete;
+  StreamAssembler& operator=(const StreamAssembler&) = delete;
+
+  void push(ByteView data);
+  SecureBytes finish();
+  // The plaintext size once the header arrived (0 before).
+  uint64_t plaintext_size() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// What a sender needs to cut a container at record boundaries (one record per frame lets the
+// receiver decrypt each frame where it lies). nullopt when prefix is not (or not yet, under
+// 11 bytes) a stream header; no cryptography, no validation beyond the magic and mode.
+struct StreamGeometry {
+  size_t header_size;
+  uint32_t chunk_size;
+  size_t record_size() const { return size_t{chunk_size} + kTagSize; }
+};
+std::optional<StreamGeometry> peek_stream_geometry(ByteView prefix);
 
 // Random access: authenticates the header and decrypts chunk N alone, e.g. to load one
 // tensor of a model. Each chunk is checked against its own index and the file size, so a

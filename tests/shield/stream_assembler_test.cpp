@@ -1,0 +1,152 @@
+// StreamAssembler: a container of announced size decrypted straight into one buffer, chunk
+// by chunk as it arrives; and peek_stream_geometry, which senders use to cut at records.
+#include "shield_nitro/shield/stream.h"
+#include "test_support.h"
+
+namespace shield_nitro::shield {
+namespace {
+
+using testing::error_of;
+using testing::flip_bit;
+using testing::random_bytes;
+
+constexpr uint32_t kChunk = 64;
+constexpr size_t kKeyHeader = 50;
+constexpr size_t kRecord = kChunk + 16;
+constexpr uint64_t kNoLimit = ~uint64_t{0};
+
+Shield key_shield() { return Shield::with_key(ShieldKey::from_bytes(Bytes(32, 7))); }
+
+Bytes seal(const Shield& s, ByteView pt, uint32_t chunk = kChunk) { return encrypt_stream(s, pt, {.chunk_size = chunk}); }
+
+// Pushes container in pieces of `piece` bytes (the last may be shorter).
+Bytes assemble(const Shield& s, ByteView container, size_t piece, uint64_t announced) {
+  StreamAssembler a(s, announced, kNoLimit);
+  for (size_t off = 0; off < container.size(); off += piece)
+    a.push(container.subspan(off, std::min(piece, container.size() - off)));
+  return to_bytes(a.finish().view());
+}
+
+TEST(StreamAssemblerTest, RebuildsThePlaintextFromAnySplitOfTheInput) {
+  Shield s = key_shield();
+  for (size_t len : {size_t{0}, size_t{1}, size_t{kChunk}, size_t{kChunk * 3}, size_t{1000}}) {
+    Bytes pt = random_bytes(len);
+    Bytes c = seal(s, pt);
+    // Byte by byte, odd splits, record-aligned pieces, and all at once.
+    for (size_t piece : {size_t{1}, size_t{7}, kRecord, size_t{3 * kRecord + 5}, c.size()})
+      EXPECT_EQ(assemble(s, c, piece, c.size()), pt) << "len " << len << " piece " << piece;
+  }
+}
+
+TEST(StreamAssemblerTest, KnowsThePlaintextSizeOnceTheHeaderArrives) {
+  Shield s = key_shield();
+  Bytes c = seal(s, random_bytes(1000));
+  StreamAssembler a(s, c.size(), kNoLimit);
+  a.push(ByteView(c).first(kKeyHeader - 1));
+  EXPECT_EQ(a.plaintext_size(), 0u);
+  a.push(ByteView(c).subspan(kKeyHeader - 1, 1));
+  EXPECT_EQ(a.plaintext_size(), 1000u);
+  a.push(ByteView(c).subspan(kKeyHeader));
+  EXPECT_EQ(a.finish().size(), 1000u);
+}
+
+TEST(StreamAssemblerTest, PasswordModeHeaderIsSixtySixBytes) {
+  Shield s = Shield::with_password(as_bytes("correct horse"), "svc");
+  Bytes pt = random_bytes(300);
+  Bytes c = seal(s, pt);
+  ASSERT_EQ(peek_stream_geometry(c)->header_size, 66u);
+  EXPECT_EQ(assemble(s, c, 1, c.size()), pt);
+  EXPECT_EQ(assemble(s, c, 66, c.size()), pt);
+}
+
+TEST(StreamAssemblerTest, RefusesAStreamOfAnotherSizeThanAnnounced) {
+  Shield s = key_shield();
+  Bytes c = seal(s, random_bytes(500));
+  // Longer than announced: refused on the push that passes the size.
+  StreamAssembler shorter(s, c.size() - 1, kNoLimit);
+  shorter.push(ByteView(c).first(c.size() - 1 - kRecord));
+  EXPECT_EQ(error_of([&] { shorter.push(ByteView(c).subspan(c.size() - 1 - kRecord)); }), Errc::kFormat);
+  // Shorter than announced: refused at finish.
+  StreamAssembler longer(s, c.size() + kRecord, kNoLimit);
+  longer.push(c);
+  EXPECT_EQ(error_of([&] { longer.finish(); }), Errc::kFormat);
+  // Announcing the size of a cut stream does not help: its new last chunk was sealed non-final.
+  Bytes cut(c.begin(), c.begin() + static_cast<long>(kKeyHeader + 2 * kRecord));
+  EXPECT_EQ(error_of([&] { assemble(s, cut, 13, cut.size()); }), Errc::kAuth);
+  // Nor appending a record of the same stream.
+  Bytes longer_c = testing::concat(c, ByteView(c).subspan(kKeyHeader, kRecord));
+  EXPECT_EQ(error_of([&] { assemble(s, longer_c, 13, longer_c.size()); }), Errc::kAuth);
+  // A size no stream can have (a last record shorter than a tag) is refused as such, at the
+  // header; one within the header, as a cut header.
+  EXPECT_EQ(error_of([&] { assemble(s, ByteView(c).first(kKeyHeader + 10), 5, kKeyHeader + 10); }), Errc::kFormat);
+  Bytes full = seal(s, random_bytes(8 * kChunk));  // its last record is full: one byte more is impossible
+  StreamAssembler one_more(s, full.size() + 1, kNoLimit);
+  EXPECT_EQ(error_of([&] { one_more.push(ByteView(full).first(kKeyHeader)); }), Errc::kFormat);
+  EXPECT_EQ(error_of([&] { assemble(s, ByteView(c).first(20), 5, 20); }), Errc::kFormat);
+}
+
+TEST(StreamAssemblerTest, RefusesATamperedChunkAsSoonAsItArrives) {
+  Shield s = key_shield();
+  Bytes c = seal(s, random_bytes(20 * kChunk));
+  Bytes bad = flip_bit(c, (kKeyHeader + 5 * kRecord + 3) * 8);  // inside chunk 5
+  StreamAssembler a(s, bad.size(), kNoLimit);
+  a.push(ByteView(bad).first(kKeyHeader + 5 * kRecord));  // chunks 0-4 verify
+  EXPECT_EQ(error_of([&] { a.push(ByteView(bad).subspan(kKeyHeader + 5 * kRecord, kRecord)); }), Errc::kAuth);
+  // Reordered chunks fail too (the index is in the nonce).
+  Bytes swapped = c;
+  std::swap_ranges(swapped.begin() + kKeyHeader, swapped.begin() + kKeyHeader + kRecord,
+                   swapped.begin() + kKeyHeader + kRecord);
+  EXPECT_EQ(error_of([&] { assemble(s, swapped, kRecord, swapped.size()); }), Errc::kAuth);
+  // A changed header fails every chunk; a wrong key too.
+  EXPECT_EQ(error_of([&] { assemble(s, flip_bit(c, 20 * 8), kRecord, c.size()); }), Errc::kAuth);
+  Shield other = Shield::with_key(ShieldKey::from_bytes(Bytes(32, 8)));
+  EXPECT_EQ(error_of([&] { assemble(other, c, kRecord, c.size()); }), Errc::kAuth);
+}
+
+TEST(StreamAssemblerTest, RefusesOverTheLimitBeforeAllocatingAndMalformedHeaders) {
+  Shield s = key_shield();
+  Bytes c = seal(s, random_bytes(1000));
+  StreamAssembler a(s, c.size(), 999);
+  EXPECT_EQ(error_of([&] { a.push(c); }), Errc::kPolicy);
+  // A huge announced size with a tiny chunk would need over 2^32 chunks.
+  StreamAssembler huge(s, uint64_t{1} << 40, kNoLimit);
+  EXPECT_EQ(error_of([&] { huge.push(ByteView(c).first(kKeyHeader)); }), Errc::kFormat);
+  StreamAssembler big(s, uint64_t{1} << 40, uint64_t{1} << 30);
+  Bytes c1m = seal(s, random_bytes(10), 1u << 20);
+  EXPECT_EQ(error_of([&] { big.push(ByteView(c1m).first(kKeyHeader)); }), Errc::kPolicy);
+  StreamAssembler bad_magic(s, c.size(), kNoLimit);
+  EXPECT_EQ(error_of([&] { bad_magic.push(flip_bit(c, 0)); }), Errc::kFormat);
+  // A reader's chunk size limit applies as in StreamDecryptor.
+  StreamAssembler small_chunks(s, c1m.size(), kNoLimit, {.max_chunk_size = 4096});
+  EXPECT_EQ(error_of([&] { small_chunks.push(c1m); }), Errc::kPolicy);
+}
+
+TEST(StreamAssemblerTest, BigPlaintextGoesToOneBuffer) {
+  // Over SecureBytes' mapped-allocation threshold (4 MiB), 1 MiB chunks as artifacts use.
+  Shield s = key_shield();
+  Bytes pt = random_bytes((6u << 20) + 12345);
+  Bytes c = seal(s, pt, 1u << 20);
+  EXPECT_EQ(assemble(s, c, (1u << 20) + 16, c.size()), pt);
+  EXPECT_EQ(assemble(s, c, 65536, c.size()), pt);
+}
+
+TEST(StreamGeometryTest, TellsHeaderAndRecordSizesOrNothing) {
+  Shield s = key_shield();
+  Bytes c = seal(s, random_bytes(10), 4096);
+  auto g = peek_stream_geometry(c);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->header_size, kKeyHeader);
+  EXPECT_EQ(g->chunk_size, 4096u);
+  EXPECT_EQ(g->record_size(), 4096u + 16);
+  EXPECT_FALSE(peek_stream_geometry(ByteView(c).first(10)));  // the chunk size is not in yet
+  EXPECT_TRUE(peek_stream_geometry(ByteView(c).first(11)));
+  EXPECT_FALSE(peek_stream_geometry(flip_bit(c, 0)));          // not the magic
+  Bytes bad_mode = c;
+  bad_mode[6] = 0x05;
+  EXPECT_FALSE(peek_stream_geometry(bad_mode));
+  EXPECT_FALSE(peek_stream_geometry(s.encrypt(as_bytes("a v4 message"))));
+  EXPECT_FALSE(peek_stream_geometry({}));
+}
+
+}  // namespace
+}  // namespace shield_nitro::shield
