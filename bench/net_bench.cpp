@@ -24,6 +24,7 @@
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/net/server.h"
 #include "shield_nitro/shield/shield.h"
+#include "support/load_gen.h"
 
 using namespace shield_nitro;
 using cbor::entry;
@@ -31,8 +32,7 @@ using cbor::Value;
 
 namespace {
 
-constexpr int kDepth = 8;                 // requests in flight per connection
-constexpr size_t kRequestsPerRun = 40000;
+using namespace sn_bench;
 constexpr double kTarget = 50000;
 std::map<int64_t, double> g_floor;        // clients -> raw echo req/s
 
@@ -40,146 +40,13 @@ std::string socket_path(const char* name) {
   return (std::filesystem::temp_directory_path() / ("sn-net-bench-" + std::to_string(::getpid()) + name)).string();
 }
 
-// The raw floor: echoes whatever arrives, on one epoll thread.
-class RawEchoServer {
- public:
-  explicit RawEchoServer(const net::Endpoint& ep) : listen_(net::listen(ep)), epoll_(::epoll_create1(0)) {
-    net::set_nonblocking(listen_.get(), true);
-    add(listen_.get());
-    thread_ = std::thread([this] { run(); });
-  }
-  ~RawEchoServer() {
-    stop_ = true;
-    thread_.join();
-    for (int fd : fds_) ::close(fd);
-  }
-
- private:
-  void add(int fd) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
-  }
-  void run() {
-    epoll_event evs[128];
-    uint8_t buf[65536];
-    while (!stop_) {
-      int n = ::epoll_wait(epoll_.get(), evs, 128, 50);
-      for (int i = 0; i < n; ++i) {
-        int fd = evs[i].data.fd;
-        if (fd == listen_.get()) {
-          int c;
-          while ((c = ::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK)) >= 0) {
-            fds_.push_back(c);
-            add(c);
-          }
-          continue;
-        }
-        ssize_t r = ::read(fd, buf, sizeof buf);
-        if (r <= 0) {
-          ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
-          continue;
-        }
-        for (ssize_t off = 0; off < r;) {  // blocking-ish: the client always reads
-          ssize_t w = ::send(fd, buf + off, static_cast<size_t>(r - off), MSG_NOSIGNAL);
-          if (w > 0) off += w;
-          else if (errno != EAGAIN) break;
-        }
-      }
-    }
-  }
-  net::UniqueFd listen_, epoll_;
-  std::vector<int> fds_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-};
-
-// Frame for request id: the id sits in a fixed-size uint32 head at byte 4 + 7, so the
-// generator can stamp ids without re-encoding.
-Bytes request_template(const std::string& op) {
-  net::Request r;
-  r.id = 0x10000000;  // forces the 4-byte integer head (0x1a)
-  r.op = op;
-  r.body = Value::map({entry("plaintext", Value::bytes(Bytes(1024, 0x61)))});
-  Bytes out;
-  net::append_request_frame(out, r);
-  return out;
+// The floor and the load generator: bench/support/load_gen.h.
+Result drive_template(const net::Endpoint& ep, int clients, const Bytes& tmpl) {
+  return drive(ep, clients, [&](size_t, Bytes& out) { out.insert(out.end(), tmpl.begin(), tmpl.end()); }, nullptr);
 }
 
-struct Result {
-  double req_per_s;
-  double p50_us, p99_us;
-};
-
-// Drives `clients` connections to ep with kDepth in flight each until kRequestsPerRun answers.
-Result drive(const net::Endpoint& ep, int clients, const Bytes& tmpl) {
-  constexpr size_t kIdOffset = 4 + 8;  // frame header, then a4 61 76 01 62 69 64 1a
-  std::vector<net::UniqueFd> fds;
-  for (int i = 0; i < clients; ++i) {
-    fds.push_back(net::connect(ep));
-    net::set_nonblocking(fds.back().get(), true);
-  }
-  struct Slot {
-    Bytes in;
-    Bytes out;
-    size_t out_off = 0;
-  };
-  std::vector<Slot> slots(static_cast<size_t>(clients));
-  std::vector<int64_t> lat;
-  lat.reserve(kRequestsPerRun + 1024);
-  size_t issued = 0, done = 0;
-  constexpr uint32_t kFirstId = 0x10000000;
-  uint32_t next_id = kFirstId;
-  std::vector<int64_t> sent_ns(kRequestsPerRun + static_cast<size_t>(clients) * kDepth * 2);  // by id
-  auto issue = [&](Slot& s) {
-    Bytes f = tmpl;
-    uint32_t id = next_id++;
-    f[kIdOffset] = static_cast<uint8_t>(id >> 24);
-    f[kIdOffset + 1] = static_cast<uint8_t>(id >> 16);
-    f[kIdOffset + 2] = static_cast<uint8_t>(id >> 8);
-    f[kIdOffset + 3] = static_cast<uint8_t>(id);
-    s.out.insert(s.out.end(), f.begin(), f.end());
-    sent_ns[id - kFirstId] = monotonic_ns();
-    issued++;
-  };
-  for (auto& s : slots)
-    for (int d = 0; d < kDepth; ++d) issue(s);
-  int64_t start = monotonic_ns();
-  std::vector<pollfd> p(fds.size());
-  uint8_t buf[65536];
-  while (done < kRequestsPerRun) {
-    for (size_t i = 0; i < fds.size(); ++i)
-      p[i] = {fds[i].get(), static_cast<short>(POLLIN | (slots[i].out.size() > slots[i].out_off ? POLLOUT : 0)), 0};
-    if (::poll(p.data(), p.size(), 5000) <= 0) throw Error(Errc::kTimeout, "bench: no progress");
-    for (size_t i = 0; i < fds.size(); ++i) {
-      Slot& s = slots[i];
-      if (p[i].revents & POLLOUT) {
-        ssize_t w = ::send(fds[i].get(), s.out.data() + s.out_off, s.out.size() - s.out_off, MSG_NOSIGNAL);
-        if (w > 0) s.out_off += static_cast<size_t>(w);
-        if (s.out_off == s.out.size()) s.out.clear(), s.out_off = 0;
-      }
-      if (!(p[i].revents & POLLIN)) continue;
-      ssize_t r = ::recv(fds[i].get(), buf, sizeof buf, 0);
-      if (r <= 0) throw Error(Errc::kIo, "bench: server closed");
-      s.in.insert(s.in.end(), buf, buf + r);
-      size_t off = 0;
-      while (s.in.size() - off >= 4) {
-        size_t len = get_u32be(s.in.data() + off);
-        if (s.in.size() - off - 4 < len) break;
-        uint32_t id = get_u32be(s.in.data() + off + kIdOffset);
-        lat.push_back(monotonic_ns() - sent_ns[id - kFirstId]);
-        off += 4 + len;
-        done++;
-        if (issued < kRequestsPerRun + static_cast<size_t>(clients) * kDepth) issue(s);
-      }
-      s.in.erase(s.in.begin(), s.in.begin() + static_cast<ptrdiff_t>(off));
-    }
-  }
-  double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
-  std::sort(lat.begin(), lat.end());
-  return {static_cast<double>(done) / secs, static_cast<double>(lat[lat.size() / 2]) / 1e3,
-          static_cast<double>(lat[lat.size() * 99 / 100]) / 1e3};
+Bytes request_template(const std::string& op) {
+  return request_frame(op, Value::map({entry("plaintext", Value::bytes(Bytes(1024, 0x61)))}));
 }
 
 void report(benchmark::State& state, const Result& r, bool floor) {
@@ -198,7 +65,7 @@ void BM_RawEcho(benchmark::State& state) {
   RawEchoServer server(ep);
   Bytes tmpl = request_template("echo");
   Result r{};
-  for (auto _ : state) r = drive(ep, static_cast<int>(state.range(0)), tmpl);
+  for (auto _ : state) r = drive_template(ep, static_cast<int>(state.range(0)), tmpl);
   report(state, r, true);
   std::filesystem::remove(ep.path);
 }
@@ -215,7 +82,7 @@ void run_server_bench(benchmark::State& state, const std::string& op) {
   server.start();
   Bytes tmpl = request_template(op);
   Result r{};
-  for (auto _ : state) r = drive(ep, static_cast<int>(state.range(0)), tmpl);
+  for (auto _ : state) r = drive_template(ep, static_cast<int>(state.range(0)), tmpl);
   report(state, r, false);
   server.stop();
 }
