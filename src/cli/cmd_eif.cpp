@@ -261,9 +261,9 @@ void setup_build(CLI::App& eif) {
   sub->add_option("--version", o->version, "ImageVersion in the metadata (default: the image id)");
   sub->add_option("--build-time", o->build_time, "BuildTime: Unix seconds or RFC 3339 UTC (default SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00+00:00)");
   sub->add_option("--metadata", o->metadata_file, "Use this file as the metadata section, byte for byte");
-  sub->add_option("--custom-metadata", o->custom_metadata_file, "JSON (<= 4096 bytes) for CustomMetadata, like nitro-cli --metadata");
+  sub->add_option("--custom-metadata", o->custom_metadata_file, "File with JSON (<= 4096 bytes) for CustomMetadata, like nitro-cli --metadata");
   sub->add_option("--sign-cert", o->sign_cert, "PEM certificate for the signature section (PCR8)");
-  sub->add_option("--sign-key", o->sign_key, "PEM EC private key (P-256 or P-384) matching --sign-cert");
+  sub->add_option("--sign-key", o->sign_key, "PEM EC private key (P-256, P-384 or P-521) matching --sign-cert");
   sub->add_option("-o,--output", o->out, "The .eif to write")->required();
   sub->add_flag("--json", o->json, "Print the measurements as JSON (always on; nitro-cli's format)");
   sub->add_option("--hash-label", o->label, "HashAlgorithm string: current (nitro-cli 1.5) or legacy (<= 1.4)")->capture_default_str();

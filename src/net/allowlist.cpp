@@ -198,7 +198,8 @@ Allowlist Allowlist::load(const std::string& path) {
   try {
     return parse(text);
   } catch (const Error& e) {
-    throw Error(e.code(), path + ": " + e.what());
+    // A malformed file is the operator's configuration mistake: a usage error (exit 2), not a refusal.
+    throw Error(e.code() == Errc::kFormat ? Errc::kUsage : e.code(), path + ": " + e.what());
   }
 }
 

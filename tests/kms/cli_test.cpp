@@ -47,6 +47,13 @@ class Child {
     posix_spawn_file_actions_destroy(&fa);
   }
   ~Child() { kill9(); }
+  // True once the process has ended (reaped here).
+  bool exited() {
+    if (pid_ <= 0) return true;
+    if (::waitpid(pid_, nullptr, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
   void kill9() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
@@ -63,9 +70,14 @@ bool port_open(int port) {
   return std::system(("bash -c '" + cmd + "'").c_str()) == 0;
 }
 
-void wait_port(int port) {
-  for (int i = 0; i < 200 && !port_open(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(port_open(port)) << "kms-local did not start on " << port;
+// Waits until `port` accepts connections; false if the child ended first or 10 s passed.
+bool wait_port(int port, Child& child) {
+  for (int i = 0; i < 200; ++i) {
+    if (port_open(port)) return true;
+    if (child.exited()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return port_open(port);
 }
 
 struct Proc {
@@ -94,13 +106,20 @@ class KmsLocalProcess : public ::testing::Test {
     child_.reset();
     fs::remove_all(dir_);
   }
+  // Starts kms-local on a fresh port; another port when the chosen one turns out to be taken
+  // (ports are picked, not bound, here: a concurrent test's client socket may hold one).
   void start(const std::vector<std::string>& extra = {}) {
-    port_ = free_port();
-    std::vector<std::string> argv = {SN_CLI, "kms-local", "--listen", "127.0.0.1:" + std::to_string(port_), "--state",
-                                     (dir_ / "state").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    child_ = std::make_unique<Child>(argv, (dir_ / "kms-local.log").string());
-    wait_port(port_);
+    const std::string log = (dir_ / "kms-local.log").string();
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      port_ = free_port();
+      std::vector<std::string> argv = {SN_CLI, "kms-local", "--listen", "127.0.0.1:" + std::to_string(port_), "--state",
+                                       (dir_ / "state").string()};
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      child_ = std::make_unique<Child>(argv, log);
+      if (wait_port(port_, *child_)) return;
+      if (read_text_file(log).find("in use") == std::string::npos) break;
+    }
+    FAIL() << "kms-local did not start on " << port_ << "; its log:\n" << read_text_file(log);
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string aws(const std::string& profile, const std::string& args) {

@@ -156,6 +156,25 @@ TEST(Allowlist, RejectsAnythingOutsideTheSubset) {
   expect_bad("allowlist:\n- {address: a.com, port:443}\n", "expected 'key: value'");
 }
 
+TEST(Allowlist, AMalformedFileIsAUsageErrorNamingIt) {
+  TempDir tmp;
+  std::string path = tmp.path() + "/bad.yaml";
+  std::ofstream(path) << "allowlist:\n- {address: a.com}\n";
+  try {
+    Allowlist::load(path);
+    ADD_FAILURE() << "a malformed allowlist loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kUsage);
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos);
+  }
+  try {
+    Allowlist::load(tmp.path() + "/missing.yaml");
+    ADD_FAILURE() << "a missing allowlist loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kIo);  // the environment, not the file's content
+  }
+}
+
 TEST(Proxy, RelaysBothWaysWithHalfClose) {
   EchoServer echo;
   TempDir tmp;
