@@ -322,7 +322,7 @@ TEST(ProxyCli, RefusesToStartForAnUnlistedTarget) {
   EXPECT_NE(read_text_file(err).find("not in the allowlist"), std::string::npos);
   std::ofstream(allow) << "allowlist:\n  bogus\n";
   pid = spawn_cli({"proxy", "--listen", "unix:" + tmp.sock(), "--to", "a:1", "--allowlist", allow}, err);
-  EXPECT_EQ(wait_exit(pid), 1);
+  EXPECT_EQ(wait_exit(pid), 2);  // a malformed allowlist is the operator's usage error, not a refusal
   EXPECT_NE(read_text_file(err).find("allowlist line 2"), std::string::npos);
   pid = spawn_cli({"proxy", "--listen", "unix:" + tmp.sock(), "--to", "nohostport"}, err);
   EXPECT_EQ(wait_exit(pid), 2);
