@@ -442,8 +442,10 @@ TEST(ShieldDecrypt, IntoAReusedBufferAndEmptiedOnFailure) {
 TEST(ShieldTwoPart, EncryptIsTheMessageOfTheConcatenation) {
   FixedClock clock(kVectorTime);
   Bytes script = testing::random_bytes(400);
-  for (auto [pw, suite] : {RoundTripCase{false, Suite::kAes256Gcm}, RoundTripCase{false, Suite::kChaCha20Poly1305},
-                           RoundTripCase{true, Suite::kAes256Gcm}}) {
+  for (RoundTripCase c : {RoundTripCase{false, Suite::kAes256Gcm}, RoundTripCase{false, Suite::kChaCha20Poly1305},
+                          RoundTripCase{true, Suite::kAes256Gcm}}) {
+    const bool pw = c.password;  // named copies: lambdas may not capture structured bindings (clang 14)
+    const Suite suite = c.suite;
     for (size_t h : {0, 1, 8, 16, 17, 40}) {
       for (size_t n : {0, 1, 1000}) {
         if (pw && (n != 1000 || (h != 8 && h != 40))) continue;  // PBKDF2 per Shield: a few cases only
@@ -486,7 +488,8 @@ TEST(ShieldTwoPart, SplitDecryptFailuresWipeHeadAndBody) {
     EXPECT_TRUE(body.empty());
   };
   // Shorter than the head (merged and separate paths): a format error after authentication.
-  for (auto [h, n] : {std::pair<size_t, size_t>{8, 5}, {16, 12}, {40, 20}, {8, 0}}) {
+  for (std::pair<size_t, size_t> hn : {std::pair<size_t, size_t>{8, 5}, {16, 12}, {40, 20}, {8, 0}}) {
+    const size_t h = hn.first, n = hn.second;
     Bytes head(h, 0xAA);
     SecureBytes body(as_bytes("stale"));
     EXPECT_EQ(error_of([&] { s.decrypt_split_into(s.encrypt(testing::random_bytes(n)), head, body); }), Errc::kFormat)
