@@ -180,17 +180,44 @@ class Decoder {
   Value map(uint64_t count, bool indefinite, size_t depth, size_t at) {
     check_count(count, at);
     MapEntries entries;
-    std::set<Bytes> seen;
+    KeyCheck keys;
     for (uint64_t i = 0; more(indefinite, count, i); ++i) {
       check_count(i + 1, at);
       size_t key_at = r_.offset();
       Value k = item(depth + 1);
-      if (!seen.insert(encode(k)).second) fail("duplicate map key", key_at);
+      if (keys.repeats(entries, k)) fail("duplicate map key", key_at);
       Value v = item(depth + 1);
       entries.emplace_back(std::move(k), std::move(v));
     }
     return Value::map(std::move(entries), indefinite);
   }
+
+  // Two keys are duplicates when their encodings are equal. For integers and strings (nearly
+  // every key) that is value equality, so the first keys of a map are compared by value, with
+  // no encoding; past kLinearKeys, and for other kinds of keys, a set of encodings keeps the
+  // check O(n log n). Scalar and other encodings never coincide (different major types).
+  class KeyCheck {
+   public:
+    bool repeats(const MapEntries& earlier, const Value& k) {
+      if (!all_encoded_ && earlier.size() >= kLinearKeys) {
+        for (const auto& e : earlier)
+          if (scalar(e.first)) encoded_.insert(encode(e.first));
+        all_encoded_ = true;
+      }
+      if (all_encoded_ || !scalar(k)) return !encoded_.insert(encode(k)).second;
+      for (const auto& e : earlier)
+        if (e.first == k) return true;
+      return false;
+    }
+
+   private:
+    static constexpr size_t kLinearKeys = 16;
+    static bool scalar(const Value& v) {
+      return v.is(Type::kUnsigned) || v.is(Type::kNegative) || v.is(Type::kText) || v.is(Type::kBytes);
+    }
+    std::set<Bytes> encoded_;  // non-scalar keys, and every key once the map is large
+    bool all_encoded_ = false;
+  };
 
   Value tag(uint64_t number, size_t depth, size_t at) {
     if (!limits_.allow_tags) fail("tag " + std::to_string(number) + " is not allowed", at);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <random>
+#include <set>
+
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/error.h"
 
@@ -125,4 +128,47 @@ TEST(Cbor, EqualityIgnoresLengthEncoding) {
   EXPECT_EQ(dec("9f0102ff"), dec("820102"));
   EXPECT_FALSE(dec("820102") == dec("820103"));
   EXPECT_EQ(dec("d24101"), dec("d24101"));
+}
+
+// Duplicate keys are judged by encoding: the decoder's fast path (value comparison for the first
+// keys of a map) must agree with that rule for every kind and spelling of key, in small maps and
+// across the switch to the set of encodings in larger ones.
+TEST(Cbor, DuplicateKeysAgreeWithTheEncodingRule) {
+  struct Key {
+    const char* hex;
+    int id;  // equal ids: equal encodings once decoded (the duplicate rule)
+  };
+  const Key pool[] = {{"00", 0},       {"1800", 0},     {"01", 1},     {"1801", 1},     {"05", 5},
+                      {"20", 6},       {"3800", 6},     {"6161", 10},  {"7f6161ff", 10}, {"6162", 11},
+                      {"4101", 20},    {"5f4101ff", 20}, {"8101", 30}, {"9f01ff", 31},  {"a0", 40},
+                      {"f5", 41},      {"c101", 42},    {"1a00010000", 50}, {"626263", 12}};
+  std::mt19937 rng(7);
+  for (int round = 0; round < 3000; ++round) {
+    const size_t n = rng() % 40;
+    std::string hex = n < 24 ? std::string(1, "0123456789abcdef"[(0xa0 + n) >> 4]) + "0123456789abcdef"[(0xa0 + n) & 15]
+                             : "b8" + hex_encode(Bytes{static_cast<uint8_t>(n)});
+    std::set<int> ids;
+    bool dup = false;
+    for (size_t i = 0; i < n; ++i) {
+      // Mostly distinct filler keys (large integers), so maps grow past the fast path.
+      if (rng() % 3 == 0) {
+        const Key& k = pool[rng() % std::size(pool)];
+        dup |= !ids.insert(k.id).second;
+        hex += k.hex;
+      } else {
+        uint32_t v = 1000000 + static_cast<uint32_t>(round) * 64 + static_cast<uint32_t>(i);
+        hex += "1a" + hex_encode(Bytes{static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
+                                       static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)});
+      }
+      hex += "00";
+    }
+    bool rejected = false;
+    try {
+      dec(hex);
+    } catch (const Error& e) {
+      rejected = std::string(e.what()).find("duplicate map key") != std::string::npos;
+      if (!rejected) ADD_FAILURE() << hex << ": " << e.what();
+    }
+    ASSERT_EQ(rejected, dup) << hex;
+  }
 }
