@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "../support/expect_error.h"
-#include "../support/fake_releaser.h"
+#include "../support/enclave_host.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
@@ -22,38 +22,15 @@ namespace {
 
 constexpr uint32_t kChunk = 1u << 20;
 
-struct ArtifactStream : ::testing::Test {
-  std::string dir;
-  shield::ShieldKey kek = shield::ShieldKey::generate();
-  shield::ShieldKey data_key = shield::ShieldKey::generate();
-  std::unique_ptr<enclave::EnclaveService> service;
-  std::unique_ptr<net::Client> client;
+struct ArtifactStream : ::testing::Test, test_support::EnclaveHost {
   std::string key;
 
+  ArtifactStream() : EnclaveHost("sn-artstream-") {}
   void SetUp() override {
-    dir = (std::filesystem::temp_directory_path() / ("sn-artstream-" + hex_encode(os_random().bytes(4)))).string();
-    std::filesystem::create_directories(dir);
-    nsm::BootPcrs pcrs;
-    pcrs.values[0] = Bytes(48, 0xa0);
-    auto sim = nsm::SimulatedNsm::create(dir + "/nsm", pcrs);
     enclave::ServiceOptions opts;
-    opts.listen = net::Endpoint::unix_path(dir + "/enclave.sock");
     opts.policy = enclave::ReleasePolicy::parse(R"({"max_artifact_bytes": 67108864})");
-    service = std::make_unique<enclave::EnclaveService>(
-        std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
-        std::make_unique<test_support::FakeReleaser>(kek), std::move(opts));
-    service->start();
-    client = std::make_unique<net::Client>(service->endpoint());
-    client->call("set-credentials", Value::map({cbor::entry("access_key_id", Value::text("AKIDTEST")),
-                                                cbor::entry("secret_access_key", Value::text("secret"))}));
-    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
-    key = client->call("load-key", Value::map({cbor::entry("ciphertext_blob", Value::bytes(wrapped))}))
-              .find("handle")->as_text();
-  }
-  void TearDown() override {
-    client.reset();
-    service.reset();
-    std::filesystem::remove_all(dir);
+    start(std::move(opts));
+    key = load_data_key();
   }
 
   Bytes seal(size_t plaintext_bytes) {

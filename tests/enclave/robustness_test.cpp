@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "../support/fake_releaser.h"
+#include "../support/enclave_host.h"
 #include "../net/test_util.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
@@ -28,34 +28,14 @@ namespace {
 
 constexpr size_t kMaxFrame = 64 * 1024;  // small, so oversize frames are cheap to send
 
-struct Robust : ::testing::Test {
-  sn_test::TempDir tmp;
-  shield::ShieldKey kek = shield::ShieldKey::generate();
-  shield::ShieldKey data_key = shield::ShieldKey::generate();
-  std::unique_ptr<enclave::EnclaveService> service;
-  std::unique_ptr<net::Client> client;
+struct Robust : ::testing::Test, test_support::EnclaveHost {
   std::string key;
 
   void SetUp() override {
-    nsm::BootPcrs pcrs;
-    pcrs.values[0] = Bytes(48, 0xa0);
-    auto sim = nsm::SimulatedNsm::create(tmp.path() + "/nsm", pcrs);
     enclave::ServiceOptions opts;
-    opts.listen = net::Endpoint::unix_path(tmp.sock("enclave.sock"));
     opts.server.max_frame = kMaxFrame;
-    service = std::make_unique<enclave::EnclaveService>(
-        std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
-        std::make_unique<test_support::FakeReleaser>(kek), std::move(opts));
-    service->start();
-    client = std::make_unique<net::Client>(service->endpoint());
-    client->call("set-credentials", Value::map({entry("access_key_id", Value::text("AKIDTEST")),
-                                                entry("secret_access_key", Value::text("secret"))}));
-    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
-    key = client->call("load-key", Value::map({entry("ciphertext_blob", Value::bytes(wrapped))})).find("handle")->as_text();
-  }
-  void TearDown() override {
-    client.reset();
-    service.reset();
+    start(std::move(opts));
+    key = load_data_key();
   }
 
   bool still_serves() {

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "../support/fake_releaser.h"
+#include "../support/enclave_host.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/channel/handshake.h"
@@ -21,42 +21,16 @@ using cbor::Value;
 
 namespace {
 
-struct Fixture : ::testing::Test {
-  std::string dir;
-  shield::ShieldKey kek = shield::ShieldKey::generate();
-  shield::ShieldKey data_key = shield::ShieldKey::generate();
-  std::unique_ptr<enclave::EnclaveService> service;
-  std::unique_ptr<net::Client> client;
-
+struct Fixture : ::testing::Test, test_support::EnclaveHost {
   void SetUp() override {
-    dir = (std::filesystem::temp_directory_path() / ("sn-enclave-" + hex_encode(os_random().bytes(4)))).string();
-    std::filesystem::create_directories(dir);
-    nsm::BootPcrs pcrs;
-    pcrs.values[0] = Bytes(48, 0xa0);
-    auto sim = nsm::SimulatedNsm::create(dir + "/nsm", pcrs);
     enclave::ServiceOptions opts;
-    opts.listen = net::Endpoint::unix_path(dir + "/enclave.sock");
     opts.policy = enclave::ReleasePolicy::parse(R"({"max_artifact_bytes": 8388608})");
-    service = std::make_unique<enclave::EnclaveService>(
-        std::make_unique<nsm::NsmClient>(std::make_unique<nsm::SimulatorTransport>(sim)),
-        std::make_unique<test_support::FakeReleaser>(kek, "AKIDTEST"), std::move(opts));
-    service->start();
-    client = std::make_unique<net::Client>(service->endpoint());
-  }
-  void TearDown() override {
-    client.reset();
-    service.reset();
-    std::filesystem::remove_all(dir);
+    start(std::move(opts), "AKIDTEST");
   }
 
   Bytes wrapped_data_key() { return shield::Shield::with_key(kek).encrypt(data_key.view()); }
 
-  std::string push_credentials_and_load_key() {
-    client->call("set-credentials", Value::map({cbor::entry("access_key_id", Value::text("AKIDTEST")),
-                                                cbor::entry("secret_access_key", Value::text("secret"))}));
-    Value r = client->call("load-key", Value::map({cbor::entry("ciphertext_blob", Value::bytes(wrapped_data_key()))}));
-    return r.find("handle")->as_text();
-  }
+  std::string push_credentials_and_load_key() { return load_data_key(); }
 
   // Handshake as a parent SDK does it (document verification is tested in the SDK tests).
   std::unique_ptr<channel::SealedBox> open_channel(Bytes* session) {
