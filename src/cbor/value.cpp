@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/secure_bytes.h"
 
 namespace shield_nitro::cbor {
 
@@ -182,6 +183,13 @@ bool Value::operator==(const Value& o) const {
     default:
       return data_ == o.data_;
   }
+}
+
+void Value::wipe_strings() {
+  if (auto* b = std::get_if<Bytes>(&data_)) secure_wipe(b->data(), b->size());
+  else if (auto* t = std::get_if<std::string>(&data_)) secure_wipe(t->data(), t->size());
+  else if (auto* a = std::get_if<Array>(&data_)) for (Value& item : *a) item.wipe_strings();
+  else if (auto* m = std::get_if<MapEntries>(&data_)) for (auto& [k, item] : *m) item.wipe_strings();
 }
 
 }  // namespace shield_nitro::cbor

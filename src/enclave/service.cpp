@@ -68,31 +68,6 @@ Value map_of(Entries&&... entries) {
   return Value::map(std::move(m));
 }
 
-// Zeroes every byte and text string in v (a decoded request or a reply about to be dropped
-// may hold plaintext; cbor::Value does not wipe itself).
-void wipe_strings(Value& v) {
-  switch (v.type()) {
-    case cbor::Type::kBytes: {
-      auto& b = const_cast<Bytes&>(v.as_bytes());  // v is ours and mutable; Value has no mutable accessor
-      secure_wipe(b.data(), b.size());
-      break;
-    }
-    case cbor::Type::kText: {
-      auto& t = const_cast<std::string&>(v.as_text());
-      secure_wipe(t.data(), t.size());
-      break;
-    }
-    case cbor::Type::kArray:
-      for (auto& item : v.as_array()) wipe_strings(item);
-      break;
-    case cbor::Type::kMap:
-      for (auto& [k, val] : v.as_map()) wipe_strings(val);
-      break;
-    default:
-      break;
-  }
-}
-
 // Per worker thread: the opened request and the encoded reply of the sealed request in hand.
 // Reused so a sealed request costs no allocation for them; wiped after every request, and
 // released when one was large (a multi-MiB sealed payload should not stay resident).
@@ -285,8 +260,8 @@ struct EnclaveService::Impl {
                                  cbor::entry("error", error_value(e.code(), e.what()))),
                           out);
     }
-    wipe_strings(req);
-    wipe_strings(body);
+    req.wipe_strings();
+    body.wipe_strings();
   }
 
   Value op_set_credentials(const Call& c) {

@@ -26,10 +26,10 @@ std::optional<int64_t> EnclaveClient::Impl::push(const kms::Credentials& c) {
     // Straight over the connection: a hint in this very answer must not trigger another push.
     out = conn->call("set-credentials", std::move(sent));
   } catch (...) {
-    detail::wipe(request);
+    request.wipe_strings();
     throw;
   }
-  detail::wipe(request);
+  request.wipe_strings();
   const Value* expires = out.find("expires_at");
   if (expires && expires->is_integer()) return expires->as_int();
   return std::nullopt;

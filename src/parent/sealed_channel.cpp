@@ -35,7 +35,7 @@ Bytes SealedChannel::seal_request(std::string_view op, cbor::Value& body) {
   Bytes inner = cbor::encode(Value::map({cbor::entry("op", Value::text(op)), cbor::entry("body", body)}));
   Bytes sealed = box_.seal(inner);
   OPENSSL_cleanse(inner.data(), inner.size());
-  wipe(body);
+  body.wipe_strings();
   return sealed;
 }
 
@@ -44,7 +44,7 @@ Value SealedChannel::open_reply(std::string_view op, ByteView sealed) {
   Value msg = decode_reply(op, payload);
   const Value* ok = msg.find("ok");
   if (!msg.is(cbor::Type::kMap) || !ok || !ok->is(cbor::Type::kBool)) {
-    wipe(msg);
+    msg.wipe_strings();
     throw Error(Errc::kFormat, std::string(op) + ": sealed response must be a map with a boolean 'ok'");
   }
   if (ok->as_bool()) {
@@ -55,7 +55,7 @@ Value SealedChannel::open_reply(std::string_view op, ByteView sealed) {
       }
     const Value* body = msg.find("body");
     if (!body) return Value::map();
-    wipe(msg);
+    msg.wipe_strings();
     throw Error(Errc::kFormat, std::string(op) + ": sealed response body must be a map");
   }
   const Value* err = msg.find("error");
@@ -65,37 +65,14 @@ Value SealedChannel::open_reply(std::string_view op, ByteView sealed) {
   throw Error(code_from_wire(err->find("code")), std::string(op) + ": " + text);
 }
 
-void wipe(Value& v) {
-  switch (v.type()) {
-    case cbor::Type::kBytes: {
-      auto& b = const_cast<Bytes&>(v.as_bytes());  // our own copy: safe to overwrite
-      OPENSSL_cleanse(b.data(), b.size());
-      break;
-    }
-    case cbor::Type::kText: {
-      auto& s = const_cast<std::string&>(v.as_text());
-      OPENSSL_cleanse(s.data(), s.size());
-      break;
-    }
-    case cbor::Type::kArray:
-      for (auto& item : v.as_array()) wipe(item);
-      break;
-    case cbor::Type::kMap:
-      for (auto& [k, item] : v.as_map()) wipe(item);
-      break;
-    default:
-      break;
-  }
-}
-
 SecureBytes take_secret(Value& result, std::string_view op, const char* name) {
   const Value* field = result.find(name);
   if (!field || !field->is(cbor::Type::kBytes)) {
-    wipe(result);
+    result.wipe_strings();
     throw Error(Errc::kFormat, std::string(op) + ": response lacks the byte string '" + name + "'");
   }
   SecureBytes out(field->as_bytes());
-  wipe(result);
+  result.wipe_strings();
   return out;
 }
 

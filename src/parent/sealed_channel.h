@@ -27,8 +27,6 @@ class SealedChannel {
   ChannelInfo info_;
 };
 
-// Overwrites every byte and text string inside v with zeros (plaintext we are done with).
-void wipe(cbor::Value& v);
 // Moves the byte-string field `name` of a result into SecureBytes and wipes the result.
 SecureBytes take_secret(cbor::Value& result, std::string_view op, const char* name);
 

@@ -172,3 +172,12 @@ TEST(Cbor, DuplicateKeysAgreeWithTheEncodingRule) {
     ASSERT_EQ(rejected, dup) << hex;
   }
 }
+
+TEST(Cbor, WipeStringsZeroesEveryStringButKeysAndKeepsTheShape) {
+  Value v = Value::map({cbor::entry("secret", Value::bytes(Bytes{1, 2, 3})),
+                        cbor::entry("list", Value::array({Value::text("pw"), Value::uint(7)}))});
+  v.wipe_strings();
+  EXPECT_EQ(v.find("secret")->as_bytes(), Bytes(3, 0));
+  EXPECT_EQ(v.find("list")->as_array()[0].as_text(), std::string(2, '\0'));
+  EXPECT_EQ(v.find("list")->as_array()[1].as_uint(), 7u);  // numbers are not strings
+}

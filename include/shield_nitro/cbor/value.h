@@ -79,6 +79,11 @@ class Value {
   // Deep structural equality (length encoding is ignored).
   bool operator==(const Value& other) const;
 
+  // Zeroes every byte and text string inside (map keys excepted) with secure_wipe, for a
+  // decoded message that held plaintext or credentials: Value does not wipe itself when dropped.
+  // A tag's content is shared between copies and left alone.
+  void wipe_strings();
+
  private:
   explicit Value(Type t) : type_(t) {}
   Type type_;
