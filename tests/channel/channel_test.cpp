@@ -18,6 +18,12 @@ namespace {
 struct Pair {
   std::unique_ptr<SealedBox> client;
   std::shared_ptr<SealedBox> enclave;
+  SessionKeys keys;  // what both derived, to build raw messages under the channel's keys
+
+  // A plain Shield under the client-to-enclave key: seals like the client, without seq.
+  shield::Shield raw_client_to_enclave() const {
+    return shield::Shield::with_key(shield::ShieldKey::from_bytes(keys.client_to_enclave.view()));
+  }
 };
 
 Pair handshake(ChannelServer& server) {
@@ -29,6 +35,7 @@ Pair handshake(ChannelServer& server) {
   Pair p;
   p.enclave = server.open(hs.nonce(), opened.client_public);
   p.client = std::make_unique<SealedBox>(opened.keys, Role::kClient);
+  p.keys = std::move(opened.keys);
   return p;
 }
 
@@ -141,19 +148,14 @@ TEST(Channel, RejectsBadKeys) {
 // The wire format (session.h): a Shield v4 key-mode message under the direction's key whose
 // plaintext is seq (8 bytes, big-endian) || payload, seq counting from 0.
 TEST(Channel, SealedMessageIsAShieldMessageOfSeqAndPayload) {
-  ClientHandshake hs;
   ChannelServer server;
-  auto key = server.current_key();
-  Bytes doc = to_bytes(as_bytes("doc"));
-  server.remember_attestation(hs.nonce(), doc, key);
-  auto opened = hs.finish(doc, key.spki);
-  SealedBox client(opened.keys, Role::kClient);
-  shield::Shield c2e = shield::Shield::with_key(shield::ShieldKey::from_bytes(opened.keys.client_to_enclave.view()));
+  Pair p = handshake(server);
+  shield::Shield c2e = p.raw_client_to_enclave();
   Bytes out;
   for (uint64_t seq = 0; seq < 3; ++seq) {
     Bytes payload(static_cast<size_t>(100 * seq + 1), static_cast<uint8_t>(seq));
-    if (seq == 1) out = client.seal(payload);
-    else client.seal_into(payload, out);
+    if (seq == 1) out = p.client->seal(payload);
+    else p.client->seal_into(payload, out);
     EXPECT_EQ(out[0], shield::kVersionKey);
     SecureBytes pt = c2e.decrypt(out);
     Bytes expected;
@@ -185,16 +187,11 @@ TEST(Channel, OpenIntoReusesItsBufferAndEmptiesItOnFailure) {
 
 // A message too short to hold a sequence number is refused, even under the right key.
 TEST(Channel, PlaintextWithoutSequenceNumberIsAFormatError) {
-  ClientHandshake hs;
   ChannelServer server;
-  auto key = server.current_key();
-  Bytes doc = to_bytes(as_bytes("doc"));
-  server.remember_attestation(hs.nonce(), doc, key);
-  auto opened = hs.finish(doc, key.spki);
-  auto enclave = server.open(hs.nonce(), opened.client_public);
-  shield::Shield c2e = shield::Shield::with_key(shield::ShieldKey::from_bytes(opened.keys.client_to_enclave.view()));
-  EXPECT_EQ(code_of([&] { enclave->open(c2e.encrypt(Bytes(7, 0))); }), Errc::kFormat);
-  EXPECT_EQ(to_string(enclave->open(c2e.encrypt(Bytes(8, 0))).view()), "");  // seq 0, empty payload
+  Pair p = handshake(server);
+  shield::Shield c2e = p.raw_client_to_enclave();
+  EXPECT_EQ(code_of([&] { p.enclave->open(c2e.encrypt(Bytes(7, 0))); }), Errc::kFormat);
+  EXPECT_EQ(to_string(p.enclave->open(c2e.encrypt(Bytes(8, 0))).view()), "");  // seq 0, empty payload
 }
 
 // Many threads seal on one box and open on the other: every seq is handed out once, every
