@@ -91,16 +91,8 @@ class Workers {
   void wait(Slot& s) {
     std::unique_lock<std::mutex> lock(mu_);
     while (!s.done) {
-      if (queue_.empty()) {
-        done_cv_.wait(lock);
-        continue;
-      }
-      Slot* job = queue_.front();
-      queue_.pop_front();
-      lock.unlock();
-      run_one(job_, *job);
-      lock.lock();
-      job->done = true;
+      if (queue_.empty()) done_cv_.wait(lock);
+      else run_front(lock);
     }
   }
 
@@ -110,14 +102,19 @@ class Workers {
     for (;;) {
       work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (stop_) return;
-      Slot* s = queue_.front();
-      queue_.pop_front();
-      lock.unlock();
-      run_one(job_, *s);
-      lock.lock();
-      s->done = true;
-      done_cv_.notify_all();
+      run_front(lock);
     }
+  }
+
+  // Takes the oldest queued slot and runs it with the lock released (held on entry and exit).
+  void run_front(std::unique_lock<std::mutex>& lock) {
+    Slot* s = queue_.front();
+    queue_.pop_front();
+    lock.unlock();
+    run_one(job_, *s);
+    lock.lock();
+    s->done = true;
+    done_cv_.notify_all();
   }
 
   const RecordJob& job_;
