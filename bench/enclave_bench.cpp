@@ -68,7 +68,6 @@ using cbor::Value;
 namespace {
 
 using namespace sn_bench;
-constexpr double kTarget = 50000;
 // After the id (sn_bench::kIdOffset): 62 6f 6b and true (f5).
 constexpr size_t kOkOffset = kIdOffset + 4 + 3;
 constexpr size_t kChunk = size_t{1} << 20;  // artifact records and parent reads

@@ -33,7 +33,6 @@ using cbor::Value;
 namespace {
 
 using namespace sn_bench;
-constexpr double kTarget = 50000;
 std::map<int64_t, double> g_floor;        // clients -> raw echo req/s
 
 std::string socket_path(const char* name) {

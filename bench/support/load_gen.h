@@ -30,6 +30,7 @@ using namespace shield_nitro;
 
 constexpr int kDepth = 8;                 // requests in flight per connection
 constexpr size_t kRequestsPerRun = 40000;
+constexpr double kTarget = 50000;          // req/s at 64 clients on 2 cores (the target)
 constexpr uint32_t kFirstId = 0x10000000;  // forces the 4-byte integer head (0x1a)
 // Frame header (4), then a4 61 76 01 62 69 64 1a: the id.
 constexpr size_t kIdOffset = 4 + 8;
