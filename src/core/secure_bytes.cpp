@@ -73,7 +73,7 @@ void SecureBytes::reserve_exact(size_t capacity) {
   uint8_t* fresh = allocate(capacity);
   if (size_) std::memcpy(fresh, data_, size_);
   if (data_) {
-    secure_wipe(data_, capacity_);
+    secure_wipe(data_, size_);  // [size_, capacity_) never holds data: see clear()
     release(data_, capacity_);
   }
   data_ = fresh;
@@ -116,9 +116,12 @@ bool SecureBytes::prefault(size_t offset, size_t len) {
 #endif
 }
 
+// Only [0, size_) can hold data: shrinking wipes what it cuts off, and growth either zero-fills
+// or is overwritten by the caller. So the bytes beyond size_ need no wipe, and a large mapped
+// buffer's untouched pages are not faulted in just to be zeroed.
 void SecureBytes::clear() {
   if (data_) {
-    secure_wipe(data_, capacity_);
+    secure_wipe(data_, size_);
     release(data_, capacity_);
   }
   data_ = nullptr;
