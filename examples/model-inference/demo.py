@@ -324,14 +324,14 @@ class Demo:
         t = time.monotonic()
         key = client.load_key(self.result.wrapped_key, key_id=self.key_arn, encryption_context=CONTEXT)
         release_ms = (time.monotonic() - t) * 1e3
-        self.key_handle = key["handle"]
+        self.key_handle = key.handle
         say("load-key: the enclave called KMS Decrypt through the proxy with its attestation; KMS answered")
-        say(f"CiphertextForRecipient (sealed to the enclave's key): data key handle {key['handle']} "
+        say(f"CiphertextForRecipient (sealed to the enclave's key): data key handle {key.handle} "
             f"({release_ms:.0f} ms)")
-        weights = client.load_artifact(key["handle"], self.sealed["mlp.weights"], kind="model", name="mlp.weights")
-        code = client.load_artifact(key["handle"], self.sealed["mlp_plugin.so"], kind="code", name="mlp",
-                                    models=[weights["handle"]])
-        say(f"loaded model {weights['handle']} ({weights['size']} bytes) and code {code['handle']} "
+        weights = client.load_artifact(key.handle, self.sealed["mlp.weights"], kind="model", name="mlp.weights")
+        code = client.load_artifact(key.handle, self.sealed["mlp_plugin.so"], kind="code", name="mlp",
+                                    models=[weights.handle])
+        say(f"loaded model {weights.handle} ({weights.size} bytes) and code {code.handle} "
             "(decrypted and dlopen'ed from memory, inside)")
         preds, lat = [], []
         t0 = time.monotonic()
@@ -339,7 +339,7 @@ class Demo:
             k = min(BATCH, n - i)
             request = struct.pack("<4sIII", b"SNMI", k, dim, 0) + feats[i * dim * 4:(i + k) * dim * 4]
             t = time.monotonic()
-            reply = client.invoke(code["handle"], request)
+            reply = client.invoke(code.handle, request)
             lat.append(time.monotonic() - t)
             self.result.invoke_io += [request, reply]
             magic, got, _ = struct.unpack_from("<4sII", reply)
@@ -350,7 +350,7 @@ class Demo:
         for i in range(min(n, 50)):
             request = struct.pack("<4sIII", b"SNMI", 1, dim, 0) + feats[i * dim * 4:(i + 1) * dim * 4]
             t = time.monotonic()
-            reply = client.invoke(code["handle"], request)
+            reply = client.invoke(code.handle, request)
             single.append(time.monotonic() - t)
             self.result.invoke_io += [request, reply]
             check(struct.unpack_from("<I", reply, 12)[0] == preds[i], "a single-image answer differs from its batch's")
@@ -377,7 +377,7 @@ class Demo:
         client = self.client
         code = client.load_artifact(self.key_handle, self.sealed["score_plugin.so"], kind="code", name="score")
         request = struct.pack("<4sI", b"SNSI", len(APPLICANTS)) + b"".join(struct.pack("<5f", *a) for a in APPLICANTS)
-        reply = client.invoke(code["handle"], request)
+        reply = client.invoke(code.handle, request)
         self.result.invoke_io += [request, reply]
         expected = run_plugin_locally(self.plugins["score"], request)   # the vendor's own run, before sealing
         check(reply == expected, "the enclave's scores differ from the vendor's plaintext plugin's")
@@ -451,9 +451,11 @@ class Demo:
         say("sim describe: Flags DEBUG_MODE, Measurements = the image's (like nitro-cli describe-enclaves)")
         self.expect_sdk_refuses("a debug enclave")
         with EnclaveClient.connect(self.endpoint(), credentials=self.role_creds) as client:
-            ch = client.open_channel(Policy(allow_debug=True), root=self.root())
+            # A parent that knowingly trusts this debug enclave pins what it reports: PCR0 = 0^48.
+            ch = client.open_channel(Policy(pcrs={0: bytes(48), 3: self.pcr3}, allow_debug=True), root=self.root())
             check(ch.claims.pcrs[0] == bytes(48) and ch.claims.pcrs[3] == self.pcr3, "debug PCRs are not as on Nitro")
-            say("with allow_debug: its document carries PCR0 = 0^48 (PCR3 kept); credentials pushed;")
+            say("pinned to PCR0 = 0^48 with allow_debug: its document carries exactly that (PCR3 kept); "
+                "credentials pushed;")
             client.push_credentials()
             self.expect_refused_by_kms(client)
             self.expect_no_inference(client)

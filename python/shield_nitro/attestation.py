@@ -9,13 +9,16 @@ unless every step passed; every failure is one ShieldNitroError with code "forma
 "verify" (signature or chain), "expired" (validity or freshness) or "policy".
 """
 
+from __future__ import annotations
+
+import dataclasses
 import datetime as _dt
 import functools
 import hmac
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Mapping, NoReturn, Optional, Sequence, Tuple, Union
 
 import cbor2
 from cryptography import x509
@@ -44,19 +47,71 @@ NULL = "null"
 PRESENT = "present"
 
 
-@dataclass
-class Policy:
-    """What a relying party requires on top of a valid signature (spec §7).
+PcrValue = Union[bytes, bytearray, memoryview, str]
+PcrExpectation = Union[PcrValue, Sequence[PcrValue]]
+PINNING_PCRS = (0, 8)   # PCR0: the whole image; PCR8: the certificate that signed it
 
-    pcrs:        {index: expected bytes, or a list of acceptable values (rolling upgrades)}
+
+def _usage(why: str) -> "ShieldNitroError":
+    return ShieldNitroError("usage", f"policy: {why}")
+
+
+def _pcr_bytes(index: int, value: object) -> bytes:
+    """One expected PCR value: 48 bytes, or 96 hex digits (converted)."""
+    if isinstance(value, str):
+        try:
+            value = bytes.fromhex(value)
+        except ValueError:
+            raise _usage(f"PCR{index}: {value[:20]!r}... is not hex") from None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise _usage(f"PCR{index}: expected 48 bytes or 96 hex digits, got {type(value).__name__}")
+    value = bytes(value)
+    if len(value) != PCR_SIZE:
+        raise _usage(f"PCR{index}: expected {PCR_SIZE} bytes, got {len(value)}")
+    return value
+
+
+def _pcr_expectation(index: object, expected: object) -> Tuple[int, Union[bytes, Tuple[bytes, ...]]]:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= 31:
+        raise _usage(f"PCR index {index!r} is not an integer in 0..31")
+    if isinstance(expected, (bytes, bytearray, memoryview, str)):
+        return index, _pcr_bytes(index, expected)
+    if not isinstance(expected, (list, tuple)) or not expected:
+        raise _usage(f"PCR{index}: expected a value or a non-empty list of acceptable values")
+    return index, tuple(_pcr_bytes(index, v) for v in expected)
+
+
+def _optional_bytes(value: object, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise _usage(f"{name} must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def _number(value: object, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise _usage(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a relying party requires on top of a valid signature (spec §7). Checked when built:
+    anything malformed is a UsageError here, never a TypeError later.
+
+    pcrs:        {index 0..31: expected value, or a list of acceptable values (rolling upgrades)};
+                 a value is 48 bytes or 96 hex digits (stored as bytes).
     nonce:       the challenge issued; compared in constant time. Never falls back to user_data.
     max_age_s:   document timestamp no older than this at check time (None: no freshness check,
                  only for archived documents); future_skew_s: how far ahead it may be.
     user_data / public_key: exact expected bytes when set; require_public_key: must be present.
     allow_debug: accept PCR0 == 0^48 (a --debug-mode enclave). Off by default.
     module_ids:  allow-list of module ids when set.
+    any_enclave: opening a channel without PCR0 or PCR8 pinned is refused unless this is set;
+                 set it only through :meth:`accept_any_enclave`, for experiments.
     """
-    pcrs: Dict[int, Union[bytes, Sequence[bytes]]] = field(default_factory=dict)
+    pcrs: Dict[int, PcrExpectation] = field(default_factory=dict)
     nonce: Optional[bytes] = None
     max_age_s: Optional[float] = 300.0
     future_skew_s: float = 5.0
@@ -65,6 +120,47 @@ class Policy:
     require_public_key: bool = False
     allow_debug: bool = False
     module_ids: Optional[Sequence[str]] = None
+    any_enclave: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pcrs, Mapping):
+            raise _usage(f"pcrs must be a mapping of index to value, got {type(self.pcrs).__name__}")
+        pcrs = dict(_pcr_expectation(i, v) for i, v in self.pcrs.items())
+        set_ = functools.partial(object.__setattr__, self)   # frozen: validated once, here
+        set_("pcrs", pcrs)
+        for name in ("nonce", "user_data", "public_key"):
+            set_(name, _optional_bytes(getattr(self, name), name))
+        if self.max_age_s is not None:
+            _number(self.max_age_s, "max_age_s")
+        _number(self.future_skew_s, "future_skew_s")
+        for name in ("require_public_key", "allow_debug", "any_enclave"):
+            if not isinstance(getattr(self, name), bool):
+                raise _usage(f"{name} must be True or False")
+        if self.module_ids is not None:
+            if isinstance(self.module_ids, str) or not all(isinstance(m, str) for m in self.module_ids):
+                raise _usage("module_ids must be a list of strings")
+            set_("module_ids", tuple(self.module_ids))
+
+    @classmethod
+    def accept_any_enclave(cls, **fields: object) -> "Policy":
+        """A policy that pins no measurement: ANY enclave with a valid document passes.
+
+        For experiments only: a channel opened with it may hand plaintext to code nobody
+        identified. Production policies pin PCR0 (or PCR8)."""
+        return cls(**fields, any_enclave=True)  # type: ignore[arg-type]
+
+    @property
+    def pinned(self) -> bool:
+        """True when PCR0 or PCR8 is pinned, i.e. the policy names which enclave it trusts."""
+        return any(i in self.pcrs for i in PINNING_PCRS)
+
+    def with_nonce(self, nonce: bytes) -> "Policy":
+        """This policy requiring ``nonce`` (a fresh challenge)."""
+        return dataclasses.replace(self, nonce=nonce)
+
+
+def _hex_pcrs(pcrs: Dict[int, bytes]) -> str:
+    return "{" + ", ".join(f"{i}: {v.hex()}" for i, v in sorted(pcrs.items())) + "}"
 
 
 @dataclass
@@ -81,14 +177,22 @@ class Claims:
     certificate: bytes
     debug: bool
 
+    def pcrs_hex(self) -> Dict[int, str]:
+        """The PCRs as lowercase hex, as `eif describe` and `nitro-cli` print them."""
+        return {i: v.hex() for i, v in sorted(self.pcrs.items())}
 
-def _fail(code, why):
+    def __repr__(self) -> str:
+        return (f"Claims(module_id={self.module_id!r}, timestamp_ms={self.timestamp_ms}, debug={self.debug}, "
+                f"pcrs={_hex_pcrs(self.pcrs)})")
+
+
+def _fail(code: str, why: str) -> NoReturn:
     raise ShieldNitroError(code, f"attestation: {why}")
 
 
 # -- envelope and payload ------------------------------------------------------------------
 
-def decode_cose_sign1(doc):
+def decode_cose_sign1(doc: bytes) -> Tuple[bytes, bytes, bytes]:
     """(protected, payload, signature) of a strict COSE_Sign1 ES384 envelope (spec §1)."""
     doc = bytes(doc)
     if not 0 < len(doc) <= MAX_DOCUMENT:
@@ -120,7 +224,7 @@ def _uint(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def decode_payload(payload):
+def decode_payload(payload: bytes) -> Tuple[dict, Dict[int, bytes], Dict[str, str]]:
     """The payload map, type- and limit-checked (spec §2)."""
     m = cbor_strict.loads(payload, max_depth=4, max_entries=64)
     if not isinstance(m, dict):
@@ -165,7 +269,7 @@ def _decode_pcrs(pcrs):
     return dict(pcrs)
 
 
-def sig_structure(protected, payload):
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
     """["Signature1", protected, h'', payload] in canonical CBOR (the bytes that are signed)."""
     return cbor2.dumps(["Signature1", protected, b"", payload])
 
@@ -247,7 +351,7 @@ def _check_leaf(cert):
         _fail("verify", "leaf: key is not on P-384")
 
 
-def verify_chain(leaf_der, cabundle, root, t):
+def verify_chain(leaf_der: bytes, cabundle: Sequence[bytes], root: TrustRoot, t: float) -> x509.Certificate:
     """leaf <- cabundle[n-1] <- ... <- cabundle[1] <- pinned root, at Unix time ``t``.
 
     cabundle[0] must be byte-identical to the pinned root; its copy is never used otherwise.
@@ -270,7 +374,8 @@ def verify_chain(leaf_der, cabundle, root, t):
     return leaf
 
 
-def verify_cose_signature(leaf, protected, payload, signature):
+def verify_cose_signature(leaf: x509.Certificate, protected: bytes, payload: bytes, signature: bytes) -> None:
+    """ES384 over the Sig_structure with the leaf's key; VerificationError when it does not verify."""
     der_sig = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
     try:
         leaf.public_key().verify(der_sig, sig_structure(protected, payload), ec.ECDSA(hashes.SHA384()))
@@ -288,7 +393,8 @@ def _pcr_matches(actual, expected):
     return ok
 
 
-def apply_policy(claims, policy, t):
+def apply_policy(claims: Claims, policy: Policy, t: float) -> None:
+    """The relying-party checks (spec §7) on claims whose signature already verified, at time ``t``."""
     if policy.max_age_s is not None:
         ts = claims.timestamp_ms / 1000.0
         if ts < t - policy.max_age_s:
@@ -328,6 +434,8 @@ def _to_unix(at_time):
         if at_time.tzinfo is None:
             at_time = at_time.replace(tzinfo=_dt.timezone.utc)
         return at_time.timestamp()
+    if not isinstance(at_time, (int, float)) or isinstance(at_time, bool):
+        raise ShieldNitroError("usage", f"verify: at_time must be a datetime or Unix seconds, got {at_time!r}")
     return float(at_time)
 
 
@@ -336,7 +444,8 @@ def _aws_root():
     return TrustRoot.aws()
 
 
-def verify(doc, policy=None, *, root=None, at_time=None):
+def verify(doc: bytes, policy: Optional[Policy] = None, *, root: Optional[TrustRoot] = None,
+           at_time: Union[None, float, _dt.datetime] = None) -> Claims:
     """Verify an attestation document and return its Claims, or raise ShieldNitroError.
 
     root: a TrustRoot; default AWS Nitro Enclaves Root G1. Pass the simulator's root to accept
@@ -345,7 +454,13 @@ def verify(doc, policy=None, *, root=None, at_time=None):
     timestamp only for archived documents, with ``Policy(max_age_s=None)``.
     """
     policy = policy if policy is not None else Policy()
+    if not isinstance(policy, Policy):
+        raise ShieldNitroError("usage", f"verify: policy must be a Policy, got {type(policy).__name__}")
+    if not isinstance(doc, (bytes, bytearray, memoryview)):
+        raise ShieldNitroError("usage", f"verify: the document must be bytes, got {type(doc).__name__}")
     root = root if root is not None else _aws_root()
+    if not isinstance(root, TrustRoot):
+        raise ShieldNitroError("usage", f"verify: root must be a TrustRoot, got {type(root).__name__}")
     t = _to_unix(at_time)
     protected, payload, signature = decode_cose_sign1(doc)
     m, pcrs, optional = decode_payload(payload)

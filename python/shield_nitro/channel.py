@@ -18,11 +18,14 @@ A sealed message is Shield v4 key mode (AES-256-GCM) under the direction's key, 
 ``u64be(seq) || payload``; each seq is accepted once within a window of 1024.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -39,7 +42,8 @@ CLIENT = "client"
 ENCLAVE = "enclave"
 
 
-def transcript_hash(nonce, document, client_public):
+def transcript_hash(nonce: bytes, document: bytes, client_public: bytes) -> bytes:
+    """T: SHA-256 over the length-prefixed label, nonce, document and client key (module doc)."""
     h = hashlib.sha256()
     for part in (LABEL, bytes(nonce), bytes(document), bytes(client_public)):
         h.update(struct.pack(">I", len(part)))
@@ -58,13 +62,14 @@ class SessionKeys:
     session_id: bytes
 
 
-def derive_session_keys(shared, transcript):
+def derive_session_keys(shared: bytes, transcript: bytes) -> SessionKeys:
+    """Both directions' keys and the session id from the X25519 secret and T."""
     return SessionKeys(_hkdf(shared, transcript, b"client->enclave", 32),
                        _hkdf(shared, transcript, b"enclave->client", 32),
                        _hkdf(shared, transcript, b"session id", SESSION_ID_SIZE))
 
 
-def x25519_raw_from_spki(spki):
+def x25519_raw_from_spki(spki: bytes) -> bytes:
     """The 32-byte key inside an X25519 SubjectPublicKeyInfo (an attestation's public_key)."""
     try:
         key = serialization.load_der_public_key(bytes(spki))
@@ -82,7 +87,7 @@ def _raw_public(private_key):
     return private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def agree(private_key, peer_raw):
+def agree(private_key: X25519PrivateKey, peer_raw: bytes) -> bytes:
     """X25519; refuses malformed and low-order peer keys (all-zero shared secret)."""
     if len(peer_raw) != 32:
         raise ShieldNitroError("format", f"channel: peer X25519 key is {len(peer_raw)} bytes, expected 32")
@@ -96,12 +101,15 @@ def agree(private_key, peer_raw):
 
 
 class ClientHandshake:
-    def __init__(self, nonce=None):
+    """The client's half of the handshake: a 32-byte nonce now, session keys in finish()."""
+
+    def __init__(self, nonce: Optional[bytes] = None) -> None:
         self.nonce = bytes(nonce) if nonce is not None else os.urandom(NONCE_SIZE)
         if len(self.nonce) != NONCE_SIZE:
             raise ShieldNitroError("usage", f"channel: the nonce must be {NONCE_SIZE} bytes")
 
-    def finish(self, document, enclave_spki, *, _private_key=None):
+    def finish(self, document: bytes, enclave_spki: bytes, *,
+               _private_key: Optional[X25519PrivateKey] = None) -> Tuple[SessionKeys, bytes]:
         """(SessionKeys, client_public raw 32 bytes) for a verified document and its public_key."""
         enclave_raw = x25519_raw_from_spki(enclave_spki)
         mine = _private_key or X25519PrivateKey.generate()
@@ -132,7 +140,8 @@ class _ReplayWindow:
 class SealedBox:
     """One side of an open session: seals what it sends, opens what it receives. Thread-safe."""
 
-    def __init__(self, keys, role=CLIENT, *, max_age_ms=60000, _clock=None):
+    def __init__(self, keys: SessionKeys, role: str = CLIENT, *, max_age_ms: Optional[int] = 60000,
+                 _clock: Optional[Callable[[], int]] = None) -> None:
         send_key, recv_key = ((keys.client_to_enclave, keys.enclave_to_client) if role == CLIENT
                               else (keys.enclave_to_client, keys.client_to_enclave))
         self._send = Shield.with_key(send_key, _clock=_clock)
@@ -142,13 +151,15 @@ class SealedBox:
         self._next_send = 0
         self._window = _ReplayWindow()
 
-    def seal(self, payload):
+    def seal(self, payload: bytes) -> bytes:
+        """``payload`` sealed under the next sequence number of this direction."""
         with self._lock:
             seq = self._next_send
             self._next_send += 1
         return self._send.encrypt(struct.pack(">Q", seq) + bytes(payload))
 
-    def open(self, message):
+    def open(self, message: bytes) -> bytes:
+        """The payload of a message from the other side; refuses replays, forgeries and stale ones."""
         inner = self._recv.decrypt(message)
         if len(inner) < 8:
             raise ShieldNitroError("format", "channel: sealed message has no sequence number")

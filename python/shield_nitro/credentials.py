@@ -14,6 +14,8 @@ Temporary credentials carry an expiry; a provider hands out cached credentials u
 within ``refresh_margin_s`` of it, then fetches new ones.
 """
 
+from __future__ import annotations
+
 import configparser
 import datetime as _dt
 import json
@@ -23,9 +25,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Dict, Mapping, Optional, Union
 
-from .errors import ShieldNitroError
+from .errors import ShieldNitroError, io_error
 
 IMDS_DEFAULT_ENDPOINT = "http://169.254.169.254"
 IMDS_TOKEN_TTL_S = 21600
@@ -40,14 +42,15 @@ class Credentials:
     expiration: Optional[int] = None      # Unix seconds; None: long-term keys
     source: str = ""
 
-    def __repr__(self):  # never print the secret or the token
+    def __repr__(self) -> str:  # never print the secret or the token
         return (f"Credentials(access_key_id={self.access_key_id!r}, expiration={self.expiration}, "
                 f"source={self.source!r})")
 
-    def expires_within(self, seconds, now=None):
+    def expires_within(self, seconds: float, now: Optional[float] = None) -> bool:
+        """True when these credentials expire less than ``seconds`` from ``now`` (default: now)."""
         return self.expiration is not None and self.expiration - (now or time.time()) < seconds
 
-    def to_body(self):
+    def to_body(self) -> Dict[str, Union[str, int]]:
         """The ``set-credentials`` request body (docs/enclave-api.md)."""
         body = {"access_key_id": self.access_key_id, "secret_access_key": self.secret_access_key}
         if self.session_token:
@@ -57,7 +60,7 @@ class Credentials:
         return body
 
 
-def parse_iso8601(text):
+def parse_iso8601(text: str) -> int:
     """'2024-05-01T12:00:00Z' (or with an offset / fraction) -> Unix seconds."""
     try:
         value = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -68,7 +71,8 @@ def parse_iso8601(text):
     return int(value.timestamp())
 
 
-def from_environment(environ=None):
+def from_environment(environ: Optional[Mapping[str, str]] = None) -> Optional[Credentials]:
+    """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and token, expiration); None when unset."""
     env = os.environ if environ is None else environ
     key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not key or not secret:
@@ -78,7 +82,9 @@ def from_environment(environ=None):
                        parse_iso8601(expiry) if expiry else None, "environment")
 
 
-def from_shared_file(path=None, profile=None, environ=None):
+def from_shared_file(path: Union[None, str, "os.PathLike[str]"] = None, profile: Optional[str] = None,
+                     environ: Optional[Mapping[str, str]] = None) -> Optional[Credentials]:
+    """A profile of the shared credentials file; None when the file or the profile is absent."""
     env = os.environ if environ is None else environ
     path = path or env.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.expanduser("~/.aws/credentials")
     profile = profile or env.get("AWS_PROFILE") or "default"
@@ -86,7 +92,10 @@ def from_shared_file(path=None, profile=None, environ=None):
         return None
     parser = configparser.RawConfigParser()
     try:
-        parser.read(path, encoding="utf-8")
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except OSError as e:
+        raise io_error(path, e) from None
     except (configparser.Error, UnicodeDecodeError) as e:
         raise ShieldNitroError("format", f"credentials file {path}: {e}") from None
     if not parser.has_section(profile):
@@ -110,7 +119,8 @@ def _imds_call(url, method="GET", headers=None, timeout=2.0):
         raise ShieldNitroError("environment", f"IMDS {method} {url}: {getattr(e, 'reason', e)}") from None
 
 
-def from_imds(endpoint=None, timeout=2.0, environ=None):
+def from_imds(endpoint: Optional[str] = None, timeout: float = 2.0,
+              environ: Optional[Mapping[str, str]] = None) -> Credentials:
     """Role credentials from the instance metadata service (IMDSv2 session token required)."""
     env = os.environ if environ is None else environ
     base = (endpoint or env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or IMDS_DEFAULT_ENDPOINT).rstrip("/")
@@ -138,14 +148,16 @@ def from_imds(endpoint=None, timeout=2.0, environ=None):
 class CredentialsProvider:
     """Caches credentials from ``fetch`` (a callable) and refetches them before they expire."""
 
-    def __init__(self, fetch, refresh_margin_s=300, clock=time.time):
+    def __init__(self, fetch: Callable[[], Optional[Credentials]], refresh_margin_s: float = 300,
+                 clock: Callable[[], float] = time.time) -> None:
         self._fetch = fetch
         self.refresh_margin_s = refresh_margin_s
         self._clock = clock
         self._lock = threading.Lock()
         self._cached = None
 
-    def get(self, force=False):
+    def get(self, force: bool = False) -> Credentials:
+        """Cached credentials, fetched anew when absent, near expiry, or ``force``."""
         with self._lock:
             if force or self._cached is None or self._cached.expires_within(self.refresh_margin_s, self._clock()):
                 creds = self._fetch()
@@ -155,7 +167,8 @@ class CredentialsProvider:
             return self._cached
 
 
-def static_provider(creds):
+def static_provider(creds: Credentials) -> CredentialsProvider:
+    """A provider that always hands out ``creds``."""
     return CredentialsProvider(lambda: creds)
 
 
@@ -170,6 +183,7 @@ def _chain(environ=None):
     return from_imds(environ=env)
 
 
-def default_provider(refresh_margin_s=300, environ=None):
+def default_provider(refresh_margin_s: float = 300,
+                     environ: Optional[Mapping[str, str]] = None) -> CredentialsProvider:
     """Environment, then the shared file, then IMDSv2; refreshed before expiry."""
     return CredentialsProvider(lambda: _chain(environ), refresh_margin_s)

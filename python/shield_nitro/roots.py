@@ -8,12 +8,16 @@ A different root (the NSM simulator's ``root.pem``) is used only when a caller p
 explicitly, and then *instead of* AWS, never in addition to it.
 """
 
+from __future__ import annotations
+
 import hashlib
+import os
+from typing import Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .errors import ShieldNitroError
+from .errors import ShieldNitroError, io_error
 
 AWS_NITRO_ROOT_G1_PEM = b"""-----BEGIN CERTIFICATE-----
 MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL
@@ -37,7 +41,10 @@ AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893
 class TrustRoot:
     """One root certificate that attestation chains must end at."""
 
-    def __init__(self, der, name):
+    def __init__(self, der: bytes, name: str) -> None:
+        """A root from its DER bytes; ``name`` appears in error messages."""
+        if not isinstance(der, (bytes, bytearray, memoryview)):
+            raise ShieldNitroError("usage", f"trust root {name}: DER bytes expected, got {type(der).__name__}")
         self.der = bytes(der)
         self.name = name
         try:
@@ -46,7 +53,7 @@ class TrustRoot:
             raise ShieldNitroError("format", f"trust root {name}: not a DER certificate ({e})") from None
 
     @classmethod
-    def aws(cls):
+    def aws(cls) -> "TrustRoot":
         """AWS Nitro Enclaves Root G1, checked against its DER pin."""
         der = x509.load_pem_x509_certificate(AWS_NITRO_ROOT_G1_PEM).public_bytes(Encoding.DER)
         if hashlib.sha256(der).hexdigest() != AWS_NITRO_ROOT_G1_SHA256:
@@ -54,8 +61,10 @@ class TrustRoot:
         return cls(der, "AWS Nitro Enclaves Root G1")
 
     @classmethod
-    def from_pem(cls, pem, name="explicit root"):
+    def from_pem(cls, pem: Union[bytes, str], name: str = "explicit root") -> "TrustRoot":
         """A root given by the caller, e.g. the simulator's DIR/root.pem contents."""
+        if not isinstance(pem, (bytes, str)):
+            raise ShieldNitroError("usage", f"trust root {name}: PEM text expected, got {type(pem).__name__}")
         try:
             cert = x509.load_pem_x509_certificate(pem if isinstance(pem, bytes) else pem.encode())
         except ValueError as e:
@@ -63,10 +72,15 @@ class TrustRoot:
         return cls(cert.public_bytes(Encoding.DER), name)
 
     @classmethod
-    def from_file(cls, path):
-        with open(path, "rb") as f:
-            data = f.read()
+    def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "TrustRoot":
+        """A root read from a PEM or DER file (e.g. the simulator's DIR/root.pem)."""
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise io_error(path, e) from None
         return cls.from_pem(data, str(path)) if b"-----BEGIN" in data else cls(data, str(path))
 
-    def sha256(self):
+    def sha256(self) -> str:
+        """The SHA-256 of the root's DER, lowercase hex (compare with a published pin)."""
         return hashlib.sha256(self.der).hexdigest()

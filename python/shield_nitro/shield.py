@@ -12,11 +12,14 @@ Decrypt enforces a freshness window (default 60 s old, 5 s ahead) because v4 mes
 transport; pass ``max_age_ms=None`` for data at rest. The window is not replay protection.
 """
 
+from __future__ import annotations
+
 import os
 import struct
 import threading
 import time
 from collections import OrderedDict
+from typing import Callable, Optional, Union
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -46,19 +49,20 @@ _AEADS = {SUITE_AES_256_GCM: AESGCM, SUITE_CHACHA20_POLY1305: ChaCha20Poly1305}
 _MIN_LEN = {VERSION_PASSWORD: 2 + SALT_SIZE + NONCE_SIZE + TAG_SIZE, VERSION_KEY: 2 + NONCE_SIZE + TAG_SIZE}
 
 
-def derive_master_key(password, salt, service, iterations=PBKDF2_ITERATIONS):
+def derive_master_key(password: Union[str, bytes], salt: bytes, service: Union[str, bytes],
+                      iterations: int = PBKDF2_ITERATIONS) -> bytes:
     """PBKDF2-HMAC-SHA256(password, salt || service) -> 32-byte master key (password mode)."""
     kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=bytes(salt) + _utf8(service),
                      iterations=iterations)
     return kdf.derive(_utf8(password))
 
 
-def derive_aead_key(master):
+def derive_aead_key(master: bytes) -> bytes:
     """HKDF-SHA256-Expand only (no Extract), info "shield/aead/v4", 32 bytes."""
     return HKDFExpand(algorithm=hashes.SHA256(), length=KEY_SIZE, info=HKDF_AEAD_INFO).derive(bytes(master))
 
 
-def draw_pad_len(random_bytes=os.urandom):
+def draw_pad_len(random_bytes: Callable[[int], bytes] = os.urandom) -> int:
     """Uniform in [32, 128] by rejection sampling one byte at a time, as upstream does."""
     while True:
         v = random_bytes(1)[0]
@@ -111,9 +115,10 @@ class Shield:
     never use them on a production path.
     """
 
-    def __init__(self, *, version, suite, max_age_ms, future_skew_ms, clock, aead_key=None,
-                 password=None, service=None, salt=None, iterations=PBKDF2_ITERATIONS,
-                 salt_cache_entries=64):
+    def __init__(self, *, version: int, suite: int, max_age_ms: Optional[int], future_skew_ms: int,
+                 clock: Optional[Callable[[], int]], aead_key: Optional[bytes] = None,
+                 password: Optional[bytes] = None, service: Optional[bytes] = None, salt: Optional[bytes] = None,
+                 iterations: int = PBKDF2_ITERATIONS, salt_cache_entries: int = 64) -> None:
         if suite not in _AEADS:
             raise ShieldNitroError("usage", f"shield: unknown suite 0x{suite:02x}")
         self._version = version
@@ -130,8 +135,11 @@ class Shield:
         self._cache = _SaltCache(salt_cache_entries)
 
     @classmethod
-    def with_key(cls, key, *, suite=SUITE_AES_256_GCM, max_age_ms=DEFAULT_MAX_AGE_MS,
-                 future_skew_ms=FUTURE_SKEW_MS, _clock=None):
+    def with_key(cls, key: bytes, *, suite: int = SUITE_AES_256_GCM, max_age_ms: Optional[int] = DEFAULT_MAX_AGE_MS,
+                 future_skew_ms: int = FUTURE_SKEW_MS, _clock: Optional[Callable[[], int]] = None) -> "Shield":
+        """Key mode (0x13) with a 32-byte key; ``max_age_ms=None`` for data at rest."""
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise ShieldNitroError("usage", f"shield: a key must be {KEY_SIZE} bytes, got {type(key).__name__}")
         key = bytes(key)
         if len(key) != KEY_SIZE:
             raise ShieldNitroError("usage", f"shield: a key must be {KEY_SIZE} bytes, got {len(key)}")
@@ -139,9 +147,13 @@ class Shield:
                    clock=_clock, aead_key=derive_aead_key(key))
 
     @classmethod
-    def with_password(cls, password, service, *, suite=SUITE_AES_256_GCM, max_age_ms=DEFAULT_MAX_AGE_MS,
-                      future_skew_ms=FUTURE_SKEW_MS, salt_cache_entries=64, _salt=None,
-                      _iterations=PBKDF2_ITERATIONS, _clock=None):
+    def with_password(cls, password: Union[str, bytes], service: Union[str, bytes], *, suite: int = SUITE_AES_256_GCM,
+                      max_age_ms: Optional[int] = DEFAULT_MAX_AGE_MS, future_skew_ms: int = FUTURE_SKEW_MS,
+                      salt_cache_entries: int = 64, _salt: Optional[bytes] = None,
+                      _iterations: int = PBKDF2_ITERATIONS, _clock: Optional[Callable[[], int]] = None) -> "Shield":
+        """Password mode (0x03): PBKDF2 over password and service, a fresh 16-byte salt of its own."""
+        if not isinstance(password, (str, bytes)) or not isinstance(service, (str, bytes)):
+            raise ShieldNitroError("usage", "shield: password and service must be text or bytes")
         salt = bytes(_salt) if _salt is not None else os.urandom(SALT_SIZE)
         if len(salt) != SALT_SIZE:
             raise ShieldNitroError("usage", f"shield: a salt must be {SALT_SIZE} bytes")
@@ -150,19 +162,25 @@ class Shield:
                    iterations=_iterations, salt_cache_entries=salt_cache_entries)
 
     @property
-    def suite(self):
+    def suite(self) -> int:
+        """The AEAD suite byte (0x01 AES-256-GCM, 0x02 ChaCha20-Poly1305)."""
         return self._suite
 
     @property
-    def password_mode(self):
+    def password_mode(self) -> bool:
+        """True for password mode (0x03), False for key mode (0x13)."""
         return self._version == VERSION_PASSWORD
 
-    def cached_salts(self):
+    def cached_salts(self) -> int:
+        """How many peers' salts have a derived key cached (password mode)."""
         return len(self._cache)
 
     # -- encryption ---------------------------------------------------------------------
-    def encrypt(self, plaintext, *, _nonce=None, _timestamp_ms=None, _padding=None):
+    def encrypt(self, plaintext: bytes, *, _nonce: Optional[bytes] = None, _timestamp_ms: Optional[int] = None,
+                _padding: Optional[bytes] = None) -> bytes:
         """A fresh v4 message for ``plaintext`` (bytes-like)."""
+        if not isinstance(plaintext, (bytes, bytearray, memoryview)):
+            raise ShieldNitroError("usage", f"shield: plaintext must be bytes, got {type(plaintext).__name__}")
         nonce = bytes(_nonce) if _nonce is not None else os.urandom(NONCE_SIZE)
         if _padding is None:
             _padding = os.urandom(draw_pad_len())
@@ -188,8 +206,10 @@ class Shield:
             return self._aead_key
 
     # -- decryption ---------------------------------------------------------------------
-    def decrypt(self, message):
+    def decrypt(self, message: bytes) -> bytes:
         """The plaintext of a v4 message, or ShieldNitroError (format/unsupported/auth/expired)."""
+        if not isinstance(message, (bytes, bytearray, memoryview)):
+            raise ShieldNitroError("usage", f"shield: a message must be bytes, got {type(message).__name__}")
         msg = bytes(message)
         if not msg:
             raise ShieldNitroError("format", "shield: empty message")
@@ -242,11 +262,12 @@ class Shield:
             raise ShieldNitroError("expired", f"shield: message is {age} ms old (max {self.max_age_ms})")
 
 
-def quick_encrypt(key, data):
+def quick_encrypt(key: bytes, data: bytes) -> bytes:
     """Key mode, AES-256-GCM."""
     return Shield.with_key(key).encrypt(data)
 
 
-def quick_decrypt(key, message, *, max_age_ms=DEFAULT_MAX_AGE_MS):
+def quick_decrypt(key: bytes, message: bytes, *, max_age_ms: Optional[int] = DEFAULT_MAX_AGE_MS) -> bytes:
+    """Key mode; refuses messages older than ``max_age_ms`` (None: no window)."""
     return Shield.with_key(key, max_age_ms=max_age_ms).decrypt(message)
 

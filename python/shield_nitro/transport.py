@@ -17,6 +17,8 @@ Simulator mode: with SHIELD_NITRO_VSOCK_DIR=DIR, ``vsock://CID:PORT`` connects t
 socket DIR/CID_PORT.sock instead, exactly like the C++ side.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import socket
@@ -24,10 +26,11 @@ import struct
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, Dict, NoReturn, Optional, Union
 
 import cbor2
 
-from .errors import CODES, ShieldNitroError
+from .errors import CODES, ShieldNitroError, prefixed
 
 PROTOCOL_VERSION = 1
 FRAME_HEADER = 4
@@ -36,7 +39,7 @@ VSOCK_CID_ANY = 0xFFFFFFFF
 _MAX_UNIX_PATH = 107
 
 
-def _bad(text, why):
+def _bad(text: str, why: str) -> NoReturn:
     raise ShieldNitroError("usage", f"endpoint '{text}': {why}")
 
 
@@ -55,7 +58,10 @@ class Endpoint:
     path: str = ""
 
     @classmethod
-    def parse(cls, text):
+    def parse(cls, text: str) -> "Endpoint":
+        """``unix:PATH``, ``vsock://CID:PORT`` (CID may be ANY) or ``tcp://HOST:PORT``; UsageError otherwise."""
+        if not isinstance(text, str):
+            raise ShieldNitroError("usage", f"endpoint must be text, got {type(text).__name__}")
         if text.startswith("unix:"):
             path = text[5:]
             if path.startswith("//"):
@@ -77,14 +83,14 @@ class Endpoint:
             return cls("tcp", host=m.group(1), port=_decimal(m.group(2), "port", 65535, text))
         _bad(text, "unknown scheme (use unix:PATH, tcp://HOST:PORT or vsock://CID:PORT)")
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.kind == "unix":
             return f"unix:{self.path}"
         if self.kind == "vsock":
             return f"vsock://{'ANY' if self.cid == VSOCK_CID_ANY else self.cid}:{self.port}"
         return f"tcp://[{self.host}]:{self.port}" if ":" in self.host else f"tcp://{self.host}:{self.port}"
 
-    def mapped(self):
+    def mapped(self) -> "Endpoint":
         """The endpoint actually dialled: simulated vsock becomes DIR/CID_PORT.sock."""
         sim_dir = os.environ.get("SHIELD_NITRO_VSOCK_DIR")
         if self.kind != "vsock" or not sim_dir:
@@ -97,7 +103,7 @@ class Endpoint:
         return Endpoint("unix", path=path)
 
 
-def connect(endpoint, timeout=5.0):
+def connect(endpoint: Union[str, Endpoint], timeout: float = 5.0) -> socket.socket:
     """A connected blocking stream socket to ``endpoint`` (an Endpoint or its text)."""
     ep = (endpoint if isinstance(endpoint, Endpoint) else Endpoint.parse(endpoint)).mapped()
     try:
@@ -130,13 +136,14 @@ def connect(endpoint, timeout=5.0):
 
 # -- messages ----------------------------------------------------------------------------------
 
-def encode_frame(payload):
+def encode_frame(payload: bytes) -> bytes:
+    """The 4-byte big-endian length, then the payload."""
     if len(payload) > 0xFFFFFFFF:
         raise ShieldNitroError("usage", "frame: message over 4 GiB cannot be framed")
     return struct.pack(">I", len(payload)) + payload
 
 
-def encode_request(req_id, op, body, more=None):
+def encode_request(req_id: int, op: Optional[str], body: Dict[str, Any], more: Optional[bool] = None) -> bytes:
     """Keys in the order the C++ side writes them, so frames are byte-identical."""
     if not isinstance(body, dict):
         raise ShieldNitroError("usage", "request body must be a map")
@@ -157,10 +164,10 @@ class Response:
     code: str = ""
     message: str = ""
 
-    def value(self, op=None):
+    def value(self, op: Optional[str] = None) -> Dict[str, Any]:
         """The body, or ShieldNitroError(code, "<op>: message")."""
         if not self.ok:
-            raise ShieldNitroError(self.code, f"{op}: {self.message}" if op else self.message)
+            raise ShieldNitroError(self.code, prefixed(op, self.message) if op else self.message)
         return self.body
 
 
@@ -168,7 +175,7 @@ def _is_uint(v):
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def decode_response(payload):
+def decode_response(payload: bytes) -> Response:
     """Strict decode of one response frame's payload; ShieldNitroError("format") otherwise."""
     try:
         msg = cbor2.loads(payload)
@@ -200,7 +207,8 @@ def decode_response(payload):
 class Connection:
     """One framed connection shared by any number of threads (see the module docstring)."""
 
-    def __init__(self, sock, *, max_frame=DEFAULT_MAX_FRAME, call_timeout=60.0, name="enclave"):
+    def __init__(self, sock: socket.socket, *, max_frame: int = DEFAULT_MAX_FRAME, call_timeout: float = 60.0,
+                 name: str = "enclave") -> None:
         self._sock = sock
         self._max_frame = max_frame
         self.call_timeout = call_timeout
@@ -214,24 +222,26 @@ class Connection:
         self._reader.start()
 
     @classmethod
-    def open(cls, endpoint, *, connect_timeout=5.0, **options):
+    def open(cls, endpoint: Union[str, Endpoint], *, connect_timeout: float = 5.0, **options: Any) -> "Connection":
+        """Connects to ``endpoint``; options: max_frame, call_timeout."""
         return cls(connect(endpoint, connect_timeout), name=str(endpoint), **options)
 
     # requests
-    def request_async(self, op, body=None):
+    def request_async(self, op: str, body: Optional[Dict[str, Any]] = None) -> "Future[Response]":
         """Send now; a Future that resolves to a Response (never raises remote errors)."""
         req_id, fut = self._register()
         self._send(req_id, encode_request(req_id, op, body if body is not None else {}))
         return fut
 
-    def request(self, op, body=None, timeout=None):
+    def request(self, op: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Response:
+        """The Response (ok or not); IoError/timeout only for the connection itself."""
         return self._wait(self.request_async(op, body), op, timeout)
 
-    def call(self, op, body=None, timeout=None):
+    def call(self, op: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The response body; ShieldNitroError with the remote code on failure."""
         return self.request(op, body, timeout).value(op)
 
-    def stream(self, op, first_body=None):
+    def stream(self, op: str, first_body: Optional[Dict[str, Any]] = None) -> "Upload":
         """An upload stream: the first frame carries "more": true (protocol.md, streams)."""
         req_id, fut = self._register()
         self._send(req_id, encode_request(req_id, op, first_body if first_body is not None else {}, more=True))
@@ -314,10 +324,11 @@ class Connection:
                 fut.set_result(Response(req_id, False, {}, "io", f"{self._name}: {reason}"))
 
     @property
-    def connected(self):
+    def connected(self) -> bool:
+        """False once the connection closed or failed."""
         return self._closed_reason is None
 
-    def close(self):
+    def close(self) -> None:
         """Closes the socket; pending calls fail with "io". Idempotent."""
         with self._lock:
             if self._closed_reason is None:
@@ -329,17 +340,17 @@ class Connection:
         self._sock.close()
         self._reader.join(timeout=5)
 
-    def __enter__(self):
+    def __enter__(self) -> "Connection":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 class Upload:
     """An open request stream. One thread feeds it: send() parts, then finish()."""
 
-    def __init__(self, conn, req_id, op, future):
+    def __init__(self, conn: Connection, req_id: int, op: str, future: "Future[Response]") -> None:
         self._conn = conn
         self._id = req_id
         self._op = op
@@ -347,17 +358,18 @@ class Upload:
         self._finished = False
 
     @property
-    def answered_early(self):
+    def answered_early(self) -> bool:
         """True when the peer already answered (typically refused) before the last part."""
         return self._future.done()
 
-    def send(self, part):
+    def send(self, part: Dict[str, Any]) -> None:
+        """One more part of the stream (dropped once the peer has answered)."""
         if self._finished:
             raise ShieldNitroError("usage", f"{self._op}: stream already finished")
         if not self._future.done():
             self._conn._send(self._id, encode_request(self._id, None, part, more=True))
 
-    def finish(self, last_part=None, timeout=None):
+    def finish(self, last_part: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Sends the last part ("more": false) and returns the response body (raises on error)."""
         if not self._finished:
             self._finished = True

@@ -10,9 +10,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from doc_ca import DocCa
 from fake_server import FakeServer
-from shield_nitro import EnclaveClient, Policy, Shield, ShieldNitroError
+from shield_nitro import (ArtifactInfo, EnclaveClient, IoError, KeyHandle, Policy, Shield, ShieldNitroError,
+                          UsageError)
 from shield_nitro import channel as ch
 from shield_nitro.credentials import Credentials
+from shield_nitro.errors import FormatError
 
 DATA_KEY = bytes(range(32))
 
@@ -25,6 +27,8 @@ class FakeEnclave:
         self.creds = None
         self.pushes = 0
         self.artifacts = {}
+        self.uploads = []
+        self.keys = []
         self.refresh_hint = False
         self.seen_plain = []
 
@@ -45,7 +49,11 @@ class FakeEnclave:
         return getattr(self, "op_" + op.replace("-", "_"))(body, parts)
 
     def op_describe(self, body, parts):
-        return {"version": "test", "module_id": "i-0sim-enc0", "digest": "SHA384", "pcrs": self.pcrs}
+        return {"version": "test", "module_id": "i-0sim-enc0", "digest": "SHA384", "pcrs": self.pcrs,
+                "keys": self.keys,
+                "artifacts": [{"handle": h, "kind": "model", "name": "m", "size": len(p)}
+                              for h, p in self.artifacts.items()],
+                "credentials": {"present": self.creds is not None, "expires_at": None, "refresh_needed": False}}
 
     def op_attest(self, body, parts):
         doc = self.ca.document(nonce=body["nonce"], public_key=self.spki(), pcrs=self.pcrs,
@@ -77,7 +85,8 @@ class FakeEnclave:
     def op_load_key(self, body, parts):
         if self.creds is None:
             raise ShieldNitroError("environment", "no AWS credentials")
-        return {"handle": "key-1", "key_id": body.get("key_id", "arn")}
+        self.keys = [{"handle": "key-1", "key_id": body.get("key_id", "arn")}]
+        return self.keys[0]
 
     def op_load_artifact(self, body, parts):
         blob = b"".join(p.get("data", b"") for p in parts)
@@ -86,8 +95,8 @@ class FakeEnclave:
         plain = Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
         handle = f"art-{len(self.artifacts) + 1}"
         self.artifacts[handle] = plain
-        return {"handle": handle, "kind": body["kind"], "name": body["name"], "size": len(plain),
-                "parts": len(parts), "announced": body.get("size")}
+        self.uploads.append({"parts": len(parts), "announced": body.get("size"), "models": body.get("models")})
+        return {"handle": handle, "kind": body["kind"], "name": body["name"], "size": len(plain)}
 
     def op_invoke(self, body, parts):
         return {"output": self.artifacts[body["artifact"]] + b":" + body["input"]}
@@ -119,7 +128,7 @@ def test_full_flow_through_the_channel(enclave):
     fake, endpoint = enclave
     creds = Credentials("AKIA", "SECRET", "TOKEN", int(time.time()) + 3600)
     with EnclaveClient.connect(endpoint, chunk_size=4096) as client:
-        assert client.describe()["module_id"] == "i-0sim-enc0"
+        assert client.describe().module_id == "i-0sim-enc0"
         with pytest.raises(ShieldNitroError) as e:
             client.invoke("art-1", b"x")
         assert e.value.code == "usage"
@@ -132,12 +141,20 @@ def test_full_flow_through_the_channel(enclave):
         key = client.load_key(b"blob", key_id="arn:k", encryption_context={"app": "demo"})
         artifact = os.urandom(50_000)
         blob = Shield.with_key(DATA_KEY).encrypt(artifact)
-        model = client.load_artifact(key["handle"], io.BytesIO(blob), kind="model", name="m")
-        assert model["size"] == len(artifact) and model["parts"] == -(-len(blob) // 4096) + 1
-        out = client.invoke(model["handle"], b"input")
-        assert out == artifact + b":input"
-        ct = client.encrypt(key["handle"], b"secret text")
-        assert client.decrypt(key["handle"], ct) == b"secret text"
+        assert key == KeyHandle("key-1", "arn:k")
+        model = client.load_artifact(key, io.BytesIO(blob), kind="model", name="m")
+        assert model == ArtifactInfo("art-1", "model", "m", len(artifact))
+        assert fake.uploads[-1]["parts"] == -(-len(blob) // 4096) + 1
+        code = client.load_artifact(key.handle, io.BytesIO(blob), kind="code", name="c", models=[model])
+        assert fake.uploads[-1]["models"] == ["art-1"]
+        out = client.invoke(model.handle, b"input")
+        assert out == artifact + b":input" and client.invoke(code, b"") == artifact + b":"
+        ct = client.encrypt(key.handle, b"secret text")
+        assert client.decrypt(key, ct) == b"secret text"
+        described = client.describe()
+        assert described.keys == (key,) and described.artifacts[0] == model and described.credentials.present
+        assert described.pcrs[0] == PCRS[0] and described.pcrs_hex()[0] == PCRS[0].hex()
+        assert PCRS[1].hex() in repr(described)          # PCRs show as lowercase hex
         with pytest.raises(ShieldNitroError) as e:
             client.unload("art-99")
         assert e.value.code == "not_found"
@@ -151,17 +168,24 @@ def test_load_artifact_from_path(enclave, tmp_path):
     path.write_bytes(Shield.with_key(DATA_KEY).encrypt(b"weights"))
     with EnclaveClient.connect(endpoint) as client:
         loaded = client.load_artifact("key-1", path)
-        assert loaded["name"] == "model.shield"
-        assert loaded["announced"] == path.stat().st_size   # a regular file announces its size
+        assert loaded.name == "model.shield"
+        assert fake.uploads[-1]["announced"] == path.stat().st_size   # a regular file announces its size
         prefixed = tmp_path / "prefixed.bin"                # what is left of a file read in part
         prefixed.write_bytes(b"abc" + path.read_bytes())
         with open(prefixed, "rb") as f:
             f.read(3)
-            assert client.load_artifact("key-1", f)["announced"] == path.stat().st_size
+            client.load_artifact("key-1", f)
+            assert fake.uploads[-1]["announced"] == path.stat().st_size
         # A pipe or in-memory stream has no size to announce.
-        assert client.load_artifact("key-1", io.BytesIO(path.read_bytes()))["announced"] is None
-        with pytest.raises(ShieldNitroError):
+        client.load_artifact("key-1", io.BytesIO(path.read_bytes()))
+        assert fake.uploads[-1]["announced"] is None
+        with pytest.raises(UsageError):
             client.load_artifact("key-1", path, kind="binary")
+        with pytest.raises(IoError) as e:                    # not a bare FileNotFoundError
+            client.load_artifact("key-1", tmp_path / "missing.shield")
+        assert e.value.code == "io" and "missing.shield" in e.value.message
+        with pytest.raises(UsageError):
+            client.load_artifact("key-1", io.StringIO("text"))
 
 
 def test_policy_mismatch_refuses_channel(enclave):
@@ -171,7 +195,7 @@ def test_policy_mismatch_refuses_channel(enclave):
             client.open_channel(Policy(pcrs={0: bytes(48)}), root=fake.ca.root)
         assert e.value.code == "policy"
         with pytest.raises(ShieldNitroError) as e:      # default root: AWS, so the test CA fails
-            client.open_channel(Policy())
+            client.open_channel(Policy(pcrs={0: PCRS[0]}))
         assert e.value.code == "verify"
         assert client.channel is None
         doc, claims = client.attest_and_verify(Policy(pcrs={4: PCRS[4]}), root=fake.ca.root, user_data=b"ud")
@@ -199,5 +223,61 @@ def test_enclave_with_wrong_session_is_refused(enclave, monkeypatch):
     monkeypatch.setattr(fake, "op_channel_open", lying_open)
     with EnclaveClient.connect(endpoint) as client:
         with pytest.raises(ShieldNitroError) as e:
-            client.open_channel(Policy(), root=fake.ca.root)
+            client.open_channel(Policy(pcrs={8: PCRS[8]}), root=fake.ca.root)
         assert e.value.code == "verify"
+
+
+def test_channel_refused_unless_the_policy_pins_the_enclave(enclave):
+    fake, endpoint = enclave
+    with EnclaveClient.connect(endpoint) as client:
+        for unpinned in (None, Policy(), Policy(pcrs={3: PCRS[3]}), Policy(allow_debug=True)):
+            with pytest.raises(UsageError) as e:
+                client.open_channel(unpinned, root=fake.ca.root)
+            assert "PCR0" in e.value.message and isinstance(e.value, ValueError)
+        with pytest.raises(UsageError):
+            client.open_channel(root=fake.ca.root)
+        assert client.channel is None and "attest" not in fake.seen_plain   # refused before any request
+        with pytest.raises(UsageError):
+            client.invoke("art-1", b"x")
+        assert client.open_channel(Policy(pcrs={8: [bytes(48), PCRS[8]]}), root=fake.ca.root).claims.pcrs[8] == PCRS[8]
+        chan = client.open_channel(Policy.accept_any_enclave(), root=fake.ca.root)   # loud opt-out
+        assert chan.claims.module_id and client.channel is chan
+
+
+def test_attest_nonce_of_1_to_512_bytes(enclave):
+    fake, endpoint = enclave
+    with EnclaveClient.connect(endpoint) as client:
+        for size in (1, 33, 512):
+            nonce = os.urandom(size)
+            doc, claims = client.attest_and_verify(Policy(pcrs={0: PCRS[0]}), root=fake.ca.root, nonce=nonce)
+            assert claims.nonce == nonce
+        assert sorted(len(n) for n in fake.pending) == [1, 33, 512]
+        for bad in (b"", os.urandom(513), "00" * 32, 32):
+            with pytest.raises(UsageError):
+                client.attest(bad)
+        assert len(fake.pending) == 3                     # refused before sending anything
+        before = set(fake.pending)
+        client.attest()
+        assert [len(n) for n in set(fake.pending) - before] == [32]   # 32 random bytes by default
+
+
+def test_typed_results_refuse_malformed_answers(enclave, monkeypatch):
+    fake, endpoint = enclave
+    monkeypatch.setattr(fake, "op_load_key", lambda body, parts: {"handle": 7})
+    fake.creds = {}
+    with EnclaveClient.connect(endpoint) as client:
+        with pytest.raises(FormatError) as e:
+            client.load_key(b"blob")
+        assert e.value.message == "load-key: response lacks handle (str)"
+
+
+def test_remote_error_messages_name_the_op_once(enclave, monkeypatch):
+    fake, endpoint = enclave
+
+    def refuse(body, parts):
+        raise ShieldNitroError("format", "attest: nonce must be 32 bytes")
+    monkeypatch.setattr(fake, "op_attest", refuse)
+    with EnclaveClient.connect(endpoint) as client:
+        with pytest.raises(FormatError) as e:
+            client.attest(b"n")
+        assert str(e.value) == "format: attest: nonce must be 32 bytes"

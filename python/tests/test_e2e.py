@@ -118,24 +118,26 @@ def test_attest_channel_key_artifacts_invoke(stack):
 
     with EnclaveClient.connect(stack.endpoint, credentials=stack.enclave_creds, chunk_size=1000) as client:
         described = client.describe()
-        assert described["pcrs"][0] == stack.pcr0
+        assert described.pcrs[0] == stack.pcr0 and described.module_id
         chan = client.open_channel(Policy(pcrs={0: stack.pcr0}), root=stack.root)
         assert chan.claims.pcrs[0] == stack.pcr0
         client.push_credentials()
         key = client.load_key(stack.blob, key_id=stack.key_id, encryption_context={"app": "e2e"})
-        m = client.load_artifact(key["handle"], stack.tmp / "model.snst", kind="model", name="weights")
-        assert m["size"] == len(model)
-        code = client.load_artifact(key["handle"], stack.tmp / "plugin.shield", kind="code", name="xor",
-                                    models=[m["handle"]])
+        assert key.key_id and key.handle.startswith("key-")
+        m = client.load_artifact(key.handle, stack.tmp / "model.snst", kind="model", name="weights")
+        assert m.size == len(model) and m.kind == "model" and m.name == "weights"
+        code = client.load_artifact(key.handle, stack.tmp / "plugin.shield", kind="code", name="xor",
+                                    models=[m.handle])
         data = os.urandom(10_000)
-        assert client.invoke(code["handle"], data) == bytes(b ^ model[i % len(model)] for i, b in enumerate(data))
-        ct = client.encrypt(key["handle"], b"only inside")
+        assert client.invoke(code.handle, data) == bytes(b ^ model[i % len(model)] for i, b in enumerate(data))
+        ct = client.encrypt(key.handle, b"only inside")
         assert Shield.with_key(stack.data_key).decrypt(ct) == b"only inside"
-        assert client.decrypt(key["handle"], ct) == b"only inside"
+        assert client.decrypt(key.handle, ct) == b"only inside"
         with pytest.raises(ShieldNitroError) as e:      # plaintext ops refused outside the channel
-            client.connection.call("decrypt", {"key": key["handle"], "ciphertext": ct})
+            client.connection.call("decrypt", {"key": key.handle, "ciphertext": ct})
         assert e.value.code == "policy"
-        assert client.stats()["requests"]
+        assert client.stats().requests["invoke"] >= 1
+        assert {a.handle for a in client.describe().artifacts} >= {m.handle, code.handle}
 
 
 def test_policy_mismatch_refuses_the_channel(stack):
