@@ -256,12 +256,15 @@ Proxy::~Proxy() { stop(); }
 
 void Proxy::start() {
   Impl& s = *impl_;
-  if (s.started.exchange(true)) throw Error(Errc::kUsage, "Proxy::start() called twice");
+  if (s.started) throw Error(Errc::kUsage, "Proxy::start() called twice");
+  // Marked started only once the acceptor runs: a failed listen leaves nothing for stop() to
+  // join, and its error (endpoint and reason) reaches the caller instead of a terminate().
+  s.stop_fd.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!s.stop_fd) throw Error(Errc::kIo, "proxy: eventfd: " + errno_text(errno));
   s.listen_fd = net::listen(s.opt.listen, s.opt.listen_options);
   s.bound = bound_endpoint(s.listen_fd.get(), s.opt.listen);
-  s.stop_fd.reset(::eventfd(0, EFD_CLOEXEC));
-  if (!s.stop_fd) throw Error(Errc::kIo, "eventfd: " + errno_text(errno));
   s.acceptor = std::thread([&s] { s.accept_loop(); });
+  s.started = true;
   log_info("proxy: listening on " + s.bound.to_string() + ", relaying to " + s.target() +
            (s.opt.record_dir.empty() ? "" : ", recording into " + s.opt.record_dir));
 }

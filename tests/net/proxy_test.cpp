@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -258,6 +259,36 @@ TEST(Proxy, UnreachableTargetClosesTheClient) {
   EXPECT_EQ(proxy.stats().failed_connects, 1u);
 }
 
+TEST(Proxy, AListenFailureThrowsAndLeavesNothingToStop) {
+  TempDir tmp;
+  // A folder that does not exist, and a TCP port another socket holds.
+  net::ProxyOptions o = options_to(tmp, 9);
+  o.listen = net::Endpoint::unix_path(tmp.path() + "/missing/p.sock");
+  {
+    net::Proxy proxy(o);
+    try {
+      proxy.start();
+      ADD_FAILURE() << "listened in a missing folder";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::kIo);
+      EXPECT_NE(std::string(e.what()).find(tmp.path() + "/missing/p.sock"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("no such file or directory"), std::string::npos) << e.what();
+    }
+  }  // the destructor has nothing to join (it used to terminate the process here)
+  net::UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  o.listen = net::bound_endpoint(taken.get(), net::Endpoint::parse("tcp://127.0.0.1:0"));
+  net::Proxy proxy(o);
+  try {
+    proxy.start();
+    ADD_FAILURE() << "listened on a taken port";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kIo);
+    EXPECT_NE(std::string(e.what()).find(o.listen.to_string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("address already in use"), std::string::npos) << e.what();
+  }
+  proxy.stop();  // still harmless
+}
+
 namespace {
 // Runs the CLI with args; returns the child's pid. stderr goes to err_path.
 pid_t spawn_cli(const std::vector<std::string>& args, const std::string& err_path) {
@@ -326,4 +357,24 @@ TEST(ProxyCli, RefusesToStartForAnUnlistedTarget) {
   EXPECT_NE(read_text_file(err).find("allowlist line 2"), std::string::npos);
   pid = spawn_cli({"proxy", "--listen", "unix:" + tmp.sock(), "--to", "nohostport"}, err);
   EXPECT_EQ(wait_exit(pid), 2);
+}
+
+TEST(ProxyCli, AListenFailureIsOneLineNamingTheEndpointAndExitsThree) {
+  TempDir tmp;
+  std::string err = tmp.path() + "/err.log", missing = "unix:" + tmp.path() + "/missing/p.sock";
+  pid_t pid = spawn_cli({"proxy", "--listen", missing, "--to", "127.0.0.1:9"}, err);
+  EXPECT_EQ(wait_exit(pid), 3);
+  std::string text = read_text_file(err);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_NE(text.find(missing), std::string::npos) << text;
+  EXPECT_NE(text.find("no such file or directory"), std::string::npos) << text;
+
+  net::UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  std::string busy = net::bound_endpoint(taken.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).to_string();
+  pid = spawn_cli({"proxy", "--listen", busy, "--to", "127.0.0.1:9"}, err);
+  EXPECT_EQ(wait_exit(pid), 3);
+  text = read_text_file(err);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_NE(text.find(busy), std::string::npos) << text;
+  EXPECT_NE(text.find("address already in use"), std::string::npos) << text;
 }
