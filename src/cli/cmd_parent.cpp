@@ -51,7 +51,7 @@ void add_common(CLI::App* sub, Common& c) {
   sub->add_option("--enclave", c.enclave, "The enclave service: vsock://16:5000, unix:PATH or tcp://127.0.0.1:PORT")
       ->envname("SHIELD_NITRO_ENCLAVE")
       ->required();
-  sub->add_flag("--json", c.json, "Print the enclave's response body as JSON (byte strings as base64)");
+  sub->add_flag("--json", c.json, "Print the enclave's response body as JSON (PCRs as hex, other byte strings as base64)");
   sub->add_option("--timeout", c.timeout_s, "Seconds to wait for each answer")->capture_default_str()->check(CLI::Range(1, 86400));
 }
 
@@ -136,9 +136,22 @@ void print_describe(const Common& c, const Value& d) {
   std::cout << std::flush;
 }
 
+// describe's JSON: as the enclave answered, but PCRs in lowercase hex like every other
+// measurement the CLI prints (eif describe, attest --json).
+ordered_json describe_json(const Value& d) {
+  ordered_json j = parent::to_json(d);
+  const Value* pcrs = d.find("pcrs");
+  if (!pcrs || !pcrs->is(cbor::Type::kMap)) return j;
+  ordered_json hex = ordered_json::object();
+  for (const auto& [i, v] : pcrs->as_map())
+    if (i.is(cbor::Type::kUnsigned) && v.is(cbor::Type::kBytes)) hex[std::to_string(i.as_uint())] = hex_encode(v.as_bytes());
+  j["pcrs"] = std::move(hex);
+  return j;
+}
+
 void run_describe(const Common& c) {
   Value d = connect(c)->describe();
-  if (c.json) return print_body(d);
+  if (c.json) return print_json(describe_json(d));
   print_describe(c, d);
 }
 
@@ -173,7 +186,8 @@ struct AttestOpts {
 
 void run_attest(const AttestOpts& o) {
   Bytes nonce = o.nonce.empty() ? os_random().bytes(channel::kNonceSize) : usage_hex(o.nonce, "--nonce");
-  if (nonce.size() != channel::kNonceSize) throw Error(Errc::kUsage, "--nonce: expected 32 bytes (64 hex digits)");
+  if (nonce.size() < parent::kMinNonceSize || nonce.size() > parent::kMaxNonceSize)
+    throw Error(Errc::kUsage, "--nonce: expected 1..512 bytes (2..1024 hex digits), got " + std::to_string(nonce.size()));
   std::optional<Bytes> user_data;
   if (!o.user_data.empty()) user_data = usage_hex(o.user_data, "--user-data");
   attest::Policy policy = make_policy(o.policy);  // parsed before connecting: usage errors first
@@ -377,7 +391,7 @@ void setup(CLI::App& app) {
             "Example:\n  shield-nitro parent attest --enclave vsock://16:5000 --pcr 0=$PCR0 --out doc.cbor");
   add_common(sub, at->common);
   add_policy_options(sub, at->policy);
-  sub->add_option("--nonce", at->nonce, "Challenge, 32 bytes hex (default: random)");
+  sub->add_option("--nonce", at->nonce, "Challenge, 1..512 bytes in hex (default: 32 random bytes)");
   sub->add_option("--user-data", at->user_data, "user_data to embed and require (hex)");
   sub->add_option("--out", at->out, "Write the raw document (CBOR) here");
   sub->add_flag("--no-verify", at->no_verify, "Fetch only; do not verify");

@@ -33,6 +33,20 @@ void check_session(const Value& opened, const Bytes& expected) {
 
 }  // namespace
 
+void check_channel_policy(const attest::Policy& policy, Unpinned unpinned) {
+  for (const auto& [index, values] : policy.pcrs) {
+    if (index > 31) throw Error(Errc::kUsage, "policy: PCR index " + std::to_string(index) + " is not in 0..31");
+    if (values.empty()) throw Error(Errc::kUsage, "policy: PCR" + std::to_string(index) + " is pinned to no value");
+    for (const Bytes& v : values)
+      if (v.size() != 48)
+        throw Error(Errc::kUsage, "policy: PCR" + std::to_string(index) + " must be 48 bytes, got " + std::to_string(v.size()));
+  }
+  if (unpinned == Unpinned::kAcceptForExperiments || policy.pcrs.count(0) || policy.pcrs.count(8)) return;
+  throw Error(Errc::kUsage, "open_channel: the policy pins neither PCR0 nor PCR8, so any enclave would get the "
+                            "plaintext: pin one (policy.expect_pcr(0, pcr0)) or, for experiments only, pass "
+                            "Unpinned::kAcceptForExperiments");
+}
+
 // ---------------- Impl plumbing ----------------
 
 Value EnclaveClient::Impl::call_plain(std::string_view op, Value body) {
@@ -98,7 +112,8 @@ Value EnclaveClient::describe() { return impl_->call_plain("describe", Value::ma
 Value EnclaveClient::stats() { return impl_->call_plain("stats", Value::map()); }
 
 Bytes EnclaveClient::attest(ByteView nonce, std::optional<Bytes> user_data) {
-  if (nonce.size() != channel::kNonceSize) throw Error(Errc::kUsage, "attest: the nonce must be 32 bytes");
+  if (nonce.size() < kMinNonceSize || nonce.size() > kMaxNonceSize)
+    throw Error(Errc::kUsage, "attest: the nonce must be 1..512 bytes, got " + std::to_string(nonce.size()));
   cbor::MapEntries body{cbor::entry("nonce", Value::bytes(nonce))};
   if (user_data) body.push_back(cbor::entry("user_data", Value::bytes(std::move(*user_data))));
   Value out = impl_->call_plain("attest", Value::map(std::move(body)));
@@ -116,7 +131,9 @@ attest::Claims EnclaveClient::attest_and_verify(const attest::Policy& policy, co
   return claims;
 }
 
-const ChannelInfo& EnclaveClient::open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor) {
+const ChannelInfo& EnclaveClient::open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
+                                               Unpinned unpinned) {
+  check_channel_policy(policy, unpinned);  // before any request: nothing goes to an unnamed enclave
   channel::ClientHandshake hs;
   Bytes document = attest(hs.nonce());
   attest::Policy p = policy;

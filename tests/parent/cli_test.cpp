@@ -55,7 +55,7 @@ class ParentCli : public ::testing::Test {
 
 TEST_F(ParentCli, DescribeAndAttestJson) {
   json d = ok_json(cli(with_enclave({"describe", "--json"})));
-  EXPECT_EQ(d["pcrs"]["0"], base64_encode(stack->pcr0()));  // bytes as base64
+  EXPECT_EQ(d["pcrs"]["0"], hex_encode(stack->pcr0()));  // measurements as lowercase hex, as everywhere
   EXPECT_TRUE(d["keys"].is_array());
   EXPECT_TRUE(d["artifacts"].is_array());
   EXPECT_EQ(d["credentials"]["present"], false);
@@ -165,7 +165,12 @@ TEST_F(ParentCli, RefusalsUsageErrorsAndUnreachableEnclaves) {
   EXPECT_EQ(cli(with_enclave({"load-artifact", "--key", "key-404", input})).status, 1);
   EXPECT_EQ(cli(with_enclave({"attest", "--pcr", "0=zz"})).status, 2);
   EXPECT_EQ(cli(with_enclave({"attest", "--pcr", "0=abcd"})).status, 2);
-  EXPECT_EQ(cli(with_enclave({"attest", "--nonce", "00"})).status, 2);
+  RunResult long_nonce = cli(with_enclave({"attest", "--nonce", std::string(2 * 513, 'a')}));
+  EXPECT_EQ(long_nonce.status, 2);  // over the NSM's 512 bytes
+  EXPECT_NE(long_nonce.err.find("1..512"), std::string::npos) << long_nonce.err;
+  EXPECT_EQ(cli(with_enclave({"attest", "--nonce", "0"})).status, 2);  // not whole bytes
+  // One byte is a nonce the CLI sends (whatever the enclave then makes of it).
+  EXPECT_NE(cli(with_enclave({"attest", "--no-verify", "--nonce", "00"})).status, 2);
   EXPECT_EQ(cli(with_enclave({"load-key", "--blob", blob, "--encryption-context", "novalue"})).status, 2);
   EXPECT_EQ(cli(with_enclave({"describe", "--timeout", "0"})).status, 2);
   RunResult help = cli({"--help"});

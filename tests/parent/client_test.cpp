@@ -65,6 +65,7 @@ struct FakeEnclave : ::testing::Test {
   std::vector<std::string> pushed_keys;   // access key ids of set-credentials
   std::vector<Value> headers;             // first bodies of load-artifact streams
   std::vector<size_t> part_sizes;         // data sizes of the parts of the last upload
+  std::vector<size_t> nonce_sizes;        // of every attest request
   std::function<Value(const Value&)> describe = [](const Value&) { return Value::map(); };
   std::function<Value()> load_key = [] { return Value::map(); };
   // How many parts load-artifact reads before refusing; -1: reads all and succeeds.
@@ -85,6 +86,12 @@ struct FakeEnclave : ::testing::Test {
       std::lock_guard lock(mu);
       pushed_keys.push_back(r.body.find("access_key_id")->as_text());
       return net::Response::success(Value::map({entry("expires_at", Value::null())}));
+    });
+    server->handle("attest", [this, record](const net::Request& r, net::RequestContext&) {
+      record("attest");
+      std::lock_guard lock(mu);
+      nonce_sizes.push_back(r.body.find("nonce")->as_bytes().size());
+      return net::Response::success(Value::map({entry("document", Value::bytes(Bytes{0x84}))}));  // not a document
     });
     server->handle("load-key", [this, record](const net::Request&, net::RequestContext&) {
       record("load-key");
@@ -271,7 +278,6 @@ TEST_F(FakeEnclave, ErrorsOfTheEnclaveAndTheConnection) {
     EXPECT_EQ(e.code(), Errc::kUnsupported);
     EXPECT_NE(std::string(e.what()).find("stats"), std::string::npos);
   }
-  EXPECT_EQ(code_of([&] { client->attest(Bytes(31, 0)); }), Errc::kUsage);  // nonce must be 32 bytes
   EXPECT_EQ(code_of([&] { parent::EnclaveClient::connect("unix:" + dir.path() + "/nobody.sock"); }), Errc::kIo);
   EXPECT_EQ(code_of([&] { parent::EnclaveClient::connect("udp://1.2.3.4:5"); }), Errc::kUsage);
   parent::ClientOptions zero;
@@ -279,6 +285,53 @@ TEST_F(FakeEnclave, ErrorsOfTheEnclaveAndTheConnection) {
   EXPECT_EQ(code_of([&] { connect(zero); }), Errc::kUsage);
   server->stop();
   EXPECT_EQ(code_of([&] { client->describe(); }), Errc::kIo);
+}
+
+TEST_F(FakeEnclave, AttestTakesNoncesOfOneTo512Bytes) {
+  auto client = connect();
+  for (size_t n : {size_t{1}, size_t{32}, size_t{512}}) EXPECT_EQ(client->attest(Bytes(n, 7)), Bytes{0x84});
+  EXPECT_EQ(code_of([&] { client->attest(Bytes{}); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { client->attest(Bytes(513, 7)); }), Errc::kUsage);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(nonce_sizes, (std::vector<size_t>{1, 32, 512}));  // the refused ones were never sent
+}
+
+TEST_F(FakeEnclave, ChannelRefusedBeforeAnyRequestUnlessThePolicyPinsTheEnclave) {
+  auto client = connect();
+  attest::TrustAnchor anchor = attest::TrustAnchor::aws();
+  attest::Policy none;
+  attest::Policy pcr3_only;
+  pcr3_only.expect_pcr(3, Bytes(48, 3));
+  attest::Policy debug_only;
+  debug_only.allow_debug = true;
+  for (const attest::Policy* p : {&none, &pcr3_only, &debug_only}) {
+    try {
+      client->open_channel(*p, anchor);
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::kUsage);
+      EXPECT_NE(std::string(e.what()).find("PCR0"), std::string::npos) << e.what();
+    }
+  }
+  attest::Policy short_pcr;
+  short_pcr.expect_pcr(0, Bytes(47, 0));
+  attest::Policy high_index;
+  high_index.expect_pcr(0, Bytes(48, 0));
+  high_index.expect_pcr(32, Bytes(48, 0));
+  attest::Policy no_value;
+  no_value.pcrs[8] = {};
+  for (const attest::Policy* p : {&short_pcr, &high_index, &no_value})
+    EXPECT_EQ(code_of([&] { client->open_channel(*p, anchor, parent::Unpinned::kAcceptForExperiments); }), Errc::kUsage);
+  EXPECT_TRUE(seen().empty());  // nothing reached the enclave
+  EXPECT_FALSE(client->channel_open());
+
+  // Pinned (PCR8 alone is enough) or explicitly unpinned: the handshake starts (the fake's
+  // document then fails to decode).
+  attest::Policy pcr8;
+  pcr8.expect_pcr(8, Bytes(48, 8));
+  EXPECT_EQ(code_of([&] { client->open_channel(pcr8, anchor); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { client->open_channel(none, anchor, parent::Unpinned::kAcceptForExperiments); }), Errc::kFormat);
+  EXPECT_EQ(seen(), (std::vector<std::string>{"attest", "attest"}));
 }
 
 TEST_F(FakeEnclave, MalformedAnswersAreFormatErrors) {

@@ -13,7 +13,9 @@
 //   SecureBytes out = client->invoke(code.handle, input);      // sealed: the parent sees ciphertext
 //
 // Plain operations travel as they are; invoke and decrypt (which return plaintext) only inside
-// the attested channel, and refuse with Error(kUsage) until open_channel() succeeded. Once a
+// the attested channel, and refuse with Error(kUsage) until open_channel() succeeded. A channel
+// opens only to an enclave the policy names: PCR0 or PCR8 pinned, or Error(kUsage) before any
+// request (Unpinned::kAcceptForExperiments is the explicit opt-out). Once a
 // channel is open, encrypt and unload are sealed too. Any response carrying
 // "refresh_credentials": true makes the client push fresh credentials from its provider.
 //
@@ -75,6 +77,18 @@ struct ArtifactInfo {
 
 using EncryptionContext = std::map<std::string, std::string>;
 
+// Whether open_channel may proceed with a policy that pins neither PCR0 nor PCR8. Accepting it
+// hands plaintext to any enclave with a valid document: for experiments only.
+enum class Unpinned { kRefuse, kAcceptForExperiments };
+
+// A nonce the NSM accepts: 1..512 bytes (32 random bytes when the caller has none).
+inline constexpr size_t kMinNonceSize = 1;
+inline constexpr size_t kMaxNonceSize = 512;
+
+// Error(kUsage) unless every pinned PCR is an index 0..31 with at least one value of 48 bytes,
+// and PCR0 or PCR8 is pinned (unless `unpinned` accepts that).
+void check_channel_policy(const attest::Policy& policy, Unpinned unpinned = Unpinned::kRefuse);
+
 class EnclaveClient {
  public:
   // Connects (Error(kIo) / Error(kTimeout) when it cannot). Endpoint strings as in
@@ -92,7 +106,7 @@ class EnclaveClient {
   cbor::Value describe();
   cbor::Value stats();
 
-  // The raw attestation document for this nonce (32 bytes) and optional user data.
+  // The raw attestation document for this nonce (1..512 bytes) and optional user data.
   Bytes attest(ByteView nonce, std::optional<Bytes> user_data = std::nullopt);
   // Attests with a fresh nonce and verifies the document against `anchor` and `policy`
   // (whose nonce is replaced by the fresh one). document_out, when given, receives the bytes.
@@ -101,8 +115,10 @@ class EnclaveClient {
   // attest(handshake nonce) -> verify (chain, policy, nonce, public key present) -> X25519 ->
   // channel-open -> the enclave's session id must equal ours (constant time). Replaces an
   // earlier channel (the returned reference is valid until then; channel_info() copies).
-  // Throws kVerify/kPolicy/kExpired when the enclave is not the one wanted.
-  const ChannelInfo& open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor);
+  // Throws kUsage (before any request) when the policy is malformed or pins neither PCR0 nor
+  // PCR8 (see check_channel_policy), kVerify/kPolicy/kExpired when the enclave is not the one wanted.
+  const ChannelInfo& open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
+                                  Unpinned unpinned = Unpinned::kRefuse);
   bool channel_open() const;
   // The open channel's description; Error(kUsage) when none.
   ChannelInfo channel_info() const;
