@@ -83,8 +83,12 @@ void need_key(const KmsArgs& a) {
 }
 
 // Secrets go to a file (mode 0600) or stdout; never into --json output.
-void write_secret(const std::string& path, const SecureBytes& s, bool json) {
+void check_secret_output(const std::string& path, bool json) {
   if (path == "-" && json) throw Error(Errc::kUsage, "--json prints to stdout, so write the secret to a file, not '-'");
+}
+
+void write_secret(const std::string& path, const SecureBytes& s, bool json) {
+  check_secret_output(path, json);
   write_file_atomic(path, s.view(), kSecretMode);
 }
 
@@ -112,8 +116,12 @@ void run_kms(const std::string& op, const KmsArgs& a) {
     need_files(a, 1, "OUT|- (the plaintext data key) and --blob-out FILE");
     if (a.blob_out.empty()) throw Error(Errc::kUsage, "--blob-out FILE is required: it receives the encrypted data key");
     DataKeyResult d = kms.generate_data_key(a.key_id, a.bytes, ctx, r);
-    write_file_atomic(a.blob_out, d.ciphertext_blob);
-    write_secret(a.files[0], d.plaintext, a.json);
+    check_secret_output(a.files[0], a.json);
+    // Both files or neither: a data key without its blob (or the reverse) is useless.
+    AtomicFileWriter blob(a.blob_out), key(a.files[0], kSecretMode);
+    blob.write(d.ciphertext_blob);
+    key.write(d.plaintext.view());
+    AtomicFileWriter::commit_all({&blob, &key});
     out = {{"KeyId", d.key_id}, {"CiphertextBlob", base64_encode(d.ciphertext_blob)}, {"Recipient", r != nullptr}};
   } else if (op == "generate-data-key-without-plaintext") {
     need_key(a);

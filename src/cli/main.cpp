@@ -5,6 +5,7 @@
 
 #include "registry.h"
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/log.h"
 
 #ifndef SN_VERSION
@@ -27,6 +28,13 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Log debug detail to stderr");
   app.parse_complete_callback([&] {
     if (verbose) shield_nitro::set_log_level(shield_nitro::LogLevel::kDebug);
+    // An interrupted command removes what it had not finished writing and says so in one line.
+    std::string what;
+    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+      sub = sub->get_subcommands().front();
+      what += (what.empty() ? "" : " ") + sub->get_name();
+    }
+    shield_nitro::exit_cleanly_on_interrupt(what.empty() ? "shield-nitro" : what);
   });
   shield_nitro::cli::setup_all(app);
   try {

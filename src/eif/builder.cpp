@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "fanout.h"
-#include "output_file.h"
+#include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/progress.h"
 #include "shield_nitro/eif/signature.h"
@@ -32,7 +32,7 @@ uint64_t ramdisk_size(const RamdiskInput& r) { return r.path.empty() ? cpio_size
 // writes them to the output in order.
 class ChunkWriter {
  public:
-  ChunkWriter(ChunkFanOut& fan, OutputFile& out, Progress& progress) : fan_(fan), out_(out), progress_(progress) {}
+  ChunkWriter(ChunkFanOut& fan, AtomicFileWriter& out, Progress& progress) : fan_(fan), out_(out), progress_(progress) {}
   void begin_section(unsigned flags) {
     flush();
     flags_ = flags;
@@ -84,7 +84,7 @@ class ChunkWriter {
 
  private:
   ChunkFanOut& fan_;
-  OutputFile& out_;
+  AtomicFileWriter& out_;
   Progress& progress_;
   Chunk* cur_ = nullptr;
   unsigned flags_ = 0;
@@ -124,7 +124,7 @@ BuildResult build_eif(const BuildInput& in, const std::string& out_path) {
   uint64_t total = 0;
   for (const auto& p : plan) total += kSectionHeaderSize + p.size;
 
-  OutputFile out(out_path);
+  AtomicFileWriter out(out_path);
   out.write(Bytes(kHeaderSize, 0));
   Hashes h;
   Progress progress("eif build", total, in.progress);

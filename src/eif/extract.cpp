@@ -1,6 +1,6 @@
 #include "shield_nitro/eif/extract.h"
 
-#include "output_file.h"
+#include "shield_nitro/core/file_io.h"
 #include "shield_nitro/eif/cpio.h"
 #include "shield_nitro/eif/reader.h"
 #include "staging_dir.h"
@@ -9,7 +9,7 @@ namespace shield_nitro::eif {
 namespace {
 
 void copy_section(const EifReader& r, const SectionInfo& s, const std::string& path) {
-  OutputFile out(path);
+  AtomicFileWriter out(path);
   r.stream_section(s, [&](ByteView b) { out.write(b); });
   out.commit();
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/log.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/core/reader.h"
 #include "shield_nitro/core/secure_bytes.h"
@@ -158,9 +160,123 @@ TEST(FileIo, AtomicWriteLeavesNothingOnFailure) {
   std::filesystem::remove_all(dir);
 }
 
+namespace {
+size_t entries(const std::filesystem::path& dir) {
+  return static_cast<size_t>(
+      std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
+}
+std::filesystem::path fresh_dir() {
+  auto dir = std::filesystem::temp_directory_path() / ("sn-core-" + hex_encode(os_random().bytes(4)));
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+}  // namespace
+
+TEST(FileIo, AnonymousOutputHasNoNameUntilCommit) {
+  auto dir = fresh_dir();
+  std::string path = (dir / "out.bin").string();
+  write_file_atomic(path, as_bytes("old contents"), 0644);
+  {
+    AtomicFileWriter w(path, 0600);
+    ASSERT_TRUE(w.anonymous()) << "the test folder's filesystem has no O_TMPFILE";
+    w.write(as_bytes("new ..... data"));
+    w.write_at(4, as_bytes("whole"));
+    EXPECT_EQ(entries(dir), 1u);  // only the old file: nothing visible while writing
+    EXPECT_EQ(read_text_file(path), "old contents");
+    w.commit();
+  }
+  EXPECT_EQ(read_text_file(path), "new whole data");
+  struct stat st{};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_nlink, 1u);  // the hidden name used to replace the old file is gone
+  EXPECT_EQ(entries(dir), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(FileIo, NamedFallbackIsRemovedWhenAbandoned) {
+  auto dir = fresh_dir();
+  std::string path = (dir / "out.bin").string();
+  {
+    AtomicFileWriter w(path, 0600, AtomicFileWriter::Temp::kNamed);
+    EXPECT_FALSE(w.anonymous());
+    w.write(as_bytes("partial"));
+    EXPECT_EQ(entries(dir), 1u);  // the hidden temporary
+  }
+  EXPECT_EQ(entries(dir), 0u);
+  {
+    AtomicFileWriter w(path, 0600, AtomicFileWriter::Temp::kNamed);
+    w.write(as_bytes("done"));
+    w.commit();
+  }
+  EXPECT_EQ(read_text_file(path), "done");
+  EXPECT_EQ(entries(dir), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+// An interrupt in the middle of a write: exit 128+signal, one line, and no file of any kind.
+TEST(FileIo, InterruptRemovesUnfinishedOutputs) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    for (auto temp : {AtomicFileWriter::Temp::kAnonymous, AtomicFileWriter::Temp::kNamed}) {
+      auto dir = fresh_dir();
+      std::string path = (dir / "plain.bin").string();
+      const char* expected = sig == SIGINT ? "^shield-nitro: decrypt interrupted by SIGINT; no output was written\n$"
+                                           : "^shield-nitro: decrypt interrupted by SIGTERM; no output was written\n$";
+      EXPECT_EXIT(
+          {
+            exit_cleanly_on_interrupt("decrypt");
+            AtomicFileWriter w(path, 0600, temp);
+            w.write(as_bytes("secret plaintext"));
+            ::raise(sig);
+          },
+          ::testing::ExitedWithCode(128 + sig), expected);
+      EXPECT_EQ(entries(dir), 0u) << "signal " << sig;
+      std::filesystem::remove_all(dir);
+    }
+  }
+}
+
+TEST(FileIo, CommitAllLeavesNeitherWhenOneFails) {
+  auto dir = fresh_dir();
+  std::string first = (dir / "key.bin").string();
+  std::filesystem::create_directories(dir / "taken");  // a folder where the second file should go
+  {
+    AtomicFileWriter a(first, 0600), b((dir / "taken").string(), 0600);
+    a.write(as_bytes("data key"));
+    b.write(as_bytes("blob"));
+    EXPECT_THROW(AtomicFileWriter::commit_all({&a, &b}), Error);
+  }
+  EXPECT_FALSE(file_exists(first));
+  EXPECT_EQ(entries(dir), 1u);  // only the folder
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Clock, FixedClock) {
   FixedClock c(1000);
   c.advance_ms(500);
   EXPECT_EQ(c.now_ms(), 1500);
   EXPECT_GT(system_clock().now_s(), 1700000000);
+}
+
+TEST(Log, RepeatedLinesBecomeOneLineWithACount) {
+  LogLevel saved = log_level();
+  set_log_level(LogLevel::kInfo);
+  testing::internal::CaptureStderr();
+  log_info("log test: first");
+  for (int i = 0; i < 1000; ++i) log_warn("log test: the same line");
+  log_info("log test: the same line");  // another level is another line
+  log_info("log test: the same line");
+  log_flush_repeats();
+  log_flush_repeats();  // nothing pending: prints nothing
+  log_debug("log test: below the level, neither printed nor counted");
+  log_info("log test: last");
+  std::string out = testing::internal::GetCapturedStderr();
+  set_log_level(saved);
+  EXPECT_EQ(out,
+            "shield-nitro: info: log test: first\n"
+            "shield-nitro: warn: log test: the same line\n"
+            "shield-nitro: warn: log test: the same line (repeated 999 more times)\n"
+            "shield-nitro: info: log test: the same line\n"
+            "shield-nitro: info: log test: the same line (repeated 1 more times)\n"
+            "shield-nitro: info: log test: last\n");
 }

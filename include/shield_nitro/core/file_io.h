@@ -1,8 +1,9 @@
-// File helpers. Outputs are written atomically: a temporary file in the destination's
-// folder, fsync, rename, fsync of the folder. A failed write leaves nothing at the path.
+// File helpers. Outputs are written atomically: an anonymous file in the destination's folder,
+// fsync, linked into place, fsync of the folder. A failed or interrupted write leaves nothing.
 #pragma once
 
 #include <cstdio>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -17,26 +18,45 @@ std::string read_text_file(const std::string& path);
 // Writes all of data to path atomically with the given mode. "-" means standard output.
 void write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
 
-// Streaming atomic writer: write() many times, then commit(). If destroyed without commit()
-// (an exception unwound past it), the temporary file is removed and the path is untouched.
+// Streaming atomic writer: write() many times, then commit(). No name exists at the path (or
+// beside it) until commit(): the data goes to an anonymous file (O_TMPFILE) that commit() links
+// into place, so an exception, a signal, SIGKILL or a power cut leaves nothing behind. On
+// filesystems without O_TMPFILE it falls back to a hidden named temporary beside the path, which
+// the destructor and the interrupt handler (exit_cleanly_on_interrupt) remove. If destroyed without
+// commit(), the path is untouched.
 class AtomicFileWriter {
  public:
-  explicit AtomicFileWriter(const std::string& path, unsigned mode = 0644);
+  enum class Temp { kAnonymous, kNamed };  // kNamed forces the fallback (tests)
+  explicit AtomicFileWriter(const std::string& path, unsigned mode = 0644, Temp temp = Temp::kAnonymous);
   ~AtomicFileWriter();
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
 
   void write(ByteView data);
+  // Writes at an absolute offset (headers known only at the end). Not for standard output.
+  void write_at(uint64_t offset, ByteView data);
+  // fsync, link into place (replacing what was there), fsync of the folder. Throws kIo.
   void commit();
+  // Commits several outputs as a unit: if one fails, those already committed are removed, so a
+  // command that promises two files never leaves one of them.
+  static void commit_all(std::initializer_list<AtomicFileWriter*> writers);
   const std::string& path() const { return path_; }
+  bool anonymous() const { return tmp_.empty() && !to_stdout_; }
 
  private:
+  void link_into_place();
   std::string path_;
-  std::string tmp_;
+  std::string tmp_;  // the named fallback; empty for an anonymous file
   int fd_ = -1;
+  int registry_slot_ = -1;
   bool to_stdout_ = false;
   bool committed_ = false;
 };
+
+// Installs SIGINT/SIGTERM handlers for a command that writes files: they remove unfinished named
+// temporaries, print one line ("<what> interrupted by SIGINT; no output was written") and exit
+// with 128 + the signal (130, 143). Servers that sigwait() block these signals and are unaffected.
+void exit_cleanly_on_interrupt(const std::string& what);
 
 // Sequential reader over a file or "-" (stdin) that fills caller buffers.
 class FileReader {
