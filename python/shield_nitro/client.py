@@ -34,7 +34,7 @@ from .credentials import Credentials, CredentialsProvider, static_provider
 from .errors import CODES, ShieldNitroError, io_error, prefixed
 from .results import ArtifactInfo, Description, KeyHandle, Stats
 from .roots import TrustRoot
-from .transport import Connection, Endpoint
+from .transport import Connection, Endpoint, encode_request_body
 
 DEFAULT_CHUNK = 1 << 20
 KINDS = ("model", "code")
@@ -62,7 +62,7 @@ class Channel:
 
     def call(self, op: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Runs ``op`` inside the channel and returns its body (ShieldNitroError on failure)."""
-        inner = cbor2.dumps({"op": op, "body": body if body is not None else {}})
+        inner = encode_request_body(op, body)
         outer = self._client._call_plain("sealed", {"session": self._box.session_id, "data": self._box.seal(inner)},
                                          timeout)
         sealed = outer.get("data")

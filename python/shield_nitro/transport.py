@@ -153,7 +153,21 @@ def encode_request(req_id: int, op: Optional[str], body: Dict[str, Any], more: O
     if more is not None:
         msg["more"] = more
     msg["body"] = body
-    return cbor2.dumps(msg)
+    return _encode(msg, op)
+
+
+def encode_request_body(op: str, body: Optional[Dict[str, Any]]) -> bytes:
+    """``{"op", "body"}``: a request as it travels inside the attested channel."""
+    if body is not None and not isinstance(body, dict):
+        raise ShieldNitroError("usage", f"{op}: the request body must be a map")
+    return _encode({"op": op, "body": body if body is not None else {}}, op)
+
+
+def _encode(msg: Dict[str, Any], op: Optional[str]) -> bytes:
+    try:
+        return cbor2.dumps(msg)
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as e:
+        raise ShieldNitroError("usage", f"{op or 'request'}: the body cannot be encoded as CBOR ({e})") from None
 
 
 @dataclass

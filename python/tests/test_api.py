@@ -148,3 +148,11 @@ def test_pip_install_leaves_the_source_tree_clean(tmp_path):
     after = sorted(p.relative_to(src).as_posix() for p in src.rglob("*"))
     assert after == before
     assert (target / "shield_nitro" / "py.typed").is_file() and (target / "shield_nitro" / "results.py").is_file()
+
+
+def test_unencodable_request_bodies_are_usage_errors():
+    for call in (lambda: transport.encode_request(1, "encrypt", {"key": object()}),
+                 lambda: transport.encode_request_body("invoke", {"input": object()}),
+                 lambda: transport.encode_request_body("invoke", ["not", "a", "map"])):
+        with pytest.raises(UsageError):
+            call()
