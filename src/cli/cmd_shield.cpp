@@ -1,5 +1,7 @@
-// keygen / encrypt / decrypt: Shield v4 messages and stream containers from the command line.
+// keygen / encrypt / decrypt: Shield v4 messages and stream containers from the command line,
+// and read-only migration of Guard8 StreamCipher files.
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <optional>
@@ -10,6 +12,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/progress.h"
 #include "shield_nitro/shield/format.h"
+#include "shield_nitro/shield/guard8_stream.h"
 #include "shield_nitro/shield/shield.h"
 #include "shield_nitro/shield/stream.h"
 #include "util.h"
@@ -24,11 +27,16 @@ using shield::ShieldOptions;
 constexpr unsigned kPlaintextMode = 0600;
 // Show a progress bar when the input is at least this big (or of unknown size).
 constexpr int64_t kProgressThreshold = 64 << 20;
+// Fewer PBKDF2 iterations make password guessing cheap: only to read old data, on request.
+constexpr int64_t kWeakKdfBelow = 100000;
+constexpr int64_t kMaxKdfIterations = 100000000;  // about a minute: more is a typo, not a policy
 
 struct KeyArgs {
   std::string key_file;
   std::string password_env;
   std::string service;
+  std::optional<int64_t> pbkdf2_iterations;
+  bool allow_weak_kdf = false;
 };
 
 struct CryptArgs {
@@ -38,6 +46,8 @@ struct CryptArgs {
   bool stream = false;
   uint32_t chunk_size = shield::kStreamDefaultChunkSize;
   std::string max_age = "60000";
+  std::string from = "shield";
+  std::string original_name;
 };
 
 // A key file holds 32 raw bytes, or 64 hex characters with an optional trailing newline.
@@ -64,15 +74,45 @@ ShieldKey load_key_file(const std::string& path) {
   return std::move(*key);
 }
 
+// The PBKDF2 iteration count of password mode: --pbkdf2-iterations, checked against the floor.
+int kdf_iterations(const KeyArgs& k) {
+  if (!k.pbkdf2_iterations) return shield::kPbkdf2Iterations;
+  const int64_t n = *k.pbkdf2_iterations;
+  if (!k.key_file.empty())
+    throw Error(Errc::kUsage, "--pbkdf2-iterations applies to password mode only, not to --key-file");
+  if (n < 1 || n > kMaxKdfIterations)
+    throw Error(Errc::kUsage, "--pbkdf2-iterations expects 1 to " + std::to_string(kMaxKdfIterations) + ", got " +
+                                  std::to_string(n));
+  if (n < kWeakKdfBelow && !k.allow_weak_kdf)
+    throw Error(Errc::kUsage, "--pbkdf2-iterations " + std::to_string(n) + " is below " +
+                                  std::to_string(kWeakKdfBelow) +
+                                  ", which makes password guessing cheap; add --allow-weak-kdf to accept it for old "
+                                  "data");
+  return static_cast<int>(n);
+}
+
 Shield make_shield(const KeyArgs& k, ShieldOptions options) {
   const bool password = !k.password_env.empty() || !k.service.empty();
   if (!k.key_file.empty() && password)
     throw Error(Errc::kUsage, "use either --key-file or --password-env/--service, not both");
+  options.pbkdf2_iterations = kdf_iterations(k);
   if (!k.key_file.empty()) return Shield::with_key(load_key_file(k.key_file), options);
   if (!password) throw Error(Errc::kUsage, "no key: pass --key-file FILE, or --password-env VAR --service NAME");
   if (k.service.empty()) throw Error(Errc::kUsage, "password mode needs --service NAME (the key depends on it)");
   SecureBytes pw = read_password(k.password_env);
   return Shield::with_password(pw.view(), k.service, options);
+}
+
+// Writing OUT would replace IN when both name one file (x and ./x, a hard link, a symlink):
+// the atomic rename would destroy the input, so refuse before reading anything.
+void refuse_same_file(const std::string& in, const std::string& out) {
+  if (in == "-" || out == "-") return;
+  struct stat a{}, b{};
+  if (::stat(in.c_str(), &a) != 0 || ::stat(out.c_str(), &b) != 0) return;
+  if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    throw Error(Errc::kUsage, "input " + in + " and output " + out +
+                                  " are the same file: writing the output would destroy the input; choose another "
+                                  "output path");
 }
 
 std::optional<int64_t> parse_max_age(const std::string& text) {
@@ -98,6 +138,7 @@ shield::ProgressFn report_to(Progress* p) {
 }
 
 void run_encrypt(const CryptArgs& a) {
+  refuse_same_file(a.in, a.out);
   ShieldOptions options;
   options.suite = shield::parse_suite(a.suite);
   Shield s = make_shield(a.key, options);
@@ -117,7 +158,49 @@ void run_encrypt(const CryptArgs& a) {
   out.commit();
 }
 
+// Guard8's CLI salts the key with the base name of the file it encrypted and names its output
+// NAME.enc, so the default original name is IN's base name without ".enc".
+std::string guard8_original_name(const CryptArgs& a) {
+  if (!a.original_name.empty()) return a.original_name;
+  std::string base = a.in.substr(a.in.find_last_of('/') + 1);
+  const std::string suffix = ".enc";
+  if (a.in == "-" || base.size() <= suffix.size() || base.compare(base.size() - suffix.size(), suffix.size(), suffix))
+    throw Error(Errc::kUsage, "cannot tell the original file name from " + a.in +
+                                  " (Guard8 salts the key with it): pass --original-name NAME");
+  return base.substr(0, base.size() - suffix.size());
+}
+
+void run_decrypt_guard8(const CryptArgs& a) {
+  if (!a.key.service.empty())
+    throw Error(Errc::kUsage, "Guard8 stream files have no service name: drop --service (the key comes from the "
+                              "password and the original file name)");
+  if (!a.key.key_file.empty() && !a.key.password_env.empty())
+    throw Error(Errc::kUsage, "use either --key-file or --password-env, not both");
+  SecureBytes key;
+  if (!a.key.key_file.empty()) {
+    if (!a.original_name.empty())
+      throw Error(Errc::kUsage, "--original-name applies to password mode only, not to --key-file");
+    kdf_iterations(a.key);  // refuses --pbkdf2-iterations with a key file
+    key = SecureBytes(load_key_file(a.key.key_file).view());
+  } else {
+    const std::string name = guard8_original_name(a);
+    const int iterations = kdf_iterations(a.key);
+    SecureBytes pw = read_password(a.key.password_env);
+    key = shield::guard8_password_key(pw.view(), name, iterations);
+  }
+  FileReader in(a.in);
+  AtomicFileWriter out(a.out, kPlaintextMode);
+  auto progress = progress_for("decrypt", in);
+  shield::FileSource src(in);
+  shield::AtomicFileSink dst(out);
+  shield::decrypt_guard8_stream(key.view(), src, dst, {.on_progress = report_to(progress.get())});
+  out.commit();
+}
+
 void run_decrypt(const CryptArgs& a) {
+  refuse_same_file(a.in, a.out);
+  if (a.from == "guard8-stream") return run_decrypt_guard8(a);
+  if (!a.original_name.empty()) throw Error(Errc::kUsage, "--original-name needs --from guard8-stream");
   ShieldOptions options;
   options.max_age_ms = parse_max_age(a.max_age);
   Shield s = make_shield(a.key, options);
@@ -155,6 +238,11 @@ void add_key_options(CLI::App* sub, KeyArgs& k) {
                   "Password mode: read the password from this environment variable (never argv); "
                   "with --service alone you are prompted on the terminal");
   sub->add_option("--service", k.service, "Password mode: service name mixed into the key (domain separation)");
+  auto* iterations = sub->add_option("--pbkdf2-iterations", k.pbkdf2_iterations,
+                                     "Password mode: PBKDF2 iterations (default 600000; not stored in the output, "
+                                     "so decryption must pass the same number)");
+  sub->add_flag("--allow-weak-kdf", k.allow_weak_kdf, "Accept --pbkdf2-iterations below 100000 (old data only)")
+      ->needs(iterations);
 }
 
 void setup(CLI::App& app) {
@@ -180,14 +268,27 @@ void setup(CLI::App& app) {
   e->footer(
       "Examples:\n"
       "  shield-nitro encrypt --key-file model.key --stream model.bin model.snst\n"
-      "  SHIELD_PW=... shield-nitro encrypt --password-env SHIELD_PW --service acme.com note.txt note.shield");
+      "  SHIELD_PW=... shield-nitro encrypt --password-env SHIELD_PW --service acme.com note.txt note.shield\n"
+      "  SHIELD_PW=... shield-nitro encrypt --password-env SHIELD_PW --service acme.com --pbkdf2-iterations 1000000 "
+      "note.txt note.shield\n"
+      "  SHIELD_PW=... shield-nitro encrypt --password-env SHIELD_PW --service acme.com --pbkdf2-iterations 50000 "
+      "--allow-weak-kdf note.txt for-old-reader.shield   (only for a reader that cannot do more)\n"
+      "IN and OUT must be different files.");
   e->callback([enc] { run_encrypt(*enc); });
 
   auto dec = std::make_shared<CryptArgs>();
   auto* d = app.add_subcommand("decrypt",
-                               "Decrypt a Shield v4 message or a stream container (told apart by their first bytes); "
-                               "nothing is written unless everything authenticates");
+                               "Decrypt a Shield v4 message or a stream container (told apart by their first bytes), "
+                               "or with --from guard8-stream a Guard8 StreamCipher file; nothing is written unless "
+                               "everything authenticates");
   add_key_options(d, dec->key);
+  d->add_option("--from", dec->from,
+                "Input format: shield (default: v4 message or stream container, told apart by their first bytes) "
+                "or guard8-stream (a file written by Guard8's 'shield encrypt', read-only migration)")
+      ->check(CLI::IsMember({"shield", "guard8-stream"}));
+  d->add_option("--original-name", dec->original_name,
+                "guard8-stream, password mode: base name of the file Guard8 encrypted (its key's salt; default: IN's "
+                "base name without .enc)");
   d->add_option("--max-age-ms", dec->max_age,
                 "v4 freshness window in milliseconds, or 'none' for data at rest (default 60000; streams have none)");
   d->add_option("IN", dec->in, "Input file, '-' for stdin")->required();
@@ -198,6 +299,14 @@ void setup(CLI::App& app) {
       "Examples:\n"
       "  shield-nitro decrypt --key-file model.key model.snst model.bin\n"
       "  shield-nitro decrypt --key-file k --max-age-ms none archived.shield out.txt\n"
+      "  SHIELD_PW=... shield-nitro decrypt --password-env SHIELD_PW --service acme.com --pbkdf2-iterations 1000000 "
+      "note.shield note.txt\n"
+      "  SHIELD_PW=... shield-nitro decrypt --password-env SHIELD_PW --service acme.com --max-age-ms none "
+      "--pbkdf2-iterations 10000 --allow-weak-kdf old.shield old.txt\n"
+      "  SHIELD_PW=... shield-nitro decrypt --from guard8-stream --password-env SHIELD_PW report.pdf.enc report.pdf\n"
+      "  SHIELD_PW=... shield-nitro decrypt --from guard8-stream --password-env SHIELD_PW --original-name report.pdf "
+      "renamed.bin report.pdf\n"
+      "IN and OUT must be different files.\n"
       "Exit codes: 1 authentication failed / expired / malformed, 2 usage, 3 I/O.");
   d->callback([dec] { run_decrypt(*dec); });
 }

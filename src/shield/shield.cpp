@@ -93,7 +93,9 @@ namespace detail {
 
 std::shared_ptr<const KeyEntry> ShieldState::own_key() {
   std::lock_guard<std::mutex> lock(own_mu);
-  if (!own) own = std::make_shared<const KeyEntry>(derive_password_master(password.view(), own_salt, service));
+  if (!own)
+    own = std::make_shared<const KeyEntry>(
+        derive_password_master(password.view(), own_salt, service, options.pbkdf2_iterations));
   return own;
 }
 
@@ -102,7 +104,8 @@ std::shared_ptr<const KeyEntry> ShieldState::key_for_salt(const Salt& salt, bool
   if (salt == own_salt) return own_key();
   if (auto hit = cache.find(salt)) return hit;
   fresh = true;
-  return std::make_shared<const KeyEntry>(derive_password_master(password.view(), salt, service));
+  return std::make_shared<const KeyEntry>(
+      derive_password_master(password.view(), salt, service, options.pbkdf2_iterations));
 }
 
 }  // namespace detail
@@ -127,6 +130,8 @@ static ShieldOptions resolve(ShieldOptions o) {
 }
 
 Shield Shield::with_password(ByteView password, std::string_view service, ShieldOptions options) {
+  if (options.pbkdf2_iterations < 1)
+    throw Error(Errc::kUsage, "PBKDF2 needs at least 1 iteration, got " + std::to_string(options.pbkdf2_iterations));
   auto st = std::make_shared<detail::ShieldState>(resolve(options));
   st->password_mode = true;
   st->password = SecureBytes(password);

@@ -27,6 +27,7 @@
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/shield/kdf.h"
 #include "shield_nitro/shield/suite.h"
 
 namespace shield_nitro::shield {
@@ -65,6 +66,9 @@ struct ShieldOptions {
   // Password mode: master keys of other senders' salts kept after their first message
   // verifies, so their next messages skip PBKDF2. Least recently used entries are dropped.
   size_t salt_cache_entries = 64;
+  // Password mode: PBKDF2 iterations, for encryption and decryption alike (a v4 message does
+  // not record them: both sides must agree). At least 1; below 100000 only for old data.
+  int pbkdf2_iterations = kPbkdf2Iterations;
   // Test seams only: a FixedClock / ScriptedRandom reproduce vectors. Null means the
   // system clock and the OpenSSL CSPRNG. Never set these on a production path.
   const Clock* clock = nullptr;
