@@ -373,6 +373,9 @@ struct EnclaveService::Impl {
                        cbor::entry("errors", Value::map(std::move(errors))),
                        cbor::entry("latency_us", Value::map(std::move(latency))),
                        cbor::entry("connections", Value::uint(ns.connections_open)),
+                       cbor::entry("connections_refused", Value::uint(ns.connections_refused)),
+                       cbor::entry("connections_dropped", Value::uint(ns.connections_dropped)),
+                       cbor::entry("buffered_reply_bytes", Value::uint(ns.buffered_output_bytes)),
                        cbor::entry("sessions", Value::uint(channels.session_count()))});
   }
 };

@@ -4,10 +4,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -178,8 +181,31 @@ void wait_connected(int fd, const Endpoint& ep, std::chrono::milliseconds timeou
   if (err != 0) throw Error(Errc::kIo, "connect " + ep.to_string() + ": " + errno_text(err));
 }
 
+// A unix listener with a full backlog fails a non-blocking connect with EAGAIN and leaves
+// nothing pending (unlike TCP's EINPROGRESS; the socket then polls writable, unconnected).
+// A blocking connect waits for room instead, bounded by SO_SNDTIMEO.
+void connect_unix(int fd, const Endpoint& ep, const SockAddr& addr, std::chrono::milliseconds timeout) {
+  auto ms = std::max<int64_t>(1, timeout.count());
+  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int rc;
+  do {
+    rc = ::connect(fd, addr.get(), addr.length);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0 && (errno == EAGAIN || errno == EINPROGRESS))
+    throw Error(Errc::kTimeout, "connect " + ep.to_string() + ": the listener's backlog stayed full for " +
+                                    std::to_string(timeout.count()) + " ms");
+  if (rc != 0) throw Error(Errc::kIo, "connect " + ep.to_string() + ": " + errno_text(errno));
+  tv = timeval{};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 UniqueFd connect_one(const Endpoint& ep, const SockAddr& addr, std::chrono::milliseconds timeout) {
   UniqueFd fd = new_socket(addr.family);
+  if (addr.family == AF_UNIX) {
+    connect_unix(fd.get(), ep, addr, timeout);
+    return fd;
+  }
   set_nonblocking(fd.get(), true);
   if (::connect(fd.get(), addr.get(), addr.length) != 0) {
     if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)

@@ -32,6 +32,10 @@ constexpr uint64_t kWakeTag = 1;
 constexpr uint64_t kFirstConnId = 16;
 constexpr size_t kBytesPerEvent = 1 << 20;  // fairness: at most 1 MiB per connection per turn
 constexpr int64_t kTickMs = 50;     // timeout sweep period
+// Accepts per event-loop turn: a connect flood cannot keep the loop from serving (and reaping)
+// the connections it already has.
+constexpr int kAcceptsPerTurn = 64;
+constexpr size_t kKeepOutCapacity = size_t{1} << 20;  // larger idle output buffers are freed
 
 int64_t ms_to_ns(std::chrono::milliseconds d) { return static_cast<int64_t>(d.count()) * 1000000; }
 
@@ -64,6 +68,9 @@ struct Conn {
   uint32_t events = 0;
   size_t in_flight = 0;
   size_t stream_bytes = 0;
+  size_t counted_out = 0;       // this connection's share of Impl::buffered_out
+  bool out_paused = false;      // counted in Impl::n_out_paused
+  bool frames_waiting = false;  // decoding stopped while reading was paused: resume it
   std::unordered_map<uint64_t, std::shared_ptr<Stream>> streams;
   std::shared_ptr<void> state;
 
@@ -101,16 +108,22 @@ struct Server::Impl {
   int64_t drain_deadline_ns = 0;
   std::vector<detail::WorkerPool::Task> batch;
 
-  std::atomic<uint64_t> n_accepted{0}, n_open{0}, n_dropped{0}, n_requests{0}, n_errors{0};
+  std::atomic<uint64_t> n_accepted{0}, n_open{0}, n_dropped{0}, n_requests{0}, n_errors{0}, n_refused{0};
+  std::atomic<uint64_t> n_in_flight{0}, n_out_paused{0}, buffered_out{0}, peak_out{0};
 
   // ---- shared by the loop and workers (call with c.mu held) ----
   bool reading_allowed(const Conn& c) const {
     return !c.closed && !c.peer_eof && !c.close_when_flushed && !c.doomed &&
-           c.in_flight < opt.max_in_flight_per_connection && c.stream_bytes < opt.stream_buffer_limit;
+           c.in_flight < opt.max_in_flight_per_connection && c.stream_bytes < opt.stream_buffer_limit &&
+           c.pending_out() < opt.output_pause_bytes;
   }
 
   void update_events(Conn& c) {
     if (c.closed) return;
+    if (c.frames_waiting && reading_allowed(c)) {
+      c.frames_waiting = false;
+      wake_loop(c.id);  // complete frames may already sit in the decoder: no socket event will come
+    }
     uint32_t want = (reading_allowed(c) ? EPOLLIN : 0u) | (c.pending_out() ? EPOLLOUT : 0u);
     if (want == c.events) return;
     epoll_event ev{};
@@ -133,11 +146,38 @@ struct Server::Impl {
       break;
     }
     if (c.out_pos == c.out.size()) {
+      if (c.out.capacity() > kKeepOutCapacity) Bytes().swap(c.out);
       c.out.clear();
       c.out_pos = 0;
     } else if (c.out_pos > (size_t{1} << 20) && c.out_pos > c.out.size() / 2) {
       c.out.erase(c.out.begin(), c.out.begin() + static_cast<ptrdiff_t>(c.out_pos));
       c.out_pos = 0;
+    }
+    account_output(c);
+  }
+
+  // Keeps the totals behind backpressure and the stats in step with c's unsent output.
+  void account_output(Conn& c) {
+    if (c.closed) return;
+    size_t now = c.pending_out();
+    if (now > c.counted_out) {
+      uint64_t total = buffered_out.fetch_add(now - c.counted_out) + (now - c.counted_out);
+      uint64_t peak = peak_out.load(std::memory_order_relaxed);
+      while (total > peak && !peak_out.compare_exchange_weak(peak, total)) {
+      }
+      if (total > opt.total_output_limit) {  // the loop sheds the largest holder
+        uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(wake_fd.get(), &one, sizeof one);
+      }
+    } else if (now < c.counted_out) {
+      buffered_out.fetch_sub(c.counted_out - now);
+    }
+    c.counted_out = now;
+    bool paused = now >= opt.output_pause_bytes;
+    if (paused != c.out_paused) {
+      c.out_paused = paused;
+      if (paused) n_out_paused++;
+      else n_out_paused--;
     }
   }
 
@@ -147,7 +187,7 @@ struct Server::Impl {
     bool was_empty = c.pending_out() == 0;
     c.out.insert(c.out.end(), frame.begin(), frame.end());
     flush(c);
-    if (!was_empty && c.pending_out() > opt.output_buffer_limit) {
+    if (!was_empty && c.pending_out() > opt.output_buffer_limit) {  // past backpressure: in-flight replies
       log_warn("net: connection " + std::to_string(c.id) + " dropped: " + std::to_string(c.pending_out()) +
                " bytes of responses unread (limit " + std::to_string(opt.output_buffer_limit) + ")");
       c.doomed = true;
@@ -183,7 +223,11 @@ struct Server::Impl {
   // ---- event loop ----
   void loop();
   void accept_all();
+  void reap_closed_peers();
+  void on_event(uint64_t id, uint32_t events);
   void on_readable(const std::shared_ptr<Conn>& c);
+  bool decode_frames(const std::shared_ptr<Conn>& c);
+  void shed_output();
   void on_frame(const std::shared_ptr<Conn>& c, Bytes frame);
   void on_continuation(Conn& c, Request& req, size_t frame_size);
   void on_peer_eof(Conn& c);
@@ -271,6 +315,7 @@ void Server::Impl::finish_request(Conn& c, const std::shared_ptr<Stream>& stream
     stream->parts.clear();
   }
   c.in_flight--;
+  n_in_flight--;
   send_frame(c, frame);
   update_events(c);
   if (!c.closed && wants_close(c)) wake_loop(c.id);
@@ -279,7 +324,8 @@ void Server::Impl::finish_request(Conn& c, const std::shared_ptr<Stream>& stream
 // ---------------- event loop ----------------
 
 void Server::Impl::accept_all() {
-  for (;;) {
+  for (int turn = 0; turn < kAcceptsPerTurn; ++turn) {
+    if (conns.size() >= opt.max_connections) reap_closed_peers();
     int fd = ::accept4(listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -292,7 +338,9 @@ void Server::Impl::accept_all() {
       return;
     }
     if (conns.size() >= opt.max_connections) {
-      log_warn("net: connection refused: " + std::to_string(conns.size()) + " open (max_connections)");
+      // The same text each time, so that a flood collapses into one line with a count.
+      log_warn("net: connection refused: " + std::to_string(opt.max_connections) + " connections open (max_connections)");
+      n_refused++;
       ::close(fd);
       continue;
     }
@@ -312,6 +360,18 @@ void Server::Impl::accept_all() {
     n_accepted++;
     n_open++;
     log_debug("net: connection " + std::to_string(c->id) + " opened on " + bound.to_string());
+  }
+}
+
+// At the limit: handles what is already pending on the connections (a peer that closed shows
+// as readable), so that slots held by closed peers are freed before a new client is refused.
+void Server::Impl::reap_closed_peers() {
+  epoll_event events[256];
+  for (int round = 0; round < 16 && conns.size() >= opt.max_connections; ++round) {
+    int n = ::epoll_wait(epoll_fd.get(), events, 256, 0);
+    for (int i = 0; i < n; ++i)
+      if (events[i].data.u64 != kListenTag && events[i].data.u64 != kWakeTag) on_event(events[i].data.u64, events[i].events);
+    if (n < 256) break;
   }
 }
 
@@ -352,20 +412,38 @@ void Server::Impl::on_readable(const std::shared_ptr<Conn>& c) {
     c->last_activity_ns.store(monotonic_ns(), std::memory_order_relaxed);
     c->decoder.commit(static_cast<size_t>(n));
     budget -= static_cast<size_t>(n);
-    try {
-      while (auto frame = c->decoder.next()) on_frame(c, std::move(*frame));
-    } catch (const Error& e) {  // oversize or empty frame: framing is lost, so answer and close
-      log_warn("net: connection " + std::to_string(c->id) + ": " + e.what());
-      std::lock_guard lock(c->mu);
-      send_response(*c, Response::failure(e.code(), e.what()));
-      c->close_when_flushed = true;
-      update_events(*c);
-      break;
-    }
+    if (!decode_frames(c)) break;
     if (static_cast<size_t>(n) < area.size()) break;
   }
   if (!c->decoder.partial()) c->partial_since_ns = 0;
   else if (c->partial_since_ns == 0) c->partial_since_ns = monotonic_ns();
+}
+
+// Dispatches the complete frames in c's decoder while reading is allowed (one read may hold
+// thousands of small requests: each one counts against the in-flight and output bounds).
+// False when framing is lost.
+bool Server::Impl::decode_frames(const std::shared_ptr<Conn>& c) {
+  try {
+    for (;;) {
+      {
+        std::lock_guard lock(c->mu);
+        if (!reading_allowed(*c)) {
+          c->frames_waiting = !c->closed;
+          return true;
+        }
+      }
+      auto frame = c->decoder.next();
+      if (!frame) return true;
+      on_frame(c, std::move(*frame));
+    }
+  } catch (const Error& e) {  // oversize or empty frame: framing is lost, so answer and close
+    log_warn("net: connection " + std::to_string(c->id) + ": " + e.what());
+    std::lock_guard lock(c->mu);
+    send_response(*c, Response::failure(e.code(), e.what()));
+    c->close_when_flushed = true;
+    update_events(*c);
+    return false;
+  }
 }
 
 void Server::Impl::on_continuation(Conn& c, Request& req, size_t frame_size) {
@@ -429,6 +507,7 @@ void Server::Impl::on_frame(const std::shared_ptr<Conn>& c, Bytes frame) {
     return;
   }
   c->in_flight++;
+  n_in_flight++;
   n_requests.fetch_add(1, std::memory_order_relaxed);
   update_events(*c);
   batch.push_back([this, c, stream, r = std::move(req), handler]() mutable { run_handler(c, stream, r, *handler); });
@@ -442,8 +521,14 @@ void Server::Impl::close_conn(uint64_t id, const char* why) {
   std::shared_ptr<void> state;
   {
     std::lock_guard lock(c->mu);
+    buffered_out.fetch_sub(c->counted_out);
+    c->counted_out = 0;
+    if (c->out_paused) n_out_paused--;
+    c->out_paused = false;
     c->closed = true;
     c->fd.reset();  // also leaves the epoll set
+    Bytes().swap(c->out);
+    c->out_pos = 0;
     for (auto& [sid, s] : c->streams) {
       s->aborted = true;
       s->cv.notify_all();
@@ -497,14 +582,76 @@ void Server::Impl::handle_wakes() {
   for (uint64_t id : ids) {
     auto it = conns.find(id);
     if (it == conns.end()) continue;
+    std::shared_ptr<Conn> c = it->second;
     bool doomed, close;
     {
-      std::lock_guard lock(it->second->mu);
-      doomed = it->second->doomed;
-      close = wants_close(*it->second);
+      std::lock_guard lock(c->mu);
+      doomed = c->doomed;
+      close = wants_close(*c);
+    }
+    if (close) {
+      close_conn(id, doomed ? "write failed or output limit" : nullptr);
+      continue;
+    }
+    decode_frames(c);
+    {
+      std::lock_guard lock(c->mu);
+      doomed = c->doomed;
+      close = wants_close(*c);
     }
     if (close) close_conn(id, doomed ? "write failed or output limit" : nullptr);
   }
+}
+
+// Past total_output_limit: drops the connections holding the most unsent replies until the
+// total fits again (a client that reads its replies holds little).
+void Server::Impl::shed_output() {
+  while (buffered_out.load() > opt.total_output_limit) {
+    std::shared_ptr<Conn> victim;
+    size_t most = 0;
+    for (auto& [id, c] : conns) {
+      std::lock_guard lock(c->mu);
+      if (c->counted_out > most) {
+        most = c->counted_out;
+        victim = c;
+      }
+    }
+    if (!victim) return;
+    log_warn("net: connection " + std::to_string(victim->id) + " dropped: it holds " + std::to_string(most) +
+             " of the " + std::to_string(buffered_out.load()) + " bytes of unsent replies (total_output_limit " +
+             std::to_string(opt.total_output_limit) + ")");
+    {
+      std::lock_guard lock(victim->mu);
+      victim->doomed = true;
+    }
+    close_conn(victim->id, "total output limit");
+  }
+}
+
+void Server::Impl::on_event(uint64_t id, uint32_t ev) {
+  auto it = conns.find(id);
+  if (it == conns.end()) return;
+  std::shared_ptr<Conn> c = it->second;
+  if (ev & (EPOLLERR | EPOLLHUP)) {
+    // The peer is gone for good. Requests it managed to send still run (their answers
+    // are dropped); a stream it left unfinished is aborted.
+    if (ev & EPOLLIN) on_readable(c);
+    close_conn(c->id, nullptr);
+    return;
+  }
+  if (ev & EPOLLOUT) {
+    std::lock_guard lock(c->mu);
+    flush(*c);
+    update_events(*c);
+  }
+  if (ev & EPOLLIN) on_readable(c);
+  bool close, doomed;
+  {
+    std::lock_guard lock(c->mu);
+    close = wants_close(*c);
+    doomed = c->doomed;
+  }
+  if (close) close_conn(c->id, doomed ? "write failed or output limit" : nullptr);
 }
 
 bool Server::Impl::drained() const {
@@ -530,31 +677,9 @@ void Server::Impl::loop() {
         handle_wakes();
         continue;
       }
-      auto it = conns.find(tag);
-      if (it == conns.end()) continue;
-      std::shared_ptr<Conn> c = it->second;
-      uint32_t ev = events[i].events;
-      if (ev & (EPOLLERR | EPOLLHUP)) {
-        // The peer is gone for good. Requests it managed to send still run (their answers
-        // are dropped); a stream it left unfinished is aborted.
-        if (ev & EPOLLIN) on_readable(c);
-        close_conn(c->id, nullptr);
-        continue;
-      }
-      if (ev & EPOLLOUT) {
-        std::lock_guard lock(c->mu);
-        flush(*c);
-        update_events(*c);
-      }
-      if (ev & EPOLLIN) on_readable(c);
-      bool close, doomed;
-      {
-        std::lock_guard lock(c->mu);
-        close = wants_close(*c);
-        doomed = c->doomed;
-      }
-      if (close) close_conn(c->id, doomed ? "write failed or output limit" : nullptr);
+      on_event(tag, events[i].events);
     }
+    if (buffered_out.load() > opt.total_output_limit) shed_output();
     pool.post(batch);
     int64_t now = monotonic_ns();
     if (stopping) {
@@ -648,6 +773,11 @@ ServerStats Server::stats() const {
   st.connections_dropped = impl_->n_dropped;
   st.requests = impl_->n_requests;
   st.error_responses = impl_->n_errors;
+  st.connections_refused = impl_->n_refused;
+  st.requests_in_flight = impl_->n_in_flight;
+  st.connections_paused_for_output = impl_->n_out_paused;
+  st.buffered_output_bytes = impl_->buffered_out;
+  st.peak_buffered_output_bytes = impl_->peak_out;
   return st;
 }
 

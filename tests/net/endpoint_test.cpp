@@ -3,6 +3,8 @@
 #include <sys/un.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 #include <fstream>
 #include <thread>
 
@@ -176,4 +178,36 @@ TEST(Endpoint, TcpPortZeroAndConnectErrors) {
   }
   TempDir tmp;
   EXPECT_THROW(net::connect(Endpoint::unix_path(tmp.sock("none.sock"))), Error);
+}
+
+// A unix listener whose backlog is full: connect waits for room (and times out) instead of
+// returning a socket that never connected.
+TEST(Endpoint, UnixConnectWaitsForRoomInAFullBacklog) {
+  TempDir tmp;
+  Endpoint ep = Endpoint::unix_path(tmp.sock());
+  net::ListenOptions small;
+  small.backlog = 1;
+  net::UniqueFd l = net::listen(ep, small);
+  std::vector<net::UniqueFd> queued;
+  for (;;) {  // fill the backlog with connections nobody accepts
+    net::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, ep.path.c_str(), sizeof a.sun_path - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) break;
+    queued.push_back(std::move(fd));
+    ASSERT_LT(queued.size(), 64u);
+  }
+  try {
+    net::connect(ep, std::chrono::milliseconds(100));
+    ADD_FAILURE() << "connect returned with the backlog full";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kTimeout) << e.what();
+  }
+  // Room appears while it waits: it connects.
+  std::thread acceptor([&] { net::UniqueFd a(::accept(l.get(), nullptr, nullptr)); });
+  net::UniqueFd c = net::connect(ep, std::chrono::seconds(20));
+  acceptor.join();
+  EXPECT_TRUE(c.valid());
+  EXPECT_EQ(::send(c.get(), "x", 1, MSG_NOSIGNAL), 1);
 }

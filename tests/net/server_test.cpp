@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
 #include "server_fixture.h"
 #include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/core/log.h"
 #include "shield_nitro/net/client.h"
 
 using namespace shield_nitro;
@@ -193,6 +195,161 @@ TEST(Server, ClientThatStopsReadingIsDroppedAlone) {
   EXPECT_TRUE(eventually([&] { return t.server.stats().connections_dropped == 1; }));
   EXPECT_TRUE(bystander.request("echo").ok);
   EXPECT_TRUE(eventually([&] { return t.server.stats().connections_open == 1; }));
+}
+
+// A client that sends many requests and never reads: reading it pauses once its unsent
+// replies pass output_pause_bytes, so its buffer stays near that bound; nothing is lost and
+// it is not dropped, and when it finally reads it gets every reply.
+TEST(Server, ClientThatStopsReadingIsNoLongerRead) {
+  net::ServerOptions o = small_options();
+  o.max_in_flight_per_connection = 4;
+  o.output_pause_bytes = 256 * 1024;
+  TestServer t(o);
+  net::Client bystander(t.server.endpoint());
+  net::UniqueFd hog = t.raw();
+  constexpr uint64_t kRequests = 2000, kReply = 64 * 1024;
+  Bytes wire;
+  for (uint64_t i = 1; i <= kRequests; ++i) {
+    Bytes f = request_frame(i, "big", Value::map({entry("n", Value::uint(kReply))}));
+    wire.insert(wire.end(), f.begin(), f.end());
+  }
+  std::thread writer([&] { write_all(hog.get(), wire); });
+  ASSERT_TRUE(eventually([&] {
+    auto st = t.server.stats();
+    return st.connections_paused_for_output == 1 && st.requests_in_flight == 0;
+  }));
+  net::ServerStats st = t.server.stats();
+  EXPECT_LT(st.requests, kRequests);
+  EXPECT_GE(st.buffered_output_bytes, o.output_pause_bytes);
+  EXPECT_LE(st.peak_buffered_output_bytes, o.output_pause_bytes + o.max_in_flight_per_connection * (kReply + 64));
+  EXPECT_EQ(st.connections_dropped, 0u);
+  EXPECT_TRUE(bystander.request("echo").ok);
+  net::FrameDecoder dec;
+  for (uint64_t i = 1; i <= kRequests; ++i) {
+    auto r = read_response(hog.get(), dec);
+    ASSERT_TRUE(r && r->ok) << "reply " << i;
+  }
+  writer.join();
+  EXPECT_EQ(t.server.stats().requests, kRequests + 1);
+  EXPECT_TRUE(eventually([&] { return t.server.stats().buffered_output_bytes == 0; }));
+}
+
+// Many non-reading clients together: past total_output_limit the one holding the most unsent
+// replies is dropped, so the total stays bounded whatever the number of clients.
+TEST(Server, BufferedRepliesAreCappedAcrossConnections) {
+  net::ServerOptions o = small_options();
+  o.max_in_flight_per_connection = 4;
+  o.output_pause_bytes = 256 * 1024;
+  o.total_output_limit = 1024 * 1024;
+  TestServer t(o);
+  net::Client bystander(t.server.endpoint());
+  std::vector<net::UniqueFd> hogs;
+  for (int h = 0; h < 8; ++h) {
+    hogs.push_back(t.raw());
+    int small = 4096;
+    ::setsockopt(hogs.back().get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    Bytes wire;
+    for (uint64_t i = 1; i <= 100; ++i) {
+      Bytes f = request_frame(i, "big", Value::map({entry("n", Value::uint(64 * 1024))}));
+      wire.insert(wire.end(), f.begin(), f.end());
+    }
+    write_all(hogs.back().get(), wire);
+  }
+  ASSERT_TRUE(eventually([&] {
+    auto st = t.server.stats();
+    return st.requests_in_flight == 0 && st.connections_paused_for_output + st.connections_dropped == 8;
+  }));
+  net::ServerStats st = t.server.stats();
+  EXPECT_GE(st.connections_dropped, 1u);
+  EXPECT_LE(st.buffered_output_bytes, o.total_output_limit);
+  EXPECT_TRUE(bystander.request("echo").ok);
+}
+
+// One local process opening and closing connections as fast as it can: closed peers are
+// reaped before anyone is refused, so clients old and new keep being served, and the log
+// does not grow with the flood.
+TEST(Server, ConnectCloseFloodLeavesRoomForGoodClients) {
+  LogLevel saved = log_level();
+  set_log_level(LogLevel::kInfo);
+  testing::internal::CaptureStderr();
+  uint64_t good = 0, failures = 0;
+  std::string last_failure;
+  std::atomic<uint64_t> cycles{0};
+  {
+    net::ServerOptions o = small_options();
+    o.max_connections = 8;
+    TestServer t(o);
+    std::atomic<bool> done{false};
+    std::thread flood([&] {
+      while (!done) {
+        try {
+          net::UniqueFd fd = t.raw();
+        } catch (const Error&) {
+        }
+        cycles++;
+      }
+    });
+    net::Client established(t.server.endpoint());
+    while (good < 200 || (cycles < 20000 && good < 200000)) {
+      if (auto r = established.request("echo"); !r.ok) {
+        failures++;
+        last_failure = "established: " + r.message;
+      }
+      try {
+        net::Client fresh(t.server.endpoint());
+        if (auto r = fresh.request("echo"); !r.ok) {
+          failures++;
+          last_failure = "new: " + r.message;
+        }
+      } catch (const Error& e) {
+        failures++;
+        last_failure = std::string("new: ") + e.what();
+      }
+      good += 2;
+    }
+    done = true;
+    flood.join();
+  }
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(saved);
+  EXPECT_GE(cycles, 20000u);
+  EXPECT_EQ(failures, 0u) << "of " << good << " requests during " << cycles << " connect/close cycles; last: " << last_failure;
+  EXPECT_LE(std::count(log.begin(), log.end(), '\n'), 20) << log.substr(0, 2000);
+}
+
+// At the limit with every slot held by a live client, new connections are refused, the
+// established ones are still served, and the refusals make one log line with a count.
+TEST(Server, RefusalsAtTheLimitLogOneLineWithACount) {
+  LogLevel saved = log_level();
+  set_log_level(LogLevel::kInfo);
+  testing::internal::CaptureStderr();
+  {
+    net::ServerOptions o = small_options();
+    o.max_connections = 4;
+    TestServer t(o);
+    std::vector<net::UniqueFd> held;
+    for (int i = 0; i < 4; ++i) held.push_back(t.raw());
+    ASSERT_TRUE(eventually([&] { return t.server.stats().connections_open == 4; }));
+    for (int i = 0; i < 3000; ++i) {
+      try {
+        net::UniqueFd fd = t.raw();
+      } catch (const Error&) {
+      }
+    }
+    EXPECT_TRUE(eventually([&] { return t.server.stats().connections_refused == 3000; }));
+    net::FrameDecoder dec;
+    write_all(held[3].get(), request_frame(7, "echo"));
+    auto r = read_response(held[3].get(), dec);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->ok);
+  }
+  std::string log = testing::internal::GetCapturedStderr();
+  set_log_level(saved);
+  size_t refusal_lines = 0;
+  for (size_t at = 0; (at = log.find("connection refused", at)) != std::string::npos; ++at) refusal_lines++;
+  EXPECT_GE(refusal_lines, 1u);
+  EXPECT_LE(refusal_lines, 3u) << log.substr(0, 2000);
+  EXPECT_NE(log.find("repeated "), std::string::npos) << log.substr(0, 2000);
 }
 
 TEST(Server, AbruptDisconnectsMidFrameAndMidRequest) {

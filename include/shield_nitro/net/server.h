@@ -16,8 +16,12 @@
 //
 // One bad peer never affects the others: malformed or wrongly typed messages get an error
 // response; an oversize frame gets a connection-level error (id 0) and that connection is
-// closed; a peer that stops reading is dropped when its queued output passes a limit; idle
-// connections and frames that trickle in too slowly (slowloris) are closed by timeouts.
+// closed; a peer that stops reading its replies stops being read (backpressure), and is dropped
+// when its queued output passes a limit or when the replies queued for all connections pass
+// a total (the largest holder goes first); idle connections and frames that trickle in too
+// slowly (slowloris) are closed by timeouts. At max_connections, peers that already closed are
+// reaped before a new connection is refused, and each event-loop turn accepts a bounded number
+// of connections, so a connect/close flood cannot starve established clients.
 #pragma once
 
 #include <chrono>
@@ -39,7 +43,9 @@ struct ServerOptions {
   size_t max_frame = kDefaultMaxFrame;         // larger frames: error (id 0) and close
   size_t max_connections = 4096;               // further accepts are closed at once
   size_t max_in_flight_per_connection = 256;   // at this many, reading that connection pauses
-  size_t output_buffer_limit = size_t{96} << 20;  // queued response bytes before dropping a peer
+  size_t output_pause_bytes = size_t{1} << 20;    // unsent replies at which reading a peer pauses
+  size_t output_buffer_limit = size_t{64} << 20;  // unsent replies of one peer before dropping it
+  size_t total_output_limit = size_t{256} << 20;  // unsent replies of all peers: past it, drop the largest
   size_t stream_buffer_limit = size_t{8} << 20;   // queued continuation bytes before pausing reads
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};  // nothing in flight or sent
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};  // to finish a started frame
@@ -76,6 +82,11 @@ struct ServerStats {
   uint64_t connections_dropped = 0;  // closed by a limit, a timeout or a protocol error
   uint64_t requests = 0;             // requests dispatched to handlers
   uint64_t error_responses = 0;      // responses with "ok": false (protocol or handler)
+  uint64_t connections_refused = 0;  // accepted and closed at once at max_connections
+  uint64_t requests_in_flight = 0;   // dispatched, not yet answered
+  uint64_t connections_paused_for_output = 0;  // open, not read: unsent replies >= output_pause_bytes
+  uint64_t buffered_output_bytes = 0;          // unsent replies queued in the server, all connections
+  uint64_t peak_buffered_output_bytes = 0;     // the most buffered_output_bytes has been
 };
 
 class Server {
