@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -223,6 +224,50 @@ std::string serialize(const HttpServerResponse& r, bool keep_alive) {
   return out + r.body;
 }
 
+// A client speaking plain HTTP to the TLS port starts with a request line ("POST / ..."), where
+// a TLS client starts with a handshake record (0x16). Peeks, so a TLS client loses nothing.
+bool looks_like_plain_http(int fd) {
+  char head[8];
+  ssize_t n;
+  do n = ::recv(fd, head, sizeof head, MSG_PEEK);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  ssize_t i = 0;
+  while (i < n && head[i] >= 'A' && head[i] <= 'Z') ++i;
+  return i > 0 && (i == n || head[i] == ' ');
+}
+
+// Answers that client in its own protocol, so it sees why instead of a dropped connection.
+void refuse_plain_http(int fd, const HttpLimits& limits) {
+  // Read the request head first: closing with it unread would reset the connection before
+  // the client has read the answer.
+  std::string head;
+  char buf[4096];
+  while (head.find("\r\n\r\n") == std::string::npos && head.size() < limits.max_header_bytes) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  HttpServerResponse r{400, {{"Content-Type", "text/plain"}},
+                       "This port speaks HTTPS: the request was plain HTTP. Use an https:// URL."};
+  std::string out = serialize(r, false);
+  for (size_t off = 0; off < out.size();) {
+    ssize_t w = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    off += static_cast<size_t>(w);
+  }
+  ::shutdown(fd, SHUT_WR);
+  // Let the client read it and close: drain what it still sends (a body) until its FIN.
+  for (size_t drained = 0; drained < limits.max_body_bytes;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
+}
+
 int bind_tcp(const std::string& listen, int& port_out) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw Error(Errc::kUsage, "--listen expects HOST:PORT or unix:PATH, got '" + listen + "'");
@@ -233,7 +278,7 @@ int bind_tcp(const std::string& listen, int& port_out) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    throw Error(Errc::kUsage, "--listen " + listen + ": " + gai_strerror(rc));
+    throw Error(Errc::kIo, "cannot listen on " + listen + ": " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
   int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -256,8 +301,18 @@ int bind_unix(const std::string& path) {
   if (path.size() >= sizeof addr.sun_path) throw Error(Errc::kUsage, "unix socket path too long: " + path);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  ::unlink(path.c_str());
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // A socket file some server still accepts on is not ours to take over; a stale one is.
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    ::close(fd);
+    throw Error(Errc::kIo, "cannot listen on unix:" + path + ": another process is listening there");
+  }
+  if (fd >= 0) ::close(fd);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+    throw Error(Errc::kIo, "cannot listen on unix:" + path + ": exists and is not a socket");
+  ::unlink(path.c_str());
+  fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
     int e = errno;
     if (fd >= 0) ::close(fd);
@@ -322,7 +377,10 @@ void HttpServer::serve_connection(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   try {
     Conn conn(fd, tls_ ? tls_->ctx : nullptr);
-    if (conn.handshake()) {
+    if (tls_ && looks_like_plain_http(fd)) {
+      log_debug("plain HTTP on the TLS port: answered 400");
+      refuse_plain_http(fd, options_.limits);
+    } else if (conn.handshake()) {
       std::string buffer;
       char chunk[16384];
       bool open = true;

@@ -30,7 +30,12 @@ struct LocalAlias {
 
 class LocalStore {
  public:
-  LocalStore(std::string dir, std::string arn_prefix);  // arn_prefix: arn:aws:kms:REGION:ACCOUNT:
+  // arn_prefix: arn:aws:kms:REGION:ACCOUNT:. Holds an exclusive flock on DIR/kms-local.lock for
+  // its life: a second store (another kms-local) on the same folder throws Error(kEnvironment).
+  LocalStore(std::string dir, std::string arn_prefix);
+  ~LocalStore();
+  LocalStore(const LocalStore&) = delete;
+  LocalStore& operator=(const LocalStore&) = delete;
 
   // Each mutation is durable (atomic write + fsync of file and folder) before it returns.
   const LocalKey& create_key(const std::string& description, const std::string& policy, double now);
@@ -48,6 +53,7 @@ class LocalStore {
   void write_key(const LocalKey& key);
   std::string dir_;
   std::string arn_prefix_;
+  int lock_fd_ = -1;
   mutable std::shared_mutex mu_;
   std::map<std::string, LocalKey> keys_;
   std::map<std::string, LocalAlias> aliases_;

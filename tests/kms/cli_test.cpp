@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -251,4 +252,27 @@ TEST_F(KmsLocalProcess, KillNineLosesNoAcknowledgedKey) {
   }
   EXPECT_GE(c.call("ListKeys", nlohmann::json::object())["Keys"].size(), acknowledged.size());
   for (const auto& f : fs::directory_iterator(dir_ / "state" / "keys")) EXPECT_EQ(f.path().extension(), ".json");
+}
+
+TEST_F(KmsLocalProcess, ListenFailuresAndASharedStateFolderAreOneLineExitThree) {
+  start();
+  // `timeout`: a server that wrongly starts is stopped, and the test fails on its exit code.
+  auto second = [&](const std::string& listen, const std::string& state) {
+    return run("timeout 30 " + std::string(SN_CLI) + " kms-local --listen " + listen + " --state " + state + " 2>&1");
+  };
+  std::string taken = "127.0.0.1:" + std::to_string(port_);
+  Proc busy = second(taken, (dir_ / "other").string());
+  EXPECT_EQ(busy.status, 3) << busy.out;
+  EXPECT_EQ(std::count(busy.out.begin(), busy.out.end(), '\n'), 1) << busy.out;
+  EXPECT_NE(busy.out.find("cannot listen on " + taken + ": Address already in use"), std::string::npos) << busy.out;
+  std::string missing = "unix:" + (dir_ / "missing" / "k.sock").string();
+  Proc nofolder = second(missing, (dir_ / "other").string());
+  EXPECT_EQ(nofolder.status, 3) << nofolder.out;
+  EXPECT_NE(nofolder.out.find("cannot listen on " + missing + ": No such file or directory"), std::string::npos)
+      << nofolder.out;
+  Proc shared = second("127.0.0.1:0", (dir_ / "state").string());
+  EXPECT_EQ(shared.status, 3) << shared.out;
+  EXPECT_EQ(std::count(shared.out.begin(), shared.out.end(), '\n'), 1) << shared.out;
+  EXPECT_NE(shared.out.find("state folder " + (dir_ / "state").string() + " is in use by another kms-local (pid"),
+            std::string::npos) << shared.out;
 }

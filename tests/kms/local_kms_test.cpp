@@ -317,6 +317,52 @@ TEST_F(LocalKmsTest, ConcurrentRequestsAreSafe) {
   EXPECT_EQ(admin.call("ListKeys", nlohmann::json::object())["Keys"].size(), 1u + 4 * 4);
 }
 
+TEST_F(LocalKmsTest, ASecondServerOnTheSameStateFolderIsRefused) {
+  LocalKmsOptions o;
+  o.state_dir = (dir_ / "state").string();
+  try {
+    LocalKms second(o);
+    ADD_FAILURE() << "two servers share " << o.state_dir;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kEnvironment);
+    std::string what = e.what();
+    EXPECT_NE(what.find(o.state_dir + " is in use by another kms-local (pid " + std::to_string(::getpid()) + ")"),
+              std::string::npos) << what;
+  }
+  restart();  // released with its server: the folder can be served again
+  KmsClient admin = client("admin");
+  EXPECT_EQ(admin.generate_random(8).size(), 8u);
+}
+
+// A client that speaks plain HTTP to the TLS port gets a plain answer saying so.
+TEST(KmsHttpServer, PlainHttpOnTheTlsPortIsAnsweredWithA400NamingHttps) {
+  fs::path dir = temp_dir("plain");
+  std::string d = dir.string();
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + d +
+                         "/k.pem -out " + d + "/c.pem -days 2 -subj /CN=localhost >/dev/null 2>&1").c_str()),
+            0);
+  HttpServer server({"127.0.0.1:0", d + "/c.pem", d + "/k.pem"},
+                    [](const HttpServerRequest&) { return HttpServerResponse{200, {}, "served"}; });
+  server.start();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(server.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string req = "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string answer;
+  char buf[1024];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("This port speaks HTTPS"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+  server.stop();
+  fs::remove_all(dir);
+}
+
 TEST(KmsTransport, TlsThroughUnixTunnelVerifiesTheRealHostName) {
   fs::path dir = temp_dir("tls");
   std::string d = dir.string();
