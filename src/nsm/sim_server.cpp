@@ -35,11 +35,13 @@ sockaddr_un socket_address(const std::string& path) {
 void clear_stale_socket(const sockaddr_un& addr, const std::string& path) {
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0) return;
-  if (!S_ISSOCK(st.st_mode)) throw Error(Errc::kEnvironment, path + " exists and is not a socket");
+  if (!S_ISSOCK(st.st_mode))
+    throw Error(Errc::kEnvironment, "nsm-sim: cannot listen on unix:" + path + ": exists and is not a socket");
   int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
   if (probe >= 0) ::close(probe);
-  if (live) throw Error(Errc::kEnvironment, "a simulated NSM is already serving " + path);
+  if (live)
+    throw Error(Errc::kEnvironment, "nsm-sim: cannot listen on unix:" + path + ": a simulated NSM is already serving there");
   ::unlink(path.c_str());
 }
 
@@ -52,7 +54,7 @@ int listen_on(const std::string& path) {
       ::listen(fd, 64) != 0) {
     int err = errno;
     ::close(fd);
-    throw Error(Errc::kIo, "cannot listen on " + path + ": " + std::strerror(err));
+    throw Error(Errc::kIo, "nsm-sim: cannot listen on unix:" + path + ": " + std::strerror(err));
   }
   return fd;
 }

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -165,4 +166,28 @@ TEST(NsmCli, SigintAlsoStopsCleanly) {
   ASSERT_TRUE(serve.ready());
   EXPECT_EQ(serve.stop(SIGINT), 0);
   EXPECT_FALSE(std::filesystem::exists(dir / "nsm.sock"));
+}
+
+TEST(NsmCli, AListenFailureIsOneLineNamingTheSocketAndExitsThree) {
+  TempDir dir;
+  ASSERT_EQ(cli("nsm-sim init " + dir.path() + " --debug").status, 0);
+  auto one_line = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n') == 1; };
+  std::string sock = "unix:" + dir.path() + "/nsm.sock";
+  {
+    ServeProcess serve(dir.path());
+    ASSERT_TRUE(serve.ready());
+    CliResult second = cli("nsm-sim serve " + dir.path());
+    EXPECT_EQ(second.status, 3) << second.out;
+    EXPECT_TRUE(one_line(second.out)) << second.out;
+    EXPECT_NE(second.out.find("cannot listen on " + sock + ": a simulated NSM is already serving there"),
+              std::string::npos) << second.out;
+    EXPECT_TRUE(serve.ready());  // the first one keeps its socket
+  }
+  std::filesystem::remove(dir / "nsm.sock");
+  std::filesystem::create_directory(dir / "nsm.sock");
+  CliResult blocked = cli("nsm-sim serve " + dir.path());
+  EXPECT_EQ(blocked.status, 3) << blocked.out;
+  EXPECT_TRUE(one_line(blocked.out)) << blocked.out;
+  EXPECT_NE(blocked.out.find("cannot listen on " + sock + ": exists and is not a socket"), std::string::npos)
+      << blocked.out;
 }
