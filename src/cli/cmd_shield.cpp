@@ -239,8 +239,8 @@ void add_key_options(CLI::App* sub, KeyArgs& k) {
                   "with --service alone you are prompted on the terminal");
   sub->add_option("--service", k.service, "Password mode: service name mixed into the key (domain separation)");
   auto* iterations = sub->add_option("--pbkdf2-iterations", k.pbkdf2_iterations,
-                                     "Password mode: PBKDF2 iterations (default 600000; not stored in the output, "
-                                     "so decryption must pass the same number)");
+                                     "Password mode: PBKDF2 iterations of the key (default 600000); files do not "
+                                     "record it, so encrypt and decrypt must be given the same number");
   sub->add_flag("--allow-weak-kdf", k.allow_weak_kdf, "Accept --pbkdf2-iterations below 100000 (old data only)")
       ->needs(iterations);
 }
