@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import functools
 import hmac
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -200,8 +201,9 @@ def decode_cose_sign1(doc: bytes) -> Tuple[bytes, bytes, bytes]:
     envelope = cbor_strict.loads(doc, max_depth=2, max_entries=64, allow_outer_tag=COSE_SIGN1_TAG)
     if not isinstance(envelope, list) or len(envelope) != 4:
         _fail("format", "COSE_Sign1 must be an array of 4")
-    if doc[0] not in (0x84, 0xD2) or (doc[0] == 0xD2 and doc[1] != 0x84):
-        _fail("format", "COSE_Sign1 must be a definite array of 4")
+    # A definite (84) or indefinite (9f .. ff) array: its head is not signed, so both verify.
+    if doc[0] not in (0x84, 0x9F, 0xD2) or (doc[0] == 0xD2 and doc[1] not in (0x84, 0x9F)):
+        _fail("format", "COSE_Sign1 must be an array of 4")
     protected, unprotected, payload, signature = envelope
     if not isinstance(protected, bytes) or protected != PROTECTED_ES384:
         _fail("format", "protected header must be exactly {1: -35} (ES384)")
@@ -294,6 +296,8 @@ def _utc(cert, attr):
 
 
 def _check_validity(cert, name, t):
+    # Whole seconds, both ends inclusive (RFC 5280 §4.1.2.5): the notAfter second is valid.
+    t = math.floor(t)
     if not _utc(cert, "not_valid_before") <= t <= _utc(cert, "not_valid_after"):
         _fail("expired", f"{name} is not valid at {_dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat()} "
                          f"(certificate expired or not yet valid)")
@@ -466,7 +470,7 @@ def verify(doc: bytes, policy: Optional[Policy] = None, *, root: Optional[TrustR
     m, pcrs, optional = decode_payload(payload)
     leaf = verify_chain(m["certificate"], m["cabundle"], root, t)
     verify_cose_signature(leaf, protected, payload, signature)
-    ts_s = m["timestamp"] / 1000.0
+    ts_s = m["timestamp"] // 1000
     if not _utc(leaf, "not_valid_before") <= ts_s <= _utc(leaf, "not_valid_after"):
         _fail("verify", "document timestamp is outside the leaf certificate's validity")
     claims = Claims(

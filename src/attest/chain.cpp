@@ -60,17 +60,30 @@ void check_leaf_profile(X509* leaf) {
   check_signature_algorithm(leaf, "leaf certificate");
 }
 
-[[noreturn]] void fail_openssl_verify(X509_STORE_CTX* ctx, int64_t at_s) {
+[[noreturn]] void fail_openssl_verify(X509_STORE_CTX* ctx) {
   int err = X509_STORE_CTX_get_error(ctx);
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
   std::string who = cert ? " (" + common_name(cert) + ")" : "";
   ERR_clear_error();
-  if (err == X509_V_ERR_CERT_HAS_EXPIRED)
-    throw Error(Errc::kExpired, "certificate expired" + who + " at " + format_utc_seconds(at_s));
-  if (err == X509_V_ERR_CERT_NOT_YET_VALID)
-    throw Error(Errc::kExpired, "certificate not yet valid" + who + " at " + format_utc_seconds(at_s));
   fail(Errc::kVerify, std::string(X509_verify_cert_error_string(err)) + " at depth " +
                           std::to_string(X509_STORE_CTX_get_error_depth(ctx)) + who);
+}
+
+// Validity at at_s with both bounds inclusive (RFC 5280 §4.1.2.5: the notAfter second is
+// still valid). OpenSSL's own check counts notAfter == now as expired, so it is switched off
+// and this one runs instead, over the path the bundle states, top down as OpenSSL would.
+void check_validity(X509* cert, int64_t at_s) {
+  const ASN1_TIME* not_before = X509_get0_notBefore(cert);
+  const ASN1_TIME* not_after = X509_get0_notAfter(cert);
+  time_t at = static_cast<time_t>(at_s);
+  if (ASN1_TIME_cmp_time_t(not_before, at) > 0)
+    throw Error(Errc::kExpired, "certificate not yet valid (" + common_name(cert) + "): notBefore " +
+                                    format_utc_seconds(unix_seconds(not_before)) + " is after the check time " +
+                                    format_utc_seconds(at_s));
+  if (ASN1_TIME_cmp_time_t(not_after, at) < 0)
+    throw Error(Errc::kExpired, "certificate expired (" + common_name(cert) + "): notAfter " +
+                                    format_utc_seconds(unix_seconds(not_after)) + " is before the check time " +
+                                    format_utc_seconds(at_s));
 }
 
 // OpenSSL may build any path it finds; we require the one the bundle states, in its order.
@@ -93,9 +106,13 @@ void run_openssl_verify(const TrustAnchor& anchor, X509* leaf, const std::vector
   for (size_t i = 1; i < bundle.size(); ++i)
     if (!sk_X509_push(untrusted.get(), bundle[i].get())) throw_openssl("chain: sk_X509_push");
   if (X509_STORE_CTX_init(ctx.get(), anchor.state().store, leaf, untrusted.get()) != 1) throw_openssl("chain: init");
-  // No X509_STRICT (genuine AWS leaves lack an AKI), no PARTIAL_CHAIN, no CRLs.
-  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), static_cast<time_t>(at_s));
-  if (X509_verify_cert(ctx.get()) != 1) fail_openssl_verify(ctx.get(), at_s);
+  // No X509_STRICT (genuine AWS leaves lack an AKI), no PARTIAL_CHAIN, no CRLs; validity
+  // times are checked by check_validity (inclusive notAfter).
+  X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_NO_CHECK_TIME);
+  check_validity(anchor.state().cert.get(), at_s);
+  for (size_t i = 1; i < bundle.size(); ++i) check_validity(bundle[i].get(), at_s);
+  check_validity(leaf, at_s);
+  if (X509_verify_cert(ctx.get()) != 1) fail_openssl_verify(ctx.get());
   check_path_is_bundle(ctx.get(), leaf, anchor.state().cert.get(), bundle);
 }
 

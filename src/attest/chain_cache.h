@@ -1,9 +1,8 @@
 // Internal: verified chains by key (chain_key), each valid until the earliest notAfter in it.
 //
 // A hit is returned only when the check time lies inside the chain's validity window
-// [valid_from, valid_until), the window OpenSSL accepts (it treats the notAfter second as
-// expired), so a
-// cached chain never extends a certificate's life; outside it the caller re-verifies (and
+// [valid_from, valid_until], both ends inclusive like verify_chain (RFC 5280), so a cached
+// chain never extends a certificate's life; outside it the caller re-verifies (and
 // gets the precise error). Bounded: when full, expired entries go first, then the entry
 // that expires soonest. Thread-safe.
 #pragma once

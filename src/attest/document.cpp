@@ -1,6 +1,9 @@
 #include "shield_nitro/attest/document.h"
 
+#include <algorithm>
+#include <cctype>
 #include <string>
+#include <string_view>
 
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/error.h"
@@ -97,6 +100,35 @@ cbor::Value decode_payload(const Bytes& payload) {
   }
 }
 
+// A COSE_Sign1 begins with its array of four (84, or 9f when indefinite), optionally after tag 18.
+bool looks_like_cose_sign1(ByteView b) {
+  if (!b.empty() && b[0] == 0xd2) b = b.subspan(1);
+  return !b.empty() && (b[0] == 0x84 || b[0] == 0x9f);
+}
+
+// What an input that is not a document looks like, so the user sees which file they passed.
+std::string describe_input(ByteView b) {
+  size_t i = 0;
+  while (i < b.size() && std::isspace(b[i])) ++i;
+  ByteView rest = b.subspan(i);
+  if (rest.empty()) return b.empty() ? "empty" : "only whitespace";
+  std::string_view text(reinterpret_cast<const char*>(rest.data()), rest.size());
+  if (text.starts_with("-----BEGIN ")) {
+    size_t end = text.find("-----", 11);
+    size_t label = end == std::string_view::npos ? 0 : std::min<size_t>(end - 11, 40);
+    return "looks like PEM text (" + std::string(text.substr(11, label)) + ")";
+  }
+  if (text[0] == '{' || text[0] == '[') return "looks like JSON";
+  size_t head = std::min<size_t>(rest.size(), 64);
+  bool printable = std::all_of(rest.begin(), rest.begin() + static_cast<long>(head),
+                               [](uint8_t c) { return c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f); });
+  if (printable) {
+    std::string start(text.substr(0, std::min<size_t>(text.find_first_of("\r\n"), 24)));
+    return "looks like text starting '" + start + "'";
+  }
+  return "binary, first bytes " + hex_encode(b.first(std::min<size_t>(b.size(), 4)));
+}
+
 }  // namespace
 
 const char* presence_name(Presence p) {
@@ -137,13 +169,22 @@ Document decode_document(ByteView doc) {
 }
 
 Bytes document_bytes_from_text_or_binary(ByteView input) {
-  if (!input.empty() && (input[0] == 0x84 || input[0] == 0xd2)) return to_bytes(input);
-  if (input.size() > 2 * kMaxDocumentSize) bad("input is too large to be a base64 document");
+  auto not_a_document = [](const std::string& why, ByteView what) {
+    return Error(Errc::kFormat, "not an attestation document (" + why + "): " + describe_input(what));
+  };
+  if (looks_like_cose_sign1(input)) return to_bytes(input);
+  const std::string neither = "neither a COSE_Sign1 nor base64 of one";
+  if (input.size() > 2 * kMaxDocumentSize)
+    throw not_a_document(std::to_string(input.size()) + " bytes, more than any document", input);
+  Bytes decoded;
   try {
-    return base64_decode(to_string(input));
+    decoded = base64_decode(to_string(input));
   } catch (const Error&) {
-    bad("input is neither CBOR (COSE_Sign1) nor base64");
+    throw not_a_document(neither, input);
   }
+  if (decoded.empty()) throw not_a_document(neither, input);
+  if (!looks_like_cose_sign1(decoded)) throw not_a_document("base64 of something else", decoded);
+  return decoded;
 }
 
 }  // namespace shield_nitro::attest

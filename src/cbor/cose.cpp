@@ -97,7 +97,9 @@ Sign1 decode_sign1(ByteView data) {
   Sign1 out;
   const cbor::Value& arr = unwrap_tag(top, out.tagged);
   if (!arr.is(cbor::Type::kArray)) bad("COSE_Sign1 is not an array");
-  if (arr.indefinite()) bad("COSE_Sign1 array has indefinite length");
+  // The Sig_structure covers the header and payload bytes, never the outer array's head, so
+  // its length encoding cannot change what is verified.
+  out.indefinite = arr.indefinite();
   const auto& items = arr.as_array();
   if (items.size() != 4) bad("COSE_Sign1 array has " + std::to_string(items.size()) + " items, not 4");
   out.protected_header = bstr_field(items[0], "protected header");

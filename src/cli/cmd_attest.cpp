@@ -174,7 +174,8 @@ ordered_json summary_or_error(const Bytes& der, F&& as) {
 void run_show(const ShowOpts& o) {
   attest::Document d = attest::decode_document(read_document(o.doc));
   if (o.json) {
-    ordered_json j = {{"verified", false}, {"tagged", d.envelope.tagged}, {"indefinite_payload_map", d.indefinite_payload_map}};
+    ordered_json j = {{"verified", false}, {"tagged", d.envelope.tagged},
+                      {"indefinite_envelope", d.envelope.indefinite}, {"indefinite_payload_map", d.indefinite_payload_map}};
     j.update(fields_json(d));
     j["certificate"] = summary_or_error(d.certificate, cert_json);
     j["cabundle"] = ordered_json::array();
@@ -184,7 +185,8 @@ void run_show(const ShowOpts& o) {
   }
   std::ostringstream out;
   out << "UNVERIFIED attestation document (decoded only; use 'attest verify' before trusting any field)\n"
-      << "envelope:   COSE_Sign1 ES384" << (d.envelope.tagged ? ", tag 18" : ", untagged") << ", payload map "
+      << "envelope:   COSE_Sign1 ES384" << (d.envelope.tagged ? ", tag 18" : ", untagged")
+      << (d.envelope.indefinite ? ", indefinite array" : "") << ", payload map "
       << (d.indefinite_payload_map ? "indefinite" : "definite") << "\n";
   print_fields(out, d);
   auto text = [](const attest::CertificateSummary& c) { return cert_text(c); };

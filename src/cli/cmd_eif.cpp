@@ -1,5 +1,6 @@
 // `shield-nitro eif ...`: read, measure, build and unpack Enclave Image Files.
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -82,6 +83,7 @@ struct RootfsOpts {
   std::string image, rootfs_tar, rootfs_dir, cmd_json;
   std::vector<std::string> env;
   bool env_given = false;
+  uint64_t max_layer_mib = kDefaultMaxInflated >> 20;
 };
 
 struct CustomerRamdisk {
@@ -101,21 +103,32 @@ std::vector<std::string> parse_cmd_json(const std::string& text) {
   return out;
 }
 
-CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time) {
+// gzip'd layers are inflated next to the output: on the disk the user chose, not in /tmp.
+std::string scratch_dir_for(const std::string& output) {
+  if (output == "-") return "";
+  std::string dir = std::filesystem::path(output).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time, const std::string& output) {
+  if (o.max_layer_mib == 0 || o.max_layer_mib > (uint64_t{1} << 44))
+    throw Error(Errc::kUsage, "--max-layer-mib must be between 1 and 2^44");
+  uint64_t max_layer = o.max_layer_mib << 20;
+  std::string scratch = scratch_dir_for(output);
   int sources = !o.image.empty() + !o.rootfs_tar.empty() + !o.rootfs_dir.empty();
   if (sources != 1) throw Error(Errc::kUsage, "give exactly one of --image, --rootfs-tar, --rootfs");
   CustomerRamdisk out;
   std::vector<FsEntry> stream;
   std::optional<std::vector<std::string>> cmd, env;
   if (!o.image.empty()) {
-    Image img = load_image_tar(o.image, arch, "");
+    Image img = load_image_tar(o.image, arch, scratch, max_layer);
     stream = std::move(img.export_stream);
     if (o.cmd_json.empty()) cmd = image_command(img.config);
     env = img.config.env;
     out.image_name = img.name;
     out.image_id = img.id;
   } else {
-    stream = o.rootfs_tar.empty() ? scan_rootfs_dir(o.rootfs_dir, build_time) : read_export_tar(o.rootfs_tar, "");
+    stream = o.rootfs_tar.empty() ? scan_rootfs_dir(o.rootfs_dir, build_time) : read_export_tar(o.rootfs_tar, scratch, max_layer);
     if (o.cmd_json.empty()) throw Error(Errc::kUsage, "--rootfs-tar and --rootfs need --cmd (there is no image config)");
   }
   if (!o.cmd_json.empty()) cmd = parse_cmd_json(o.cmd_json);
@@ -131,6 +144,9 @@ void add_rootfs_options(CLI::App* sub, RootfsOpts& o) {
   sub->add_option("--cmd", o.cmd_json, "The command as a JSON array; overrides the image's CMD/ENTRYPOINT");
   sub->add_option("--env", o.env, "K=V for /env (repeatable); overrides the image's ENV")
       ->each([&o](const std::string&) { o.env_given = true; });
+  sub->add_option("--max-layer-mib", o.max_layer_mib,
+                  "Refuse a gzip'd layer or --rootfs-tar that inflates past this many MiB (inflated next to the output)")
+      ->capture_default_str();
 }
 
 int64_t build_time_from(const std::string& opt) { return opt.empty() ? default_build_time() : parse_build_time(opt); }
@@ -153,7 +169,7 @@ void run_ramdisk(const RamdiskOpts& o) {
     if (o.init.empty() || o.nsm_ko.empty()) throw Error(Errc::kUsage, "--bootstrap needs --init and --nsm-ko");
     write_cpio_file(bootstrap_ramdisk(o.init, o.nsm_ko), o.out);
   } else {
-    write_cpio_file(customer_from(o.rootfs, arch, build_time_from(o.build_time)).entries, o.out);
+    write_cpio_file(customer_from(o.rootfs, arch, build_time_from(o.build_time), o.out).entries, o.out);
   }
 }
 
@@ -232,7 +248,7 @@ void run_build(BuildOpts o) {
     for (const auto& r : o.ramdisks) in.ramdisks.push_back({r, {}});
   } else {
     if (o.init.empty() || o.nsm_ko.empty()) throw Error(Errc::kUsage, "give --init and --nsm-ko (or --blobs DIR)");
-    customer = customer_from(o.rootfs, in.arch, build_time_from(o.build_time));
+    customer = customer_from(o.rootfs, in.arch, build_time_from(o.build_time), o.out);
     in.ramdisks.push_back({"", bootstrap_ramdisk(o.init, o.nsm_ko)});
     in.ramdisks.push_back({"", std::move(customer.entries)});
   }

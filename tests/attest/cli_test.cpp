@@ -125,6 +125,48 @@ TEST_F(AttestCli, Base64AndStdinInput) {
   EXPECT_EQ(run("attest verify " + junk).code, 1);
 }
 
+TEST_F(AttestCli, IndefiniteOuterArrayIsSniffedAsADocument) {
+  Bytes doc = read_file(kAnjuna);
+  Bytes indef = {0x9f};
+  indef.insert(indef.end(), doc.begin() + 1, doc.end());
+  indef.push_back(0xff);
+  std::string raw = write("indef.cbor", indef);
+  CliRun r = run("attest verify " + raw + " --at " + kAnjunaAt);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::string b64 = write("indef.b64", as_bytes(base64_encode(indef) + "\n"));
+  EXPECT_EQ(run("attest verify " + b64 + " --at " + kAnjunaAt).code, 0);
+  CliRun j = run("attest show " + raw + " --json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  EXPECT_TRUE(nlohmann::json::parse(j.out)["indefinite_envelope"].get<bool>());
+}
+
+TEST_F(AttestCli, InputThatIsNoDocumentSaysWhatItLooksLike) {
+  testpki::Chain chain = testpki::make_chain(1750000000);
+  Bytes big_elf(40000, 0);
+  std::copy_n("\x7f" "ELF", 4, big_elf.begin());
+  const std::string N = "not an attestation document (neither a COSE_Sign1 nor base64 of one): ";
+  const std::pair<std::string, std::string> cases[] = {
+      {write("empty", {}), N + "empty"},
+      {write("root.pem", as_bytes(chain.root.pem())),
+       N + "looks like PEM text (CERTIFICATE)"},
+      {kNsm + "/manifest.json", N + "looks like JSON"},
+      {write("elf", Bytes{0x7f, 'E', 'L', 'F', 2, 1, 1, 0}), N + "binary, first bytes 7f454c46"},
+      {write("big.elf", big_elf), "not an attestation document (40000 bytes, more than any document): binary, first bytes 7f454c46"},
+      {write("hello", as_bytes("hello world\n")),
+       N + "looks like text starting 'hello world'"},
+      {write("map.b64", as_bytes(base64_encode(Bytes{0xa1, 0x01, 0x02}))),
+       "not an attestation document (base64 of something else): binary, first bytes a10102"},
+  };
+  for (const auto& [path, expected] : cases) {
+    for (const char* cmd : {"attest verify ", "attest show "}) {
+      CliRun r = run(cmd + path);
+      EXPECT_EQ(r.code, 1) << cmd << path;
+      EXPECT_EQ(lines(r.err), 1u) << r.err;
+      EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    }
+  }
+}
+
 TEST_F(AttestCli, NegativeFixtures) {
   for (const char* f : {"basenv_corrupted_as_stored_upstream.cbor", "blocky_selfsigned_not_aws.cbor"}) {
     CliRun r = run("attest verify " + kNsm + "/negative/" + f + " --at 1725719859 --allow-debug");

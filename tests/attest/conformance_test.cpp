@@ -59,7 +59,7 @@ TEST(AttestConformance, EveryRealDocumentVerifiesInsideItsWindowAndReportsTheMan
   for (const Fixture& f : fixtures()) {
     SCOPED_TRACE(f.name);
     int64_t ts = f.m["timestamp_ms"];
-    for (int64_t at_ms : {f.from_s * 1000, ts, f.until_s * 1000 - 1}) {
+    for (int64_t at_ms : {f.from_s * 1000, ts, f.until_s * 1000, f.until_s * 1000 + 999}) {  // notAfter inclusive
       Claims c = v.verify_at(f.doc, at_ms, debug_ok());
       EXPECT_EQ(c.module_id, f.m["module_id"]);
       EXPECT_EQ(c.timestamp_ms, static_cast<uint64_t>(ts));
@@ -98,8 +98,8 @@ TEST(AttestConformance, EveryRealDocumentFailsOutsideItsWindow) {
   Verifier v(TrustAnchor::aws(), {.chain_cache = false});
   for (const Fixture& f : fixtures()) {
     SCOPED_TRACE(f.name);
-    // OpenSSL counts the notAfter second itself as expired (X509_cmp_time treats equal as earlier).
-    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, f.until_s * 1000, debug_ok()); }), Errc::kExpired);
+    // The second after notAfter (RFC 5280: notAfter itself is still valid).
+    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
     EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, f.from_s * 1000 - 1, debug_ok()); }), Errc::kExpired);
     EXPECT_NE(message_of([&] { v.verify(f.doc, debug_ok()); }).find("certificate expired"), std::string::npos);
   }
@@ -111,10 +111,11 @@ TEST(AttestConformance, CachedChainNeverOutlivesItsWindow) {
     SCOPED_TRACE(f.name);
     v.verify_at(f.doc, f.m["timestamp_ms"], debug_ok());
     v.verify_at(f.doc, f.m["timestamp_ms"], debug_ok());
-    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, f.until_s * 1000, debug_ok()); }), Errc::kExpired);
+    v.verify_at(f.doc, f.until_s * 1000 + 999, debug_ok());
+    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
   }
   Verifier::CacheStats s = v.cache_stats();
-  EXPECT_EQ(s.hits, 11u);
+  EXPECT_EQ(s.hits, 22u);
   EXPECT_EQ(s.entries, 11u);
 }
 
@@ -139,6 +140,69 @@ TEST(AttestConformance, IndefinitePayloadMapVerifies) {
   Bytes doc = real("basenv_indefinite_2026-01-03");
   EXPECT_TRUE(decode_document(doc).indefinite_payload_map);
   EXPECT_FALSE(decode_document(real("anjuna_prod_2021-03-17")).indefinite_payload_map);
+}
+
+// The outer array re-encoded with indefinite length (9f .. ff), its four elements' bytes
+// unchanged: legal CBOR, and the head is outside the Sig_structure, so it verifies exactly
+// like the original.
+Bytes indefinite_envelope(const Bytes& doc, size_t drop_tail = 0) {
+  EXPECT_EQ(doc[0], 0x84);
+  Bytes d = {0x9f};
+  d.insert(d.end(), doc.begin() + 1, doc.end() - static_cast<long>(drop_tail));
+  d.push_back(0xff);
+  return d;
+}
+
+TEST(AttestConformance, IndefiniteOuterArrayVerifiesLikeTheOriginal) {
+  Verifier v(TrustAnchor::aws(), {.chain_cache = false});
+  for (const Fixture& f : fixtures()) {
+    SCOPED_TRACE(f.name);
+    Bytes d = indefinite_envelope(f.doc);
+    ASSERT_EQ(d.size(), f.doc.size() + 1);
+    cose::Sign1 msg = cose::decode_sign1(d);
+    EXPECT_TRUE(msg.indefinite);
+    EXPECT_EQ(msg.payload, cose::decode_sign1(f.doc).payload);
+    int64_t ts = f.m["timestamp_ms"];
+    Claims a = v.verify_at(f.doc, ts, debug_ok()), b = v.verify_at(d, ts, debug_ok());
+    EXPECT_EQ(b.module_id, a.module_id);
+    EXPECT_EQ(b.pcrs, a.pcrs);
+    EXPECT_EQ(b.timestamp_ms, a.timestamp_ms);
+    Bytes tagged = {0xd2};
+    tagged.insert(tagged.end(), d.begin(), d.end());
+    EXPECT_NO_THROW(v.verify_at(tagged, ts, debug_ok()));
+    // ... and fails like it outside the window.
+    EXPECT_EQ(errc_of([&] { v.verify_at(d, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
+  }
+}
+
+TEST(AttestConformance, IndefiniteOuterArrayStaysStrictElsewhere) {
+  Verifier v(TrustAnchor::aws(), {.chain_cache = false});
+  Bytes doc = real("anjuna_prod_2021-03-17");
+  int64_t ts = 1616018515685;
+  Bytes good = indefinite_envelope(doc);
+  auto why = [&](const Bytes& d) { return message_of([&] { v.verify_at(d, ts); }); };
+  // Three elements (signature dropped), a missing break, a trailing byte after it.
+  EXPECT_NE(why(indefinite_envelope(doc, 98)).find("3 items, not 4"), std::string::npos);
+  EXPECT_NE(why(Bytes(good.begin(), good.end() - 1)).find("not terminated"), std::string::npos);
+  Bytes trailing = good;
+  trailing.push_back(0x00);
+  EXPECT_NE(why(trailing).find("trailing bytes"), std::string::npos);
+  // A fifth element before the break.
+  Bytes five(good.begin(), good.end() - 1);
+  five.push_back(0xf6);
+  five.push_back(0xff);
+  EXPECT_NE(why(five).find("5 items, not 4"), std::string::npos);
+  // The payload as an indefinite-length (chunked) byte string: refused (§3), although its
+  // contents are the same bytes.
+  cose::Sign1 msg = cose::decode_sign1(doc);
+  Bytes chunked = {0x9f, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0x5f};
+  cbor::Writer w(chunked);
+  w.bytes(ByteView(msg.payload).first(100));
+  w.bytes(ByteView(msg.payload).subspan(100));
+  chunked.push_back(0xff);
+  w.bytes(msg.signature);
+  chunked.push_back(0xff);
+  EXPECT_NE(why(chunked).find("indefinite-length strings are not allowed"), std::string::npos);
 }
 
 TEST(AttestConformance, NegativeFixturesFailAsMalformed) {

@@ -253,8 +253,39 @@ TEST_F(VerifierTest, CheckTimeOutsideAnyCertificateIsExpired) {
   Bytes d = doc();
   EXPECT_EQ(errc_of([&] { v.verify_at(d, (kT0 + 3 * 3600 + 1) * 1000); }), Errc::kExpired);
   EXPECT_EQ(errc_of([&] { v.verify_at(d, (kT0 - 61) * 1000); }), Errc::kExpired);
-  EXPECT_NO_THROW(v.verify_at(d, (kT0 + 3 * 3600) * 1000 - 1));
-  EXPECT_EQ(errc_of([&] { v.verify_at(d, (kT0 + 3 * 3600) * 1000); }), Errc::kExpired);
+  EXPECT_NO_THROW(v.verify_at(d, (kT0 - 60) * 1000));  // notBefore itself is valid
+}
+
+// RFC 5280 §4.1.2.5: the validity period includes notAfter, so the whole notAfter second
+// verifies (OpenSSL's default comparison counts it as expired); the next second does not.
+TEST_F(VerifierTest, LeafNotAfterSecondIsStillValid) {
+  Bytes d = doc();
+  const int64_t not_after = kT0 + 3 * 3600;  // make_chain's leaf
+  EXPECT_NO_THROW(v.verify_at(d, not_after * 1000));
+  EXPECT_NO_THROW(v.verify_at(d, not_after * 1000 + 999));
+  std::string why = message_of([&] { v.verify_at(d, (not_after + 1) * 1000); });
+  EXPECT_EQ(why, "certificate expired (leaf.test): notAfter 2025-06-15T18:06:40Z is before the check time "
+                 "2025-06-15T18:06:41Z");
+  EXPECT_EQ(errc_of([&] { v.verify_at(d, (not_after + 1) * 1000); }), Errc::kExpired);
+}
+
+TEST_F(VerifierTest, IntermediateNotAfterSecondIsStillValidAlsoWhenCached) {
+  // An instance CA that ends exactly at the check second, under a leaf that outlives it.
+  const int64_t end = kT0 + 600;
+  chain.instance = testpki::make_cert({nullptr, "instance.test", &chain.zonal, chain.instance.key, kT0 - 3600, end,
+                                       "critical,CA:TRUE,pathlen:0", "critical,keyCertSign"});
+  chain.leaf = testpki::make_cert({nullptr, "leaf.test", &chain.instance, chain.leaf.key, kT0 - 60, kT0 + 3 * 3600,
+                                   "critical,CA:FALSE", "digitalSignature"});
+  payload = testpki::payload(chain, kTs);
+  Verifier cached{TrustAnchor::from_pem(chain.root.pem())};
+  Bytes d = doc();
+  for (const Verifier* w : {&v, &cached}) {
+    EXPECT_NO_THROW(w->verify_at(d, end * 1000 + 500));
+    EXPECT_NO_THROW(w->verify_at(d, end * 1000 + 999));  // a cache hit on the last valid second
+    std::string why = message_of([&] { w->verify_at(d, (end + 1) * 1000); });
+    EXPECT_EQ(why.rfind("certificate expired (instance.test): notAfter ", 0), 0u) << why;
+  }
+  EXPECT_EQ(cached.cache_stats().hits, 1u);
 }
 
 TEST_F(VerifierTest, ExpiredTrustAnchorIsExpired) {

@@ -1,6 +1,7 @@
 // The eif commands end to end through the real CLI binary.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -107,4 +108,46 @@ TEST(EifCli, RootfsCommand) {
   ASSERT_EQ(run(cli() + "rootfs --binary " + q(SN_CLI) + " -o " + q(t / "r") + " 2>/dev/null"), 0);
   EXPECT_TRUE(std::filesystem::is_regular_file(t / "r/bin/shield-nitro"));
   EXPECT_EQ(run(cli() + "rootfs --binary " + q(SN_CLI) + " --file nocolon -o " + q(t / "r2") + " 2>/dev/null"), 2);
+}
+
+// A gzip'd layer is inflated next to the output, never in $TMPDIR, and one that inflates past
+// --max-layer-mib is refused with one line naming it; neither run leaves a file behind.
+TEST(EifCli, GzipLayersInflateNextToTheOutputWithinABound) {
+  TempDir t;
+  eif_test::TarWriter layer;
+  layer.file("app/zeros", std::string(size_t{3} << 20, '\0'));  // 3 MiB that gzip to a few KiB
+  eif_test::TarWriter img;
+  img.file("c.json", R"({"config":{"Cmd":["/app/zeros"]}})");
+  img.file("l.tar.gz", shield_nitro::to_string(eif_test::gzip(layer.finish())));
+  img.file("manifest.json", R"([{"Config":"c.json","Layers":["l.tar.gz"]}])");
+  std::filesystem::create_directory(t / "in");
+  std::filesystem::create_directory(t / "out");
+  eif_test::spit(t / "in/img.tar", img.finish());
+  auto names_in = [](const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    return out;
+  };
+
+  std::string out;
+  EXPECT_EQ(run("TMPDIR=" + q(t / "no-such-dir") + " " + cli() + "ramdisk --image " + q(t / "in/img.tar") + " -o " +
+                    q(t / "out/r.cpio") + " 2>&1",
+                &out),
+            0)
+      << out;
+  EXPECT_EQ(names_in(t / "out"), std::vector<std::string>{"r.cpio"});
+
+  out.clear();
+  EXPECT_EQ(run(cli() + "ramdisk --max-layer-mib 2 --image " + q(t / "in/img.tar") + " -o " + q(t / "out/small.cpio") +
+                    " 2>&1",
+                &out),
+            1);
+  EXPECT_NE(out.find("layer 'l.tar.gz'"), std::string::npos) << out;
+  EXPECT_NE(out.find("inflates past 2 MiB"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(names_in(t / "out"), std::vector<std::string>{"r.cpio"});
+  EXPECT_EQ(names_in(t / "in"), std::vector<std::string>{"img.tar"});
+  EXPECT_EQ(run(cli() + "ramdisk --max-layer-mib 0 --image " + q(t / "in/img.tar") + " -o " + q(t / "out/z.cpio") +
+                " 2>/dev/null"),
+            2);
 }

@@ -54,8 +54,10 @@ struct Document {
 
 Document decode_document(ByteView doc);
 
-// Accepts raw CBOR (first byte 0x84 or 0xd2) or standard base64 of it (surrounding
-// whitespace ignored). Throws Error(kFormat) when it is neither.
+// Accepts raw CBOR (an array of four, 84 or 9f, optionally after tag 18 d2) or standard
+// base64 of it (surrounding whitespace ignored). Anything else throws Error(kFormat, "not an
+// attestation document: ...") saying what the input looked like (empty, PEM, JSON, text, or
+// binary with its first bytes).
 Bytes document_bytes_from_text_or_binary(ByteView input);
 
 }  // namespace shield_nitro::attest

@@ -1,7 +1,8 @@
 // COSE_Sign1 (RFC 9052 §4.2) with ES384, the only profile Nitro attestation uses.
 //
-// Decoding is strict (attestation.md §1): an optional tag 18 and no other tag, a definite
-// array of four, a protected header that decodes to exactly {1: -35}, an empty unprotected
+// Decoding is strict (attestation.md §1): an optional tag 18 and no other tag, an array of
+// four (definite, or indefinite 9f..ff: legal CBOR, and the array head is not signed), a
+// protected header that decodes to exactly {1: -35}, an empty unprotected
 // map, a byte-string payload and a 96-byte r||s signature. The payload is kept exactly as
 // received, because the signature covers those bytes and never a re-encoding.
 //
@@ -23,6 +24,7 @@ inline constexpr size_t kEs384SignatureSize = 96;
 
 struct Sign1 {
   bool tagged = false;      // the input began with tag 18 (d2)
+  bool indefinite = false;  // the array of four was encoded 9f .. ff
   Bytes protected_header;   // contents of the protected bstr, as received
   Bytes payload;            // contents of the payload bstr, as received
   Bytes signature;          // 96 bytes r||s
