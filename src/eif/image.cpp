@@ -130,7 +130,8 @@ std::vector<std::string> image_command(const ImageConfig& c) {
   throw Error(Errc::kUsage, "the image has neither CMD nor ENTRYPOINT; give --cmd");
 }
 
-Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir) {
+Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir,
+                     uint64_t max_layer) {
   Members m = index_members(*src);
   Plan plan = m.count("manifest.json") ? docker_plan(*src, m) : m.count("index.json") ? oci_plan(*src, m, arch)
                                                                                       : (bad("neither manifest.json nor index.json found (is this a docker save / OCI tar?)"), Plan{});
@@ -148,7 +149,12 @@ Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std
   FsTree tree;
   for (const auto& layer_path : plan.layers) {
     const TarHeader& h = member(m, layer_path);
-    auto layer = maybe_gunzip(std::make_shared<SliceSource>(src, h.data_offset, h.size), scratch_dir);
+    std::shared_ptr<const ByteSource> layer;
+    try {
+      layer = maybe_gunzip(std::make_shared<SliceSource>(src, h.data_offset, h.size), scratch_dir, max_layer);
+    } catch (const Error& e) {
+      throw Error(e.code(), "layer '" + layer_path + "': " + e.what());
+    }
     std::vector<FsEntry> entries;
     TarReader reader(*layer);
     TarHeader lh;
@@ -163,8 +169,8 @@ Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std
   return img;
 }
 
-Image load_image_tar(const std::string& path, Arch arch, const std::string& scratch_dir) {
-  return load_image_tar(std::make_shared<FileSource>(path), arch, scratch_dir);
+Image load_image_tar(const std::string& path, Arch arch, const std::string& scratch_dir, uint64_t max_layer) {
+  return load_image_tar(std::make_shared<FileSource>(path), arch, scratch_dir, max_layer);
 }
 
 }  // namespace shield_nitro::eif

@@ -205,11 +205,12 @@ std::vector<FsEntry> read_export_tar(std::shared_ptr<const ByteSource> src) {
   return out;
 }
 
-std::vector<FsEntry> read_export_tar(const std::string& path, const std::string& scratch_dir) {
-  return read_export_tar(maybe_gunzip(std::make_shared<FileSource>(path), scratch_dir));
+std::vector<FsEntry> read_export_tar(const std::string& path, const std::string& scratch_dir, uint64_t max_inflated) {
+  return read_export_tar(maybe_gunzip(std::make_shared<FileSource>(path), scratch_dir, max_inflated));
 }
 
-std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource> src, const std::string& scratch_dir) {
+std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource> src, const std::string& scratch_dir,
+                                               uint64_t max_inflated) {
   uint8_t magic[2] = {0, 0};
   if (src->size() < 2) return src;
   src->read_at(0, magic, 2);
@@ -222,6 +223,7 @@ std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource>
   inflateInit2(&z, 15 + 32);
   Bytes outbuf(1 << 20);
   int rc = Z_OK;
+  uint64_t inflated = 0;
   try {
     for_each_chunk(*src, 0, src->size(), [&](ByteView in) {
       z.next_in = const_cast<uint8_t*>(in.data());
@@ -233,6 +235,12 @@ std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource>
         rc = inflate(&z, Z_NO_FLUSH);
         if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) bad("gzip data is corrupt");
         size_t n = outbuf.size() - z.avail_out;
+        inflated += n;
+        if (inflated > max_inflated)
+          throw Error(Errc::kPolicy, "gzip data of " + std::to_string(src->size()) + " bytes inflates past " +
+                                         (max_inflated % (1 << 20) ? std::to_string(max_inflated) + " bytes"
+                                                                   : std::to_string(max_inflated >> 20) + " MiB") +
+                                         " (raise --max-layer-mib if the image is trusted)");
         if (n && ::write(fd, outbuf.data(), n) != static_cast<ssize_t>(n))
           throw Error(Errc::kIo, "cannot write scratch file " + tmp + ": " + std::strerror(errno));
         if (rc == Z_BUF_ERROR && n == 0) break;

@@ -195,6 +195,41 @@ TEST(EifTarNegative, ChecksumTruncationAndTypes) {
   EXPECT_THROW(maybe_gunzip(mem(notgz), ""), Error);
 }
 
+// A gzip bomb stops at the bound (Error(kPolicy)) and leaves no scratch file; within the bound
+// the scratch file has no name either.
+TEST(EifTarNegative, GzipInflatesOnlyUpToTheBound) {
+  TempDir scratch;
+  Bytes zeros(size_t{3} << 20, 0);
+  Bytes gz = eif_test::gzip(zeros);
+  try {
+    maybe_gunzip(mem(gz), scratch.path(), uint64_t{1} << 20);
+    ADD_FAILURE() << "3 MiB inflated under a 1 MiB bound";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kPolicy);
+    EXPECT_NE(std::string(e.what()).find("inflates past 1 MiB"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(scratch.path()));
+  auto src = maybe_gunzip(mem(gz), scratch.path(), zeros.size());  // exactly at the bound: fine
+  EXPECT_EQ(src->size(), zeros.size());
+  EXPECT_TRUE(fs::is_empty(scratch.path()));
+  // Through an image: the error names the layer.
+  TarWriter l;
+  l.file("big", to_string(zeros));
+  TarWriter t;
+  t.file("c.json", R"({"config":{"Cmd":["/big"]}})");
+  t.file("bomb.tar.gz", to_string(eif_test::gzip(l.finish())));
+  t.file("manifest.json", R"([{"Config":"c.json","Layers":["bomb.tar.gz"]}])");
+  Bytes tar = t.finish();
+  try {
+    load_image_tar(mem(tar), Arch::kX86_64, scratch.path(), uint64_t{1} << 20);
+    ADD_FAILURE() << "image with a bomb layer loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kPolicy);
+    EXPECT_NE(std::string(e.what()).find("layer 'bomb.tar.gz'"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(scratch.path()));
+}
+
 TEST(EifCpio, ReaderRoundTripAndLimits) {
   std::vector<CpioEntry> entries = customer_ramdisk({}, {"/x"}, {});
   Bytes b;

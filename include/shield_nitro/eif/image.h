@@ -10,6 +10,7 @@
 
 #include "shield_nitro/eif/format.h"
 #include "shield_nitro/eif/fs_entry.h"
+#include "shield_nitro/eif/tar.h"
 
 namespace shield_nitro::eif {
 
@@ -53,11 +54,14 @@ struct Image {
 };
 
 // Reads a `docker save` tar (manifest.json) or an OCI image layout tar (index.json). Layers
-// may be gzip'd; they are inflated into scratch_dir ("" = $TMPDIR). For an OCI index with
-// several platforms the one matching arch is taken.
-Image load_image_tar(const std::string& path, Arch arch, const std::string& scratch_dir);
+// may be gzip'd; they are inflated into scratch_dir ("" = $TMPDIR), and one that inflates past
+// max_layer bytes is refused (Error(kPolicy)). For an OCI index with several platforms the one
+// matching arch is taken.
+Image load_image_tar(const std::string& path, Arch arch, const std::string& scratch_dir,
+                     uint64_t max_layer = kDefaultMaxInflated);
 // The same from any source (tests and fuzzing).
-Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir);
+Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir,
+                     uint64_t max_layer = kDefaultMaxInflated);
 
 // nitro-cli's /cmd: Cmd if present, else Entrypoint, else Error(kUsage). Never both.
 std::vector<std::string> image_command(const ImageConfig& c);

@@ -40,13 +40,20 @@ class TarReader {
 // unsafe names and unsupported types (sockets, sparse files).
 FsEntry tar_to_entry(const TarHeader& h, const std::shared_ptr<const ByteSource>& src);
 
+// What one gzip'd layer or filesystem tar may inflate to unless the caller says otherwise
+// (`eif build --max-layer-mib`): a 2 MiB gzip bomb expands to 2 GiB.
+inline constexpr uint64_t kDefaultMaxInflated = uint64_t{1} << 30;
+
 // Every member of a flat filesystem tar (`docker export`), in stream order. Duplicate paths are
-// refused. A gzip input is first inflated into scratch_dir.
-std::vector<FsEntry> read_export_tar(const std::string& path, const std::string& scratch_dir);
+// refused. A gzip input is first inflated into scratch_dir (at most max_inflated bytes).
+std::vector<FsEntry> read_export_tar(const std::string& path, const std::string& scratch_dir,
+                                     uint64_t max_inflated = kDefaultMaxInflated);
 std::vector<FsEntry> read_export_tar(std::shared_ptr<const ByteSource> src);
 
-// Inflates a gzip stream into a new file in scratch_dir (removed with that folder) and returns
-// it as a source; returns src unchanged when it is not gzip.
-std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource> src, const std::string& scratch_dir);
+// Inflates a gzip stream into an unnamed scratch file in scratch_dir ("" = $TMPDIR; the CLI
+// gives the output's folder) and returns it as a source; returns src unchanged when it is not
+// gzip. Past max_inflated bytes it stops and throws Error(kPolicy), leaving nothing behind.
+std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource> src, const std::string& scratch_dir,
+                                               uint64_t max_inflated = kDefaultMaxInflated);
 
 }  // namespace shield_nitro::eif
