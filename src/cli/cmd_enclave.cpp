@@ -1,8 +1,12 @@
 // shield-nitro enclave serve: the service that runs inside the enclave.
+#include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "registry.h"
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/enclave/kms_releaser.h"
@@ -20,7 +24,29 @@ struct ServeOptions {
   std::string policy;
   size_t max_frame_mib = 64;
   size_t workers = 0;
+  unsigned nsm_wait_s = 10;
+  size_t max_buffered_replies_mib = net::ServerOptions{}.total_output_limit >> 20;
 };
+
+// A simulated NSM started alongside the service (the simulator's launcher, a test stack) may
+// not be listening yet: wait for it, bounded and logged. /dev/nsm is there or not: no wait.
+std::unique_ptr<nsm::NsmTransport> open_nsm_waiting(const std::string& spec, unsigned wait_s) {
+  const char* env = std::getenv(nsm::kNsmEnvVar);
+  std::string chosen = spec == nsm::kNsmDefault && env && *env ? env : spec;
+  if (chosen.rfind("sim:", 0) != 0 || wait_s == 0) return nsm::open_nsm(spec);
+  int64_t start = monotonic_ns(), deadline = start + int64_t{wait_s} * 1'000'000'000;
+  for (bool logged = false;; logged = true) {
+    try {
+      auto t = nsm::open_nsm(spec);
+      if (logged) log_info("the simulated NSM answered after " + std::to_string((monotonic_ns() - start) / 1'000'000) + " ms");
+      return t;
+    } catch (const Error& e) {
+      if (e.code() != Errc::kEnvironment || monotonic_ns() >= deadline) throw;
+      if (!logged) log_info("waiting up to " + std::to_string(wait_s) + " s for the simulated NSM (" + e.what() + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
 
 void run_serve(const ServeOptions& o) {
   set_log_component("enclave");
@@ -29,8 +55,10 @@ void run_serve(const ServeOptions& o) {
   so.listen = net::Endpoint::parse(o.listen);
   so.server.max_frame = o.max_frame_mib << 20;
   so.server.workers = o.workers;
+  if (o.max_buffered_replies_mib == 0) throw Error(Errc::kUsage, "--max-buffered-replies-mib must be at least 1");
+  so.server.total_output_limit = o.max_buffered_replies_mib << 20;
   if (!o.policy.empty()) so.policy = enclave::ReleasePolicy::load(o.policy);
-  auto nsm_client = std::make_unique<nsm::NsmClient>(nsm::open_nsm(o.nsm));
+  auto nsm_client = std::make_unique<nsm::NsmClient>(open_nsm_waiting(o.nsm, o.nsm_wait_s));
   nsm::NsmClient& nsm_ref = *nsm_client;
   auto releaser = enclave::make_kms_releaser(o.kms, nsm_ref);
   enclave::EnclaveService service(std::move(nsm_client), std::move(releaser), std::move(so));
@@ -61,6 +89,11 @@ void setup(CLI::App& app) {
   serve->add_option("--policy", o->policy, "Key-release policy JSON (allowed KMS keys, encryption context, code)");
   serve->add_option("--max-frame-mib", o->max_frame_mib, "Largest protocol frame accepted, MiB")->capture_default_str();
   serve->add_option("--workers", o->workers, "Handler threads (0 = one per CPU)");
+  serve->add_option("--nsm-wait", o->nsm_wait_s, "Seconds to wait for a simulated NSM (sim:DIR) that is still starting")
+      ->capture_default_str();
+  serve->add_option("--max-buffered-replies-mib", o->max_buffered_replies_mib,
+                    "Unsent replies held for all clients together; past it the client holding most is dropped")
+      ->capture_default_str();
   serve->footer(
       "Example (on Nitro):\n  shield-nitro enclave serve --listen vsock://ANY:5000 --kms-via vsock://3:8000 --kms-region us-east-1\n"
       "Example (simulator):\n  shield-nitro enclave serve --listen unix:/tmp/enc.sock --nsm sim:/tmp/nsm \\\n"

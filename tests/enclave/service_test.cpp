@@ -126,6 +126,11 @@ TEST_F(Fixture, LoadsStreamedModelAndCodeThenInvokesInChannel) {
   Value st = client->call("stats");
   EXPECT_GE(st.find("requests")->find("invoke")->as_uint(), 2u);
   EXPECT_EQ(st.find("sessions")->as_uint(), 1u);
+  // The server's limits are visible: nothing is waiting to be sent to this (reading) client.
+  for (const char* k : {"buffered_reply_bytes", "connections_refused", "connections_dropped"}) {
+    ASSERT_NE(st.find(k), nullptr) << k;
+    EXPECT_EQ(st.find(k)->as_uint(), 0u) << k;
+  }
 }
 
 TEST_F(Fixture, RefusesTamperedArtifactsWrongKeysAndMissingCredentials) {
