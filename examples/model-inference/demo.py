@@ -171,9 +171,9 @@ class Demo:
             say(f"kernel and bootstrap: nitro-cli's blobs in {NITRO_BLOBS}")
             return NITRO_BLOBS
         blobs = self.work / "blobs"
-        make_stand_in_blobs(blobs, kernel)
         say(f"no nitro-cli blobs here ({NITRO_BLOBS} does not exist): the EIF gets a STAND-IN kernel, cmdline,")
-        say(f"init and nsm.ko made by this demo ({blobs}, a few KiB, labelled as such). The simulator does")
+        self.stack.run("eif", "blobs", "--stand-in", "-o", blobs)
+        say(f"init and nsm.ko ({blobs}, a few KiB, labelled as such). The simulator does")
         say("not boot the kernel; the PCRs are still measured from what the EIF really contains (PCR0 and PCR1")
         say("differ from a build with nitro-cli's blobs; PCR2, the app, does not)")
         return blobs
@@ -507,18 +507,6 @@ def read_testset(path):
     feats = data[16:16 + count * dim * 4]
     labels = data[16 + count * dim * 4:16 + count * dim * 4 + count]
     return count, dim, feats, labels
-
-
-def make_stand_in_blobs(blobs, kernel):
-    """Deterministic stand-ins for nitro-cli's blobs: measured like the real ones, never booted."""
-    blobs.mkdir(parents=True, exist_ok=True)
-    label = b"shield-nitro demo STAND-IN %s: not a real %s; the simulator measures it and never runs it\n"
-    (blobs / kernel).write_bytes((label % (b"kernel", b"Linux kernel")) * 256)
-    (blobs / f"{kernel}.config").write_text(
-        "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 0.0.0-shield-nitro-stand-in Kernel Configuration\n")
-    (blobs / "cmdline").write_text("reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on\n")
-    (blobs / "init").write_bytes(label % (b"init", b"enclave init"))
-    (blobs / "nsm.ko").write_bytes(label % (b"nsm.ko", b"NSM driver"))
 
 
 def make_ca_and_server_cert(folder, dns_names, ip):

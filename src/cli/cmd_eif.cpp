@@ -20,6 +20,7 @@
 #include "shield_nitro/eif/ramdisk.h"
 #include "shield_nitro/eif/reader.h"
 #include "shield_nitro/eif/rootfs.h"
+#include "shield_nitro/eif/stand_in_blobs.h"
 #include "shield_nitro/eif/tar.h"
 #include "util.h"
 
@@ -204,15 +205,31 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(ws) - b + 1);
 }
 
+// Where blobs come from, for errors about a missing blobs folder or file.
+std::string where_blobs_come_from() {
+  return std::string("nitro-cli's aws-nitro-enclaves-cli package installs them in ") + kNitroBlobsDir +
+         "; without it, `shield-nitro eif blobs --stand-in -o DIR` writes labelled stand-ins "
+         "(their PCR0/PCR1 differ from a real build)";
+}
+
 void apply_blobs(BuildOpts& o, Arch arch) {
   if (o.blobs.empty()) return;
+  if (!file_exists(o.blobs))
+    throw Error(Errc::kEnvironment, "--blobs " + o.blobs + ": no such folder; " + where_blobs_come_from());
   auto pick = [&](std::string& field, const std::string& file) {
-    if (field.empty()) field = o.blobs + "/" + file;
+    if (!field.empty()) return;  // an explicit option wins
+    field = o.blobs + "/" + file;
+    if (!file_exists(field))
+      throw Error(Errc::kEnvironment, "--blobs " + o.blobs + " has no " + file +
+                                          " (a blobs folder holds " + kernel_blob_name(arch) +
+                                          ", cmdline, init, nsm.ko); " + where_blobs_come_from());
   };
-  pick(o.kernel, arch == Arch::kAarch64 ? "Image" : "bzImage");
+  pick(o.kernel, kernel_blob_name(arch));
   if (o.cmdline_text.empty()) pick(o.cmdline_file, "cmdline");
-  pick(o.init, "init");
-  pick(o.nsm_ko, "nsm.ko");
+  if (o.ramdisks.empty()) {  // prebuilt ramdisks already hold init and nsm.ko
+    pick(o.init, "init");
+    pick(o.nsm_ko, "nsm.ko");
+  }
 }
 
 std::string metadata_for(const BuildOpts& o, const CustomerRamdisk& c) {
@@ -236,7 +253,7 @@ void run_build(BuildOpts o) {
   BuildInput in;
   in.arch = o.arch.empty() ? host_arch() : parse_arch(o.arch);
   apply_blobs(o, in.arch);
-  if (o.kernel.empty()) throw Error(Errc::kUsage, "give --kernel (or --blobs DIR)");
+  if (o.kernel.empty()) throw Error(Errc::kUsage, "give --kernel (or --blobs DIR); " + where_blobs_come_from());
   if (o.cmdline_text.empty() == o.cmdline_file.empty()) throw Error(Errc::kUsage, "give one of --cmdline FILE or --cmdline-text");
   std::string cmdline = o.cmdline_text.empty() ? trim(read_text_file(o.cmdline_file)) : o.cmdline_text;
   in.cmdline = Bytes(cmdline.begin(), cmdline.end());
@@ -288,6 +305,37 @@ void setup_build(CLI::App& eif) {
               "Examples:\n  shield-nitro eif build --blobs /usr/share/nitro_enclaves/blobs --image app.tar -o app.eif\n"
               "  shield-nitro eif build --blobs blobs/ --rootfs rootfs/ --cmd '[\"/bin/app\"]' --sign-cert c.pem --sign-key k.pem -o app.eif");
   sub->callback([o] { run_build(*o); });
+}
+
+struct BlobsOpts {
+  std::string out, arch;
+  bool stand_in = false;
+};
+
+void run_blobs(const BlobsOpts& o) {
+  if (!o.stand_in)
+    throw Error(Errc::kUsage, std::string("real blobs come with nitro-cli: install the aws-nitro-enclaves-cli package and use --blobs ") +
+                                  kNitroBlobsDir + "; for the simulator, --stand-in -o DIR writes stand-ins whose PCR0/PCR1 differ from a real build");
+  if (o.out.empty()) throw Error(Errc::kUsage, "give -o DIR, the folder for the stand-in blobs");
+  Arch arch = o.arch.empty() ? host_arch() : parse_arch(o.arch);
+  for (const auto& path : write_stand_in_blobs(o.out, arch)) std::cout << path << "\n";
+  std::cerr << "WARNING: these are STAND-IN blobs, not nitro-cli's: an EIF built with them runs only under `shield-nitro sim`,\n"
+               "and its PCR0 and PCR1 differ from a build with the real blobs (PCR2, the app, does not). Do not put\n"
+               "their PCR0/PCR1 in a KMS key policy for Nitro. Real blobs: the aws-nitro-enclaves-cli package, "
+            << kNitroBlobsDir << "." << std::endl;
+}
+
+void setup_blobs(CLI::App& eif) {
+  auto o = std::make_shared<BlobsOpts>();
+  auto* sub = eif.add_subcommand("blobs", "Write stand-ins for nitro-cli's kernel and bootstrap blobs (for the simulator only)");
+  sub->add_flag("--stand-in", o->stand_in, "Write labelled stand-ins (required: real blobs come from nitro-cli)");
+  sub->add_option("-o,--output", o->out, "The folder to write (created; an existing file is replaced only by identical bytes)");
+  sub->add_option("--arch", o->arch, "x86_64 (bzImage) or aarch64 (Image) (default: this host's)");
+  sub->footer(std::string("Writes the kernel (bzImage or Image), its .config, cmdline, init and nsm.ko, the same bytes every time.\n"
+              "The simulator measures them and never boots them; PCR0/PCR1 differ from a real build, PCR2 does not.\n"
+              "Real blobs: the aws-nitro-enclaves-cli package installs them in ") + kNitroBlobsDir + ".\n"
+              "Example: shield-nitro eif blobs --stand-in -o blobs/ && shield-nitro eif build --blobs blobs/ --rootfs rootfs/ --cmd '[\"/bin/app\"]' -o app.eif");
+  sub->callback([o] { run_blobs(*o); });
 }
 
 struct RootfsCmdOpts {
@@ -346,6 +394,7 @@ void setup(CLI::App& app) {
   setup_pcr(*eif);
   setup_ramdisk(*eif);
   setup_build(*eif);
+  setup_blobs(*eif);
   setup_rootfs(*eif);
   setup_extract(*eif);
 }

@@ -29,8 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 GUIDE = REPO / "docs" / "deploy-aws.md"
-sys.path.insert(0, str(REPO / "examples" / "model-inference"))
-import demo  # noqa: E402  (stand-in blobs)
+sys.path.insert(0, str(REPO / "python"))
 from shield_nitro.testing import Checklist  # noqa: E402
 
 MARK = re.compile(r"^<!-- test: (runs here|background|file (\S+)|not here: .+) -->$")
@@ -74,7 +73,7 @@ def main():
         for d in (bin_dir, etc):
             d.mkdir()
         (bin_dir / "shield-nitro").symlink_to(cli)
-        demo.make_stand_in_blobs(blobs, "Image" if os.uname().machine == "aarch64" else "bzImage")
+        subprocess.run([str(cli), "eif", "blobs", "--stand-in", "-o", str(blobs)], capture_output=True, check=True)
         substitutions = {"/usr/local/bin/shield-nitro": str(cli), "/usr/share/nitro_enclaves/blobs": str(blobs),
                          "/etc/nitro_enclaves": str(etc), "/tmp/enc": str(tmp / "enc")}
 
