@@ -2,6 +2,7 @@
 
 #include "shield_nitro/attest/document.h"
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/pcr.h"
 #include "shield_nitro/core/file_io.h"
 #include "util.h"
 
@@ -30,10 +31,7 @@ attest::Policy make_policy(const PolicyOptions& o) {
   attest::Policy p;
   for (const auto& arg : o.pcrs) {
     auto [index, value] = parse_index_hex(arg, "--pcr");
-    if (index > 31) throw Error(Errc::kUsage, "--pcr " + std::to_string(index) + ": PCR indexes are 0-31");
-    if (value.size() != attest::kPcrSize)
-      throw Error(Errc::kUsage, "--pcr " + std::to_string(index) + ": expected 48 bytes (96 hex digits), got " +
-                                    std::to_string(value.size()));
+    check_pcr(index, value.size());
     p.expect_pcr(static_cast<uint32_t>(index), std::move(value));
   }
   if (o.max_age >= 0) p.max_age_s = o.max_age;

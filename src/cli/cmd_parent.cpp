@@ -323,8 +323,8 @@ CLI::App* add(CLI::App* parent, const std::string& name, const std::string& what
 }
 
 void add_io(CLI::App* sub, DataOpts& o, const std::string& in_what, const std::string& out_what) {
-  sub->add_option("--input", o.input, in_what + " (file, or - for stdin)")->capture_default_str();
-  sub->add_option("--output", o.output, out_what + " (file, or - for stdout)")->capture_default_str();
+  sub->add_option("-i,--input", o.input, in_what + " (file, or - for stdin)")->capture_default_str();
+  sub->add_option("-o,--output", o.output, out_what + " (file, or - for stdout)")->capture_default_str();
 }
 
 void setup_data_commands(CLI::App* p) {
@@ -393,7 +393,7 @@ void setup(CLI::App& app) {
   add_policy_options(sub, at->policy);
   sub->add_option("--nonce", at->nonce, "Challenge, 1..512 bytes in hex (default: 32 random bytes)");
   sub->add_option("--user-data", at->user_data, "user_data to embed and require (hex)");
-  sub->add_option("--out", at->out, "Write the raw document (CBOR) here");
+  sub->add_option("-o,--output,--out", at->out, "Write the raw document (CBOR) here");
   sub->add_flag("--no-verify", at->no_verify, "Fetch only; do not verify");
   sub->callback([at] { run_attest(*at); });
 

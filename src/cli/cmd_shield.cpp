@@ -264,7 +264,7 @@ void setup(CLI::App& app) {
   e->add_option("--chunk-size", enc->chunk_size, "Stream chunk size in bytes (default 1 MiB, 64 B to 16 MiB)")
       ->needs(stream);
   e->add_option("IN", enc->in, "Input file, '-' for stdin")->required();
-  e->add_option("OUT", enc->out, "Output file, '-' for stdout (written atomically)")->required();
+  e->add_option("OUT,-o,--output", enc->out, "Output file, '-' for stdout (written atomically)")->required();
   e->footer(
       "Examples:\n"
       "  shield-nitro encrypt --key-file model.key --stream model.bin model.snst\n"
@@ -292,7 +292,7 @@ void setup(CLI::App& app) {
   d->add_option("--max-age-ms", dec->max_age,
                 "v4 freshness window in milliseconds, or 'none' for data at rest (default 60000; streams have none)");
   d->add_option("IN", dec->in, "Input file, '-' for stdin")->required();
-  d->add_option("OUT", dec->out, "Output file (mode 0600, atomic); '-' for stdout, where a stream that fails late "
+  d->add_option("OUT,-o,--output", dec->out, "Output file (mode 0600, atomic); '-' for stdout, where a stream that fails late "
                                  "may already have written its verified leading chunks")
       ->required();
   d->footer(

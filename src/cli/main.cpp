@@ -1,5 +1,6 @@
 // shield-nitro: one binary, many subcommands (see registry.h for how areas add theirs).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +12,31 @@
 #ifndef SN_VERSION
 #define SN_VERSION "0.1.0"
 #endif
+
+namespace {
+
+// The subcommand the user reached (deepest selected), and its path ("kms encrypt").
+const CLI::App* selected_command(const CLI::App& app, std::string* path) {
+  const CLI::App* sub = &app;
+  while (!sub->get_subcommands().empty()) {
+    sub = sub->get_subcommands().front();
+    *path += (path->empty() ? "" : " ") + sub->get_name();
+  }
+  return sub;
+}
+
+// A usage error: one line saying what, then the command's usage line and where to read more.
+int usage_error(const CLI::App& app, const std::string& message) {
+  std::string path;
+  const CLI::App* sub = selected_command(app, &path);
+  std::string name = "shield-nitro" + (path.empty() ? "" : " " + path);
+  std::cerr << "shield-nitro: " << message << "\n"
+            << CLI::Formatter().make_usage(sub, name) << "Run '" << name << " --help' for details and examples."
+            << std::endl;
+  return 2;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using shield_nitro::Errc;
@@ -30,10 +56,7 @@ int main(int argc, char** argv) {
     if (verbose) shield_nitro::set_log_level(shield_nitro::LogLevel::kDebug);
     // An interrupted command removes what it had not finished writing and says so in one line.
     std::string what;
-    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
-      sub = sub->get_subcommands().front();
-      what += (what.empty() ? "" : " ") + sub->get_name();
-    }
+    selected_command(app, &what);
     shield_nitro::exit_cleanly_on_interrupt(what.empty() ? "shield-nitro" : what);
   });
   shield_nitro::cli::setup_all(app);
@@ -46,10 +69,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
+    return usage_error(app, e.what());
   } catch (const Error& e) {
     std::fflush(stdout);
+    // A command given no arguments at all gets its usage line with the complaint.
+    std::string path;
+    selected_command(app, &path);
+    bool bare = argc - 1 == static_cast<int>(std::count(path.begin(), path.end(), ' ') + (path.empty() ? 0 : 1));
+    if (e.code() == Errc::kUsage && bare) return usage_error(app, e.what());
     std::cerr << "shield-nitro: " << e.what() << std::endl;
     return shield_nitro::exit_code(e.code());
   } catch (const std::exception& e) {

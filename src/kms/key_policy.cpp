@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/pcr.h"
 
 namespace shield_nitro::kms {
 
@@ -21,10 +22,8 @@ bool all_digits(const std::string& s) {
 }
 
 void check_pcr(int index, const Bytes& value) {
-  if (index < 0 || index > 31) throw Error(Errc::kUsage, "PCR index " + std::to_string(index) + " is out of range 0..31");
-  if (value.size() != 48)
-    throw Error(Errc::kUsage, "PCR" + std::to_string(index) + " must be 96 hex characters (SHA-384), got " +
-                                  std::to_string(value.size() * 2));
+  if (index < 0) throw Error(Errc::kUsage, "PCR index " + std::to_string(index) + " is out of range 0-31");
+  shield_nitro::check_pcr(static_cast<uint64_t>(index), value.size());
   if (std::all_of(value.begin(), value.end(), [](uint8_t b) { return b == 0; }))
     throw Error(Errc::kPolicy, "PCR" + std::to_string(index) +
                                    " is all zeros: that is what a debug-mode enclave reports, and a policy pinning "

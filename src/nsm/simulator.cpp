@@ -8,6 +8,7 @@
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/pcr.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/nsm/error.h"
 #include "sim_ca.h"
@@ -102,8 +103,7 @@ void BootPcrs::validate() const {
   for (const auto& [i, v] : values) {
     if (i >= kBootPcrs)
       throw Error(Errc::kUsage, "boot PCR " + std::to_string(i) + " is out of range: only PCRs 0-15 are set at boot");
-    if (v.size() != kPcrSize)
-      throw Error(Errc::kUsage, "PCR " + std::to_string(i) + " must be 48 bytes (SHA-384), got " + std::to_string(v.size()));
+    check_pcr(i, v.size());
     bool zeroed_in_debug = i == 0 || i == 1 || i == 2 || i == 8;
     if (debug && zeroed_in_debug && !all_zero(v))
       throw Error(Errc::kUsage, "PCR " + std::to_string(i) + " reads as zeros in a debug-mode enclave; do not set it with debug");

@@ -3,6 +3,7 @@
 #include "client_impl.h"
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/random.h"
+#include "shield_nitro/core/pcr.h"
 
 namespace shield_nitro::parent {
 
@@ -35,11 +36,9 @@ void check_session(const Value& opened, const Bytes& expected) {
 
 void check_channel_policy(const attest::Policy& policy, Unpinned unpinned) {
   for (const auto& [index, values] : policy.pcrs) {
-    if (index > 31) throw Error(Errc::kUsage, "policy: PCR index " + std::to_string(index) + " is not in 0..31");
+    check_pcr(index, kPcrSize);
     if (values.empty()) throw Error(Errc::kUsage, "policy: PCR" + std::to_string(index) + " is pinned to no value");
-    for (const Bytes& v : values)
-      if (v.size() != 48)
-        throw Error(Errc::kUsage, "policy: PCR" + std::to_string(index) + " must be 48 bytes, got " + std::to_string(v.size()));
+    for (const Bytes& v : values) check_pcr(index, v.size());
   }
   if (unpinned == Unpinned::kAcceptForExperiments || policy.pcrs.count(0) || policy.pcrs.count(8)) return;
   throw Error(Errc::kUsage, "open_channel: the policy pins neither PCR0 nor PCR8, so any enclave would get the "

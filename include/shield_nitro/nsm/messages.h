@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "shield_nitro/core/pcr.h"
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/nsm/error.h"
 
@@ -24,7 +25,7 @@ inline constexpr size_t kMaxResponseSize = 0x3000;
 // The generator's cap on user_data, nonce and public_key (attestation.md §3).
 inline constexpr size_t kMaxAttestationField = 1024;
 inline constexpr uint16_t kPcrCount = 32;
-inline constexpr size_t kPcrSize = 48;  // SHA-384
+using shield_nitro::kPcrSize;  // SHA-384 (core/pcr.h)
 // GetRandom returns at most this many bytes per call.
 inline constexpr size_t kMaxRandomPerCall = 256;
 
