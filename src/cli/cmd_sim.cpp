@@ -22,7 +22,7 @@ struct RunOpts {
 void setup_run(CLI::App& sim) {
   auto o = std::make_shared<RunOpts>();
   auto* sub = sim.add_subcommand("run", "Start an EIF as a simulated enclave (detached), like nitro-cli run-enclave");
-  sub->add_option("eif", o->run.eif_path, "The .eif to run")->required()->check(CLI::ExistingFile);
+  sub->add_option("eif", o->run.eif_path, "The .eif to run")->required();
   sub->add_option("--state", o->run.state_dir, "Folder for this enclave's state, sockets and console")->required();
   sub->add_option("--cid", o->run.cid, "The enclave's vsock CID (the parent is CID 3)")->capture_default_str();
   sub->add_option("--memory", o->run.memory_mib, "Memory limit in MiB (default: the EIF's default, 1024)");
@@ -55,6 +55,7 @@ void print_summary(const nlohmann::ordered_json& all) {
     std::cout << e["EnclaveName"].get<std::string>() << "  " << e["State"].get<std::string>() << "  "
               << e["EnclaveID"].get<std::string>() << "  cid " << e["EnclaveCID"] << "  " << e["NumberOfCPUs"]
               << " CPUs  " << e["MemoryMiB"] << " MiB  flags " << e["Flags"].get<std::string>() << "\n";
+    if (e.contains("Ended")) std::cout << "  ended: " << e["Ended"]["Text"].get<std::string>() << "\n";
     for (const auto& [k, v] : e["Measurements"].items())
       if (k != "HashAlgorithm") std::cout << "  " << k << " " << v.get<std::string>() << "\n";
   }
@@ -67,6 +68,8 @@ void setup_describe(CLI::App& sim) {
   sub->add_option("--state", *state, "The enclave's state folder")->required();
   sub->add_flag("--json", *json, "describe-enclaves' JSON (an array), for scripts");
   sub->footer("Measurements are the image's PCRs, also for a debug-mode enclave (like nitro-cli).\n"
+              "A terminated enclave's Ended says how: its command's exit status, the signal that killed it\n"
+              "(OomKilled when the memory limit did), or sim terminate. A missing folder is an error (exit 1).\n"
               "Example: shield-nitro sim describe --state /tmp/enc --json");
   sub->callback([state, json] {
     auto all = sim::describe_enclave(*state);

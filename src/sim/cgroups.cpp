@@ -124,13 +124,18 @@ std::vector<int> available_cpus() {
   return ids;
 }
 
+void check_cpu_count(unsigned cpus) {
+  size_t avail = available_cpus().size();
+  if (cpus > avail)
+    throw Error(Errc::kUsage, "--cpus " + std::to_string(cpus) + ": only " + std::to_string(avail) +
+                                  " CPUs are available on this machine");
+}
+
 AppliedLimits create_cgroups(const std::string& name, uint64_t memory_mib, unsigned cpus) {
   AppliedLimits out;
   if (cpus > 0) {
+    check_cpu_count(cpus);
     std::vector<int> avail = available_cpus();
-    if (cpus > avail.size())
-      throw Error(Errc::kUsage, "--cpus " + std::to_string(cpus) + ": only " + std::to_string(avail.size()) +
-                                    " CPUs are available on this machine");
     out.cpu_ids.assign(avail.begin(), avail.begin() + cpus);
   }
   std::string cg_name = "shield-nitro-" + name + "-" + std::to_string(::getpid());
@@ -149,6 +154,19 @@ void join_cgroups(const AppliedLimits& limits, pid_t pid) {
 void remove_cgroup(const std::string& dir) {
   // rmdir fails while a dying process is still charged; retry briefly.
   for (int i = 0; i < 50 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) ::usleep(20000);
+}
+
+uint64_t oom_kill_count(const AppliedLimits& limits) {
+  const std::string memory_root = std::string(kCgroupRoot) + "/memory/";
+  for (const auto& dir : limits.cgroup_dirs) {
+    if (!dir.starts_with(memory_root)) continue;
+    std::ifstream in(dir + "/memory.oom_control");
+    std::string key;
+    uint64_t value = 0;
+    while (in >> key >> value)
+      if (key == "oom_kill") return value;
+  }
+  return 0;
 }
 
 }  // namespace shield_nitro::sim

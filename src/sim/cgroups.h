@@ -19,6 +19,9 @@ std::string cpu_list_text(const std::vector<int>& ids);
 // The CPUs this process may use (its cpuset, else its affinity mask).
 std::vector<int> available_cpus();
 
+// Throws Error(kUsage) when more CPUs are asked than this process may use.
+void check_cpu_count(unsigned cpus);
+
 // Creates what it can; fields left empty mean "not applied" (the launcher then falls back to
 // RLIMIT_AS / affinity). cpu_ids is always filled when cpus > 0. Throws Error(kUsage) when
 // more CPUs are asked than the machine has.
@@ -26,5 +29,7 @@ AppliedLimits create_cgroups(const std::string& name, uint64_t memory_mib, unsig
 // Moves pid into the created cgroups.
 void join_cgroups(const AppliedLimits& limits, pid_t pid);
 void remove_cgroup(const std::string& dir);
+// OOM kills so far in the created memory cgroup (memory.oom_control's oom_kill), 0 without one.
+uint64_t oom_kill_count(const AppliedLimits& limits);
 
 }  // namespace shield_nitro::sim

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 
@@ -18,10 +19,23 @@ using Json = nlohmann::ordered_json;
 
 bool is_running(const Json& rec) { return rec.value("state", "") == "RUNNING" && supervisor_alive(rec); }
 
+// describe, terminate and console answer a folder that is not there alike.
+void require_state_folder(const StatePaths& p) {
+  if (!std::filesystem::is_directory(p.dir))
+    throw Error(Errc::kNotFound, "no simulated enclave in " + p.dir + ": the state folder does not exist");
+}
+
 Json require_record(const StatePaths& p) {
+  require_state_folder(p);
   auto rec = load_record(p);
   if (!rec) throw Error(Errc::kNotFound, "no simulated enclave was started in " + p.dir);
   return *rec;
+}
+
+// The end of an enclave whose supervisor did not record it (it was killed or crashed).
+Json supervisor_lost(const Json& rec) {
+  std::string pid = std::to_string(rec.value("/supervisor/pid"_json_pointer, -1));
+  return {{"By", "unknown"}, {"Text", "its supervisor (pid " + pid + ") ended without recording how the enclave ended"}};
 }
 
 // Polls until the supervisor is gone; false after timeout_ms.
@@ -46,13 +60,16 @@ void kill_supervisor(const Json& rec) {
 
 nlohmann::ordered_json describe_enclave(const std::string& state_dir) {
   StatePaths p(state_dir);
+  require_state_folder(p);
   Json out = Json::array();
   auto rec = load_record(p);
   if (!rec) return out;
   Json e = (*rec)["run"];
-  e["State"] = is_running(*rec) ? "RUNNING" : "TERMINATED";
+  bool running = is_running(*rec);
+  e["State"] = running ? "RUNNING" : "TERMINATED";
   e["Flags"] = (*rec)["flags"];
   e["Measurements"] = (*rec)["measurements"];
+  if (!running) e["Ended"] = rec->contains("ended") ? (*rec)["ended"] : supervisor_lost(*rec);
   out.push_back(std::move(e));
   return out;
 }
@@ -60,8 +77,12 @@ nlohmann::ordered_json describe_enclave(const std::string& state_dir) {
 nlohmann::ordered_json terminate_enclave(const std::string& state_dir) {
   StatePaths p(state_dir);
   Json rec = require_record(p);
-  if (supervisor_alive(rec)) kill_supervisor(rec);
+  bool was_alive = supervisor_alive(rec);
+  if (was_alive) kill_supervisor(rec);
   if (auto now = load_record(p)) rec = *now;
+  // A supervisor killed before it could record the end: we stopped the enclave.
+  if (!rec.contains("ended") && rec.value("state", "") == "RUNNING")
+    rec["ended"] = was_alive ? Json{{"By", "terminate"}, {"Text", "stopped by sim terminate"}} : supervisor_lost(rec);
   // Whatever the supervisor could not clean (it was killed, or died), clean here.
   pid_t enclave = rec.value("enclave_pid", -1);
   if (enclave > 0 && rec.value("state", "") == "RUNNING" && !supervisor_alive(rec)) ::kill(enclave, SIGKILL);

@@ -186,6 +186,7 @@ struct ChildContext {
   int go_fd = -1;
   int err_fd = -1;
   int console_fd = -1;
+  int status_fd = -1;  // PID 1 writes the command's wait status here
   bool use_rlimit = false;
   rlim_t rlimit_as = 0;
   bool use_affinity = false;
@@ -200,6 +201,11 @@ struct ChildContext {
 
 [[noreturn]] void exec_app(const ChildContext& c) {
   ::setsid();
+  // The supervisor blocks the signals it waits for, and a mask survives fork and exec: the
+  // command starts with none blocked, as under the Nitro init, so SIGTERM can stop it.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   int null_fd = ::open("/dev/null", O_RDONLY);
   if (null_fd > 0) {
     ::dup2(null_fd, 0);
@@ -220,11 +226,11 @@ struct ChildContext {
   child_fail(c, -1);
 }
 
-// Closes every descriptor above 2 except the three the child needs, so nothing the supervisor
+// Closes every descriptor above 2 except the four the child needs, so nothing the supervisor
 // holds (the CLI's status pipe, NSM sockets) leaks into the enclave.
 void close_inherited_fds(const ChildContext& c) {
-  int keep[3] = {c.go_fd, c.err_fd, c.console_fd};
-  std::sort(keep, keep + 3);
+  int keep[4] = {c.go_fd, c.err_fd, c.console_fd, c.status_fd};
+  std::sort(keep, keep + 4);
   unsigned lo = 3;
   for (int k : keep) {
     if (k >= static_cast<int>(lo)) {
@@ -253,7 +259,12 @@ void close_inherited_fds(const ChildContext& c) {
   for (;;) {
     int status = 0;
     pid_t p = ::waitpid(-1, &status, 0);
-    if (p == app) ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    if (p == app) {
+      // The exit code below cannot tell "killed by signal N" from "exited 128+N": the
+      // supervisor gets the exact status here.
+      (void)!::write(c.status_fd, &status, sizeof status);
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
     if (p < 0 && errno != EINTR) ::_exit(125);
   }
 }
@@ -304,6 +315,7 @@ class Fd {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -338,13 +350,30 @@ void validate_spec(const EnclaveSpec& spec) {
 
 }  // namespace
 
+EnclaveProcess::~EnclaveProcess() {
+  if (status_fd_ >= 0) ::close(status_fd_);
+}
+
 EnclaveProcess::EnclaveProcess(EnclaveProcess&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)), reaped_(o.reaped_), status_(o.status_), limits_(std::move(o.limits_)) {}
+    : pid_(std::exchange(o.pid_, -1)),
+      reaped_(o.reaped_),
+      status_(o.status_),
+      status_fd_(std::exchange(o.status_fd_, -1)),
+      command_reported_(o.command_reported_),
+      command_status_(o.command_status_),
+      oom_kills_(o.oom_kills_),
+      limits_(std::move(o.limits_)) {}
 
 EnclaveProcess& EnclaveProcess::operator=(EnclaveProcess&& o) noexcept {
+  if (this == &o) return *this;
+  if (status_fd_ >= 0) ::close(status_fd_);
   pid_ = std::exchange(o.pid_, -1);
   reaped_ = o.reaped_;
   status_ = o.status_;
+  status_fd_ = std::exchange(o.status_fd_, -1);
+  command_reported_ = o.command_reported_;
+  command_status_ = o.command_status_;
+  oom_kills_ = o.oom_kills_;
   limits_ = std::move(o.limits_);
   return *this;
 }
@@ -355,6 +384,20 @@ void EnclaveProcess::kill() {
 
 void EnclaveProcess::finish() {
   reaped_ = true;
+  // PID 1 has exited: its report is in the pipe already, or it never came (killed first).
+  if (status_fd_ >= 0) {
+    int reported = 0;
+    ssize_t n;
+    do n = ::read(status_fd_, &reported, sizeof reported);
+    while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof reported)) {
+      command_reported_ = true;
+      command_status_ = reported;
+    }
+    ::close(status_fd_);
+    status_fd_ = -1;
+  }
+  oom_kills_ = oom_kill_count(limits_);  // before the cgroup goes
   release_cgroups(limits_);
 }
 
@@ -391,13 +434,15 @@ EnclaveProcess launch_enclave(const EnclaveSpec& spec) {
 
   Fd console(::open(spec.console_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
   if (console.get() < 0) throw Error(Errc::kIo, "cannot open the console log " + spec.console_path + ": " + errno_text(errno));
-  int go[2], err[2];
-  if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw Error(Errc::kIo, std::string("pipe: ") + errno_text(errno));
-  Fd go_r(go[0]), go_w(go[1]), err_r(err[0]), err_w(err[1]);
+  int go[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
+  bool piped = ::pipe2(go, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0 && ::pipe2(st, O_CLOEXEC) == 0;
+  int pipe_errno = errno;
+  Fd go_r(go[0]), go_w(go[1]), err_r(err[0]), err_w(err[1]), st_r(st[0]), st_w(st[1]);
+  if (!piped) throw Error(Errc::kIo, std::string("pipe: ") + errno_text(pipe_errno));
   c.go_fd = go_r.get();
   c.err_fd = err_w.get();
   c.console_fd = console.get();
+  c.status_fd = st_w.get();
 
   AppliedLimits limits = create_cgroups(spec.name, spec.memory_mib, spec.cpus);
   apply_fallback_limits(c, spec, limits);
@@ -410,9 +455,11 @@ EnclaveProcess launch_enclave(const EnclaveSpec& spec) {
     throw Error(Errc::kEnvironment, "cannot create the enclave's namespaces (needs root or CAP_SYS_ADMIN, and "
                                     "unshare allowed): clone: " + errno_text(e));
   }
-  EnclaveProcess proc(pid, limits);
+  int status_r = st_r.release();
+  EnclaveProcess proc(pid, limits, status_r);
   go_r.reset();
   err_w.reset();
+  st_w.reset();
   console.reset();
   join_cgroups(limits, pid);
   char one = 1;

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "cgroups.h"
@@ -56,14 +58,17 @@ void validate(const RunOptions& o) {
     if (s->find_first_of("\n\r") != std::string::npos) throw Error(Errc::kUsage, "identifiers must be one line");
 }
 
-// A fresh state folder: refuses a running enclave, clears what a previous run left.
+void refuse_running(const StatePaths& p) {
+  if (!std::filesystem::is_directory(p.dir)) return;
+  auto rec = load_record(p);
+  if (rec && rec->value("state", "") == "RUNNING" && supervisor_alive(*rec))
+    throw Error(Errc::kUsage, "an enclave is already running in " + p.dir + " (sim terminate --state " + p.dir + ")");
+}
+
+// A fresh state folder: clears what a previous run left.
 void reset_state(const StatePaths& p) {
   make_dirs(p.dir, 0700);
-  if (auto rec = load_record(p)) {
-    if (rec->value("state", "") == "RUNNING" && supervisor_alive(*rec))
-      throw Error(Errc::kUsage, "an enclave is already running in " + p.dir + " (sim terminate --state " + p.dir + ")");
-    remove_leftovers(p, *rec);
-  }
+  if (auto rec = load_record(p)) remove_leftovers(p, *rec);
   std::error_code ec;
   for (const auto& f : {p.record, p.enclave_json, p.console, p.supervisor_log}) std::filesystem::remove(f, ec);
   std::filesystem::remove_all(p.image, ec);
@@ -71,20 +76,75 @@ void reset_state(const StatePaths& p) {
   make_dirs(p.nsm, 0700);
 }
 
+std::string mib_text(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
+
+// nitro-cli refuses an enclave with less memory than 4 times its EIF's size (the image is
+// loaded into, and unpacked in, enclave memory): the same floor, before anything starts.
+constexpr uint64_t kMemoryPerEifByte = 4;
+
+void check_memory(const Prepared& p) {
+  uint64_t eif_bytes = std::filesystem::file_size(p.opts.eif_path);
+  uint64_t need_mib = (eif_bytes * kMemoryPerEifByte + (1 << 20) - 1) >> 20;
+  if (p.memory_mib >= need_mib) return;
+  std::string asked = p.opts.memory_mib ? "--memory " + std::to_string(p.memory_mib) + " MiB"
+                                        : "the EIF's default memory (" + std::to_string(p.memory_mib) + " MiB)";
+  throw Error(Errc::kUsage, asked + " is too small for " + p.opts.eif_path + " (" + mib_text(eif_bytes) +
+                                "): an enclave needs at least 4 times its EIF's size, " + std::to_string(need_mib) +
+                                " MiB (as nitro-cli)");
+}
+
+// Validates and measures; touches nothing on disk.
 Prepared prepare(const RunOptions& o) {
   validate(o);
   Prepared p{o, StatePaths(std::filesystem::absolute(o.state_dir).string()), {}, {}, {}, {}, 0, 0};
   auto reader = eif::EifReader::open(o.eif_path);
   p.measurements = reader.scan().measurements;
-  reset_state(p.paths);
-  p.image = unpack_image(o.eif_path, p.paths.image);
   p.name = o.name.empty() ? default_name(o.eif_path) : o.name;
   p.enclave_id = make_enclave_id(o.instance_id);
   p.memory_mib = o.memory_mib ? o.memory_mib : reader.header().default_mem >> 20;
   size_t avail = available_cpus().size();
   p.cpus = o.cpus ? o.cpus : static_cast<unsigned>(std::min<uint64_t>(reader.header().default_cpus, avail));
+  check_cpu_count(p.cpus);
+  check_memory(p);
   return p;
 }
+
+// Removes what a failed run made in the state folder: the unpacked image, the files of this
+// run, and the folders it created (all of them when the state folder itself is new). The NSM
+// chain of a folder used before is kept, so a verifier trusting its root.pem keeps working.
+class UndoOnFailure {
+ public:
+  explicit UndoOnFailure(const StatePaths& p)
+      : p_(p),
+        had_dir_(std::filesystem::exists(p.dir)),
+        had_vsock_(std::filesystem::exists(p.vsock)),
+        had_nsm_(std::filesystem::exists(p.nsm)) {}
+  ~UndoOnFailure() {
+    if (done_) return;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!had_dir_) {
+      fs::remove_all(p_.dir, ec);
+      return;
+    }
+    fs::remove_all(p_.image, ec);
+    for (const auto& f : {p_.record, p_.enclave_json, p_.console, p_.supervisor_log, p_.nsm_socket}) fs::remove(f, ec);
+    if (!had_vsock_) fs::remove_all(p_.vsock, ec);
+    if (!had_nsm_) fs::remove_all(p_.nsm, ec);
+  }
+  UndoOnFailure(const UndoOnFailure&) = delete;
+  UndoOnFailure& operator=(const UndoOnFailure&) = delete;
+  void dismiss() { done_ = true; }
+
+ private:
+  const StatePaths& p_;
+  bool had_dir_, had_vsock_, had_nsm_;
+  bool done_ = false;
+};
 
 std::vector<std::string> enclave_env(const Prepared& p) {
   std::vector<std::string> ours = {std::string("SHIELD_NITRO_NSM=sim:") + kNsmDirInside,
@@ -176,20 +236,40 @@ sigset_t supervisor_signals() {
   return set;
 }
 
-// Until the enclave exits by itself or a termination signal arrives.
-int wait_for_end(EnclaveProcess& enclave, const sigset_t& set) {
+// Until the enclave exits by itself or a termination signal arrives (then `requested`).
+void wait_for_end(EnclaveProcess& enclave, const sigset_t& set, bool& requested) {
   for (;;) {
     int status = 0;
-    if (enclave.try_wait(status)) return status;
+    if (enclave.try_wait(status)) return;
     siginfo_t info;
     struct timespec tick{1, 0};
     int sig = ::sigtimedwait(&set, &info, &tick);
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
       log_info("terminating the enclave (signal " + std::to_string(sig) + ")");
+      requested = true;
       enclave.kill();
-      return enclave.wait();
+      enclave.wait();
+      return;
     }
   }
+}
+
+// How the enclave ended, as describe shows it ("Ended").
+Json ending(const EnclaveProcess& enclave, bool requested, uint64_t memory_mib) {
+  if (requested && !enclave.command_reported()) return {{"By", "terminate"}, {"Text", "stopped by sim terminate"}};
+  int status = enclave.command_status();
+  if (WIFEXITED(status)) {
+    int code = WEXITSTATUS(status);
+    return {{"By", "exit"}, {"ExitCode", code}, {"Text", "the command exited with status " + std::to_string(code)}};
+  }
+  int sig = WTERMSIG(status);
+  const char* abbrev = ::sigabbrev_np(sig);
+  std::string name = abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+  // The OOM killer's signal is SIGKILL; the cgroup's counter says whether it sent it.
+  bool oom = sig == SIGKILL && enclave.oom_kills() > 0;
+  std::string text = "the command was killed by " + name;
+  if (oom) text += ": out of memory (the enclave's limit is " + std::to_string(memory_mib) + " MiB)";
+  return {{"By", "signal"}, {"Signal", name}, {"SignalNumber", sig}, {"OomKilled", oom}, {"Text", text}};
 }
 
 [[noreturn]] void supervise(const Prepared& p, int status_fd) {
@@ -209,8 +289,10 @@ int wait_for_end(EnclaveProcess& enclave, const sigset_t& set) {
     log_info("enclave " + p.enclave_id + " running; memory: " + enclave.limits().memory + "; cpu: " + enclave.limits().cpu);
     report(status_fd, "ok");
     status_fd = -1;
-    int status = wait_for_end(enclave, set);
-    rec["exit_status"] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    bool requested = false;
+    wait_for_end(enclave, set, requested);
+    rec["ended"] = ending(enclave, requested, p.memory_mib);
+    log_info("enclave " + p.enclave_id + " ended: " + rec["ended"]["Text"].get<std::string>());
     server->stop();
   } catch (const Error& e) {
     log_error(e.what());
@@ -250,6 +332,10 @@ void await_supervisor(int fd) {
 
 nlohmann::ordered_json run_enclave(const RunOptions& options) {
   Prepared p = prepare(options);
+  refuse_running(p.paths);
+  UndoOnFailure undo(p.paths);
+  reset_state(p.paths);
+  p.image = unpack_image(options.eif_path, p.paths.image);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(Errc::kIo, "pipe failed");
   std::fflush(nullptr);
@@ -266,6 +352,7 @@ nlohmann::ordered_json run_enclave(const RunOptions& options) {
   while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
   }
   await_supervisor(fds[0]);
+  undo.dismiss();  // the enclave runs: its folder is the supervisor's now
   auto rec = load_record(p.paths);
   if (!rec) throw Error(Errc::kInternal, "the supervisor started but wrote no record");
   return (*rec)["run"];

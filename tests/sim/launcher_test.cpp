@@ -2,6 +2,7 @@
 // stand-in folder, limits, cleanup, and clear errors.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +92,32 @@ TEST(Launcher, ExitStatusOfTheCommandIsTheEnclaves) {
   EXPECT_NE(sim_test::slurp(t / "console.log").find("env PROBE_MARK=inside"), std::string::npos);
 }
 
+TEST(Launcher, TheCommandsOwnStatusSurvivesItsInit) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the launcher creates namespaces";
+  TempDir t;
+  EnclaveProcess exited = launch_enclave(probe_spec(t, {"exit:3"}));
+  exited.wait();
+  ASSERT_TRUE(exited.command_reported());
+  ASSERT_TRUE(WIFEXITED(exited.command_status()));
+  EXPECT_EQ(WEXITSTATUS(exited.command_status()), 3);
+  // PID 1 can only exit with 128+15 for a command killed by SIGTERM; the report keeps the signal.
+  EnclaveProcess killed = launch_enclave(probe_spec(t, {"raise:15"}));
+  int init_status = killed.wait();
+  ASSERT_TRUE(WIFEXITED(init_status));
+  EXPECT_EQ(WEXITSTATUS(init_status), 128 + 15);
+  ASSERT_TRUE(killed.command_reported());
+  ASSERT_TRUE(WIFSIGNALED(killed.command_status()));
+  EXPECT_EQ(WTERMSIG(killed.command_status()), SIGTERM);
+  EXPECT_EQ(killed.oom_kills(), 0u);
+  // Killed from outside before the command ended: no report, PID 1's own status.
+  EnclaveProcess stopped = launch_enclave(probe_spec(t, {"serve:/run/shield-nitro/vsock/s.sock"}));
+  ASSERT_TRUE(sim_test::wait_for(t / "console.log", "serving"));
+  stopped.kill();
+  stopped.wait();
+  EXPECT_FALSE(stopped.command_reported());
+  EXPECT_TRUE(WIFSIGNALED(stopped.command_status()));
+}
+
 TEST(Launcher, MemoryLimitStopsALargerAllocation) {
   TempDir t;
   EnclaveSpec spec = probe_spec(t, {"cat:/proc/self/cgroup", "alloc:16", "alloc:256"});
@@ -104,6 +131,10 @@ TEST(Launcher, MemoryLimitStopsALargerAllocation) {
   if (p.limits().memory.starts_with("cgroup")) {
     EXPECT_NE(console.find("memory:/"), std::string::npos) << console;
     EXPECT_NE(console.find("/shield-nitro-test-"), std::string::npos) << console;  // inside its own cgroup
+    // The cgroup's OOM killer ended it, and the launcher counted that before removing the cgroup.
+    ASSERT_TRUE(WIFSIGNALED(p.command_status()));
+    EXPECT_EQ(WTERMSIG(p.command_status()), SIGKILL);
+    EXPECT_GE(p.oom_kills(), 1u);
   }
 }
 

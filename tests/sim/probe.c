@@ -8,6 +8,8 @@
  *   fds           print how many descriptors are open (beyond the one listing them)
  *   spawn         leave a background child that sleeps forever (terminate must kill it)
  *   serve:PATH    last action: serve "echo:<line>" on a unix socket at PATH, forever
+ *   exit:N        exit with status N
+ *   raise:N       die by signal N
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -15,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +131,14 @@ int main(int argc, char** argv) {
       }
       printf("spawned\n");
     } else if (strncmp(a, "serve:", 6) == 0) serve(a + 6);
+    else if (strncmp(a, "exit:", 5) == 0) {
+      fflush(stdout);
+      exit(atoi(a + 5));
+    } else if (strncmp(a, "raise:", 6) == 0) {
+      fflush(stdout);
+      signal(atoi(a + 6), SIG_DFL);
+      raise(atoi(a + 6));
+    }
     fflush(stdout);
   }
   return 0;

@@ -53,6 +53,11 @@ class SimE2E : public ::testing::Test {
           R"(["/bin/probe","env:APPVAR","env:SHIELD_NITRO_NSM","env:SHIELD_NITRO_VSOCK_DIR","env:SHIELD_NITRO_VSOCK_CID",)"
           R"("tcp:127.0.0.1:)" + std::to_string(listener().port()) + R"(","tcp:8.8.8.8:53","spawn","serve:/run/shield-nitro/vsock/16_5000.sock"])");
     build("once.eif", "--binary " + quote(SIM_PROBE) + " --dest /bin/probe", R"(["/bin/probe","env:APPVAR"])");
+    // Commands that end with a status, by a signal, and by the memory limit.
+    build("exit3.eif", "--binary " + quote(SIM_PROBE) + " --dest /bin/probe", R"(["/bin/probe","exit:3"])");
+    build("sigterm.eif", "--binary " + quote(SIM_PROBE) + " --dest /bin/probe", R"(["/bin/probe","raise:15"])");
+    build("hog.eif", "--binary " + quote(SIM_PROBE) + " --dest /bin/probe", R"(["/bin/probe","alloc:512"])");
+    build("missing-cmd.eif", "--binary " + quote(SIM_PROBE) + " --dest /bin/probe", R"(["/bin/not-in-the-image"])");
     // The CLI itself as the enclave app: it asks the NSM named by $SHIELD_NITRO_NSM for a document.
     build("attest.eif", "--binary " + quote(kCli) + " --dest /bin/shield-nitro",
           R"(["/bin/shield-nitro","attest","request","-o","/run/shield-nitro/vsock/doc.cbor"])");
@@ -185,7 +190,9 @@ TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
   EXPECT_FALSE(fs::exists(st + "/nsm/nsm.sock"));
   EXPECT_TRUE(fs::exists(st + "/vsock/3_8000.sock"));
   for (const auto& cg : rec["limits"]["cgroups"]) EXPECT_FALSE(fs::exists(cg.get<std::string>())) << cg;
-  EXPECT_EQ(cli_json("sim describe --json --state " + st)[0]["State"], "TERMINATED");
+  json ended = cli_json("sim describe --json --state " + st)[0];
+  EXPECT_EQ(ended["State"], "TERMINATED");
+  EXPECT_EQ(ended["Ended"]["By"], "terminate") << ended.dump();
   EXPECT_EQ(cli("sim terminate --state " + st), 0);  // idempotent
 }
 
@@ -204,17 +211,104 @@ TEST_F(SimE2E, AttachConsoleStreamsUntilTheEnclaveExits) {
 TEST_F(SimE2E, ClearErrors) {
   TempDir& t = t_;
   std::string st = state(t);
-  EXPECT_EQ(cli_json("sim describe --json --state " + st), json::array());
-  EXPECT_EQ(cli("sim terminate --state " + st), 1);  // nothing was started there
-  EXPECT_EQ(cli("sim console --state " + st), 1);
+  // A missing folder: describe, terminate and console say the same, with the same exit code.
+  std::string describe_out, terminate_out, console_out;
+  EXPECT_EQ(cli("sim describe --json --state " + st, &describe_out), 1) << describe_out;
+  EXPECT_EQ(cli("sim terminate --state " + st, &terminate_out), 1) << terminate_out;
+  EXPECT_EQ(cli("sim console --state " + st, &console_out), 1) << console_out;
+  EXPECT_EQ(describe_out, "shield-nitro: no simulated enclave in " + st + ": the state folder does not exist\n");
+  EXPECT_EQ(terminate_out, describe_out);
+  EXPECT_EQ(console_out, describe_out);
+  EXPECT_EQ(cli("sim describe --state " + st), 1);
+  // Refused before anything is unpacked: the folder is never created.
   write_text(t / "bad.eif", "not an eif");
   EXPECT_EQ(cli("sim run " + t / "bad.eif" + " --state " + st), 1);
   EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --cid 3 --state " + st), 2);
-  EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --cpus 4096 --state " + st), 2);
-  cli_json("sim run " + eif("probe.eif") + " --state " + st);
   std::string out;
+  EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --cpus 4096 --state " + st, &out), 2) << out;
+  EXPECT_NE(out.find("--cpus 4096: only"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(st));
+  // A folder without an enclave: describe lists none, terminate has nothing to stop.
+  fs::create_directories(st);
+  EXPECT_EQ(cli_json("sim describe --json --state " + st), json::array());
+  EXPECT_EQ(cli("sim terminate --state " + st), 1);
+  cli_json("sim run " + eif("probe.eif") + " --state " + st);
   EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --state " + st, &out), 2) << out;
   EXPECT_NE(out.find("already running"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(st + "/image/rootfs/bin/probe"));  // the refusal left the running one alone
+}
+
+TEST_F(SimE2E, MemoryTooSmallForTheImageIsRefusedBeforeStart) {
+  std::string st = state(t_), out;
+  uint64_t need = (fs::file_size(eif("probe.eif")) * 4 + (1 << 20) - 1) >> 20;
+  ASSERT_GT(need, 1u) << "the probe image is too small for this test";
+  EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --memory " + std::to_string(need - 1) + " --state " + st, &out), 2)
+      << out;
+  EXPECT_NE(out.find("--memory " + std::to_string(need - 1) + " MiB is too small for " + eif("probe.eif")),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("at least 4 times its EIF's size, " + std::to_string(need) + " MiB"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(st));
+  json run = cli_json("sim run " + eif("probe.eif") + " --memory " + std::to_string(need) + " --state " + st);
+  EXPECT_EQ(run["MemoryMiB"], need);
+}
+
+TEST_F(SimE2E, AFailedRunRemovesWhatItUnpackedAndKeepsWhatWasThere) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the failure under test comes after the namespaces";
+  std::string st = state(t_), out;
+  fs::create_directories(st);
+  write_text(st + "/notes.txt", "the operator's");
+  EXPECT_EQ(cli("sim run " + eif("missing-cmd.eif") + " --state " + st, &out), 1) << out;
+  EXPECT_NE(out.find("/bin/not-in-the-image"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(st + "/image")) << "the unpacked image stayed";
+  EXPECT_FALSE(fs::exists(st + "/nsm")) << "the NSM folder this run created stayed";
+  EXPECT_FALSE(fs::exists(st + "/vsock"));
+  EXPECT_FALSE(fs::exists(st + "/sim.json"));
+  EXPECT_TRUE(fs::exists(st + "/notes.txt"));
+  // A folder that held an enclave before keeps its NSM chain (root.pem stays trusted).
+  cli_json("sim run " + eif("once.eif") + " --state " + st);
+  ASSERT_TRUE(wait_terminated(st));
+  std::string root = sim_test::slurp(st + "/nsm/root.pem");
+  EXPECT_EQ(cli("sim run " + eif("missing-cmd.eif") + " --state " + st), 1);
+  EXPECT_FALSE(fs::exists(st + "/image"));
+  EXPECT_EQ(sim_test::slurp(st + "/nsm/root.pem"), root);
+}
+
+TEST_F(SimE2E, DescribeShowsHowTheEnclaveEnded) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sim run creates namespaces";
+  TempDir a, b, c;
+  std::string exited = state(a), killed = state(b), hog = state(c);
+  cli_json("sim run " + eif("exit3.eif") + " --state " + exited);
+  cli_json("sim run " + eif("sigterm.eif") + " --state " + killed);
+  json run = cli_json("sim run " + eif("hog.eif") + " --memory 64 --state " + hog);
+  ASSERT_TRUE(wait_terminated(exited));
+  ASSERT_TRUE(wait_terminated(killed));
+  ASSERT_TRUE(wait_terminated(hog));
+
+  json e = cli_json("sim describe --json --state " + exited)[0]["Ended"];
+  EXPECT_EQ(e["By"], "exit") << e.dump();
+  EXPECT_EQ(e["ExitCode"], 3) << e.dump();
+  std::string text;
+  EXPECT_EQ(cli("sim describe --state " + exited, &text), 0);
+  EXPECT_NE(text.find("ended: the command exited with status 3"), std::string::npos) << text;
+
+  e = cli_json("sim describe --json --state " + killed)[0]["Ended"];
+  EXPECT_EQ(e["By"], "signal") << e.dump();
+  EXPECT_EQ(e["Signal"], "SIGTERM") << e.dump();
+  EXPECT_EQ(e["SignalNumber"], 15) << e.dump();
+  EXPECT_EQ(e["OomKilled"], false) << e.dump();
+  EXPECT_EQ(cli("sim describe --state " + killed, &text), 0);
+  EXPECT_NE(text.find("ended: the command was killed by SIGTERM"), std::string::npos) << text;
+
+  json rec = json::parse(sim_test::slurp(hog + "/sim.json"));
+  if (!rec["limits"]["memory"].get<std::string>().starts_with("cgroup"))
+    GTEST_SKIP() << "no writable memory cgroup here (" << rec["limits"]["memory"] << "): nothing is OOM-killed";
+  e = cli_json("sim describe --json --state " + hog)[0]["Ended"];
+  EXPECT_EQ(e["By"], "signal") << e.dump();
+  EXPECT_EQ(e["Signal"], "SIGKILL") << e.dump();
+  EXPECT_EQ(e["OomKilled"], true) << e.dump();
+  EXPECT_EQ(cli("sim describe --state " + hog, &text), 0);
+  EXPECT_NE(text.find("ended: the command was killed by SIGKILL: out of memory (the enclave's limit is 64 MiB)"),
+            std::string::npos) << text;
 }
 
 TEST_F(SimE2E, WithoutPrivilegeRunFailsWithAnEnvironmentError) {
@@ -227,4 +321,5 @@ TEST_F(SimE2E, WithoutPrivilegeRunFailsWithAnEnvironmentError) {
   if (out.find("setpriv:") != std::string::npos) GTEST_SKIP() << "setpriv unavailable: " << out;
   EXPECT_EQ(rc, 3) << out;
   EXPECT_NE(out.find("namespaces"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(st)) << "the failed run left its unpacked image";
 }

@@ -52,7 +52,10 @@ struct AppliedLimits {
 class EnclaveProcess {
  public:
   EnclaveProcess() = default;
-  EnclaveProcess(pid_t pid, AppliedLimits limits) : pid_(pid), limits_(std::move(limits)) {}
+  // status_fd: where PID 1 writes the command's wait status when it ends (owned; -1: none).
+  EnclaveProcess(pid_t pid, AppliedLimits limits, int status_fd = -1)
+      : pid_(pid), status_fd_(status_fd), limits_(std::move(limits)) {}
+  ~EnclaveProcess();
   EnclaveProcess(EnclaveProcess&& o) noexcept;
   EnclaveProcess& operator=(EnclaveProcess&& o) noexcept;
   EnclaveProcess(const EnclaveProcess&) = delete;
@@ -70,11 +73,23 @@ class EnclaveProcess {
   // Non-blocking wait: true (and the status) once PID 1 has exited.
   bool try_wait(int& status);
 
+  // After wait: the command's own wait status (so a signal that killed it stays a signal, not
+  // PID 1's 128+N), or PID 1's when the command did not end first (the enclave was killed).
+  int command_status() const { return command_reported_ ? command_status_ : status_; }
+  bool command_reported() const { return command_reported_; }
+  // After wait: processes the kernel's OOM killer ended in the enclave's memory cgroup (0
+  // without one).
+  uint64_t oom_kills() const { return oom_kills_; }
+
  private:
   void finish();
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
+  int status_fd_ = -1;
+  bool command_reported_ = false;
+  int command_status_ = 0;
+  uint64_t oom_kills_ = 0;
   AppliedLimits limits_;
 };
 

@@ -43,17 +43,20 @@ struct RunOptions {
 };
 
 // Starts the enclave and returns nitro-cli run-enclave's JSON once its command runs. Throws
-// Error(kUsage) when STATE already runs an enclave, Error(kEnvironment) when namespaces are
-// unavailable, Error(kFormat) for a malformed EIF.
+// Error(kUsage) when STATE already runs an enclave, or for more CPUs than the machine has or
+// less memory than 4 times the EIF's size (checked before anything is unpacked),
+// Error(kEnvironment) when namespaces are unavailable, Error(kFormat) for a malformed EIF. A
+// failed run removes what it unpacked and created in STATE.
 nlohmann::ordered_json run_enclave(const RunOptions& options);
 
 // nitro-cli describe-enclaves' JSON: an array with this state folder's enclave (State RUNNING
-// or TERMINATED), or empty when none was ever started there.
+// or TERMINATED, and for TERMINATED "Ended": how), or empty when none was ever started there.
+// Throws Error(kNotFound) when the folder does not exist, like terminate_enclave.
 nlohmann::ordered_json describe_enclave(const std::string& state_dir);
 
 // Stops the enclave (every process in it), the NSM, and removes the enclave's sockets and
 // cgroups. Idempotent. Returns {"EnclaveName", "EnclaveID", "Terminated"} like nitro-cli.
-// Throws Error(kNotFound) when no enclave was ever started in state_dir.
+// Throws Error(kNotFound) when no enclave was ever started in state_dir (or it does not exist).
 nlohmann::ordered_json terminate_enclave(const std::string& state_dir);
 
 // Copies STATE/console.log to out as it grows, until the enclave has terminated (or after
