@@ -174,14 +174,20 @@ void parallel_for(uint64_t n, unsigned threads, const std::function<void(uint64_
   std::atomic<uint64_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr first;
+  uint64_t first_index = n;
   std::mutex mu;
   auto body = [&] {
     for (uint64_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < n;) {
       try {
         fn(i);
       } catch (...) {
+        // The lowest failing index wins, as in the sequential path: every index below a
+        // failure was already taken, so its outcome is known before the threads join.
         std::lock_guard<std::mutex> lock(mu);
-        if (!first) first = std::current_exception();
+        if (i < first_index) {
+          first = std::current_exception();
+          first_index = i;
+        }
         failed = true;
       }
     }

@@ -182,7 +182,7 @@ SecureBytes StreamAssembler::finish() {
                                    std::to_string(s.total) + " bytes");
   if (!s.crypto) throw Error(Errc::kFormat, "stream header truncated after " + std::to_string(s.received) + " bytes");
   if (s.next != s.layout.count)  // unreachable when the sizes agree; kept as a guard
-    throw Error(Errc::kAuth, "authentication failed (stream truncated)");
+    throw Error(Errc::kAuth, "stream chunk " + std::to_string(s.next) + ": authentication failed: truncated, the stream ends before it");
   s.prefaulter.reset();  // done: every page was written
   return std::move(s.plaintext);
 }

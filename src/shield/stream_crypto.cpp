@@ -1,6 +1,11 @@
 #include "stream_crypto.h"
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/shield/kdf.h"
@@ -9,8 +14,15 @@ namespace shield_nitro::shield::detail {
 namespace {
 
 constexpr uint64_t kMaxChunks = uint64_t{1} << 32;  // the nonce counter is 32 bits
+// How far either side of a failed chunk's index diagnose() looks for the chunk it really is.
+constexpr uint64_t kDiagnoseWindow = 8;
 
-[[noreturn]] void truncated() { throw Error(Errc::kAuth, "authentication failed (stream truncated)"); }
+std::string chunk_prefix(uint64_t index) { return "stream chunk " + std::to_string(index) + ": "; }
+
+[[noreturn]] void truncated(uint64_t index, uint64_t have) {
+  throw Error(Errc::kAuth, chunk_prefix(index) + "authentication failed: truncated, the stream ends " +
+                               std::to_string(have) + " bytes into this chunk, before its 16-byte tag");
+}
 
 }  // namespace
 
@@ -63,13 +75,47 @@ void StreamCrypto::seal(uint64_t index, bool last, ByteView plaintext, uint8_t* 
 }
 
 void StreamCrypto::open(uint64_t index, bool last, ByteView record, uint8_t* out) const {
-  if (record.size() < kTagSize) truncated();
-  if (record.size() > record_size()) throw Error(Errc::kAuth, "authentication failed (oversized chunk)");
+  if (record.size() < kTagSize) truncated(index, record.size());
+  if (record.size() > record_size())
+    throw Error(Errc::kAuth, chunk_prefix(index) + "authentication failed: " + std::to_string(record.size()) +
+                                 " bytes, more than a " + std::to_string(record_size()) + "-byte record");
   uint8_t nonce[kNonceSize];
   nonce_for(index, last, nonce);
   if (!key_->open(header_.suite, {nonce, kNonceSize}, header_.bytes, record, out))
-    throw Error(Errc::kAuth, "authentication failed");
+    throw Error(Errc::kAuth, chunk_prefix(index) + "authentication failed: " + diagnose(index, last, record, out));
   if (!remembered_.load(std::memory_order_relaxed)) remember_key();
+}
+
+// The record's tag failed at (index, last). The nonce binds both, so if the record opens at
+// another position or with the other final flag, the chunk is genuine and only misplaced:
+// that tells a reordering, a cut at a chunk boundary or data appended after the final chunk
+// from an altered chunk. Only on failure, and bounded (2 * (2 * kDiagnoseWindow + 1) opens).
+std::string StreamCrypto::diagnose(uint64_t index, bool last, ByteView record, uint8_t* scratch) const {
+  const uint64_t from = index > kDiagnoseWindow ? index - kDiagnoseWindow : 0;
+  const uint64_t to = std::min(index + kDiagnoseWindow + 1, kMaxChunks);
+  std::optional<std::pair<uint64_t, bool>> found;
+  uint8_t nonce[kNonceSize];
+  for (uint64_t j = from; j < to && !found; ++j)
+    for (bool flag : {false, true}) {
+      if (j == index && flag == last) continue;
+      nonce_for(j, flag, nonce);
+      if (key_->open(header_.suite, {nonce, kNonceSize}, header_.bytes, record, scratch)) {
+        found = {j, flag};
+        break;
+      }
+    }
+  OPENSSL_cleanse(scratch, record.size() - kTagSize);  // a misplaced chunk's plaintext is never output
+  if (!found) {
+    if (last && record.size() < record_size())
+      return "the tag does not verify (the stream was cut inside this final chunk, or the chunk was altered)";
+    return "the tag does not verify (the chunk was altered, or the key or header is wrong)";
+  }
+  auto [j, flag] = *found;
+  if (j == index)
+    return flag ? "data was appended: this is the stream's final chunk, yet more follows it"
+                : "truncated: the stream ends after this chunk, which is not its final one";
+  std::string what = "this position holds chunk " + std::to_string(j) + (flag ? ", the final one" : "");
+  return (j > index ? "chunks missing or reordered: " : "chunks duplicated or reordered: ") + what;
 }
 
 void StreamCrypto::remember_key() const {
@@ -81,12 +127,12 @@ StreamLayout StreamLayout::of_container(size_t header_size, uint32_t chunk_size,
   StreamLayout l;
   l.header_size = header_size;
   l.chunk_size = chunk_size;
-  if (total_size < header_size + kTagSize) truncated();
+  if (total_size < header_size + kTagSize) truncated(0, total_size < header_size ? 0 : total_size - header_size);
   const uint64_t body = total_size - header_size;
   const uint64_t record = uint64_t{chunk_size} + kTagSize;
   l.count = (body + record - 1) / record;
   l.last_record = body - (l.count - 1) * record;
-  if (l.last_record < kTagSize) truncated();
+  if (l.last_record < kTagSize) truncated(l.count - 1, l.last_record);
   if (l.count > kMaxChunks) throw Error(Errc::kFormat, "stream has more than 2^32 chunks");
   return l;
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "aead.h"
 #include "shield_nitro/core/random.h"
@@ -26,12 +27,14 @@ class StreamCrypto {
 
   // Writes plaintext.size() + 16 bytes to out.
   void seal(uint64_t index, bool last, ByteView plaintext, uint8_t* out) const;
-  // Writes record.size() - 16 bytes to out; throws kAuth "authentication failed" otherwise.
+  // Writes record.size() - 16 bytes to out; otherwise throws kAuth "stream chunk N:
+  // authentication failed: WHY", WHY naming a truncation, a reordering or a bad tag.
   void open(uint64_t index, bool last, ByteView record, uint8_t* out) const;
 
  private:
   StreamCrypto(StreamHeader header, const KeyEntry& master_key);
   void nonce_for(uint64_t index, bool last, uint8_t* nonce) const;
+  std::string diagnose(uint64_t index, bool last, ByteView record, uint8_t* scratch) const;
   void remember_key() const;
 
   StreamHeader header_;
@@ -49,7 +52,7 @@ struct StreamLayout {
   uint64_t count = 0;         // records, at least 1
   uint64_t last_record = 0;   // bytes in the final record (16..chunk+16)
 
-  // Throws kAuth "authentication failed (stream truncated)" when no whole tag fits.
+  // Throws kAuth "stream chunk N: authentication failed: truncated ..." when no whole tag fits.
   static StreamLayout of_container(size_t header_size, uint32_t chunk_size, uint64_t total_size);
   static StreamLayout of_plaintext(size_t header_size, uint32_t chunk_size, uint64_t plaintext_size);
   uint64_t record_offset(uint64_t i) const { return header_size + i * (uint64_t{chunk_size} + kTagSize); }

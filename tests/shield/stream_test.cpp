@@ -1,5 +1,6 @@
 // The stream container: round trips through every API, and every way of tampering with
 // chunks, the header or the length.
+#include <functional>
 #include <sstream>
 
 #include "shield_nitro/core/file_io.h"
@@ -214,6 +215,84 @@ TEST_F(StreamTamper, HeaderFieldsAreCheckedOrAuthenticated) {
 TEST_F(StreamTamper, WrongKeyAndMaxChunkPolicy) {
   EXPECT_EQ(all_paths_refuse(key_shield(Suite::kAes256Gcm, 8), c), Errc::kAuth);
   EXPECT_EQ(error_of([&] { decrypt_stream(s, c, {.max_chunk_size = 63}); }), Errc::kPolicy);
+}
+
+// ---- failures say which chunk and what happened to it ----
+
+// The message every decrypt path gives for container (they must agree).
+std::string refusal(const Shield& s, ByteView container) {
+  auto message = [&](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::kAuth) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "not refused";
+    return "";
+  };
+  std::string m = message([&] { decrypt_stream(s, container, {.threads = 4}); });
+  EXPECT_EQ(message([&] { decrypt_via_pipeline(s, container, 2); }), m);
+  EXPECT_EQ(message([&] { decrypt_via_pipeline(s, container, 1); }), m);
+  EXPECT_EQ(message([&] { decrypt_incrementally(s, container, 33); }), m);
+  EXPECT_EQ(message([&] { decrypt_by_chunks(s, container); }), m);
+  return m;
+}
+
+TEST_F(StreamTamper, AlteredChunkIsABadTagAtItsIndex) {
+  Bytes bad = c;
+  bad[kKeyHeader + 2 * kRecord + 7] ^= 0x01;
+  EXPECT_EQ(refusal(s, bad),
+            "stream chunk 2: authentication failed: the tag does not verify (the chunk was altered, or the key or "
+            "header is wrong)");
+  EXPECT_EQ(refusal(key_shield(Suite::kAes256Gcm, 8), c),
+            "stream chunk 0: authentication failed: the tag does not verify (the chunk was altered, or the key or "
+            "header is wrong)");
+}
+
+TEST_F(StreamTamper, CutAtAChunkBoundaryIsATruncationAfterThatChunk) {
+  EXPECT_EQ(refusal(s, ByteView(c).first(kKeyHeader + 3 * kRecord)),
+            "stream chunk 2: authentication failed: truncated: the stream ends after this chunk, which is not its "
+            "final one");
+}
+
+TEST_F(StreamTamper, CutInsideAChunkIsATruncationOfThatChunk) {
+  EXPECT_EQ(refusal(s, ByteView(c).first(kKeyHeader + 3 * kRecord + 5)),
+            "stream chunk 3: authentication failed: truncated, the stream ends 5 bytes into this chunk, before its "
+            "16-byte tag");
+  EXPECT_EQ(refusal(s, ByteView(c).first(kKeyHeader + 3 * kRecord + 40)),
+            "stream chunk 3: authentication failed: the tag does not verify (the stream was cut inside this final "
+            "chunk, or the chunk was altered)");
+}
+
+TEST_F(StreamTamper, SwappedChunksAreAReorderingAtTheFirstMovedOne) {
+  EXPECT_EQ(refusal(s, assemble({0, 2, 1, 3, 4})),
+            "stream chunk 1: authentication failed: chunks missing or reordered: this position holds chunk 2");
+  EXPECT_EQ(refusal(s, assemble({3, 1, 2, 0, 4})),
+            "stream chunk 0: authentication failed: chunks missing or reordered: this position holds chunk 3");
+}
+
+TEST_F(StreamTamper, RemovedOrDuplicatedChunkIsNamed) {
+  EXPECT_EQ(refusal(s, assemble({0, 2, 3, 4})),
+            "stream chunk 1: authentication failed: chunks missing or reordered: this position holds chunk 2");
+  EXPECT_EQ(refusal(s, assemble({0, 1, 1, 2, 3, 4})),
+            "stream chunk 2: authentication failed: chunks duplicated or reordered: this position holds chunk 1");
+}
+
+TEST(StreamErrors, DataAfterTheFinalChunkIsNamedAsAppended) {
+  Shield s = key_shield();
+  Bytes c = encrypt_stream(s, random_bytes(4 * kChunk), {.chunk_size = kChunk});  // 4 full records
+  EXPECT_EQ(refusal(s, testing::concat(c, Bytes(20, 0))),
+            "stream chunk 3: authentication failed: data was appended: this is the stream's final chunk, yet more "
+            "follows it");
+  Bytes pt = random_bytes(2 * kChunk);
+  Bytes full = encrypt_stream(s, pt, {.chunk_size = kChunk});
+  Bytes early = Bytes(full.begin(), full.begin() + kKeyHeader);
+  early.insert(early.end(), full.end() - kRecord, full.end());  // the final chunk moved to position 0
+  early.insert(early.end(), full.begin() + kKeyHeader, full.end() - kRecord);
+  EXPECT_EQ(refusal(s, early),
+            "stream chunk 0: authentication failed: chunks missing or reordered: this position holds chunk 1, the "
+            "final one");
 }
 
 TEST(StreamErrors, EmptyAndForeignInput) {
