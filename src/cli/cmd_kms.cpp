@@ -280,7 +280,9 @@ void setup_kms_local(CLI::App& app) {
       ->allow_extra_args(false);
   sub->add_option("--account", args->account, "Account id in ARNs")->capture_default_str();
   sub->add_option("--region", args->region, "Region in ARNs and the SigV4 scope")->capture_default_str();
-  sub->footer("Example:\n  shield-nitro kms-local --listen 127.0.0.1:4566 --state /tmp/kms --trust-root /tmp/nsm/root.pem &\n"
+  sub->footer("One server per --state folder (it holds DIR/kms-local.lock); with --tls-cert, plain HTTP on the\n"
+              "port gets a 400 saying it speaks HTTPS. A --listen it cannot bind is one line, exit 3.\n"
+              "Example:\n  shield-nitro kms-local --listen 127.0.0.1:4566 --state /tmp/kms --trust-root /tmp/nsm/root.pem &\n"
               "  AWS_SHARED_CREDENTIALS_FILE=/tmp/kms/credentials aws --profile admin --region us-east-1 \\\n"
               "      --endpoint-url http://127.0.0.1:4566 kms create-key");
   sub->callback([args] { run_kms_local(*args); });

@@ -75,7 +75,8 @@ void setup(CLI::App& app) {
       "  shield-nitro proxy --listen vsock://ANY:8000 --to kms.us-east-1.amazonaws.com:443 \\\n"
       "      --allowlist /etc/nitro_enclaves/vsock-proxy.yaml\n"
       "Stops on SIGINT/SIGTERM. With SHIELD_NITRO_VSOCK_DIR set, vsock endpoints are unix sockets\n"
-      "(see docs/protocol.md).");
+      "(see docs/protocol.md). An endpoint it cannot listen on (a taken port, a missing folder) is one\n"
+      "line naming it and why, exit 3.");
   sub->callback([a] { run_proxy(*a); });
 }
 
