@@ -76,7 +76,9 @@ KmsError error_from_response(const HttpResponse& r, const std::string& op) {
   }
   if (type.empty()) type = find_header(r.headers, "x-amzn-ErrorType").value_or("");
   type = normalize_aws_type(type);
-  if (message.empty() && !r.body.empty()) message = "body: " + r.body.substr(0, 200);
+  // A body that is not KMS's JSON (a proxy's page, say) is shown; a JSON error without a
+  // message gets the meaning of its type instead (KmsError).
+  if (message.empty() && !j.is_object() && !r.body.empty()) message = "body: " + r.body.substr(0, 200);
   return KmsError(static_cast<int>(r.status), type, message, request_id, op);
 }
 

@@ -86,6 +86,16 @@ std::string resolve_entry(const std::string& url) {
   return entry;
 }
 
+// curl's own text for this ("SSL peer certificate or SSH remote key was not OK") names
+// neither the cause nor the fix; a private endpoint (kms-local) needs its CA passed.
+std::string untrusted_certificate(const std::string& ca_file, const char* detail) {
+  std::string why = *detail ? std::string(" (") + detail + ")" : "";
+  if (ca_file.empty())
+    return "the server's TLS certificate is not signed by a CA in the system trust store" + why +
+           "; for a private endpoint such as kms-local, pass its CA with --kms-ca FILE";
+  return "the server's TLS certificate does not verify with the CA file " + ca_file + why;
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -139,10 +149,13 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
     curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, already_connected);
   }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> resolve_guard(resolve, curl_slist_free_all);
+  char detail[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
     std::string where = transport.via.empty() ? "" : " via " + transport.via;
-    std::string why = curl_easy_strerror(rc);
+    std::string why = rc == CURLE_PEER_FAILED_VERIFICATION ? untrusted_certificate(transport.ca_file, detail)
+                                                           : curl_easy_strerror(rc);
     if (vsock.last_errno) why += std::string(" (vsock: ") + std::strerror(vsock.last_errno) + ")";
     Errc code = rc == CURLE_OPERATION_TIMEDOUT ? Errc::kTimeout : Errc::kIo;
     throw Error(code, method + " " + url + where + " failed: " + why);

@@ -1,12 +1,46 @@
 #include "shield_nitro/kms/kms_error.h"
 
+#include <utility>
+
 namespace shield_nitro::kms {
+
+// What an error type (or, failing that, the HTTP status) tells, for answers that carry no
+// message: KMS sends some errors, AccessDenied among them, with an empty body or no text.
+static std::string implied_by(int status, const std::string& type) {
+  static const std::pair<const char*, const char*> kMeaning[] = {
+      {"AccessDeniedException", "the key policy or IAM denied this call"},
+      {"ExpiredTokenException", "the session credentials have expired; refresh them"},
+      {"UnrecognizedClientException", "AWS does not know this access key id (wrong, deleted or other-partition credentials)"},
+      {"InvalidSignatureException", "the request signature does not match (wrong secret key, or the clock is off)"},
+      {"IncompleteSignatureException", "the request's signature or its headers are incomplete"},
+      {"MissingAuthenticationTokenException", "the request carried no credentials"},
+      {"NotFoundException", "no such key or alias in this account and region"},
+      {"DisabledException", "the key is disabled"},
+      {"KMSInvalidStateException", "the key is not usable now (disabled, pending deletion or pending import)"},
+      {"KeyUnavailableException", "the key is temporarily unavailable; retry"},
+      {"InvalidCiphertextException", "the ciphertext is damaged, or its encryption context differs"},
+      {"IncorrectKeyException", "the ciphertext was encrypted under another key than the one named"},
+      {"InvalidKeyUsageException", "the key's usage or spec does not allow this operation"},
+      {"InvalidGrantTokenException", "a grant token is invalid"},
+      {"ValidationException", "a request parameter is invalid"},
+      {"ThrottlingException", "the request rate exceeded the KMS quota; retry later"},
+      {"LimitExceededException", "a KMS limit was exceeded"},
+      {"DependencyTimeoutException", "KMS timed out on an internal dependency; retry"},
+      {"KMSInternalException", "KMS failed internally; retry"},
+  };
+  for (const auto& [t, meaning] : kMeaning)
+    if (type == t) return meaning;
+  if (status == 401 || status == 403) return "the request was not authorized";
+  if (status == 404) return "the endpoint has no such resource (is this a KMS endpoint?)";
+  if (status >= 500) return "the KMS endpoint failed; retry";
+  return "KMS refused the request without saying why";
+}
 
 static std::string describe(int status, const std::string& type, const std::string& message,
                             const std::string& request_id, const std::string& operation) {
   std::string s = operation.empty() ? "KMS" : "KMS " + operation;
   s += ": HTTP " + std::to_string(status) + " " + (type.empty() ? "UnknownError" : type);
-  if (!message.empty()) s += ": " + message;
+  s += ": " + (message.empty() ? implied_by(status, type) + " (no message from KMS)" : message);
   if (!request_id.empty()) s += " (request id " + request_id + ")";
   return s;
 }

@@ -186,3 +186,50 @@ TEST(KmsClientRetry, ThrottlingAnd5xxRetriedOthersSurfacedWholeOnce) {
   }
   fake.stop();
 }
+
+// KMS sends some errors with no message (an empty body, or JSON without "message"): the line
+// then says what the type or the status implies, and that KMS said nothing more.
+TEST(KmsClientErrors, EmptyMessagesSayWhatTheTypeOrStatusImplies) {
+  std::pair<int, std::string> answer;
+  HeaderList extra;
+  HttpServer fake({"127.0.0.1:0"}, [&](const HttpServerRequest&) -> HttpServerResponse {
+    HeaderList h{{"x-amzn-RequestId", "req-9"}};
+    h.insert(h.end(), extra.begin(), extra.end());
+    return {answer.first, h, answer.second};
+  });
+  fake.start();
+  KmsClientOptions o;
+  o.endpoint = fake.url() + "/";
+  o.base_backoff_ms = 1;
+  o.max_attempts = 1;
+  KmsClient c(o, std::make_shared<StaticCredentials>(Credentials{"AKID", SecureBytes(as_bytes("s")), {}, 0, "t"}));
+  auto what = [&](int status, const std::string& body, HeaderList headers = {}) {
+    answer = {status, body};
+    extra = std::move(headers);
+    try {
+      c.generate_random(3);
+    } catch (const KmsError& e) {
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << "no KmsError";
+    return std::string();
+  };
+  EXPECT_EQ(what(400, R"({"__type":"AccessDeniedException"})"),
+            "KMS GenerateRandom: HTTP 400 AccessDeniedException: the key policy or IAM denied this call (no message "
+            "from KMS) (request id req-9)");
+  EXPECT_EQ(what(400, R"({"__type":"InvalidCiphertextException","message":""})"),
+            "KMS GenerateRandom: HTTP 400 InvalidCiphertextException: the ciphertext is damaged, or its encryption "
+            "context differs (no message from KMS) (request id req-9)");
+  EXPECT_EQ(what(400, "", {{"x-amzn-ErrorType", "ExpiredTokenException:http://internal"}}),
+            "KMS GenerateRandom: HTTP 400 ExpiredTokenException: the session credentials have expired; refresh them "
+            "(no message from KMS) (request id req-9)");
+  EXPECT_EQ(what(403, ""),
+            "KMS GenerateRandom: HTTP 403 UnknownError: the request was not authorized (no message from KMS) "
+            "(request id req-9)");
+  // A body that is not KMS's JSON is shown as it is; a message, when there is one, is kept.
+  EXPECT_EQ(what(403, "<html>blocked</html>"),
+            "KMS GenerateRandom: HTTP 403 UnknownError: body: <html>blocked</html> (request id req-9)");
+  EXPECT_EQ(what(400, R"({"__type":"NotFoundException","message":"Alias x is not found."})"),
+            "KMS GenerateRandom: HTTP 400 NotFoundException: Alias x is not found. (request id req-9)");
+  fake.stop();
+}
