@@ -1,6 +1,8 @@
 // set-credentials: pushing AWS credentials into the enclave, on request and automatically
 // when a response says they are about to expire ("refresh_credentials": true).
 #include "client_impl.h"
+#include "shield_nitro/attest/certificate.h"
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/log.h"
 
 namespace shield_nitro::parent {
@@ -15,6 +17,11 @@ std::string_view text_view(const SecureBytes& s) { return {reinterpret_cast<cons
 std::optional<int64_t> EnclaveClient::Impl::push(const kms::Credentials& c) {
   if (c.access_key_id.empty() || c.secret_access_key.empty())
     throw Error(Errc::kUsage, "push_credentials: the credentials lack an access key id or secret");
+  // The enclave would refuse them too, but only after they crossed the channel; say it here,
+  // with the time, so the fix (fresh credentials) is obvious.
+  if (c.expiration_s != 0 && c.expiration_s <= system_clock().now_s())
+    throw Error(Errc::kExpired, "push_credentials: the AWS credentials " + c.describe() + " expired at " +
+                                    attest::format_utc_seconds(c.expiration_s) + "; fetch fresh ones before pushing");
   cbor::MapEntries body{cbor::entry("access_key_id", Value::text(c.access_key_id)),
                         cbor::entry("secret_access_key", Value::text(text_view(c.secret_access_key)))};
   if (!c.session_token.empty()) body.push_back(cbor::entry("session_token", Value::text(text_view(c.session_token))));
@@ -63,11 +70,10 @@ std::optional<int64_t> EnclaveClient::push_credentials(std::optional<kms::Creden
     if (!p) throw Error(Errc::kUsage, "push_credentials: no credentials given and no provider set");
     return impl_->push(p->get());
   }
-  {
-    std::lock_guard lock(impl_->mu);
-    if (!impl_->provider) impl_->provider = std::make_shared<kms::StaticCredentials>(credentials->clone());
-  }
-  return impl_->push(*credentials);
+  auto expires = impl_->push(*credentials);  // first: refused (e.g. expired) ones are not adopted
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->provider) impl_->provider = std::make_shared<kms::StaticCredentials>(credentials->clone());
+  return expires;
 }
 
 void EnclaveClient::set_credentials_provider(std::shared_ptr<kms::CredentialsProvider> provider) {

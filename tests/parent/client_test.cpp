@@ -167,6 +167,28 @@ TEST_F(FakeEnclave, PushCredentialsSendsGivenOnesAndAdoptsThem) {
   EXPECT_EQ(code_of([&] { client->push_credentials(std::move(empty)); }), Errc::kUsage);
 }
 
+TEST_F(FakeEnclave, ExpiredCredentialsAreRefusedOnTheParentWithTheirExpiry) {
+  auto client = connect();
+  kms::Credentials c;
+  c.access_key_id = "AKIDOLD";
+  c.secret_access_key = SecureBytes(as_bytes("s"));
+  c.session_token = SecureBytes(as_bytes("t"));
+  c.source = "imds role app";
+  c.expiration_s = 1700000000;  // 2023-11-14T22:13:20Z, long past
+  try {
+    client->push_credentials(c.clone());
+    ADD_FAILURE() << "expired credentials were pushed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kExpired);
+    EXPECT_STREQ(e.what(), "push_credentials: the AWS credentials AKIDOLD from imds role app (temporary) expired at "
+                           "2023-11-14T22:13:20Z; fetch fresh ones before pushing");
+  }
+  EXPECT_TRUE(seen().empty());  // never sent to the enclave
+  c.expiration_s = 0;           // long-term keys do not expire
+  EXPECT_NO_THROW(client->push_credentials(c.clone()));
+  EXPECT_EQ(pushed_keys, std::vector<std::string>{"AKIDOLD"});
+}
+
 TEST_F(FakeEnclave, LoadKeyRetriesOnceAfterPushingOnAnEnvironmentError) {
   load_key = [this]() -> Value {
     std::lock_guard lock(mu);
