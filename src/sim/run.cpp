@@ -87,7 +87,9 @@ std::string mib_text(uint64_t bytes) {
 constexpr uint64_t kMemoryPerEifByte = 4;
 
 void check_memory(const Prepared& p) {
-  uint64_t eif_bytes = std::filesystem::file_size(p.opts.eif_path);
+  std::error_code ec;
+  uint64_t eif_bytes = std::filesystem::file_size(p.opts.eif_path, ec);
+  if (ec) throw Error(Errc::kIo, "cannot size " + p.opts.eif_path + ": " + ec.message());
   uint64_t need_mib = (eif_bytes * kMemoryPerEifByte + (1 << 20) - 1) >> 20;
   if (p.memory_mib >= need_mib) return;
   std::string asked = p.opts.memory_mib ? "--memory " + std::to_string(p.memory_mib) + " MiB"
