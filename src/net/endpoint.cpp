@@ -308,14 +308,36 @@ UniqueFd listen(const Endpoint& requested, const ListenOptions& options) {
   return fd;
 }
 
+namespace {
+
+// Where to look when nothing answers at a vsock address: the simulator's socket folder (its
+// path and the variable that chose it), or that variable when it is unset, and the CID the
+// simulated enclave really has. CID 3 is the parent itself (its proxy), not an enclave.
+std::string vsock_hint(const Endpoint& requested, const Endpoint& mapped) {
+  constexpr uint32_t kParentCid = 3;
+  const bool parent = requested.cid == kParentCid;
+  const std::string describe = "'shield-nitro sim describe --state DIR' shows a simulated enclave's CID";
+  if (mapped.kind == Endpoint::Kind::kUnix)
+    return "; nothing listens at " + mapped.path + " (SHIELD_NITRO_VSOCK_DIR=" + env_or_null("SHIELD_NITRO_VSOCK_DIR") +
+           "): " + (parent ? std::string("is the parent's proxy running?")
+                           : "is the enclave running, with CID " + std::to_string(requested.cid) + "? " + describe);
+  if (parent) return "; nothing answers at the parent's port " + std::to_string(requested.port) + ": is its proxy running?";
+  return "; no enclave answers at CID " + std::to_string(requested.cid) + " port " + std::to_string(requested.port) +
+         " (for the local simulator, set SHIELD_NITRO_VSOCK_DIR to its state folder's vsock/; " + describe + ")";
+}
+
+}  // namespace
+
 UniqueFd connect(const Endpoint& requested, std::chrono::milliseconds timeout) {
   Endpoint ep = map_simulated_vsock(requested, false);
   std::vector<SockAddr> addrs = addresses(ep, false);
   for (size_t i = 0; i < addrs.size(); ++i) {
     try {
       return connect_one(requested, addrs[i], timeout);
-    } catch (const Error&) {
-      if (i + 1 == addrs.size()) throw;
+    } catch (const Error& e) {
+      if (i + 1 < addrs.size()) continue;
+      if (requested.kind != Endpoint::Kind::kVsock) throw;
+      throw Error(e.code(), e.what() + vsock_hint(requested, ep));
     }
   }
   throw Error(Errc::kIo, "connect " + requested.to_string() + ": no address");

@@ -132,6 +132,48 @@ TEST(Endpoint, SimulatedVsockListenAndConnect) {
   EXPECT_THROW(net::connect(Endpoint::parse("vsock://17:5000"), std::chrono::seconds(2)), Error);
 }
 
+// Nothing at a vsock address: the line says where it looked and how to find the enclave.
+TEST(Endpoint, UnreachableVsockHintsAtTheSimulatorFolderAndSimDescribe) {
+  auto message = [](const char* text) -> std::string {
+    try {
+      net::connect(Endpoint::parse(text), std::chrono::seconds(1));
+      ADD_FAILURE() << "connected to " << text;
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.code() == Errc::kIo || e.code() == Errc::kTimeout) << e.what();  // real vsock may time out
+      return e.what();
+    }
+    return "";
+  };
+  TempDir tmp;
+  {
+    ScopedEnv dir("SHIELD_NITRO_VSOCK_DIR", tmp.path().c_str());
+    EXPECT_EQ(message("vsock://17:5000"),
+              "connect vsock://17:5000: no such file or directory; nothing listens at " + tmp.path() +
+                  "/17_5000.sock (SHIELD_NITRO_VSOCK_DIR=" + tmp.path() +
+                  "): is the enclave running, with CID 17? 'shield-nitro sim describe --state DIR' shows a "
+                  "simulated enclave's CID");
+    EXPECT_EQ(message("vsock://3:8000"),  // the parent, from inside an enclave
+              "connect vsock://3:8000: no such file or directory; nothing listens at " + tmp.path() +
+                  "/3_8000.sock (SHIELD_NITRO_VSOCK_DIR=" + tmp.path() + "): is the parent's proxy running?");
+  }
+  ScopedEnv dir("SHIELD_NITRO_VSOCK_DIR", nullptr);
+  // Without the variable the real vsock is tried (absent here, or no enclave at CID 17).
+  std::string real = message("vsock://17:5000");
+  EXPECT_EQ(real.rfind("connect vsock://17:5000: ", 0), 0u) << real;
+  const std::string hint = "; no enclave answers at CID 17 port 5000 (for the local simulator, set "
+                           "SHIELD_NITRO_VSOCK_DIR to its state folder's vsock/; 'shield-nitro sim describe --state "
+                           "DIR' shows a simulated enclave's CID)";
+  EXPECT_EQ(real.substr(real.size() - std::min(real.size(), hint.size())), hint) << real;
+  EXPECT_EQ(real.find('\n'), std::string::npos);
+  // Other kinds of endpoint get no vsock hint.
+  try {
+    net::connect(Endpoint::unix_path(tmp.sock("none.sock")));
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("SHIELD_NITRO_VSOCK_DIR"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Endpoint, UnixListenReplacesStaleSocketOnlyAndSetsMode) {
   TempDir tmp;
   Endpoint ep = Endpoint::unix_path(tmp.sock());
