@@ -1,4 +1,4 @@
-"""Runs the shell blocks of a document as written, then checks what they did.
+"""Runs the shell and Python blocks of a document as written, then checks what they did.
 
 A fenced block is run when the line before it (blank lines aside) is one of:
 
@@ -12,10 +12,13 @@ A fenced block is run when the line before it (blank lines aside) is one of:
     <!-- test: synopsis -->             a usage synopsis: each `shield-nitro ...` command (`a|b`
                                         alternatives expanded) exists, and every --option it shows
                                         is in the --help of one of them
+    <!-- test: python -->               a Python block: the document's Python blocks run in order
+                                        in one interpreter (the system one, the SDK from python/),
+                                        after the shell blocks
     <!-- test: not here: REASON -->     not run (e.g. it needs AWS); REASON is required
 
-Every shell block (sh, bash) and every block with a `shield-nitro` command line must carry one
-of these marks, so a new command in a document cannot go untested by accident.
+Every shell and Python block and every block with a `shield-nitro` command line must carry one
+of these marks, so a new command or example in a document cannot go untested by accident.
 
 Each document has its setup here (DOCS), as small as its blocks need: the stand-in blobs
 (`shield-nitro eif blobs --stand-in`), an EIF, an NSM simulator, kms-local, a running `enclave
@@ -44,9 +47,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python"))
 from shield_nitro.testing import Checklist, ProcessStack, free_port, port_open  # noqa: E402
 
-MARK = re.compile(r"^<!-- test: (runs here|background|synopsis|file (\S+)|not here: .+) -->$")
+MARK = re.compile(r"^<!-- test: (runs here|background|synopsis|python|file (\S+)|not here: .+) -->$")
 FENCE = re.compile(r"^```(\w*)\s*$")
 SHELL = {"sh", "bash", "shell"}
+CODE = SHELL | {"python"}
 # A line that starts a service in the background: `... --listen EP ... &  # comment`.
 BACKGROUND = re.compile(r"[^&]&\s*(#.*)?$")
 LISTEN = re.compile(r"--listen\s+(\S+)")
@@ -94,7 +98,7 @@ def blocks(text):
 
 
 def needs_mark(lang, body):
-    return lang in SHELL or any(line.startswith("shield-nitro ") for line in body.splitlines())
+    return lang in CODE or any(line.startswith("shield-nitro ") for line in body.splitlines())
 
 
 def with_waits(body):
@@ -252,45 +256,53 @@ class Simulator(Doc):
         run.expect(not (run.tmp / "enc" / "vsock" / "16_5000.sock").exists(), "terminate removed the enclave's socket")
 
 
-class ParentSdk(Doc):
-    """The scripted session: an enclave service on a unix socket with a simulated NSM, kms-local,
-    a key whose policy pins that PCR0, and the example's MLP sealed under a data key."""
+def serve_sealed_mlp(run, nsm, listen, env=None, images=8):
+    """An enclave service (`enclave serve`, simulated NSM in nsm, kms-local) and, in run.work, what a
+    parent holds: data.key.enc (a data key for {"app": "demo"} under a key that only PCR0 of nsm
+    may use), the example's MLP sealed as model.snst and plugin.snst, request.bin (images test
+    images). Returns the plaintext model's predictions for them."""
+    example = run.build / "examples" / "model-inference"
+    kms = run.tmp / "kms"
+    port = run.kms_local(kms, nsm / "root.pem")
     role = f"arn:aws:iam::{ACCOUNT}:role/shield-enclave"
-    context = {"app": "demo"}
+    policy = run.sn("policy", "--pcr", f"0={run.pcr0}", "--role-arn", role, "--admin-arn",
+                    f"arn:aws:iam::{ACCOUNT}:role/shield-admin", "--account", ACCOUNT).decode()
+    import botocore.session
+    from shield_nitro.credentials import from_shared_file
+    admin = from_shared_file(str(kms / "credentials"), "admin")
+    client = botocore.session.Session().create_client(
+        "kms", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key)
+    key = client.create_key()["KeyMetadata"]["Arn"]   # the owner makes the data key, then locks the key
+    dk = client.generate_data_key(KeyId=key, KeySpec="AES_256", EncryptionContext={"app": "demo"})
+    client.put_key_policy(KeyId=key, PolicyName="default", Policy=policy)
+    (run.work / "data.key.enc").write_bytes(dk["CiphertextBlob"])
+    key_file = run.tmp / "data.key"
+    key_file.write_bytes(dk["Plaintext"])
+    run.sn("encrypt", "--key-file", key_file, "--stream", example / "model" / "mlp.weights", run.work / "model.snst")
+    run.sn("encrypt", "--key-file", key_file, "--stream", example / "mlp_plugin.so", run.work / "plugin.snst")
+    data = (example / "model" / "testset.bin").read_bytes()
+    _, _, _, dim = struct.unpack_from("<4sIII", data)
+    (run.work / "request.bin").write_bytes(struct.pack("<4sIII", b"SNMI", images, dim, 0) + data[16:16 + images * dim * 4])
+    run.stack.start("enclave", "enclave", "serve", "--listen", listen, "--nsm", f"sim:{nsm}",
+                    "--kms-endpoint", f"http://127.0.0.1:{port}", env=env,
+                    ready=lambda: (run.tmp / "logs" / "enclave.log").read_bytes().find(b"serving on") >= 0)
+    # The parent's credentials for load-key: the enclave role's, from kms-local's file.
+    run.env.update(AWS_SHARED_CREDENTIALS_FILE=str(kms / "credentials"), AWS_PROFILE="enclave")
+    return json.loads((example / "model" / "reference.json").read_text())["predictions"][:images]
+
+
+class ParentSdk(Doc):
+    """The scripted session against an enclave service on a unix socket."""
     images = 8
 
     def setup(self, run):
-        example = run.build / "examples" / "model-inference"
-        pcr0 = secrets.token_hex(48)
-        nsm, kms = run.tmp / "nsm", run.tmp / "kms"
-        run.nsm_sim(nsm, pcr0, serve=True)
-        port = run.kms_local(kms, nsm / "root.pem")
-        policy = run.sn("policy", "--pcr", f"0={pcr0}", "--role-arn", self.role, "--admin-arn",
-                        f"arn:aws:iam::{ACCOUNT}:role/shield-admin", "--account", ACCOUNT).decode()
-        import botocore.session
-        from shield_nitro.credentials import from_shared_file
-        admin = from_shared_file(str(kms / "credentials"), "admin")
-        client = botocore.session.Session().create_client(
-            "kms", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-            aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key)
-        key = client.create_key()["KeyMetadata"]["Arn"]   # the owner makes the data key, then locks the key
-        dk = client.generate_data_key(KeyId=key, KeySpec="AES_256", EncryptionContext=self.context)
-        client.put_key_policy(KeyId=key, PolicyName="default", Policy=policy)
-        (run.work / "data.key.enc").write_bytes(dk["CiphertextBlob"])
-        key_file = run.tmp / "data.key"
-        key_file.write_bytes(dk["Plaintext"])
-        run.sn("encrypt", "--key-file", key_file, "--stream", example / "model" / "mlp.weights", run.work / "model.snst")
-        run.sn("encrypt", "--key-file", key_file, "--stream", example / "mlp_plugin.so", run.work / "plugin.snst")
-        data = (example / "model" / "testset.bin").read_bytes()
-        _, _, count, dim = struct.unpack_from("<4sIII", data)
-        (run.work / "request.bin").write_bytes(struct.pack("<4sIII", b"SNMI", self.images, dim, 0) +
-                                               data[16:16 + self.images * dim * 4])
-        self.expected = json.loads((example / "model" / "reference.json").read_text())["predictions"][:self.images]
-        run.stack.start("enclave", "enclave", "serve", "--listen", f"unix:{run.tmp / 'enclave.sock'}",
-                        "--nsm", f"sim:{nsm}", "--kms-endpoint", f"http://127.0.0.1:{port}",
-                        ready=(run.tmp / "enclave.sock").exists)
+        run.pcr0 = secrets.token_hex(48)
+        nsm = run.tmp / "nsm"
+        run.nsm_sim(nsm, run.pcr0, serve=True)
+        self.expected = serve_sealed_mlp(run, nsm, f"unix:{run.tmp / 'enclave.sock'}", images=self.images)
         run.subs.update({"/tmp/enclave.sock": str(run.tmp / "enclave.sock"), "/tmp/nsm": str(nsm)})
-        run.env.update(PCR0=pcr0, AWS_SHARED_CREDENTIALS_FILE=str(kms / "credentials"), AWS_PROFILE="enclave")
+        run.env["PCR0"] = run.pcr0
 
     def check(self, run):
         reply = (run.work / "reply.bin").read_bytes() if (run.work / "reply.bin").exists() else b""
@@ -356,7 +368,10 @@ class Eif(Doc):
 
 
 class PythonReadme(Doc):
-    min_blocks = 2
+    """The install and test commands in the repository's top folder; the SDK examples against an
+    enclave laid out as `sim run --state /tmp/enc` lays it out (vsock as STATE/vsock, the NSM in
+    STATE/nsm), without the simulator's namespaces, so no root is needed."""
+    min_blocks = 4
 
     def setup(self, run):
         (run.work / "python").symlink_to(REPO / "python")
@@ -365,11 +380,24 @@ class PythonReadme(Doc):
         (run.work / "build").mkdir()
         (run.work / "build" / "CTestTestfile.cmake").write_text(f'subdirs("{run.build / "tests" / "python"}")\n')
         run.env["PYTEST_ADDOPTS"] = "-p no:cacheprovider"   # no .pytest_cache in the source tree
+        state = run.tmp / "enc"
+        run.pcr0 = run.app_eif(run.work / "app.eif", ["/bin/app"])["PCR0"]
+        run.nsm_sim(state / "nsm", run.pcr0, serve=True)
+        (state / "vsock").mkdir()
+        vsock = {"SHIELD_NITRO_VSOCK_DIR": str(state / "vsock")}
+        serve_sealed_mlp(run, state / "nsm", "vsock://ANY:5000", env=dict(run.env, SHIELD_NITRO_VSOCK_CID="16", **vsock))
+        run.env.update(vsock)
+        run.subs["/tmp/enc"] = str(state)
 
     def check(self, run):
         proc = subprocess.run([str(run.work / "venv" / "bin" / "python"), "-c", "import shield_nitro; print(shield_nitro.__file__)"],
                               capture_output=True, text=True, cwd=run.tmp)
         run.expect(proc.returncode == 0 and "venv" in proc.stdout, "the venv imports the installed shield_nitro")
+        described = subprocess.run([str(run.cli), "parent", "describe", "--enclave", "vsock://16:5000", "--json"],
+                                   capture_output=True, text=True, env=run.env)
+        body = json.loads(described.stdout) if described.returncode == 0 else {}
+        run.expect(len(body.get("keys", [])) == 1 and len(body.get("artifacts", [])) == 2,
+                   "the Python example left one key and two artifacts in the enclave")
 
 
 DOCS = {"docs/deploy-aws.md": DeployAws, "docs/simulator.md": Simulator, "docs/parent-sdk.md": ParentSdk,
@@ -377,8 +405,9 @@ DOCS = {"docs/deploy-aws.md": DeployAws, "docs/simulator.md": Simulator, "docs/p
 
 
 def script_for(run, doc_path, text):
-    """The bash script of the document's marked blocks; unmarked command blocks are failures."""
-    script, ran = [PRELUDE], 0
+    """The bash script of the document's marked blocks (the Python ones last, in one interpreter);
+    unmarked code blocks are failures."""
+    script, python, ran = [PRELUDE], [], 0
     for line, lang, mark, body in blocks(text):
         where = f"{doc_path}:{line}"
         if mark is None:
@@ -388,6 +417,9 @@ def script_for(run, doc_path, text):
         if mark.startswith("not here"):
             continue
         ran += 1
+        if mark == "python":
+            python.append(f"print('### {where}', file=sys.stderr, flush=True)\n{run.local(body)}")
+            continue
         if mark == "synopsis":
             problems = synopsis_problems(run.cli, body)
             run.expect(not problems, f"{where}: the synopsis matches the CLI" + "".join(f"\n  {p}" for p in problems))
@@ -402,6 +434,9 @@ def script_for(run, doc_path, text):
             script.append(f"( {run.local(body).strip()} ) & svc=$!; sleep 1; kill -0 $svc; kill $svc; wait $svc || true")
         else:
             script.append(with_waits(run.local(body)))
+    if python:
+        script.append(f"echo '### the Python blocks' >&2\nPYTHONPATH={REPO / 'python'} /usr/bin/python3 - <<'SN_PYTHON'\nimport sys\n"
+                      + "\n".join(python) + "\nSN_PYTHON")
     return "\n".join(script), ran
 
 
