@@ -2,6 +2,7 @@
 // root filesystems made by `eif rootfs` (a stand-in kernel, init and nsm.ko: the simulator
 // does not boot the kernel, but measures it like Nitro).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -311,6 +312,23 @@ TEST_F(SimE2E, DescribeShowsHowTheEnclaveEnded) {
   EXPECT_EQ(cli("sim describe --state " + hog, &text), 0);
   EXPECT_NE(text.find("ended: the command was killed by SIGKILL: out of memory (the enclave's limit is 64 MiB)"),
             std::string::npos) << text;
+}
+
+TEST_F(SimE2E, ASupervisorKilledBeforeRecordingTheEndIsSaidSo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sim run creates namespaces";
+  std::string st = state(t_);
+  json run = cli_json("sim run " + eif("probe.eif") + " --state " + st);
+  ASSERT_TRUE(sim_test::wait_for(st + "/console.log", "serving"));
+  pid_t supervisor = run["ProcessID"].get<pid_t>();
+  ASSERT_EQ(::kill(supervisor, SIGKILL), 0);
+  for (int i = 0; i < 500 && !sim_test::pid_namespace(supervisor).empty(); ++i) ::usleep(20000);
+  json e = cli_json("sim describe --json --state " + st)[0];
+  EXPECT_EQ(e["State"], "TERMINATED");
+  EXPECT_EQ(e["Ended"]["By"], "unknown") << e.dump();
+  EXPECT_NE(e["Ended"]["Text"].get<std::string>().find("supervisor (pid " + std::to_string(supervisor) + ")"),
+            std::string::npos) << e.dump();
+  EXPECT_EQ(cli("sim terminate --state " + st), 0);  // cleans up after it, and keeps saying so
+  EXPECT_EQ(cli_json("sim describe --json --state " + st)[0]["Ended"]["By"], "unknown");
 }
 
 TEST_F(SimE2E, WithoutPrivilegeRunFailsWithAnEnvironmentError) {
