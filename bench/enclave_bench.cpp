@@ -117,7 +117,7 @@ struct EnclaveHost {
     control = std::make_unique<net::Client>(service->endpoint());
     control->call("set-credentials", Value::map({entry("access_key_id", Value::text("AKIDBENCH")),
                                                  entry("secret_access_key", Value::text("bench"))}));
-    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
+    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.expose_secret());
     key = control->call("load-key", Value::map({entry("ciphertext_blob", Value::bytes(std::move(wrapped)))}))
               .find("handle")->as_text();
   }

@@ -181,7 +181,7 @@ void run_decrypt_guard8(const CryptArgs& a) {
     if (!a.original_name.empty())
       throw Error(Errc::kUsage, "--original-name applies to password mode only, not to --key-file");
     kdf_iterations(a.key);  // refuses --pbkdf2-iterations with a key file
-    key = SecureBytes(load_key_file(a.key.key_file).view());
+    key = SecureBytes(load_key_file(a.key.key_file).expose_secret());
   } else {
     const std::string name = guard8_original_name(a);
     const int iterations = kdf_iterations(a.key);
@@ -229,7 +229,7 @@ void run_keygen(const std::string& path, bool force) {
   if (path != "-" && file_exists(path) && !force)
     throw Error(Errc::kUsage, path + " already exists; pass --force to replace it");
   ShieldKey key = ShieldKey::generate();
-  write_file_atomic(path, key.view(), 0600);
+  write_file_atomic(path, key.expose_secret(), 0600);
 }
 
 void add_key_options(CLI::App* sub, KeyArgs& k) {

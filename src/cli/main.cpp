@@ -8,10 +8,8 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/log.h"
+#include "shield_nitro/core/version.h"
 
-#ifndef SN_VERSION
-#define SN_VERSION "0.1.0"
-#endif
 
 namespace {
 
@@ -47,7 +45,7 @@ int main(int argc, char** argv) {
       "the parent instance relays ciphertext and never sees keys or plaintext.\n\n"
       "Exit codes: 0 ok, 1 refused (authentication, verification, policy), 2 usage, 3 I/O or environment.",
       "shield-nitro"};
-  app.set_version_flag("--version", SN_VERSION);
+  app.set_version_flag("--version", shield_nitro::version());
   app.require_subcommand(1);
   app.fallthrough();
   bool verbose = false;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 namespace shield_nitro {
@@ -20,8 +21,97 @@ constexpr size_t kMappedFrom = size_t{4} << 20;
 
 size_t mapped_length(size_t capacity) { return (capacity + kHugePage - 1) / kHugePage * kHugePage; }
 
+// Small buffers come from pages advised MADV_DONTDUMP too: heap memory cannot be excluded from
+// core dumps per allocation, so they are carved from 4 MiB slabs in power-of-two size classes
+// and recycled through per-class free lists (never returned to the system).
+class DontDumpPool {
+ public:
+  uint8_t* allocate(size_t n) {
+    const int cls = class_of(n);
+    const size_t size = size_t{kMinBlock} << cls;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Block* b = free_[cls]) {
+      free_[cls] = b->next;
+      return reinterpret_cast<uint8_t*>(b);
+    }
+    if (left_ < size) {
+      void* p = ::mmap(nullptr, kSlab, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      ::madvise(p, kSlab, MADV_DONTDUMP);
+      // The rest of the old slab is not lost: it is split into free blocks of the classes it fits.
+      donate(cur_, left_);
+      cur_ = static_cast<uint8_t*>(p);
+      left_ = kSlab;
+    }
+    uint8_t* out = cur_;
+    cur_ += size;
+    left_ -= size;
+    return out;
+  }
+
+  void release(uint8_t* p, size_t n) {
+    const int cls = class_of(n);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto* b = reinterpret_cast<Block*>(p);
+    b->next = free_[cls];
+    free_[cls] = b;
+  }
+
+  static constexpr size_t kSlab = kMappedFrom;
+
+ private:
+  struct Block {
+    Block* next;
+  };
+  static constexpr size_t kMinBlock = 64;
+  static constexpr int kClasses = 17;  // 64 B .. 4 MiB
+
+  static int class_of(size_t n) {
+    int cls = 0;
+    while ((size_t{kMinBlock} << cls) < n) ++cls;
+    return cls;
+  }
+
+  void donate(uint8_t* p, size_t left) {
+    for (int cls = kClasses - 1; cls >= 0; --cls) {
+      const size_t size = size_t{kMinBlock} << cls;
+      while (left >= size) {
+        auto* b = reinterpret_cast<Block*>(p);
+        b->next = free_[cls];
+        free_[cls] = b;
+        p += size;
+        left -= size;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  Block* free_[kClasses] = {};
+  uint8_t* cur_ = nullptr;
+  size_t left_ = 0;
+};
+
+DontDumpPool& small_pool() {
+  static DontDumpPool* pool = new DontDumpPool();  // never destroyed: buffers may outlive statics
+  return *pool;
+}
+
+// Under AddressSanitizer small buffers stay on the heap, where it can see overflows, uses after
+// free and leaks; the sanitizer build is never a product build.
+#if defined(__SANITIZE_ADDRESS__)
+#define SN_SMALL_FROM_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SN_SMALL_FROM_HEAP 1
+#endif
+#endif
+
 uint8_t* allocate(size_t capacity) {
+#ifdef SN_SMALL_FROM_HEAP
   if (capacity < kMappedFrom) return static_cast<uint8_t*>(::operator new(capacity == 0 ? 1 : capacity));
+#else
+  if (capacity < kMappedFrom) return small_pool().allocate(capacity == 0 ? 1 : capacity);
+#endif
   const size_t len = mapped_length(capacity);
   void* p = ::mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
@@ -38,7 +128,11 @@ uint8_t* allocate(size_t capacity) {
 
 // The caller wiped the bytes already.
 void release(uint8_t* data, size_t capacity) {
+#ifdef SN_SMALL_FROM_HEAP
   if (capacity < kMappedFrom) ::operator delete(data);
+#else
+  if (capacity < kMappedFrom) small_pool().release(data, capacity == 0 ? 1 : capacity);
+#endif
   else ::munmap(data, mapped_length(capacity));
 }
 

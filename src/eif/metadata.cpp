@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/version.h"
 
 namespace shield_nitro::eif {
 namespace {
@@ -21,7 +22,7 @@ bool all_digits(const std::string& s) {
 
 }  // namespace
 
-std::string shield_nitro_version() { return SN_EIF_TOOL_VERSION; }
+std::string shield_nitro_version() { return version(); }
 
 std::string serialize_metadata(const BuildMetadata& m) {
   // Compact, in nitro-cli's struct order; nlohmann::json sorts nested object keys like serde_json.

@@ -9,19 +9,12 @@ std::string KeyStore::add(SecureBytes data_key, std::string key_id) {
     throw Error(Errc::kFormat, "data key is " + std::to_string(data_key.size()) + " bytes, expected 32");
   std::lock_guard<std::mutex> lock(mu_);
   std::string handle = "key-" + std::to_string(next_++);
-  shield::ShieldKey key = shield::ShieldKey::from_bytes(data_key.view());
   shield::ShieldOptions at_rest;
   at_rest.max_age_ms = std::nullopt;
-  shield::Shield s = shield::Shield::with_key(key, at_rest);
-  keys_.emplace(handle, Entry{std::move(key_id), std::move(key), std::move(s)});
+  // The ShieldKey is a wiped temporary: the Shield's state keeps the only copy.
+  shield::Shield s = shield::Shield::with_key(shield::ShieldKey::from_bytes(data_key.view()), at_rest);
+  keys_.emplace(handle, Entry{std::move(key_id), std::move(s)});
   return handle;
-}
-
-shield::ShieldKey KeyStore::key(const std::string& handle) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = keys_.find(handle);
-  if (it == keys_.end()) throw Error(Errc::kNotFound, "no key loaded under handle '" + handle + "'");
-  return it->second.key.clone();
 }
 
 shield::Shield KeyStore::shield_for(std::string_view handle) const {

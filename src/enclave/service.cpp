@@ -9,13 +9,10 @@
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
+#include "shield_nitro/core/version.h"
 #include "shield_nitro/enclave/artifact_store.h"
 #include "shield_nitro/enclave/key_store.h"
 #include "shield_nitro/enclave/stats.h"
-
-#ifndef SN_VERSION
-#define SN_VERSION "0.1.0"
-#endif
 
 namespace shield_nitro::enclave {
 
@@ -179,7 +176,7 @@ struct EnclaveService::Impl {
     for (const auto& a : artifacts.list())
       art_list.push_back(Value::map({cbor::entry("handle", Value::text(a.handle)), cbor::entry("name", Value::text(a.name)),
                                      cbor::entry("kind", Value::text(kind_name(a.kind))), cbor::entry("size", Value::uint(a.size))}));
-    return Value::map({cbor::entry("version", Value::text(SN_VERSION)), cbor::entry("module_id", Value::text(module_id)),
+    return Value::map({cbor::entry("version", Value::text(version())), cbor::entry("module_id", Value::text(module_id)),
                        cbor::entry("digest", Value::text(digest)), cbor::entry("pcrs", Value::map(std::move(pcrs))),
                        cbor::entry("keys", Value::array(std::move(key_list))),
                        cbor::entry("artifacts", Value::array(std::move(art_list))),

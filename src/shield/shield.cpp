@@ -142,7 +142,7 @@ Shield Shield::with_password(ByteView password, std::string_view service, Shield
 
 Shield Shield::with_key(const ShieldKey& key, ShieldOptions options) {
   auto st = std::make_shared<detail::ShieldState>(resolve(options));
-  st->own = std::make_shared<const detail::KeyEntry>(SecureBytes(key.view()));
+  st->own = std::make_shared<const detail::KeyEntry>(SecureBytes(key.expose_secret()));
   return Shield(std::move(st));
 }
 

@@ -148,4 +148,16 @@ TEST(Usage, OneWordingForAPcrOfTheWrongLength) {
   }
 }
 
+// One version: CMake's project(VERSION) reaches the CLI, and the Python SDK says the same.
+TEST(Usage, OneVersionEverywhere) {
+  Result r = run({"--version"});
+  ASSERT_EQ(r.code, 0);
+  std::string v = r.out.substr(0, r.out.find('\n'));
+  std::string cmake = read_text_file(SN_SOURCE_DIR "/CMakeLists.txt");
+  EXPECT_NE(cmake.find("project(shield_nitro VERSION " + v + " "), std::string::npos) << v;
+  EXPECT_NE(read_text_file(SN_SOURCE_DIR "/python/pyproject.toml").find("version = \"" + v + "\""), std::string::npos);
+  EXPECT_NE(read_text_file(SN_SOURCE_DIR "/python/shield_nitro/__init__.py").find("__version__ = \"" + v + "\""),
+            std::string::npos);
+}
+
 }  // namespace

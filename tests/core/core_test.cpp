@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -120,6 +121,44 @@ TEST(SecureBytes, LargeBuffersKeepTheSameSemantics) {
   exact.resize_for_overwrite(size_t{8} << 20);  // what an artifact of announced size gets
   std::memset(exact.data(), 0x22, exact.size());
   EXPECT_EQ(exact.clone().view()[(size_t{8} << 20) - 1], 0x22);
+}
+
+namespace {
+// The VmFlags of the mapping that holds p, from /proc/self/smaps ("dd" = excluded from core dumps).
+std::string vm_flags_of(const void* p) {
+  std::string smaps = read_text_file("/proc/self/smaps");
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  size_t pos = 0;
+  while (pos < smaps.size()) {
+    size_t end = smaps.find('\n', pos);
+    std::string line = smaps.substr(pos, end - pos);
+    pos = end == std::string::npos ? smaps.size() : end + 1;
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's header line
+      inside = addr >= lo && addr < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+}  // namespace
+
+TEST(SecureBytes, EveryAllocationIsExcludedFromCoreDumps) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "under ASan small buffers stay on the heap (see secure_bytes.cpp)";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "under ASan small buffers stay on the heap (see secure_bytes.cpp)";
+#endif
+#endif
+  for (size_t n : {size_t{1}, size_t{32}, size_t{100}, size_t{4096}, size_t{3} << 20, size_t{8} << 20}) {
+    SecureBytes s(n);
+    std::string flags = vm_flags_of(s.data());
+    ASSERT_FALSE(flags.empty()) << n << " bytes: no mapping found";
+    EXPECT_NE((flags + " ").find(" dd "), std::string::npos) << n << " bytes: " << flags;
+  }
 }
 
 TEST(Random, ScriptedAndUniform) {

@@ -28,7 +28,7 @@ struct Fixture : ::testing::Test, test_support::EnclaveHost {
     start(std::move(opts), "AKIDTEST");
   }
 
-  Bytes wrapped_data_key() { return shield::Shield::with_key(kek).encrypt(data_key.view()); }
+  Bytes wrapped_data_key() { return shield::Shield::with_key(kek).encrypt(data_key.expose_secret()); }
 
   std::string push_credentials_and_load_key() { return load_data_key(); }
 
@@ -78,7 +78,7 @@ TEST_F(Fixture, DescribeShowsPcrsAndNoSecrets) {
   d = client->call("describe");
   ASSERT_EQ(d.find("keys")->as_array().size(), 1u);
   EXPECT_EQ(d.find("keys")->as_array()[0].find("handle")->as_text(), key);
-  EXPECT_EQ(hex_encode(cbor::encode(d)).find(hex_encode(data_key.view())), std::string::npos);
+  EXPECT_EQ(hex_encode(cbor::encode(d)).find(hex_encode(data_key.expose_secret())), std::string::npos);
 }
 
 TEST_F(Fixture, EncryptPlainDecryptOnlyInChannel) {

@@ -113,7 +113,7 @@ struct InProcessEnclave : ::testing::Test {
     creds.access_key_id = "AKIDTEST";
     creds.secret_access_key = SecureBytes(as_bytes("secret"));
     c.push_credentials(std::move(creds));
-    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
+    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.expose_secret());
     Loaded l;
     l.key = c.load_key(wrapped).handle;
     shield::Shield s = shield::Shield::with_key(data_key);

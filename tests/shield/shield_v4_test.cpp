@@ -515,7 +515,7 @@ TEST(ShieldTwoPart, SplitDecryptFailuresWipeHeadAndBody) {
 TEST(ShieldKeyTest, SizeIsChecked) {
   EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(31)); }), Errc::kUsage);
   EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(33)); }), Errc::kUsage);
-  EXPECT_NE(hex_encode(ShieldKey::generate().view()), hex_encode(ShieldKey::generate().view()));
+  EXPECT_NE(hex_encode(ShieldKey::generate().expose_secret()), hex_encode(ShieldKey::generate().expose_secret()));
 }
 
 TEST(Format, DetectsByFirstBytes) {

@@ -59,7 +59,7 @@ struct EnclaveHost {
     using cbor::Value;
     client->call("set-credentials", Value::map({entry("access_key_id", Value::text("AKIDTEST")),
                                                 entry("secret_access_key", Value::text("secret"))}));
-    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.view());
+    Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.expose_secret());
     return client->call("load-key", Value::map({entry("ciphertext_blob", Value::bytes(wrapped))})).find("handle")->as_text();
   }
 };

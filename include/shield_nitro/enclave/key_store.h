@@ -24,8 +24,6 @@ class KeyStore {
  public:
   // Stores a 32-byte data key; throws Error(kFormat) for another size.
   std::string add(SecureBytes data_key, std::string key_id);
-  // The key as a Shield master key; throws Error(kNotFound) naming the handle.
-  shield::ShieldKey key(const std::string& handle) const;
   // Shield (key mode) for messages at rest: freshness disabled. Built once per key when it is
   // added (the key schedule and AEAD contexts are then reused by every request); the copy
   // returned shares it and stays usable, from any thread, even after remove().
@@ -37,8 +35,7 @@ class KeyStore {
  private:
   struct Entry {
     std::string key_id;
-    shield::ShieldKey key;
-    shield::Shield at_rest;
+    shield::Shield at_rest;  // the one copy of the key
   };
   mutable std::mutex mu_;
   std::map<std::string, Entry, std::less<>> keys_;

@@ -49,7 +49,9 @@ class ShieldKey {
   // Throws Error(kUsage) unless key is exactly 32 bytes.
   static ShieldKey from_bytes(ByteView key);
 
-  ByteView view() const { return bytes_.view(); }
+  // The raw key, only for the code that must hold the bytes themselves: building a Shield and
+  // writing a key file. Everything else passes the ShieldKey (or a Shield built from it).
+  ByteView expose_secret() const { return bytes_.view(); }
   ShieldKey clone() const { return ShieldKey(bytes_.clone()); }
 
  private:

@@ -1,0 +1,9 @@
+// The product's version: one value, CMake's project(VERSION), for the CLI, the enclave service's
+// `describe`, the EIF metadata and the Python SDK's check (tests compare them).
+#pragma once
+
+namespace shield_nitro {
+
+const char* version();
+
+}  // namespace shield_nitro
