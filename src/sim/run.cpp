@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -112,6 +113,11 @@ Prepared prepare(const RunOptions& o) {
   p.cpus = o.cpus ? o.cpus : static_cast<unsigned>(std::min<uint64_t>(reader.header().default_cpus, avail));
   check_cpu_count(p.cpus);
   check_memory(p);
+  // The NSM's unix socket lives in the folder: a path too long for it would only fail in the
+  // supervisor, after unpacking.
+  if (p.paths.nsm_socket.size() >= sizeof(sockaddr_un{}.sun_path))
+    throw Error(Errc::kUsage, "--state " + p.paths.dir + " is too long: the NSM socket " + p.paths.nsm_socket +
+                                  " must fit in " + std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
   return p;
 }
 

@@ -229,6 +229,10 @@ TEST_F(SimE2E, ClearErrors) {
   EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --cpus 4096 --state " + st, &out), 2) << out;
   EXPECT_NE(out.find("--cpus 4096: only"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(st));
+  std::string deep = st + "/" + std::string(100, 'd');
+  EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --state " + deep, &out), 2) << out;
+  EXPECT_NE(out.find("is too long: the NSM socket"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(st));
   // A folder without an enclave: describe lists none, terminate has nothing to stop.
   fs::create_directories(st);
   EXPECT_EQ(cli_json("sim describe --json --state " + st), json::array());
