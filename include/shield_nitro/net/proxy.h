@@ -55,7 +55,8 @@ class Proxy {
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
 
-  // Listens and starts accepting (throws Error(kIo) if it cannot listen).
+  // Listens and starts accepting. Throws Error(kIo) naming the endpoint and the reason if it
+  // cannot listen; nothing is left running then (stop() and the destructor have nothing to do).
   void start();
   // Stops accepting, closes all relayed connections and joins their threads. Idempotent.
   void stop();
