@@ -12,10 +12,11 @@
 
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms_local/recipient_verifier.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/cms.h"
-#include "shield_nitro/kms/local_kms.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/kms_local/local_kms.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;

@@ -38,7 +38,7 @@
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/message.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/shield/stream.h"
 
 using namespace shield_nitro;

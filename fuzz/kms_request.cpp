@@ -9,9 +9,9 @@
 
 #include "shield_nitro/core/error.h"
 
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/kms_error.h"
-#include "shield_nitro/kms/local_kms.h"
+#include "shield_nitro/kms_local/local_kms.h"
 #include "shield_nitro/kms/sigv4.h"
 
 namespace {

@@ -10,7 +10,7 @@
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/nsm/messages.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::nsm;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "shield_nitro/cbor/cose.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 #include "trust_anchor_state.h"
 
@@ -17,12 +18,6 @@ namespace {
 
 [[noreturn]] void fail(Errc code, const std::string& why) { throw Error(code, "certificate chain: " + why); }
 
-struct StackFree {
-  void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
-};
-struct CtxFree {
-  void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
-};
 
 std::string common_name(X509* cert) {
   std::string name = name_text(X509_get_subject_name(cert));
@@ -100,8 +95,8 @@ void check_path_is_bundle(X509_STORE_CTX* ctx, X509* leaf, X509* anchor, const s
 }
 
 void run_openssl_verify(const TrustAnchor& anchor, X509* leaf, const std::vector<X509Ptr>& bundle, int64_t at_s) {
-  std::unique_ptr<STACK_OF(X509), StackFree> untrusted(sk_X509_new_null());
-  std::unique_ptr<X509_STORE_CTX, CtxFree> ctx(X509_STORE_CTX_new());
+  ossl::Ptr<STACK_OF(X509)> untrusted(sk_X509_new_null());
+  ossl::Ptr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
   if (!untrusted || !ctx) throw_openssl("chain: allocation");
   for (size_t i = 1; i < bundle.size(); ++i)
     if (!sk_X509_push(untrusted.get(), bundle[i].get())) throw_openssl("chain: sk_X509_push");

@@ -9,18 +9,13 @@
 #include <string>
 
 #include "shield_nitro/attest/certificate.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/bytes.h"
 
 namespace shield_nitro::attest::detail {
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using X509Ptr = ossl::Ptr<X509>;
+using PkeyPtr = ossl::Ptr<EVP_PKEY>;
 
 // Strict DER: the whole input must be exactly one certificate. Throws Error(kFormat)
 // "<what>: ..." otherwise.

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::cose {
@@ -24,14 +25,8 @@ constexpr size_t kScalarSize = 48;
 
 [[noreturn]] void bad(const std::string& why) { throw Error(Errc::kFormat, "cose: " + why); }
 
-struct SigDeleter {
-  void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using SigPtr = std::unique_ptr<ECDSA_SIG, SigDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+using SigPtr = ossl::Ptr<ECDSA_SIG>;
+using MdCtxPtr = ossl::Ptr<EVP_MD_CTX>;
 
 const cbor::Value& unwrap_tag(const cbor::Value& top, bool& tagged) {
   tagged = top.is(cbor::Type::kTag);

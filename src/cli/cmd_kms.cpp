@@ -12,10 +12,11 @@
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/eif/reader.h"
 #include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms_local/recipient_verifier.h"
 #include "shield_nitro/kms/client.h"
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/key_policy.h"
-#include "shield_nitro/kms/local_kms.h"
+#include "shield_nitro/kms_local/local_kms.h"
 #include "util.h"
 
 namespace shield_nitro::cli {

@@ -9,7 +9,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/nsm/client.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "util.h"
 
 namespace shield_nitro::cli {

@@ -12,13 +12,14 @@
 
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::eif {
 namespace {
 
-using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
+using X509Ptr = ossl::Ptr<X509>;
+using PkeyPtr = ossl::Ptr<EVP_PKEY>;
 
 struct CoseAlg {
   int64_t id;
@@ -41,7 +42,7 @@ X509Ptr load_cert(ByteView pem) {
   X509* c = bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr;
   BIO_free(bio);
   if (!c) throw Error(Errc::kFormat, "signing certificate: no PEM certificate found");
-  return {c, X509_free};
+  return X509Ptr(c);
 }
 
 PkeyPtr load_key(ByteView pem) {
@@ -49,7 +50,7 @@ PkeyPtr load_key(ByteView pem) {
   EVP_PKEY* k = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
   BIO_free(bio);
   if (!k) throw Error(Errc::kFormat, "signing key: no PEM private key found (encrypted keys are not supported)");
-  return {k, EVP_PKEY_free};
+  return PkeyPtr(k);
 }
 
 Bytes protected_header(int64_t alg) {

@@ -8,24 +8,18 @@
 
 #include <memory>
 
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/reader.h"
+#include "cms_der.h"
 #include "shield_nitro/kms/sigv4.h"
 
 namespace shield_nitro::kms {
 
 namespace {
 
-// DER content octets of the object identifiers we accept.
-const Bytes kOidEnvelopedData = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
-const Bytes kOidData = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01};
-const Bytes kOidRsaesOaep = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x07};
-const Bytes kOidMgf1 = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08};
-const Bytes kOidSha256 = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
-const Bytes kOidAes256Cbc = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a};
+using namespace cms_der;
 
-constexpr uint8_t kSequence = 0x30, kSet = 0x31, kInteger = 0x02, kOctetString = 0x04, kOid = 0x06, kNull = 0x05;
-constexpr uint8_t kCtx0 = 0x80, kCtx1 = 0x81;  // context-specific tag numbers (class bits only)
 constexpr size_t kMaxEnvelope = 64 * 1024;
 
 [[noreturn]] void bad(const std::string& what) { throw Error(Errc::kFormat, "CMS envelope: " + what); }
@@ -201,95 +195,6 @@ void parse_encrypted_content_info(ByteReader& r, RecipientEnvelope& out) {
     bad("ciphertext must be a non-empty multiple of the AES block size");
 }
 
-using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
-using CmsPtr = std::unique_ptr<CMS_ContentInfo, decltype(&CMS_ContentInfo_free)>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)>;
-
-// ---- DER/BER writer for the builder ----
-
-void put_length(Bytes& out, size_t n) {
-  if (n < 0x80) {
-    out.push_back(static_cast<uint8_t>(n));
-  } else if (n < 0x100) {
-    out.insert(out.end(), {0x81, static_cast<uint8_t>(n)});
-  } else {
-    out.insert(out.end(), {0x82, static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)});
-  }
-}
-
-Bytes tlv(uint8_t tag, ByteView content) {
-  Bytes out{tag};
-  put_length(out, content.size());
-  out.insert(out.end(), content.begin(), content.end());
-  return out;
-}
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-Bytes indefinite(uint8_t tag, ByteView content) {
-  Bytes out{tag, 0x80};
-  out.insert(out.end(), content.begin(), content.end());
-  out.insert(out.end(), {0x00, 0x00});
-  return out;
-}
-
-Bytes sha256_algorithm() { return tlv(kSequence, cat({tlv(kOid, kOidSha256), {kNull, 0x00}})); }
-
-Bytes oaep_algorithm() {
-  Bytes params = cat({tlv(0xa0, sha256_algorithm()), tlv(0xa1, tlv(kSequence, cat({tlv(kOid, kOidMgf1), sha256_algorithm()})))});
-  return tlv(kSequence, cat({tlv(kOid, kOidRsaesOaep), tlv(kSequence, params)}));
-}
-
-PkeyPtr load_rsa_spki(ByteView spki) {
-  const unsigned char* p = spki.data();
-  PkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())), EVP_PKEY_free);
-  if (!key || p != spki.data() + spki.size()) throw Error(Errc::kFormat, "recipient public key is not a DER SubjectPublicKeyInfo");
-  if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_RSA) throw Error(Errc::kUnsupported, "recipient public key is not RSA");
-  int bits = EVP_PKEY_get_bits(key.get());
-  if (bits < 2048 || bits > 4096) throw Error(Errc::kUnsupported, "recipient RSA key must be 2048..4096 bits, got " + std::to_string(bits));
-  return key;
-}
-
-Bytes rsa_oaep_sha256_encrypt(EVP_PKEY* key, ByteView data) {
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(key, nullptr), EVP_PKEY_CTX_free);
-  size_t len = 0;
-  if (!ctx || EVP_PKEY_encrypt_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_OAEP_PADDING) != 1 ||
-      EVP_PKEY_CTX_set_rsa_oaep_md(ctx.get(), EVP_sha256()) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx.get(), EVP_sha256()) != 1 ||
-      EVP_PKEY_encrypt(ctx.get(), nullptr, &len, data.data(), data.size()) != 1)
-    throw_openssl("RSA-OAEP setup");
-  Bytes out(len);
-  if (EVP_PKEY_encrypt(ctx.get(), out.data(), &len, data.data(), data.size()) != 1) throw_openssl("RSA-OAEP encrypt");
-  out.resize(len);
-  return out;
-}
-
-Bytes aes256_cbc_encrypt(ByteView key, ByteView iv, ByteView plaintext) {
-  CipherCtxPtr ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
-  Bytes out(plaintext.size() + 16);
-  int n1 = 0, n2 = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr, key.data(), iv.data()) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out.data(), &n1, plaintext.data(), static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), out.data() + n1, &n2) != 1)
-    throw_openssl("AES-256-CBC encrypt");
-  out.resize(static_cast<size_t>(n1 + n2));
-  return out;
-}
-
-Bytes chunked_content(ByteView ciphertext) {
-  constexpr size_t kChunk = 1024;
-  Bytes chunks;
-  for (size_t off = 0; off < ciphertext.size(); off += kChunk) {
-    Bytes c = tlv(kOctetString, ciphertext.subspan(off, std::min(kChunk, ciphertext.size() - off)));
-    chunks.insert(chunks.end(), c.begin(), c.end());
-  }
-  return indefinite(0xa0, chunks);
-}
 
 }  // namespace
 
@@ -320,13 +225,13 @@ SecureBytes open_recipient_envelope(ByteView ber, EVP_PKEY* private_key) {
   if (!private_key) throw Error(Errc::kUsage, "CMS open: no private key");
   if (parts.encrypted_key.size() != static_cast<size_t>(EVP_PKEY_get_size(private_key)))
     throw Error(Errc::kAuth, "CMS open: the envelope's encrypted key does not match the recipient key size");
-  BioPtr in(BIO_new_mem_buf(ber.data(), static_cast<int>(ber.size())), BIO_free);
-  CmsPtr cms(in ? d2i_CMS_bio(in.get(), nullptr) : nullptr, CMS_ContentInfo_free);
+  ossl::Ptr<BIO> in(BIO_new_mem_buf(ber.data(), static_cast<int>(ber.size())));
+  ossl::Ptr<CMS_ContentInfo> cms(in ? d2i_CMS_bio(in.get(), nullptr) : nullptr);
   if (!cms) {
     ERR_clear_error();
     bad("OpenSSL could not decode the envelope");
   }
-  BioPtr out(BIO_new(BIO_s_secmem()), BIO_free);
+  ossl::Ptr<BIO> out(BIO_new(BIO_s_secmem()));
   if (!out) throw_openssl("BIO_new");
   if (CMS_decrypt(cms.get(), private_key, nullptr, nullptr, out.get(), CMS_BINARY | CMS_DEBUG_DECRYPT) != 1) {
     ERR_clear_error();
@@ -336,22 +241,6 @@ SecureBytes open_recipient_envelope(ByteView ber, EVP_PKEY* private_key) {
   long len = BIO_get_mem_data(out.get(), &data);
   if (len <= 0) throw Error(Errc::kFormat, "CMS open: empty plaintext");
   return SecureBytes(ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(len)));
-}
-
-Bytes build_recipient_envelope(ByteView plaintext, ByteView recipient_spki_der, Random& rng) {
-  if (plaintext.empty()) throw Error(Errc::kUsage, "CMS build: empty plaintext");
-  PkeyPtr key = load_rsa_spki(recipient_spki_der);
-  SecureBytes cek(32);
-  rng.fill(cek.span());
-  Bytes iv = rng.bytes(16);
-  Bytes encrypted_key = rsa_oaep_sha256_encrypt(key.get(), cek.view());
-  Bytes ciphertext = aes256_cbc_encrypt(cek.view(), iv, plaintext);
-  Bytes ski = hex_decode(sha256_hex(recipient_spki_der));
-  Bytes ktri = tlv(kSequence, cat({{kInteger, 1, 2}, tlv(kCtx0, ski), oaep_algorithm(), tlv(kOctetString, encrypted_key)}));
-  Bytes content_alg = tlv(kSequence, cat({tlv(kOid, kOidAes256Cbc), tlv(kOctetString, iv)}));
-  Bytes eci = indefinite(kSequence, cat({tlv(kOid, kOidData), content_alg, chunked_content(ciphertext)}));
-  Bytes env = indefinite(kSequence, cat({{kInteger, 1, 2}, tlv(kSet, ktri), eci}));
-  return indefinite(kSequence, cat({tlv(kOid, kOidEnvelopedData), indefinite(0xa0, env)}));
 }
 
 }  // namespace shield_nitro::kms

@@ -1,4 +1,4 @@
-#include "framing.h"
+#include "shield_nitro/nsm/framing.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -8,7 +8,7 @@
 
 #include "shield_nitro/core/error.h"
 
-namespace shield_nitro::nsm::detail {
+namespace shield_nitro::nsm::framing {
 
 namespace {
 
@@ -74,4 +74,4 @@ void set_socket_timeout(int fd, int seconds) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-}  // namespace shield_nitro::nsm::detail
+}  // namespace shield_nitro::nsm::framing

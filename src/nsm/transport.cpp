@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "framing.h"
+#include "shield_nitro/nsm/framing.h"
 #include "shield_nitro/nsm/error.h"
 #include "shield_nitro/nsm/messages.h"
 
@@ -100,7 +100,7 @@ UnixSocketNsmTransport::UnixSocketNsmTransport(const std::string& socket_path, s
     throw Error(Errc::kEnvironment, "no simulated NSM is serving " + description_ + " (" + socket_path + ": " +
                                         std::strerror(err) + "); start one with `shield-nitro nsm-sim serve DIR`");
   }
-  detail::set_socket_timeout(fd_, kSocketTimeoutSeconds);
+  framing::set_socket_timeout(fd_, kSocketTimeoutSeconds);
 }
 
 UnixSocketNsmTransport::~UnixSocketNsmTransport() {
@@ -112,12 +112,12 @@ Bytes UnixSocketNsmTransport::roundtrip(ByteView request) {
     throw NsmError(ErrorCode::kInputTooLarge,
                    "nsm: request of " + std::to_string(request.size()) + " bytes exceeds the 4096-byte limit");
   std::lock_guard lock(mu_);
-  detail::write_frame(fd_, request);
+  framing::write_frame(fd_, request);
   Bytes reply;
-  switch (detail::read_frame(fd_, kMaxResponseSize, reply)) {
-    case detail::FrameStatus::kOk: return reply;
-    case detail::FrameStatus::kEof: throw Error(Errc::kIo, "nsm: simulator at " + description_ + " closed the connection");
-    case detail::FrameStatus::kTooLarge: break;
+  switch (framing::read_frame(fd_, kMaxResponseSize, reply)) {
+    case framing::FrameStatus::kOk: return reply;
+    case framing::FrameStatus::kEof: throw Error(Errc::kIo, "nsm: simulator at " + description_ + " closed the connection");
+    case framing::FrameStatus::kTooLarge: break;
   }
   throw NsmError(ErrorCode::kInvalidResponse, "nsm: simulator reply exceeds 0x3000 bytes");
 }

@@ -18,7 +18,7 @@
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/eif/describe.h"
 #include "shield_nitro/eif/reader.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/sim/image.h"
 #include "shield_nitro/sim/launcher.h"
 #include "shield_nitro/sim/pcrs.h"

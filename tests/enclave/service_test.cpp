@@ -13,7 +13,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/shield/stream.h"
 
 using namespace shield_nitro;

@@ -19,7 +19,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 extern char** environ;
 

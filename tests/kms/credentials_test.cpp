@@ -11,7 +11,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/kms_error.h"
 
 using namespace shield_nitro;

@@ -16,13 +16,14 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms_local/recipient_verifier.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/kms/kms_error.h"
-#include "shield_nitro/kms/local_kms.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/kms_local/local_kms.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;

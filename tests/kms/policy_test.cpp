@@ -3,7 +3,7 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/kms/kms_error.h"
-#include "shield_nitro/kms/policy_eval.h"
+#include "shield_nitro/kms_local/policy_eval.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;

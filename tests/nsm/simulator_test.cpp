@@ -14,7 +14,7 @@
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/nsm/client.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "sim_test_util.h"
 
 using namespace shield_nitro;

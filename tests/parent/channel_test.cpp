@@ -16,7 +16,7 @@
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/net/server.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/parent/enclave_client.h"
 #include "shield_nitro/shield/stream.h"
 

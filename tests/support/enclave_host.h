@@ -14,7 +14,7 @@
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/shield/shield.h"
 
 namespace shield_nitro::test_support {

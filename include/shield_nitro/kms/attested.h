@@ -1,8 +1,6 @@
-// The real implementations of the two attestation seams in recipient.h:
-//   NsmAttestationSource   documents from an NSM (/dev/nsm or the simulator, "sim:DIR"),
-//                          a fresh one per request with the enclave key pair's SPKI as public_key;
-//   make_recipient_verifier  attest::Verifier over one or more trusted roots (PEM files, or
-//                          "aws" for the pinned AWS Nitro root), checked at the current time.
+// The enclave side of the attestation seam in recipient.h: NsmAttestationSource gives documents
+// from an NSM (/dev/nsm or the simulator, "sim:DIR"), a fresh one per request with the enclave
+// key pair's SPKI as public_key. (The verifying side, for kms-local, is kms_local/recipient_verifier.h.)
 #pragma once
 
 #include <memory>
@@ -27,9 +25,5 @@ class NsmAttestationSource final : public AttestationSource {
   std::unique_ptr<nsm::NsmClient> owned_;
   nsm::NsmClient& client_;
 };
-
-// A document verifies when it chains to any one of the roots. Throws Error(kUsage/kFormat)
-// for an unreadable root.
-RecipientVerifier make_recipient_verifier(const std::vector<std::string>& trust_roots);
 
 }  // namespace shield_nitro::kms

@@ -20,7 +20,7 @@
 #include <string>
 
 #include "shield_nitro/core/clock.h"
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/recipient.h"
 
 namespace shield_nitro::kms {

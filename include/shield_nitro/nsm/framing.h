@@ -1,12 +1,13 @@
-// Length-prefixed CBOR frames on a unix stream socket, shared by the socket transport and
-// the simulator's server: a 4-byte big-endian length, then the message.
+// The simulator socket's framing (the "sim:DIR" transport's wire format, shared by the client
+// transport here and the NSM simulator's server in nsm_sim/): a 4-byte big-endian length, then
+// the CBOR message.
 #pragma once
 
 #include <cstddef>
 
 #include "shield_nitro/core/bytes.h"
 
-namespace shield_nitro::nsm::detail {
+namespace shield_nitro::nsm::framing {
 
 enum class FrameStatus { kOk, kEof, kTooLarge };
 
@@ -21,4 +22,4 @@ void write_frame(int fd, ByteView message);
 // Applies a receive/send timeout to a socket.
 void set_socket_timeout(int fd, int seconds);
 
-}  // namespace shield_nitro::nsm::detail
+}  // namespace shield_nitro::nsm::framing

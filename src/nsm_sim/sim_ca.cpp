@@ -4,6 +4,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/random.h"
@@ -43,8 +44,7 @@ void check(int ok, const char* what) {
   if (ok != 1) throw_openssl(std::string("simulated NSM CA: ") + what);
 }
 
-struct NameFree { void operator()(X509_NAME* n) const { X509_NAME_free(n); } };
-using NamePtr = std::unique_ptr<X509_NAME, NameFree>;
+using NamePtr = ossl::Ptr<X509_NAME>;
 
 NamePtr make_name(const std::string& common_name) {
   NamePtr name(X509_NAME_new());

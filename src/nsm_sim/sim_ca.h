@@ -12,14 +12,13 @@
 #include <memory>
 #include <string>
 
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/bytes.h"
 
 namespace shield_nitro::nsm::detail {
 
-struct PkeyFree { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct X509Free { void operator()(X509* c) const { X509_free(c); } };
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+using PkeyPtr = ossl::Ptr<EVP_PKEY>;
+using X509Ptr = ossl::Ptr<X509>;
 
 // Chain positions, root first like the document's cabundle.
 enum class CaLevel { kRoot = 0, kRegional = 1, kZonal = 2, kInstance = 3 };

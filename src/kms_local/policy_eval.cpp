@@ -1,4 +1,4 @@
-#include "shield_nitro/kms/policy_eval.h"
+#include "shield_nitro/kms_local/policy_eval.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "shield_nitro/kms/local_kms.h"
+#include "shield_nitro/kms_local/local_kms.h"
 
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "local_store.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/log.h"
@@ -14,7 +15,7 @@
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/kms/kms_error.h"
-#include "shield_nitro/kms/policy_eval.h"
+#include "shield_nitro/kms_local/policy_eval.h"
 #include "shield_nitro/kms/sigv4.h"
 
 namespace shield_nitro::kms {
@@ -104,7 +105,7 @@ Bytes seal_blob(const LocalKey& key, ByteView plaintext, const std::map<std::str
   out.insert(out.end(), nonce.begin(), nonce.end());
   size_t ct_at = out.size();
   out.resize(ct_at + plaintext.size() + 16);
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  ossl::Ptr<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
   int n = 0, fin = 0;
   if (!c || EVP_EncryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, key.material.data(), nonce.data()) != 1 ||
       EVP_EncryptUpdate(c.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1 ||
@@ -127,7 +128,7 @@ SecureBytes open_blob(const LocalKey& key, ByteView blob, const std::map<std::st
   ByteView body = blob.subspan(header.size() + 12);
   size_t ct_len = body.size() - 16;
   SecureBytes out(ct_len);
-  std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  ossl::Ptr<EVP_CIPHER_CTX> c(EVP_CIPHER_CTX_new());
   Bytes tag(body.end() - 16, body.end());
   int n = 0, fin = 0;
   bool ok = c && EVP_DecryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, key.material.data(), nonce.data()) == 1 &&

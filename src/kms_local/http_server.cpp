@@ -1,4 +1,4 @@
-#include "shield_nitro/kms/http_server.h"
+#include "shield_nitro/kms_local/http_server.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>

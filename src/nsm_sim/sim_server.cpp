@@ -12,9 +12,9 @@
 #include <list>
 #include <thread>
 
-#include "framing.h"
+#include "shield_nitro/nsm/framing.h"
 #include "shield_nitro/core/log.h"
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 namespace shield_nitro::nsm {
 
@@ -105,14 +105,14 @@ struct SimulatorServer::Impl {
     try {
       Bytes request;
       for (;;) {
-        auto status = detail::read_frame(c.fd, kMaxRequestSize, request);
-        if (status == detail::FrameStatus::kEof) break;
-        if (status == detail::FrameStatus::kTooLarge) {
+        auto status = framing::read_frame(c.fd, kMaxRequestSize, request);
+        if (status == framing::FrameStatus::kEof) break;
+        if (status == framing::FrameStatus::kTooLarge) {
           // The body is unread, so the stream cannot continue: answer, then hang up.
-          detail::write_frame(c.fd, encode_response(ErrorResponse{ErrorCode::kInputTooLarge}));
+          framing::write_frame(c.fd, encode_response(ErrorResponse{ErrorCode::kInputTooLarge}));
           break;
         }
-        detail::write_frame(c.fd, nsm->handle(request));
+        framing::write_frame(c.fd, nsm->handle(request));
       }
     } catch (const std::exception& e) {
       log_debug(std::string("nsm-sim: client dropped: ") + e.what());

@@ -1,4 +1,4 @@
-#include "shield_nitro/nsm/simulator.h"
+#include "shield_nitro/nsm_sim/simulator.h"
 
 #include <openssl/evp.h>
 
