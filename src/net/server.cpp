@@ -337,6 +337,12 @@ void Server::Impl::accept_all() {
       }
       return;
     }
+    // A peer that connected and already closed without a byte (a connect/close flood) costs
+    // no slot, no epoll registration and no log line.
+    if (uint8_t probe; ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+      ::close(fd);
+      continue;
+    }
     if (conns.size() >= opt.max_connections) {
       // The same text each time, so that a flood collapses into one line with a count.
       log_warn("net: connection refused: " + std::to_string(opt.max_connections) + " connections open (max_connections)");
