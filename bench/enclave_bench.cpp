@@ -141,7 +141,7 @@ EnclaveHost& host() {
 }
 
 // Plaintext for the artifact: a counter pattern, generated as it is read (no copy in memory).
-class PatternSource final : public shield::Source {
+class PatternSource final : public Source {
  public:
   explicit PatternSource(uint64_t size) : left_(size) {}
   size_t read(uint8_t* buf, size_t n) override {
@@ -161,11 +161,10 @@ const std::string& EnclaveHost::artifact_file(uint64_t bytes) {
   if (it != artifact_files.end()) return it->second;
   std::string path = dir + "/artifact-" + std::to_string(bytes) + ".snst";
   AtomicFileWriter out(path);
-  shield::AtomicFileSink sink(out);
   PatternSource src(bytes);
   shield::StreamEncryptOptions so;
   so.chunk_size = static_cast<uint32_t>(kChunk);
-  shield::encrypt_stream(shield::Shield::with_key(data_key), src, sink, so);
+  shield::encrypt_stream(shield::Shield::with_key(data_key), src, out, so);
   out.commit();
   return artifact_files[bytes] = path;
 }

@@ -373,12 +373,11 @@ int child_decrypt() {
   long start = status_kib("VmRSS:");
   Shield s = Shield::with_key(ShieldKey::from_bytes(kKey));
   FileReader in("-");
-  FileSource src(in);
   struct Counting final : Sink {
     uint64_t n = 0;
     void write(ByteView d) override { n += d.size(); }
   } out;
-  decrypt_stream(s, src, out, {.threads = 2});
+  decrypt_stream(s, in, out, {.threads = 2});
   std::printf("%ld %ld %llu\n", start, status_kib("VmHWM:"), static_cast<unsigned long long>(out.n));
   return 0;
 }

@@ -9,7 +9,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shield_nitro;
-  eif::MemorySource src(ByteView(data, size));
+  MemorySource src(ByteView(data, size));
   eif::CpioReader reader(src);
   eif::CpioRecord r;
   try {

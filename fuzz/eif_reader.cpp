@@ -11,7 +11,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shield_nitro;
   try {
-    eif::EifReader reader(std::make_shared<eif::MemorySource>(ByteView(data, size)));
+    eif::EifReader reader(std::make_shared<MemorySource>(ByteView(data, size)));
     eif::describe_json(reader, eif::HashLabel::kCurrent);
   } catch (const Error&) {
   }

@@ -61,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return out;
   });
   auto random_access = attempt([&] {
-    MemoryRandomSource src(input);
+    MemorySource src(input);
     StreamReader r(s, src, kMaxChunk);
     Bytes out;
     for (uint64_t i = 0; i < r.chunk_count(); ++i) {

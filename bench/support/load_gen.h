@@ -84,7 +84,7 @@ class RawEchoServer {
       }
     }
   }
-  net::UniqueFd listen_, epoll_;
+  UniqueFd listen_, epoll_;
   std::vector<int> fds_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
@@ -119,7 +119,7 @@ inline double cpu_seconds(clockid_t clock) {
 
 // Drives `clients` connections to ep with kDepth in flight each until kRequestsPerRun answers.
 inline Result drive(const net::Endpoint& ep, int clients, const MakeFrame& make, const CheckReply& check) {
-  std::vector<net::UniqueFd> fds;
+  std::vector<UniqueFd> fds;
   for (int i = 0; i < clients; ++i) {
     fds.push_back(net::connect(ep));
     net::set_nonblocking(fds.back().get(), true);

@@ -1,10 +1,9 @@
 #include "shield_nitro/channel/session.h"
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/hkdf.h"
 
 namespace shield_nitro::channel {
 namespace {
@@ -12,25 +11,6 @@ namespace {
 void put_prefixed(Bytes& out, ByteView part) {
   put_u32be(out, static_cast<uint32_t>(part.size()));
   out.insert(out.end(), part.begin(), part.end());
-}
-
-SecureBytes hkdf_sha256(ByteView ikm, ByteView salt, std::string_view info, size_t len) {
-  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
-  EVP_KDF_CTX* ctx = kdf ? EVP_KDF_CTX_new(kdf) : nullptr;
-  EVP_KDF_free(kdf);
-  if (!ctx) throw_openssl("HKDF unavailable");
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()), ikm.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
-      OSSL_PARAM_construct_end()};
-  SecureBytes out(len);
-  int rc = EVP_KDF_derive(ctx, out.data(), len, params);
-  EVP_KDF_CTX_free(ctx);
-  if (rc != 1) throw_openssl("HKDF failed");
-  return out;
 }
 
 std::string info(std::string_view purpose) { return std::string(kLabel) + " " + std::string(purpose); }
@@ -51,9 +31,9 @@ Bytes transcript_hash(ByteView nonce, ByteView document, ByteView client_public_
 
 SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript) {
   SessionKeys k;
-  k.client_to_enclave = hkdf_sha256(shared_secret, transcript, info("client->enclave"), 32);
-  k.enclave_to_client = hkdf_sha256(shared_secret, transcript, info("enclave->client"), 32);
-  SecureBytes id = hkdf_sha256(shared_secret, transcript, info("session id"), kSessionIdSize);
+  k.client_to_enclave = hkdf_sha256(shared_secret, transcript, as_bytes(info("client->enclave")), 32);
+  k.enclave_to_client = hkdf_sha256(shared_secret, transcript, as_bytes(info("enclave->client")), 32);
+  SecureBytes id = hkdf_sha256(shared_secret, transcript, as_bytes(info("session id")), kSessionIdSize);
   k.session_id = to_bytes(id.view());
   return k;
 }

@@ -152,9 +152,7 @@ void run_encrypt(const CryptArgs& a) {
   FileReader in(a.in);
   AtomicFileWriter out(a.out);
   auto progress = progress_for("encrypt", in);
-  shield::FileSource src(in);
-  shield::AtomicFileSink dst(out);
-  shield::encrypt_stream(s, src, dst, {.chunk_size = a.chunk_size, .on_progress = report_to(progress.get())});
+  shield::encrypt_stream(s, in, out, {.chunk_size = a.chunk_size, .on_progress = report_to(progress.get())});
   out.commit();
 }
 
@@ -191,9 +189,7 @@ void run_decrypt_guard8(const CryptArgs& a) {
   FileReader in(a.in);
   AtomicFileWriter out(a.out, kPlaintextMode);
   auto progress = progress_for("decrypt", in);
-  shield::FileSource src(in);
-  shield::AtomicFileSink dst(out);
-  shield::decrypt_guard8_stream(key.view(), src, dst, {.on_progress = report_to(progress.get())});
+  shield::decrypt_guard8_stream(key.view(), in, out, {.on_progress = report_to(progress.get())});
   out.commit();
 }
 
@@ -208,16 +204,14 @@ void run_decrypt(const CryptArgs& a) {
   Bytes prefix(shield::kDetectBytes);
   prefix.resize(in.read(prefix.data(), prefix.size()));
   if (prefix.empty()) throw Error(Errc::kFormat, "input " + a.in + " is empty: nothing to decrypt");
-  shield::FileSource rest(in);
-  shield::PrefixedSource src(prefix, rest);
+  PrefixedSource src(prefix, in);
   AtomicFileWriter out(a.out, kPlaintextMode);
   if (shield::detect_format(prefix) == shield::Format::kStream) {
     auto progress = progress_for("decrypt", in);
-    shield::AtomicFileSink dst(out);
-    shield::decrypt_stream(s, src, dst, {.on_progress = report_to(progress.get())});
+    shield::decrypt_stream(s, src, out, {.on_progress = report_to(progress.get())});
   } else {
     Bytes message;
-    shield::BytesSink collect(message);
+    BytesSink collect(message);
     uint8_t buf[1 << 16];
     for (size_t n; (n = src.read(buf, sizeof buf)) > 0;) collect.write({buf, n});
     out.write(s.decrypt(message).view());

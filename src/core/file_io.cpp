@@ -135,26 +135,27 @@ AtomicFileWriter::AtomicFileWriter(const std::string& path, unsigned mode, Temp 
     return;
   }
   if (temp == Temp::kAnonymous) {
-    fd_ = ::open(dir_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+    owned_.reset(::open(dir_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
     // Filesystems without O_TMPFILE answer EOPNOTSUPP (old kernels EISDIR): use a named temporary.
-    if (fd_ < 0 && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create", path);
+    if (!owned_ && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) throw_errno("cannot create", path);
   }
-  if (fd_ < 0) {
+  if (!owned_) {
     tmp_ = hidden_temp_name(path);
     registry_slot_ = register_temp(tmp_);
-    fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd_ < 0) {
+    owned_.reset(::open(tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!owned_) {
       int saved = errno;
       unregister_temp(registry_slot_);
       errno = saved;
       throw_errno("cannot create", path);
     }
   }
+  fd_ = owned_.get();
   ::fchmod(fd_, mode);  // umask must not widen or narrow the requested mode
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
-  if (!to_stdout_ && fd_ >= 0) ::close(fd_);
+  owned_.reset();
   if (!to_stdout_ && !committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
   unregister_temp(registry_slot_);
 }
@@ -217,14 +218,10 @@ void AtomicFileWriter::commit() {
   link_into_place();
   committed_ = true;
   g_commits.fetch_add(1);
-  int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) throw_errno("cannot close", path_);
-  int dfd = ::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (owned_.close() != 0) throw_errno("cannot close", path_);
+  UniqueFd dir(::open(dir_of(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir) ::fsync(dir.get());
 }
 
 void AtomicFileWriter::commit_all(std::initializer_list<AtomicFileWriter*> writers) {
@@ -245,22 +242,17 @@ FileReader::FileReader(const std::string& path) : path_(path) {
   if (path == "-") {
     fd_ = STDIN_FILENO;
   } else {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw_errno("cannot open", path);
-    owns_ = true;
+    owned_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!owned_) throw_errno("cannot open", path);
+    fd_ = owned_.get();
   }
   struct stat st{};
   if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) size_ = st.st_size;
-  if (owns_ && ::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {
-    ::close(fd_);
-    fd_ = -1;
+  if (owned_ && ::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode))
     throw Error(Errc::kIo, "cannot read " + path + ": is a directory");
-  }
 }
 
-FileReader::~FileReader() {
-  if (owns_ && fd_ >= 0) ::close(fd_);
-}
+FileReader::~FileReader() = default;
 
 size_t FileReader::read(uint8_t* buf, size_t n) {
   size_t got = 0;

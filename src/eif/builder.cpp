@@ -51,7 +51,7 @@ class ChunkWriter {
   // Reads a file body straight into pool chunks (no intermediate buffer).
   void write_ref(const DataRef& ref, uint64_t size) {
     if (ref.path.empty() && !ref.source) return write(ref.inline_data);
-    std::shared_ptr<const ByteSource> src = ref.source;
+    std::shared_ptr<const RandomAccessSource> src = ref.source;
     if (!src) src = std::make_shared<FileSource>(ref.path);
     if (!src->in_bounds(ref.offset, size)) throw Error(Errc::kIo, src->name() + " changed size while the image was built");
     uint64_t off = ref.offset;

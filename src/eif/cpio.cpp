@@ -125,7 +125,7 @@ bool CpioReader::next(CpioRecord& out) {
   return true;
 }
 
-void unpack_cpio(const ByteSource& src, const std::string& dir) {
+void unpack_cpio(const RandomAccessSource& src, const std::string& dir) {
   SafeDir root(dir);
   CpioReader reader(src);
   CpioRecord r;
@@ -137,17 +137,11 @@ void unpack_cpio(const ByteSource& src, const std::string& dir) {
     if (type == kModeDir) {
       root.make_dir(rel, perm);
     } else if (type == kModeReg) {
-      int fd = root.create_file(rel, perm);
-      try {
-        for_each_chunk(src, r.data_offset, r.size, [&](ByteView c) {
-          if (::write(fd, c.data(), c.size()) != static_cast<ssize_t>(c.size()))
-            throw Error(Errc::kIo, "cannot write " + rel);
-        });
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
-      ::close(fd);
+      UniqueFd fd = root.create_file(rel, perm);
+      for_each_chunk(src, r.data_offset, r.size, [&](ByteView c) {
+        if (::write(fd.get(), c.data(), c.size()) != static_cast<ssize_t>(c.size()))
+          throw Error(Errc::kIo, "cannot write " + rel);
+      });
     } else if (type == kModeLink) {
       if (r.size > kMaxName) bad("symlink target of '" + r.name + "' too long");
       root.make_symlink(rel, to_string(src.read_bytes(r.data_offset, static_cast<size_t>(r.size))));

@@ -16,7 +16,7 @@ constexpr uint64_t kMaxJson = 16 << 20;
 
 using Members = std::map<std::string, TarHeader>;
 
-Members index_members(const ByteSource& src) {
+Members index_members(const RandomAccessSource& src) {
   Members out;
   TarReader reader(src);
   TarHeader h;
@@ -34,7 +34,7 @@ const TarHeader& member(const Members& m, const std::string& name) {
   return it->second;
 }
 
-Bytes read_member(const ByteSource& src, const Members& m, const std::string& name) {
+Bytes read_member(const RandomAccessSource& src, const Members& m, const std::string& name) {
   const TarHeader& h = member(m, name);
   if (h.size > kMaxJson) bad("'" + name + "' is too large for a JSON document");
   return src.read_bytes(h.data_offset, static_cast<size_t>(h.size));
@@ -79,7 +79,7 @@ struct Plan {
   std::string name;
 };
 
-Plan docker_plan(const ByteSource& src, const Members& m) {
+Plan docker_plan(const RandomAccessSource& src, const Members& m) {
   auto manifest = parse_json(read_member(src, m, "manifest.json"), "manifest.json");
   if (!manifest.is_array() || manifest.empty() || !manifest[0].is_object()) bad("manifest.json lists no image");
   const auto& img = manifest[0];
@@ -100,7 +100,7 @@ Plan docker_plan(const ByteSource& src, const Members& m) {
 
 const char* oci_arch(Arch a) { return a == Arch::kAarch64 ? "arm64" : "amd64"; }
 
-Plan oci_plan(const ByteSource& src, const Members& m, Arch arch) {
+Plan oci_plan(const RandomAccessSource& src, const Members& m, Arch arch) {
   auto doc = parse_json(read_member(src, m, "index.json"), "index.json");
   for (int depth = 0; depth < 4; ++depth) {
     if (doc.contains("layers")) {
@@ -130,7 +130,7 @@ std::vector<std::string> image_command(const ImageConfig& c) {
   throw Error(Errc::kUsage, "the image has neither CMD nor ENTRYPOINT; give --cmd");
 }
 
-Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir,
+Image load_image_tar(std::shared_ptr<const RandomAccessSource> src, Arch arch, const std::string& scratch_dir,
                      uint64_t max_layer) {
   Members m = index_members(*src);
   Plan plan = m.count("manifest.json") ? docker_plan(*src, m) : m.count("index.json") ? oci_plan(*src, m, arch)
@@ -149,7 +149,7 @@ Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std
   FsTree tree;
   for (const auto& layer_path : plan.layers) {
     const TarHeader& h = member(m, layer_path);
-    std::shared_ptr<const ByteSource> layer;
+    std::shared_ptr<const RandomAccessSource> layer;
     try {
       layer = maybe_gunzip(std::make_shared<SliceSource>(src, h.data_offset, h.size), scratch_dir, max_layer);
     } catch (const Error& e) {

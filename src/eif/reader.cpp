@@ -21,7 +21,7 @@ constexpr uint64_t kMaxMetadata = 1 << 20;
 
 std::string idx(size_t i) { return "section " + std::to_string(i); }
 
-SectionInfo read_section_header(const ByteSource& src, const Header& h, size_t i) {
+SectionInfo read_section_header(const RandomAccessSource& src, const Header& h, size_t i) {
   uint64_t off = h.section_offsets[i], size = h.section_sizes[i];
   if (off < kHeaderSize) bad(idx(i) + " offset " + std::to_string(off) + " lies inside the EIF header");
   if (!src.in_bounds(off, kSectionHeaderSize) || !src.in_bounds(off + kSectionHeaderSize, size))
@@ -58,7 +58,7 @@ void check_counts(const std::vector<SectionInfo>& s, uint16_t version) {
 
 }  // namespace
 
-EifReader::EifReader(std::shared_ptr<const ByteSource> source) : source_(std::move(source)) {
+EifReader::EifReader(std::shared_ptr<const RandomAccessSource> source) : source_(std::move(source)) {
   if (source_->size() < kHeaderSize)
     bad("file is truncated (" + std::to_string(source_->size()) + " bytes, the header alone is 548)");
   header_ = parse_header(source_->read_bytes(0, kHeaderSize));

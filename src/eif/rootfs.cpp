@@ -26,7 +26,7 @@ struct Phdr {
   uint64_t offset = 0, vaddr = 0, filesz = 0;
 };
 
-std::vector<Phdr> read_phdrs(const ByteSource& src) {
+std::vector<Phdr> read_phdrs(const RandomAccessSource& src) {
   if (src.size() < 64) bad("shorter than an ELF header");
   Bytes eh = src.read_bytes(0, 64);
   if (eh[0] != 0x7f || eh[1] != 'E' || eh[2] != 'L' || eh[3] != 'F') bad("no ELF magic");
@@ -112,7 +112,7 @@ std::string find_library(const std::string& name, const ElfInfo& who, const std:
 
 }  // namespace
 
-ElfInfo parse_elf(const ByteSource& src) {
+ElfInfo parse_elf(const RandomAccessSource& src) {
   std::vector<Phdr> ph = read_phdrs(src);
   Bytes eh = src.read_bytes(18, 2);
   ElfInfo info;
@@ -185,16 +185,11 @@ void make_rootfs(const std::string& binary, const std::string& dest,
       if (rel.empty()) throw Error(Errc::kUsage, "destination '" + dst + "' names the root folder");
       struct stat st{};
       if (::stat(src.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(Errc::kIo, "cannot read " + src);
-      int fd = root.create_file(rel, st.st_mode & 07777);
-      try {
-        stream_data(DataRef{{}, nullptr, src, 0}, static_cast<uint64_t>(st.st_size), [&](ByteView b) {
-          if (::write(fd, b.data(), b.size()) != static_cast<ssize_t>(b.size())) throw Error(Errc::kIo, "cannot write " + rel);
-        });
-      } catch (...) {
-        ::close(fd);
-        throw;
-      }
-      ::close(fd);
+      UniqueFd fd = root.create_file(rel, st.st_mode & 07777);
+      stream_data(DataRef{{}, nullptr, src, 0}, static_cast<uint64_t>(st.st_size), [&](ByteView b) {
+        if (::write(fd.get(), b.data(), b.size()) != static_cast<ssize_t>(b.size()))
+          throw Error(Errc::kIo, "cannot write " + rel);
+      });
     }
     root.finish();
   }

@@ -36,31 +36,24 @@ std::vector<std::string> split(const std::string& rel) {
 
 SafeDir::SafeDir(const std::string& root) : root_(root) {
   make_dirs(root, 0755);
-  root_fd_ = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd_ < 0) fail("cannot open folder", root);
+  root_fd_.reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root_fd_) fail("cannot open folder", root);
 }
 
-SafeDir::~SafeDir() {
-  if (root_fd_ >= 0) ::close(root_fd_);
-}
-
-int SafeDir::open_parent(const std::string& rel, std::string& leaf) {
+UniqueFd SafeDir::open_parent(const std::string& rel, std::string& leaf) {
   std::vector<std::string> comps = split(rel);
   leaf = comps.back();
   comps.pop_back();
-  int fd = ::dup(root_fd_);
+  UniqueFd fd(::dup(root_fd_.get()));
+  if (!fd) fail("cannot open folder for", rel);
   for (const auto& c : comps) {
-    int next = ::openat(fd, c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0 && errno == ENOENT) {
-      if (::mkdirat(fd, c.c_str(), 0755) != 0 && errno != EEXIST) {
-        ::close(fd);
-        fail("cannot create folder for", rel);
-      }
-      next = ::openat(fd, c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    UniqueFd next(::openat(fd.get(), c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next && errno == ENOENT) {
+      if (::mkdirat(fd.get(), c.c_str(), 0755) != 0 && errno != EEXIST) fail("cannot create folder for", rel);
+      next.reset(::openat(fd.get(), c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     }
-    ::close(fd);
-    if (next < 0) throw Error(Errc::kFormat, "refusing " + rel + ": '" + c + "' is not a folder (a symlink or file)");
-    fd = next;
+    if (!next) throw Error(Errc::kFormat, "refusing " + rel + ": '" + c + "' is not a folder (a symlink or file)");
+    fd = std::move(next);
   }
   return fd;
 }
@@ -78,47 +71,41 @@ void SafeDir::remove_existing(int dfd, const std::string& leaf) {
 void SafeDir::make_dir(const std::string& rel, unsigned perm) {
   if (rel.empty()) return;
   std::string leaf;
-  int dfd = open_parent(rel, leaf);
+  UniqueFd dfd = open_parent(rel, leaf);
   struct stat st{};
-  bool exists = ::fstatat(dfd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
-  if (exists && !S_ISDIR(st.st_mode)) remove_existing(dfd, leaf);
-  if ((!exists || !S_ISDIR(st.st_mode)) && ::mkdirat(dfd, leaf.c_str(), 0755) != 0) {
-    ::close(dfd);
+  bool exists = ::fstatat(dfd.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (exists && !S_ISDIR(st.st_mode)) remove_existing(dfd.get(), leaf);
+  if ((!exists || !S_ISDIR(st.st_mode)) && ::mkdirat(dfd.get(), leaf.c_str(), 0755) != 0)
     fail("cannot create folder", rel);
-  }
-  ::close(dfd);
   auto [it, added] = dir_index_.emplace(rel, dir_modes_.size());
   if (added) dir_modes_.emplace_back(rel, perm & 07777);
   else dir_modes_[it->second].second = perm & 07777;
 }
 
-int SafeDir::create_file(const std::string& rel, unsigned perm) {
+UniqueFd SafeDir::create_file(const std::string& rel, unsigned perm) {
   std::string leaf;
-  int dfd = open_parent(rel, leaf);
-  remove_existing(dfd, leaf);
-  int fd = ::openat(dfd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  ::close(dfd);
-  if (fd < 0) fail("cannot create", rel);
-  ::fchmod(fd, perm & 07777);
+  UniqueFd dfd = open_parent(rel, leaf);
+  remove_existing(dfd.get(), leaf);
+  UniqueFd fd(::openat(dfd.get(), leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) fail("cannot create", rel);
+  ::fchmod(fd.get(), perm & 07777);
   return fd;
 }
 
 void SafeDir::make_symlink(const std::string& rel, const std::string& target) {
   std::string leaf;
-  int dfd = open_parent(rel, leaf);
-  remove_existing(dfd, leaf);
-  int rc = ::symlinkat(target.c_str(), dfd, leaf.c_str());
-  ::close(dfd);
+  UniqueFd dfd = open_parent(rel, leaf);
+  remove_existing(dfd.get(), leaf);
+  int rc = ::symlinkat(target.c_str(), dfd.get(), leaf.c_str());
   if (rc != 0) fail("cannot create symlink", rel);
 }
 
 bool SafeDir::make_node(const std::string& rel, unsigned mode, unsigned major, unsigned minor) {
   std::string leaf;
-  int dfd = open_parent(rel, leaf);
-  remove_existing(dfd, leaf);
-  int rc = ::mknodat(dfd, leaf.c_str(), mode, makedev(major, minor));
+  UniqueFd dfd = open_parent(rel, leaf);
+  remove_existing(dfd.get(), leaf);
+  int rc = ::mknodat(dfd.get(), leaf.c_str(), mode, makedev(major, minor));
   int err = errno;
-  ::close(dfd);
   if (rc != 0 && (err == EPERM || err == EACCES)) return false;
   errno = err;
   if (rc != 0) fail("cannot create node", rel);
@@ -128,12 +115,10 @@ bool SafeDir::make_node(const std::string& rel, unsigned mode, unsigned major, u
 void SafeDir::finish() {
   for (auto it = dir_modes_.rbegin(); it != dir_modes_.rend(); ++it) {
     std::string leaf;
-    int dfd = open_parent(it->first, leaf);
-    int fd = ::openat(dfd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    ::close(dfd);
-    if (fd < 0) continue;  // replaced by a later non-folder entry
-    ::fchmod(fd, it->second);
-    ::close(fd);
+    UniqueFd dfd = open_parent(it->first, leaf);
+    UniqueFd fd(::openat(dfd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) continue;  // replaced by a later non-folder entry
+    ::fchmod(fd.get(), it->second);
   }
   dir_modes_.clear();
   dir_index_.clear();

@@ -8,20 +8,18 @@
 #include <vector>
 
 #include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro::eif {
 
 class SafeDir {
  public:
   explicit SafeDir(const std::string& root);  // created if missing
-  ~SafeDir();
-  SafeDir(const SafeDir&) = delete;
-  SafeDir& operator=(const SafeDir&) = delete;
 
   // rel is a clean relative path (see clean_member_path); missing parents are created 0755.
   void make_dir(const std::string& rel, unsigned perm);
   // Returns a writable fd for a new regular file, replacing an existing non-directory.
-  int create_file(const std::string& rel, unsigned perm);
+  UniqueFd create_file(const std::string& rel, unsigned perm);
   void make_symlink(const std::string& rel, const std::string& target);
   // Fifo or device node; returns false when the kernel refuses (EPERM without root).
   bool make_node(const std::string& rel, unsigned mode, unsigned major, unsigned minor);
@@ -29,10 +27,10 @@ class SafeDir {
   void finish();
 
  private:
-  int open_parent(const std::string& rel, std::string& leaf);
+  UniqueFd open_parent(const std::string& rel, std::string& leaf);
   void remove_existing(int dfd, const std::string& leaf);
   std::string root_;
-  int root_fd_ = -1;
+  UniqueFd root_fd_;
   std::vector<std::pair<std::string, unsigned>> dir_modes_;  // creation order; last mode wins
   std::unordered_map<std::string, size_t> dir_index_;
 };

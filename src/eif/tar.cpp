@@ -152,7 +152,7 @@ bool TarReader::next(TarHeader& out) {
   }
 }
 
-FsEntry tar_to_entry(const TarHeader& h, const std::shared_ptr<const ByteSource>& src) {
+FsEntry tar_to_entry(const TarHeader& h, const std::shared_ptr<const RandomAccessSource>& src) {
   FsEntry e;
   e.name = clean_member_path(h.name);
   e.perm = h.mode & 07777;
@@ -191,7 +191,7 @@ FsEntry tar_to_entry(const TarHeader& h, const std::shared_ptr<const ByteSource>
   return e;
 }
 
-std::vector<FsEntry> read_export_tar(std::shared_ptr<const ByteSource> src) {
+std::vector<FsEntry> read_export_tar(std::shared_ptr<const RandomAccessSource> src) {
   std::vector<FsEntry> out;
   std::unordered_set<std::string> seen;
   TarReader reader(*src);
@@ -209,7 +209,7 @@ std::vector<FsEntry> read_export_tar(const std::string& path, const std::string&
   return read_export_tar(maybe_gunzip(std::make_shared<FileSource>(path), scratch_dir, max_inflated));
 }
 
-std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource> src, const std::string& scratch_dir,
+std::shared_ptr<const RandomAccessSource> maybe_gunzip(std::shared_ptr<const RandomAccessSource> src, const std::string& scratch_dir,
                                                uint64_t max_inflated) {
   uint8_t magic[2] = {0, 0};
   if (src->size() < 2) return src;
@@ -217,8 +217,8 @@ std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource>
   if (magic[0] != 0x1f || magic[1] != 0x8b) return src;
   std::string dir = scratch_dir.empty() ? (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") : scratch_dir;
   std::string tmp = dir + "/.sn-gunzip-" + hex_encode(os_random().bytes(8));
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(Errc::kIo, "cannot create scratch file in " + dir + ": " + std::strerror(errno));
+  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) throw Error(Errc::kIo, "cannot create scratch file in " + dir + ": " + std::strerror(errno));
   z_stream z{};
   inflateInit2(&z, 15 + 32);
   Bytes outbuf(1 << 20);
@@ -241,7 +241,7 @@ std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource>
                                          (max_inflated % (1 << 20) ? std::to_string(max_inflated) + " bytes"
                                                                    : std::to_string(max_inflated >> 20) + " MiB") +
                                          " (raise --max-layer-mib if the image is trusted)");
-        if (n && ::write(fd, outbuf.data(), n) != static_cast<ssize_t>(n))
+        if (n && ::write(fd.get(), outbuf.data(), n) != static_cast<ssize_t>(n))
           throw Error(Errc::kIo, "cannot write scratch file " + tmp + ": " + std::strerror(errno));
         if (rc == Z_BUF_ERROR && n == 0) break;
       }
@@ -249,12 +249,11 @@ std::shared_ptr<const ByteSource> maybe_gunzip(std::shared_ptr<const ByteSource>
     if (rc != Z_STREAM_END) bad("gzip data is truncated");
   } catch (...) {
     inflateEnd(&z);
-    ::close(fd);
     ::unlink(tmp.c_str());
     throw;
   }
   inflateEnd(&z);
-  ::close(fd);
+  fd.reset();
   auto out = std::make_shared<FileSource>(tmp);
   ::unlink(tmp.c_str());  // the open descriptor keeps the bytes until the source is dropped
   return out;

@@ -24,23 +24,20 @@ struct Plugin::Abi {
 
 namespace {
 
-int write_memfd(const SecureBytes& object, const std::string& name) {
-  int fd = static_cast<int>(::memfd_create(("sn-plugin-" + name).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (fd < 0) throw Error(Errc::kEnvironment, std::string("memfd_create failed: ") + std::strerror(errno));
+UniqueFd write_memfd(const SecureBytes& object, const std::string& name) {
+  UniqueFd fd(static_cast<int>(::memfd_create(("sn-plugin-" + name).c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)));
+  if (!fd) throw Error(Errc::kEnvironment, std::string("memfd_create failed: ") + std::strerror(errno));
   const uint8_t* p = object.data();
   size_t left = object.size();
   while (left > 0) {
-    ssize_t w = ::write(fd, p, left);
+    ssize_t w = ::write(fd.get(), p, left);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      ::close(fd);
-      throw Error(Errc::kIo, std::string("cannot fill the plugin memfd: ") + std::strerror(errno));
-    }
+    if (w <= 0) throw Error(Errc::kIo, std::string("cannot fill the plugin memfd: ") + std::strerror(errno));
     p += w;
     left -= static_cast<size_t>(w);
   }
   // The size is fixed; writes stay possible only so unload can wipe the plaintext code.
-  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
   return fd;
 }
 
@@ -71,7 +68,7 @@ std::unique_ptr<Plugin> Plugin::load(const SecureBytes& object, std::string name
   std::unique_ptr<Plugin> p(new Plugin());
   p->name_ = std::move(name);
   p->memfd_ = write_memfd(object, p->name_);
-  std::string path = "/proc/self/fd/" + std::to_string(p->memfd_);
+  std::string path = "/proc/self/fd/" + std::to_string(p->memfd_.get());
   p->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!p->handle_) {
     const char* why = ::dlerror();
@@ -105,15 +102,16 @@ Plugin::~Plugin() {
     // An object with STB_GNU_UNIQUE symbols stays mapped after dlclose (plugins should be
     // built with -fno-gnu-unique). Its code then still runs from the memfd: do not wipe it,
     // and keep the fd so its /proc/self/fd path is never reused for another plugin.
-    std::string path = "/proc/self/fd/" + std::to_string(memfd_);
+    std::string path = "/proc/self/fd/" + std::to_string(memfd_.get());
     if (void* still = ::dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
       ::dlclose(still);
       unloaded = false;
     }
   }
-  if (memfd_ >= 0 && unloaded) {
-    wipe_memfd(memfd_);
-    ::close(memfd_);
+  if (!unloaded) {
+    (void)memfd_.release();
+  } else if (memfd_) {
+    wipe_memfd(memfd_.get());
   }
 }
 

@@ -268,7 +268,7 @@ void refuse_plain_http(int fd, const HttpLimits& limits) {
   }
 }
 
-int bind_tcp(const std::string& listen, int& port_out) {
+UniqueFd bind_tcp(const std::string& listen, int& port_out) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) throw Error(Errc::kUsage, "--listen expects HOST:PORT or unix:PATH, got '" + listen + "'");
   std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
@@ -280,42 +280,39 @@ int bind_tcp(const std::string& listen, int& port_out) {
   if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
     throw Error(Errc::kIo, "cannot listen on " + listen + ": " + gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+  if (fd) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (!fd || ::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), 128) != 0) {
     int e = errno;
-    if (fd >= 0) ::close(fd);
     throw Error(Errc::kIo, "cannot listen on " + listen + ": " + std::strerror(e));
   }
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
   port_out = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   return fd;
 }
 
-int bind_unix(const std::string& path) {
+UniqueFd bind_unix(const std::string& path) {
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path) throw Error(Errc::kUsage, "unix socket path too long: " + path);
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  // A socket file some server still accepts on is not ours to take over; a stale one is.
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    ::close(fd);
-    throw Error(Errc::kIo, "cannot listen on unix:" + path + ": another process is listening there");
+  {
+    // A socket file some server still accepts on is not ours to take over; a stale one is.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
+      throw Error(Errc::kIo, "cannot listen on unix:" + path + ": another process is listening there");
   }
-  if (fd >= 0) ::close(fd);
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
     throw Error(Errc::kIo, "cannot listen on unix:" + path + ": exists and is not a socket");
   ::unlink(path.c_str());
-  fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 128) != 0) {
     int e = errno;
-    if (fd >= 0) ::close(fd);
     throw Error(Errc::kIo, "cannot listen on unix:" + path + ": " + std::strerror(e));
   }
   return fd;
@@ -352,24 +349,21 @@ void HttpServer::start() {
 
 void HttpServer::accept_loop() {
   while (!stopping_) {
-    pollfd p{listen_fd_, POLLIN, 0};
+    pollfd p{listen_fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, 200) <= 0) continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
+    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!fd) continue;
     std::unique_lock lock(mu_);
-    if (active_ >= options_.max_connections) {
-      lock.unlock();
-      ::close(fd);
-      continue;
-    }
+    if (active_ >= options_.max_connections) continue;  // fd closes: the peer sees EOF
     ++active_;
-    live_fds_.insert(fd);
+    live_fds_.insert(fd.get());
     lock.unlock();
-    std::thread([this, fd] { serve_connection(fd); }).detach();
+    std::thread([this, fd = std::move(fd)]() mutable { serve_connection(std::move(fd)); }).detach();
   }
 }
 
-void HttpServer::serve_connection(int fd) {
+void HttpServer::serve_connection(UniqueFd owned) {
+  const int fd = owned.get();
   timeval tv{options_.idle_timeout_s, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -412,21 +406,20 @@ void HttpServer::serve_connection(int fd) {
   }
   std::lock_guard lock(mu_);
   live_fds_.erase(fd);
-  ::close(fd);
+  owned.reset();  // under the lock: stop() never shuts down a reused descriptor number
   --active_;
   idle_cv_.notify_all();
 }
 
 void HttpServer::stop() {
-  if (listen_fd_ < 0) return;
+  if (!listen_fd_) return;
   stopping_ = true;
   if (acceptor_.joinable()) acceptor_.join();
   std::unique_lock lock(mu_);
   for (int fd : live_fds_) ::shutdown(fd, SHUT_RDWR);
   idle_cv_.wait(lock, [this] { return active_ == 0; });
-  ::close(listen_fd_);
+  listen_fd_.reset();
   if (options_.listen.rfind("unix:", 0) == 0) ::unlink(options_.listen.substr(5).c_str());
-  listen_fd_ = -1;
 }
 
 }  // namespace shield_nitro::kms

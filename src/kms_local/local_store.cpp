@@ -52,15 +52,14 @@ LocalKey key_from_json(const json& j) {
 
 // Takes DIR/kms-local.lock (flock, released when the fd closes, also on kill -9) and writes
 // our pid into it, so a refused second server can say who holds the folder.
-int lock_state_folder(const std::string& dir) {
+UniqueFd lock_state_folder(const std::string& dir) {
   std::string path = dir + "/kms-local.lock";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) throw Error(Errc::kIo, "kms-local: cannot open " + path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) throw Error(Errc::kIo, "kms-local: cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     char pid[32] = {};
-    ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
-    ::close(fd);
+    ssize_t n = ::pread(fd.get(), pid, sizeof pid - 1, 0);
     if (err != EWOULDBLOCK) throw Error(Errc::kIo, "kms-local: cannot lock " + path + ": " + std::strerror(err));
     std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "";
     while (!holder.empty() && !std::isdigit(static_cast<unsigned char>(holder.back()))) holder.pop_back();
@@ -69,7 +68,7 @@ int lock_state_folder(const std::string& dir) {
                                         "; stop it or choose another --state");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
     log_warn("kms-local: cannot write the pid into " + path + ": " + std::strerror(errno));
   return fd;
 }
@@ -96,17 +95,10 @@ std::string random_uuid() {
 LocalStore::LocalStore(std::string dir, std::string arn_prefix) : dir_(std::move(dir)), arn_prefix_(std::move(arn_prefix)) {
   make_dirs(dir_, 0700);
   lock_fd_ = lock_state_folder(dir_);
-  try {
-    make_dirs(dir_ + "/keys", 0700);
-    make_dirs(dir_ + "/aliases", 0700);
-    load();
-  } catch (...) {
-    ::close(lock_fd_);
-    throw;
-  }
+  make_dirs(dir_ + "/keys", 0700);
+  make_dirs(dir_ + "/aliases", 0700);
+  load();
 }
-
-LocalStore::~LocalStore() { ::close(lock_fd_); }
 
 void LocalStore::load() {
   for (const auto& path : list_json_files(dir_ + "/keys")) {

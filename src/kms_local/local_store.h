@@ -10,6 +10,7 @@
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro::kms {
 
@@ -33,7 +34,6 @@ class LocalStore {
   // arn_prefix: arn:aws:kms:REGION:ACCOUNT:. Holds an exclusive flock on DIR/kms-local.lock for
   // its life: a second store (another kms-local) on the same folder throws Error(kEnvironment).
   LocalStore(std::string dir, std::string arn_prefix);
-  ~LocalStore();
   LocalStore(const LocalStore&) = delete;
   LocalStore& operator=(const LocalStore&) = delete;
 
@@ -53,7 +53,7 @@ class LocalStore {
   void write_key(const LocalKey& key);
   std::string dir_;
   std::string arn_prefix_;
-  int lock_fd_ = -1;
+  UniqueFd lock_fd_;  // holds the state folder's flock
   mutable std::shared_mutex mu_;
   std::map<std::string, LocalKey> keys_;
   std::map<std::string, LocalAlias> aliases_;

@@ -12,11 +12,6 @@
 
 namespace shield_nitro::net {
 
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 void set_nonblocking(int fd, bool on) {
   int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) throw Error(Errc::kIo, "fcntl(F_GETFL): " + detail::errno_text(errno));

@@ -47,22 +47,18 @@ IoctlSyscall real_ioctl() {
 }
 
 std::unique_ptr<DevNsmTransport> DevNsmTransport::open(const std::string& path, IoctlSyscall syscall) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) {
     int err = errno;
     if (err == ENOENT)
       throw Error(Errc::kEnvironment, "not in an enclave (" + path + " missing)" + kSimulatorHint);
     throw Error(Errc::kEnvironment, "cannot open NSM device " + path + ": " + std::strerror(err));
   }
-  return std::make_unique<DevNsmTransport>(fd, path, std::move(syscall));
+  return std::make_unique<DevNsmTransport>(std::move(fd), path, std::move(syscall));
 }
 
-DevNsmTransport::DevNsmTransport(int fd, std::string path, IoctlSyscall syscall)
-    : fd_(fd), path_(std::move(path)), syscall_(std::move(syscall)) {}
-
-DevNsmTransport::~DevNsmTransport() {
-  if (fd_ >= 0) ::close(fd_);
-}
+DevNsmTransport::DevNsmTransport(UniqueFd fd, std::string path, IoctlSyscall syscall)
+    : fd_(std::move(fd)), path_(std::move(path)), syscall_(std::move(syscall)) {}
 
 Bytes DevNsmTransport::roundtrip(ByteView request) {
   if (request.size() > kMaxRequestSize)
@@ -74,7 +70,7 @@ Bytes DevNsmTransport::roundtrip(ByteView request) {
   arg.request_len = request.size();
   arg.response_addr = address_of(reply.data());
   arg.response_len = reply.size();
-  if (int err = syscall_(fd_, kNsmIoctlRaw, arg))
+  if (int err = syscall_(fd_.get(), kNsmIoctlRaw, arg))
     throw NsmIoError(err, "nsm: ioctl on " + path_ + " failed: " + ioctl_cause(err) + " (errno " +
                               std::to_string(err) + ")");
   if (arg.response_len > kMaxResponseSize)
@@ -91,20 +87,14 @@ UnixSocketNsmTransport::UnixSocketNsmTransport(const std::string& socket_path, s
   if (socket_path.size() >= sizeof addr.sun_path)
     throw Error(Errc::kUsage, "simulated NSM socket path too long (max 107 bytes): " + socket_path);
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());  // addr is zeroed: terminated
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw Error(Errc::kIo, std::string("cannot create a unix socket: ") + std::strerror(errno));
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd_) throw Error(Errc::kIo, std::string("cannot create a unix socket: ") + std::strerror(errno));
+  if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
-    ::close(fd_);
-    fd_ = -1;
     throw Error(Errc::kEnvironment, "no simulated NSM is serving " + description_ + " (" + socket_path + ": " +
                                         std::strerror(err) + "); start one with `shield-nitro nsm-sim serve DIR`");
   }
-  framing::set_socket_timeout(fd_, kSocketTimeoutSeconds);
-}
-
-UnixSocketNsmTransport::~UnixSocketNsmTransport() {
-  if (fd_ >= 0) ::close(fd_);
+  framing::set_socket_timeout(fd_.get(), kSocketTimeoutSeconds);
 }
 
 Bytes UnixSocketNsmTransport::roundtrip(ByteView request) {
@@ -112,9 +102,9 @@ Bytes UnixSocketNsmTransport::roundtrip(ByteView request) {
     throw NsmError(ErrorCode::kInputTooLarge,
                    "nsm: request of " + std::to_string(request.size()) + " bytes exceeds the 4096-byte limit");
   std::lock_guard lock(mu_);
-  framing::write_frame(fd_, request);
+  framing::write_frame(fd_.get(), request);
   Bytes reply;
-  switch (framing::read_frame(fd_, kMaxResponseSize, reply)) {
+  switch (framing::read_frame(fd_.get(), kMaxResponseSize, reply)) {
     case framing::FrameStatus::kOk: return reply;
     case framing::FrameStatus::kEof: throw Error(Errc::kIo, "nsm: simulator at " + description_ + " closed the connection");
     case framing::FrameStatus::kTooLarge: break;

@@ -14,6 +14,7 @@
 
 #include "shield_nitro/nsm/framing.h"
 #include "shield_nitro/core/log.h"
+#include "shield_nitro/core/unique_fd.h"
 #include "shield_nitro/nsm_sim/simulator.h"
 
 namespace shield_nitro::nsm {
@@ -37,23 +38,21 @@ void clear_stale_socket(const sockaddr_un& addr, const std::string& path) {
   if (::lstat(path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode))
     throw Error(Errc::kEnvironment, "nsm-sim: cannot listen on unix:" + path + ": exists and is not a socket");
-  int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  bool live = probe >= 0 && ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  if (probe >= 0) ::close(probe);
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  bool live = probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
   if (live)
     throw Error(Errc::kEnvironment, "nsm-sim: cannot listen on unix:" + path + ": a simulated NSM is already serving there");
   ::unlink(path.c_str());
 }
 
-int listen_on(const std::string& path) {
+UniqueFd listen_on(const std::string& path) {
   sockaddr_un addr = socket_address(path);
   clear_stale_socket(addr, path);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error(Errc::kIo, std::string("cannot create a unix socket: ") + std::strerror(errno));
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path.c_str(), 0600) != 0 ||
-      ::listen(fd, 64) != 0) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw Error(Errc::kIo, std::string("cannot create a unix socket: ") + std::strerror(errno));
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::chmod(path.c_str(), 0600) != 0 || ::listen(fd.get(), 64) != 0) {
     int err = errno;
-    ::close(fd);
     throw Error(Errc::kIo, "nsm-sim: cannot listen on unix:" + path + ": " + std::strerror(err));
   }
   return fd;
@@ -63,15 +62,15 @@ int listen_on(const std::string& path) {
 
 struct SimulatorServer::Impl {
   struct Client {
-    int fd;
+    UniqueFd fd;
     std::thread thread;
     std::atomic<bool> done{false};
   };
 
   std::shared_ptr<SimulatedNsm> nsm;
   std::string path;
-  int listen_fd = -1;
-  int wake[2] = {-1, -1};
+  UniqueFd listen_fd;
+  UniqueFd wake_r, wake_w;  // a byte on wake_w stops the acceptor
   std::thread acceptor;
   std::mutex mu;
   std::list<Client> clients;
@@ -79,7 +78,7 @@ struct SimulatorServer::Impl {
 
   void accept_loop() {
     for (;;) {
-      pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
+      pollfd fds[2] = {{listen_fd.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}};
       if (::poll(fds, 2, -1) < 0) {
         if (errno == EINTR) continue;
         log_error("nsm-sim: poll failed: " + std::string(std::strerror(errno)));
@@ -87,16 +86,13 @@ struct SimulatorServer::Impl {
       }
       if (fds[1].revents) return;
       if (!fds[0].revents) continue;
-      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
+      UniqueFd fd(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!fd) continue;
       std::lock_guard lock(mu);
       reap_finished();
-      if (clients.size() >= kMaxClients) {
-        ::close(fd);
-        continue;
-      }
+      if (clients.size() >= kMaxClients) continue;  // fd closes: the peer sees EOF
       Client& c = clients.emplace_back();
-      c.fd = fd;
+      c.fd = std::move(fd);
       c.thread = std::thread([this, &c] { serve_client(c); });
     }
   }
@@ -105,19 +101,19 @@ struct SimulatorServer::Impl {
     try {
       Bytes request;
       for (;;) {
-        auto status = framing::read_frame(c.fd, kMaxRequestSize, request);
+        auto status = framing::read_frame(c.fd.get(), kMaxRequestSize, request);
         if (status == framing::FrameStatus::kEof) break;
         if (status == framing::FrameStatus::kTooLarge) {
           // The body is unread, so the stream cannot continue: answer, then hang up.
-          framing::write_frame(c.fd, encode_response(ErrorResponse{ErrorCode::kInputTooLarge}));
+          framing::write_frame(c.fd.get(), encode_response(ErrorResponse{ErrorCode::kInputTooLarge}));
           break;
         }
-        framing::write_frame(c.fd, nsm->handle(request));
+        framing::write_frame(c.fd.get(), nsm->handle(request));
       }
     } catch (const std::exception& e) {
       log_debug(std::string("nsm-sim: client dropped: ") + e.what());
     }
-    ::shutdown(c.fd, SHUT_RDWR);  // the peer sees EOF now; the fd itself is closed when reaped
+    ::shutdown(c.fd.get(), SHUT_RDWR);  // the peer sees EOF now; the fd itself is closed when reaped
     c.done = true;
   }
 
@@ -130,7 +126,6 @@ struct SimulatorServer::Impl {
         continue;
       }
       it->thread.join();
-      ::close(it->fd);
       it = clients.erase(it);
     }
   }
@@ -140,14 +135,11 @@ SimulatorServer::SimulatorServer(std::shared_ptr<SimulatedNsm> nsm, const std::s
     : impl_(std::make_unique<Impl>()) {
   impl_->nsm = std::move(nsm);
   impl_->path = socket_path;
-  if (::pipe2(impl_->wake, O_CLOEXEC) != 0) throw Error(Errc::kIo, std::string("pipe: ") + std::strerror(errno));
-  try {
-    impl_->listen_fd = listen_on(socket_path);
-  } catch (...) {
-    ::close(impl_->wake[0]);
-    ::close(impl_->wake[1]);
-    throw;
-  }
+  int wake[2];
+  if (::pipe2(wake, O_CLOEXEC) != 0) throw Error(Errc::kIo, std::string("pipe: ") + std::strerror(errno));
+  impl_->wake_r.reset(wake[0]);
+  impl_->wake_w.reset(wake[1]);
+  impl_->listen_fd = listen_on(socket_path);
   impl_->acceptor = std::thread([impl = impl_.get()] { impl->accept_loop(); });
 }
 
@@ -162,18 +154,15 @@ void SimulatorServer::stop() {
     impl_->stopped = true;
   }
   char b = 1;
-  (void)!::write(impl_->wake[1], &b, 1);
+  (void)!::write(impl_->wake_w.get(), &b, 1);
   impl_->acceptor.join();
   std::lock_guard lock(impl_->mu);
-  for (auto& c : impl_->clients) ::shutdown(c.fd, SHUT_RDWR);
-  for (auto& c : impl_->clients) {
-    c.thread.join();
-    ::close(c.fd);
-  }
-  impl_->clients.clear();
-  ::close(impl_->listen_fd);
-  ::close(impl_->wake[0]);
-  ::close(impl_->wake[1]);
+  for (auto& c : impl_->clients) ::shutdown(c.fd.get(), SHUT_RDWR);
+  for (auto& c : impl_->clients) c.thread.join();
+  impl_->clients.clear();  // closes their descriptors
+  impl_->listen_fd.reset();
+  impl_->wake_r.reset();
+  impl_->wake_w.reset();
   ::unlink(impl_->path.c_str());
 }
 

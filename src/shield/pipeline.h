@@ -6,7 +6,7 @@
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/shield/stream.h"
-#include "shield_nitro/shield/stream_io.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::shield::detail {
 

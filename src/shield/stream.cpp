@@ -165,7 +165,7 @@ struct StreamReader::State {
 
 StreamReader::StreamReader(const Shield& shield, const RandomAccessSource& source, uint32_t max_chunk_size) {
   Bytes head(std::min<uint64_t>(source.size(), detail::kStreamFixedHeader + 16));
-  source.read_at(0, head);
+  source.read_at(0, head.data(), head.size());
   auto crypto = start_decrypt(shield, head, max_chunk_size);
   auto layout = StreamLayout::of_container(crypto->header().bytes.size(), crypto->chunk_size(), source.size());
   s_.reset(new State{source, std::move(crypto), layout});
@@ -183,7 +183,7 @@ SecureBytes StreamReader::read_chunk(uint64_t index) const {
     throw Error(Errc::kNotFound, "chunk " + std::to_string(index) + " out of range (stream has " +
                                      std::to_string(l.count) + ")");
   Bytes record(l.record_size(index));
-  s_->source.read_at(l.record_offset(index), record);
+  s_->source.read_at(l.record_offset(index), record.data(), record.size());
   SecureBytes out;
   out.resize_for_overwrite(record.size() - kTagSize);
   s_->crypto->open(index, index + 1 == l.count, record, out.data());

@@ -46,13 +46,13 @@ std::vector<std::string> parse_env_file(ByteView content) {
 }
 
 EnclaveImage unpack_image(const std::string& eif_path, const std::string& work_dir) {
-  auto source = std::make_shared<eif::FileSource>(eif_path);
+  auto source = std::make_shared<FileSource>(eif_path);
   eif::EifReader reader(source);
   auto ramdisks = reader.ramdisks();
   if (ramdisks.size() < 2) throw Error(Errc::kFormat, eif_path + " has no customer ramdisk (only a bootstrap)");
   make_dirs(work_dir, 0700);
   for (size_t i = 1; i < ramdisks.size(); ++i) {
-    eif::SliceSource slice(source, ramdisks[i].data_offset, ramdisks[i].size);
+    SliceSource slice(source, ramdisks[i].data_offset, ramdisks[i].size);
     eif::unpack_cpio(slice, work_dir);
   }
   std::string cmd_path = work_dir + "/cmd", env_path = work_dir + "/env";

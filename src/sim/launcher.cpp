@@ -133,17 +133,17 @@ void build_plan(Plan& plan, const EnclaveSpec& spec) {
 }
 
 int loopback_up() {
-  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return -1;
   struct ifreq ifr{};
   std::memcpy(ifr.ifr_name, "lo", 3);
-  int rc = ::ioctl(fd, SIOCGIFFLAGS, &ifr);
+  int rc = ::ioctl(fd.get(), SIOCGIFFLAGS, &ifr);
   if (rc == 0) {
     ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    rc = ::ioctl(fd, SIOCSIFFLAGS, &ifr);
+    rc = ::ioctl(fd.get(), SIOCSIFFLAGS, &ifr);
   }
   int saved = errno;
-  ::close(fd);
+  fd.reset();
   errno = saved;
   return rc;
 }
@@ -163,8 +163,8 @@ int run_step(const Step& s) {
     case StepKind::kMkdir:
       return (::mkdir(s.a, 0755) == 0 || errno == EEXIST) ? 0 : -1;
     case StepKind::kTouch: {
-      int fd = ::open(s.a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-      return fd < 0 ? -1 : ::close(fd);
+      UniqueFd fd(::open(s.a, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+      return fd ? fd.close() : -1;
     }
     case StepKind::kSymlink:
       return ::symlink(s.a, s.b);
@@ -304,23 +304,6 @@ void apply_fallback_limits(ChildContext& c, const EnclaveSpec& spec, AppliedLimi
   if (limits.cpu.empty()) limits.cpu = "none";
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
 std::string failure_message(const ChildFailure& f, const ChildContext& c, const EnclaveSpec& spec) {
   if (f.step == -1) {
     std::string msg = "cannot start the enclave command " + spec.argv[0] + ": " + errno_text(f.err);
@@ -350,15 +333,11 @@ void validate_spec(const EnclaveSpec& spec) {
 
 }  // namespace
 
-EnclaveProcess::~EnclaveProcess() {
-  if (status_fd_ >= 0) ::close(status_fd_);
-}
-
 EnclaveProcess::EnclaveProcess(EnclaveProcess&& o) noexcept
     : pid_(std::exchange(o.pid_, -1)),
       reaped_(o.reaped_),
       status_(o.status_),
-      status_fd_(std::exchange(o.status_fd_, -1)),
+      status_fd_(std::move(o.status_fd_)),
       command_reported_(o.command_reported_),
       command_status_(o.command_status_),
       oom_kills_(o.oom_kills_),
@@ -366,11 +345,10 @@ EnclaveProcess::EnclaveProcess(EnclaveProcess&& o) noexcept
 
 EnclaveProcess& EnclaveProcess::operator=(EnclaveProcess&& o) noexcept {
   if (this == &o) return *this;
-  if (status_fd_ >= 0) ::close(status_fd_);
   pid_ = std::exchange(o.pid_, -1);
   reaped_ = o.reaped_;
   status_ = o.status_;
-  status_fd_ = std::exchange(o.status_fd_, -1);
+  status_fd_ = std::move(o.status_fd_);
   command_reported_ = o.command_reported_;
   command_status_ = o.command_status_;
   oom_kills_ = o.oom_kills_;
@@ -385,17 +363,16 @@ void EnclaveProcess::kill() {
 void EnclaveProcess::finish() {
   reaped_ = true;
   // PID 1 has exited: its report is in the pipe already, or it never came (killed first).
-  if (status_fd_ >= 0) {
+  if (status_fd_) {
     int reported = 0;
     ssize_t n;
-    do n = ::read(status_fd_, &reported, sizeof reported);
+    do n = ::read(status_fd_.get(), &reported, sizeof reported);
     while (n < 0 && errno == EINTR);
     if (n == static_cast<ssize_t>(sizeof reported)) {
       command_reported_ = true;
       command_status_ = reported;
     }
-    ::close(status_fd_);
-    status_fd_ = -1;
+    status_fd_.reset();
   }
   oom_kills_ = oom_kill_count(limits_);  // before the cgroup goes
   release_cgroups(limits_);
@@ -432,12 +409,12 @@ EnclaveProcess launch_enclave(const EnclaveSpec& spec) {
   c.steps = plan.steps;
   fill_exec_args(c, plan, spec);
 
-  Fd console(::open(spec.console_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+  UniqueFd console(::open(spec.console_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
   if (console.get() < 0) throw Error(Errc::kIo, "cannot open the console log " + spec.console_path + ": " + errno_text(errno));
   int go[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
   bool piped = ::pipe2(go, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0 && ::pipe2(st, O_CLOEXEC) == 0;
   int pipe_errno = errno;
-  Fd go_r(go[0]), go_w(go[1]), err_r(err[0]), err_w(err[1]), st_r(st[0]), st_w(st[1]);
+  UniqueFd go_r(go[0]), go_w(go[1]), err_r(err[0]), err_w(err[1]), st_r(st[0]), st_w(st[1]);
   if (!piped) throw Error(Errc::kIo, std::string("pipe: ") + errno_text(pipe_errno));
   c.go_fd = go_r.get();
   c.err_fd = err_w.get();
@@ -455,8 +432,7 @@ EnclaveProcess launch_enclave(const EnclaveSpec& spec) {
     throw Error(Errc::kEnvironment, "cannot create the enclave's namespaces (needs root or CAP_SYS_ADMIN, and "
                                     "unshare allowed): clone: " + errno_text(e));
   }
-  int status_r = st_r.release();
-  EnclaveProcess proc(pid, limits, status_r);
+  EnclaveProcess proc(pid, limits, std::move(st_r));
   go_r.reset();
   err_w.reset();
   st_w.reset();

@@ -219,20 +219,21 @@ Json initial_record(const Prepared& p, const EnclaveProcess& enclave) {
 }
 
 // The status line the supervisor sends to the waiting CLI: "ok" or "<errc>\t<message>".
-void report(int fd, const std::string& line) {
-  if (fd < 0) return;
-  (void)!::write(fd, line.data(), line.size());
-  ::close(fd);
+// Sent once: the descriptor is closed after, so the CLI sees the end of the line.
+void report(UniqueFd& fd, const std::string& line) {
+  if (!fd) return;
+  (void)!::write(fd.get(), line.data(), line.size());
+  fd.reset();
 }
 
 void redirect_std_streams(const StatePaths& paths) {
-  int null_fd = ::open("/dev/null", O_RDWR);
-  int log_fd = ::open(paths.supervisor_log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, 0);
-    ::dup2(null_fd, 1);
+  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  UniqueFd log_fd(::open(paths.supervisor_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  if (null_fd) {
+    ::dup2(null_fd.get(), 0);
+    ::dup2(null_fd.get(), 1);
   }
-  if (log_fd >= 0) ::dup2(log_fd, 2);
+  if (log_fd) ::dup2(log_fd.get(), 2);
 }
 
 // Blocks the signals the supervisor waits for (before any thread starts, so all inherit it).
@@ -280,7 +281,7 @@ Json ending(const EnclaveProcess& enclave, bool requested, uint64_t memory_mib) 
   return {{"By", "signal"}, {"Signal", name}, {"SignalNumber", sig}, {"OomKilled", oom}, {"Text", text}};
 }
 
-[[noreturn]] void supervise(const Prepared& p, int status_fd) {
+[[noreturn]] void supervise(const Prepared& p, UniqueFd status_fd) {
   ::setsid();
   redirect_std_streams(p.paths);
   set_log_component("sim-supervisor");
@@ -296,7 +297,6 @@ Json ending(const EnclaveProcess& enclave, bool requested, uint64_t memory_mib) 
     write_file_atomic(p.paths.enclave_json, as_bytes(rec["run"].dump(2) + "\n"), 0644);
     log_info("enclave " + p.enclave_id + " running; memory: " + enclave.limits().memory + "; cpu: " + enclave.limits().cpu);
     report(status_fd, "ok");
-    status_fd = -1;
     bool requested = false;
     wait_for_end(enclave, set, requested);
     rec["ended"] = ending(enclave, requested, p.memory_mib);
@@ -320,16 +320,16 @@ Json ending(const EnclaveProcess& enclave, bool requested, uint64_t memory_mib) 
 }
 
 // Waits for the supervisor's status line; an EOF without one means it died.
-void await_supervisor(int fd) {
+void await_supervisor(UniqueFd fd) {
   std::string line;
   char buf[512];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+  while ((n = ::read(fd.get(), buf, sizeof buf)) != 0) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
     line.append(buf, static_cast<size_t>(n));
   }
-  ::close(fd);
+  fd.reset();
   if (line == "ok") return;
   size_t tab = line.find('\t');
   if (tab == std::string::npos) throw Error(Errc::kInternal, "the simulator's supervisor exited during start-up");
@@ -346,20 +346,22 @@ nlohmann::ordered_json run_enclave(const RunOptions& options) {
   p.image = unpack_image(options.eif_path, p.paths.image);
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw Error(Errc::kIo, "pipe failed");
+  UniqueFd status_r(fds[0]), status_w(fds[1]);
   std::fflush(nullptr);
   pid_t child = ::fork();
   if (child < 0) throw Error(Errc::kEnvironment, "fork failed");
   if (child == 0) {
-    ::close(fds[0]);
+    status_r.reset();
     ::setsid();
-    if (::fork() == 0) supervise(p, fds[1]);  // the grandchild: no terminal, no parent to wait for it
+    // The grandchild: no terminal, no parent to wait for it.
+    if (::fork() == 0) supervise(p, std::move(status_w));
     ::_exit(0);
   }
-  ::close(fds[1]);
+  status_w.reset();
   int st = 0;
   while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
   }
-  await_supervisor(fds[0]);
+  await_supervisor(std::move(status_r));
   undo.dismiss();  // the enclave runs: its folder is the supervisor's now
   auto rec = load_record(p.paths);
   if (!rec) throw Error(Errc::kInternal, "the supervisor started but wrote no record");

@@ -86,7 +86,7 @@ Value with(std::initializer_list<std::pair<const char*, Value>> fields) {
 }  // namespace
 
 TEST_F(Robust, MalformedFramesGetErrorsAndTheConnectionKeepsServing) {
-  net::UniqueFd fd = net::connect(service->endpoint());
+  UniqueFd fd = net::connect(service->endpoint());
   net::FrameDecoder dec;
   // Not CBOR; CBOR but not a map; a map without an id: id 0, format.
   for (Bytes payload : {to_bytes(as_bytes("not cbor")), cbor::encode(Value::array({Value::uint(1)})),
@@ -237,7 +237,7 @@ TEST_F(Robust, UnknownOpsAreUnsupportedPlainStreamedAndSealedAndDoNotGrowStats) 
 
 TEST_F(Robust, OversizeFramesCloseOnlyThatConnectionWhileArtifactsLargerThanAFrameStillStream) {
   net::Client bystander(service->endpoint());
-  net::UniqueFd fd = net::connect(service->endpoint());
+  UniqueFd fd = net::connect(service->endpoint());
   Bytes header;
   put_u32be(header, kMaxFrame + 1);
   sn_test::write_all(fd.get(), header);
@@ -271,7 +271,7 @@ TEST_F(Robust, AStreamCutOffBeforeItsLastPartLoadsNothing) {
   // upload must fail (peer gone), not be taken as complete.
   Bytes v4 = shield::Shield::with_key(data_key).encrypt(Bytes(3000, 7));
   {
-    net::UniqueFd fd = net::connect(service->endpoint());
+    UniqueFd fd = net::connect(service->endpoint());
     sn_test::write_all(fd.get(), request_frame(1, "load-artifact", with({{"key", Value::text(key)}, {"kind", Value::text("model")},
                                                                          {"name", Value::text("cut")}}), true));
     for (size_t off = 0; off < v4.size(); off += 1000)

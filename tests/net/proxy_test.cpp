@@ -45,7 +45,7 @@ class EchoServer {
         if (fd < 0) return;
         std::lock_guard lock(mu_);
         threads_.emplace_back([fd] {
-          net::UniqueFd c(fd);
+          UniqueFd c(fd);
           uint8_t buf[16384];
           ssize_t n;
           while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) write_all(fd, {buf, static_cast<size_t>(n)});
@@ -62,7 +62,7 @@ class EchoServer {
   uint16_t port() const { return port_; }
 
  private:
-  net::UniqueFd listen_;
+  UniqueFd listen_;
   uint16_t port_;
   std::thread acceptor_;
   std::mutex mu_;
@@ -71,7 +71,7 @@ class EchoServer {
 
 // Sends data, half-closes, and returns everything read until the proxy's FIN.
 Bytes round_trip(const net::Endpoint& ep, const Bytes& data) {
-  net::UniqueFd fd = net::connect(ep);
+  UniqueFd fd = net::connect(ep);
   std::thread writer([&] {
     write_all(fd.get(), data);
     ::shutdown(fd.get(), SHUT_WR);
@@ -247,13 +247,13 @@ TEST(Proxy, RecordsEveryRelayedByte) {
 TEST(Proxy, UnreachableTargetClosesTheClient) {
   uint16_t dead_port;
   {
-    net::UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+    UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
     dead_port = static_cast<uint16_t>(net::bound_endpoint(l.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).port);
   }
   TempDir tmp;
   net::Proxy proxy(options_to(tmp, dead_port));
   proxy.start();
-  net::UniqueFd fd = net::connect(proxy.endpoint());
+  UniqueFd fd = net::connect(proxy.endpoint());
   EXPECT_TRUE(wait_closed(fd.get(), std::chrono::seconds(20)));
   proxy.stop();
   EXPECT_EQ(proxy.stats().failed_connects, 1u);
@@ -275,7 +275,7 @@ TEST(Proxy, AListenFailureThrowsAndLeavesNothingToStop) {
       EXPECT_NE(std::string(e.what()).find("no such file or directory"), std::string::npos) << e.what();
     }
   }  // the destructor has nothing to join (it used to terminate the process here)
-  net::UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
   o.listen = net::bound_endpoint(taken.get(), net::Endpoint::parse("tcp://127.0.0.1:0"));
   net::Proxy proxy(o);
   try {
@@ -369,7 +369,7 @@ TEST(ProxyCli, AListenFailureIsOneLineNamingTheEndpointAndExitsThree) {
   EXPECT_NE(text.find(missing), std::string::npos) << text;
   EXPECT_NE(text.find("no such file or directory"), std::string::npos) << text;
 
-  net::UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
   std::string busy = net::bound_endpoint(taken.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).to_string();
   pid = spawn_cli({"proxy", "--listen", busy, "--to", "127.0.0.1:9"}, err);
   EXPECT_EQ(wait_exit(pid), 3);

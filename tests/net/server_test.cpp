@@ -23,7 +23,7 @@ struct TestServer {
     add_test_handlers(server, gate);
     if (start) server.start();
   }
-  net::UniqueFd raw() { return net::connect(server.endpoint()); }
+  UniqueFd raw() { return net::connect(server.endpoint()); }
   bool echo_works() {
     net::Client c(server.endpoint());
     return c.call("echo", Value::map({entry("x", Value::uint(1))})) == Value::map({entry("x", Value::uint(1))});
@@ -43,7 +43,7 @@ net::ServerOptions small_options() {
 
 TEST(Server, PipelinedResponsesCompleteOutOfOrder) {
   TestServer t(small_options());
-  net::UniqueFd fd = t.raw();
+  UniqueFd fd = t.raw();
   Bytes wire = request_frame(1, "gated", Value::map({entry("n", Value::uint(1))}));
   Bytes second = request_frame(2, "echo", Value::map({entry("n", Value::uint(2))}));
   wire.insert(wire.end(), second.begin(), second.end());
@@ -61,7 +61,7 @@ TEST(Server, PipelinedResponsesCompleteOutOfOrder) {
 
 TEST(Server, StructuredErrorsKeepTheConnectionOpen) {
   TestServer t(small_options());
-  net::UniqueFd fd = t.raw();
+  UniqueFd fd = t.raw();
   net::FrameDecoder dec;
   write_all(fd.get(), request_frame(5, "frobnicate"));
   auto r = read_response(fd.get(), dec);
@@ -119,7 +119,7 @@ TEST(Server, OversizeFrameClosesOnlyThatConnection) {
   o.max_frame = 1024;
   TestServer t(o);
   net::Client bystander(t.server.endpoint());
-  net::UniqueFd fd = t.raw();
+  UniqueFd fd = t.raw();
   Bytes header;
   put_u32be(header, 1025);
   write_all(fd.get(), header);
@@ -140,7 +140,7 @@ TEST(Server, ThousandIdleConnections) {
   raise_fd_limit(4096);
   net::ServerOptions o = small_options();
   TestServer t(o);
-  std::vector<net::UniqueFd> idle;
+  std::vector<UniqueFd> idle;
   for (int i = 0; i < 1000; ++i) idle.push_back(t.raw());
   EXPECT_TRUE(eventually([&] { return t.server.stats().connections_open == 1000; }));
   EXPECT_TRUE(t.echo_works());
@@ -159,7 +159,7 @@ TEST(Server, ReadTimeoutDropsSlowlorisOnly) {
   o.read_timeout = std::chrono::milliseconds(300);
   TestServer t(o);
   net::Client patient(t.server.endpoint());
-  net::UniqueFd slow = t.raw();
+  UniqueFd slow = t.raw();
   Bytes frame = request_frame(1, "echo");
   write_all(slow.get(), ByteView(frame).first(6));  // header and two bytes, then nothing
   EXPECT_TRUE(wait_closed(slow.get(), std::chrono::seconds(20)));
@@ -172,7 +172,7 @@ TEST(Server, IdleTimeoutClosesQuietConnections) {
   net::ServerOptions o = small_options();
   o.idle_timeout = std::chrono::milliseconds(300);
   TestServer t(o);
-  net::UniqueFd quiet = t.raw();
+  UniqueFd quiet = t.raw();
   EXPECT_TRUE(wait_closed(quiet.get(), std::chrono::seconds(20)));
   EXPECT_TRUE(t.echo_works());
 }
@@ -182,7 +182,7 @@ TEST(Server, ClientThatStopsReadingIsDroppedAlone) {
   o.output_buffer_limit = 256 * 1024;
   TestServer t(o);
   net::Client bystander(t.server.endpoint());
-  net::UniqueFd hog = t.raw();
+  UniqueFd hog = t.raw();
   int small = 4096;
   ::setsockopt(hog.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   // Ask for 200 x 64 KiB and never read: far beyond socket buffers plus the output limit.
@@ -206,7 +206,7 @@ TEST(Server, ClientThatStopsReadingIsNoLongerRead) {
   o.output_pause_bytes = 256 * 1024;
   TestServer t(o);
   net::Client bystander(t.server.endpoint());
-  net::UniqueFd hog = t.raw();
+  UniqueFd hog = t.raw();
   constexpr uint64_t kRequests = 2000, kReply = 64 * 1024;
   Bytes wire;
   for (uint64_t i = 1; i <= kRequests; ++i) {
@@ -243,7 +243,7 @@ TEST(Server, BufferedRepliesAreCappedAcrossConnections) {
   o.total_output_limit = 1024 * 1024;
   TestServer t(o);
   net::Client bystander(t.server.endpoint());
-  std::vector<net::UniqueFd> hogs;
+  std::vector<UniqueFd> hogs;
   for (int h = 0; h < 8; ++h) {
     hogs.push_back(t.raw());
     int small = 4096;
@@ -283,7 +283,7 @@ TEST(Server, ConnectCloseFloodLeavesRoomForGoodClients) {
     std::thread flood([&] {
       while (!done) {
         try {
-          net::UniqueFd fd = t.raw();
+          UniqueFd fd = t.raw();
         } catch (const Error&) {
         }
         cycles++;
@@ -327,13 +327,13 @@ TEST(Server, RefusalsAtTheLimitLogOneLineWithACount) {
     net::ServerOptions o = small_options();
     o.max_connections = 4;
     TestServer t(o);
-    std::vector<net::UniqueFd> held;
+    std::vector<UniqueFd> held;
     for (int i = 0; i < 4; ++i) held.push_back(t.raw());
     ASSERT_TRUE(eventually([&] { return t.server.stats().connections_open == 4; }));
     // Each one stays open until the server has closed it (a peer that closed first is not
     // refused: it is dropped unseen).
     for (int i = 0; i < 1000; ++i) {
-      net::UniqueFd fd = t.raw();
+      UniqueFd fd = t.raw();
       ASSERT_TRUE(wait_closed(fd.get(), std::chrono::seconds(20))) << i;
     }
     EXPECT_EQ(t.server.stats().connections_refused, 1000u);
@@ -355,12 +355,12 @@ TEST(Server, RefusalsAtTheLimitLogOneLineWithACount) {
 TEST(Server, AbruptDisconnectsMidFrameAndMidRequest) {
   TestServer t(small_options());
   {
-    net::UniqueFd fd = t.raw();
+    UniqueFd fd = t.raw();
     Bytes frame = request_frame(1, "echo", Value::map({entry("x", Value::bytes(Bytes(1000, 1)))}));
     write_all(fd.get(), ByteView(frame).first(500));
   }
   {
-    net::UniqueFd fd = t.raw();
+    UniqueFd fd = t.raw();
     write_all(fd.get(), request_frame(2, "gated"));
     t.gate->wait_for_waiters(1);
   }  // gone while its request runs; the response has nowhere to go
@@ -371,7 +371,7 @@ TEST(Server, AbruptDisconnectsMidFrameAndMidRequest) {
 
 TEST(Server, HalfClosedClientStillGetsItsResponses) {
   TestServer t(small_options());
-  net::UniqueFd fd = t.raw();
+  UniqueFd fd = t.raw();
   Bytes wire = request_frame(1, "echo");
   Bytes second = request_frame(2, "gated");
   wire.insert(wire.end(), second.begin(), second.end());
@@ -492,7 +492,7 @@ TEST(Server, StreamAbortedByDisconnectFailsTheHandler) {
   });
   s.start();
   {
-    net::UniqueFd fd = net::connect(s.endpoint());
+    UniqueFd fd = net::connect(s.endpoint());
     write_all(fd.get(), request_frame(1, "upload", Value::map(), true));
   }
   EXPECT_TRUE(eventually([&] { return aborted == 1; }));

@@ -45,8 +45,8 @@ struct FakeKernel {
   }
 
   NsmClient client() {
-    int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    return NsmClient(std::make_unique<DevNsmTransport>(fd, "/dev/nsm", syscall()));
+    UniqueFd fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    return NsmClient(std::make_unique<DevNsmTransport>(std::move(fd), "/dev/nsm", syscall()));
   }
 };
 

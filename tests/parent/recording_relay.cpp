@@ -14,7 +14,7 @@ namespace sn_test {
 using namespace shield_nitro;
 
 struct RecordingRelay::Conn {
-  net::UniqueFd client, target;
+  UniqueFd client, target;
 };
 
 namespace {
@@ -73,7 +73,7 @@ void RecordingRelay::accept_loop() {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     auto c = std::make_shared<Conn>();
-    c->client = net::UniqueFd(fd);
+    c->client = UniqueFd(fd);
     try {
       c->target = net::connect(net::Endpoint::unix_path(target_path_));
     } catch (const Error&) {

@@ -31,7 +31,7 @@ class RecordingRelay {
   void relay(std::shared_ptr<Conn> c, int id);
 
   std::string listen_path_, target_path_, record_dir_;
-  shield_nitro::net::UniqueFd listener_;
+  shield_nitro::UniqueFd listener_;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
   std::mutex mu_;

@@ -50,7 +50,7 @@ Bytes decrypt_incrementally(const Shield& s, ByteView container, size_t piece) {
 }
 
 Bytes decrypt_by_chunks(const Shield& s, ByteView container) {
-  MemoryRandomSource src(container);
+  MemorySource src(container);
   StreamReader r(s, src);
   Bytes out;
   for (uint64_t i = 0; i < r.chunk_count(); ++i) {
@@ -310,7 +310,7 @@ TEST(StreamRandomAccess, ReadsAnyChunkAloneAndOnlyThatOneFailsWhenTampered) {
   Bytes pt = random_bytes(10 * 100 + 1);
   testing::TempDir dir;
   write_file_atomic(dir / "c", encrypt_stream(s, pt, {.chunk_size = 100}));
-  FileRandomSource file(dir / "c");
+  FileSource file(dir / "c");
   StreamReader r(s, file);
   ASSERT_EQ(r.chunk_count(), 11u);
   EXPECT_EQ(r.chunk_size(), 100u);
@@ -323,7 +323,7 @@ TEST(StreamRandomAccess, ReadsAnyChunkAloneAndOnlyThatOneFailsWhenTampered) {
 
   Bytes c = read_file(dir / "c");
   c[kKeyHeader + 5 * 116 + 3] ^= 0x80;
-  MemoryRandomSource mem(c);
+  MemorySource mem(c);
   StreamReader tampered(s, mem);
   EXPECT_EQ(error_of([&] { tampered.read_chunk(5); }), Errc::kAuth);
   EXPECT_EQ(tampered.read_chunk(4).size(), 100u);
@@ -334,7 +334,7 @@ TEST(StreamRandomAccess, TruncatedFileFailsAtItsNewLastChunk) {
   Shield s = key_shield();
   Bytes c = encrypt_stream(s, random_bytes(1000), {.chunk_size = 100});
   c.resize(kKeyHeader + 4 * 116);
-  MemoryRandomSource mem(c);
+  MemorySource mem(c);
   StreamReader r(s, mem);
   EXPECT_EQ(r.chunk_count(), 4u);
   EXPECT_EQ(r.read_chunk(0).size(), 100u);

@@ -7,7 +7,9 @@
 #include <memory>
 #include <string>
 
+#include "shield_nitro/core/byte_io.h"
 #include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro {
 
@@ -24,15 +26,15 @@ void write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0
 // filesystems without O_TMPFILE it falls back to a hidden named temporary beside the path, which
 // the destructor and the interrupt handler (exit_cleanly_on_interrupt) remove. If destroyed without
 // commit(), the path is untouched.
-class AtomicFileWriter {
+class AtomicFileWriter final : public Sink {
  public:
   enum class Temp { kAnonymous, kNamed };  // kNamed forces the fallback (tests)
   explicit AtomicFileWriter(const std::string& path, unsigned mode = 0644, Temp temp = Temp::kAnonymous);
-  ~AtomicFileWriter();
+  ~AtomicFileWriter() override;
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
 
-  void write(ByteView data);
+  void write(ByteView data) override;
   // Writes at an absolute offset (headers known only at the end). Not for standard output.
   void write_at(uint64_t offset, ByteView data);
   // fsync, link into place (replacing what was there), fsync of the folder. Throws kIo.
@@ -47,6 +49,7 @@ class AtomicFileWriter {
   void link_into_place();
   std::string path_;
   std::string tmp_;  // the named fallback; empty for an anonymous file
+  UniqueFd owned_;   // empty for standard output
   int fd_ = -1;
   int registry_slot_ = -1;
   bool to_stdout_ = false;
@@ -58,15 +61,15 @@ class AtomicFileWriter {
 // with 128 + the signal (130, 143). Servers that sigwait() block these signals and are unaffected.
 void exit_cleanly_on_interrupt(const std::string& what);
 
-// Sequential reader over a file or "-" (stdin) that fills caller buffers.
-class FileReader {
+// Sequential reader over a file or "-" (stdin) that fills caller buffers; a pipe works too.
+class FileReader final : public Source {
  public:
   explicit FileReader(const std::string& path);
-  ~FileReader();
+  ~FileReader() override;
   FileReader(const FileReader&) = delete;
   FileReader& operator=(const FileReader&) = delete;
   // Reads up to n bytes; returns how many (0 at end of file). Retries short reads.
-  size_t read(uint8_t* buf, size_t n);
+  size_t read(uint8_t* buf, size_t n) override;
   // Reads exactly n bytes or returns false at a clean end of file before any byte;
   // throws Error(kFormat) if the file ends mid-way.
   bool read_exact(uint8_t* buf, size_t n);
@@ -76,8 +79,8 @@ class FileReader {
 
  private:
   std::string path_;
+  UniqueFd owned_;  // empty for standard input
   int fd_ = -1;
-  bool owns_ = false;
   int64_t size_ = -1;
 };
 

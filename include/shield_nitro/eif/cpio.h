@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "shield_nitro/eif/fs_entry.h"
-#include "shield_nitro/eif/source.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::eif {
 
@@ -49,11 +49,11 @@ struct CpioRecord {
 // malformed or truncated.
 class CpioReader {
  public:
-  explicit CpioReader(const ByteSource& src) : src_(src) {}
+  explicit CpioReader(const RandomAccessSource& src) : src_(src) {}
   bool next(CpioRecord& out);  // false after the trailer
 
  private:
-  const ByteSource& src_;
+  const RandomAccessSource& src_;
   uint64_t pos_ = 0;
   bool done_ = false;
 };
@@ -62,6 +62,6 @@ class CpioReader {
 // component with O_NOFOLLOW, so neither "../" nor a symlink planted by an earlier entry can
 // redirect a write outside dir. Later duplicates replace earlier files, like the kernel's
 // initramfs unpacker. Device nodes need root; without it they are skipped with a warning.
-void unpack_cpio(const ByteSource& src, const std::string& dir);
+void unpack_cpio(const RandomAccessSource& src, const std::string& dir);
 
 }  // namespace shield_nitro::eif

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "shield_nitro/core/bytes.h"
-#include "shield_nitro/eif/source.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::eif {
 
@@ -18,7 +18,7 @@ enum class FileType { kRegular, kDirectory, kSymlink, kHardlink, kCharDevice, kB
 // (opened only while it is streamed, so a large folder never holds many descriptors).
 struct DataRef {
   Bytes inline_data;
-  std::shared_ptr<const ByteSource> source;
+  std::shared_ptr<const RandomAccessSource> source;
   std::string path;
   uint64_t offset = 0;
 };

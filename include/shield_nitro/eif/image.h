@@ -60,7 +60,7 @@ struct Image {
 Image load_image_tar(const std::string& path, Arch arch, const std::string& scratch_dir,
                      uint64_t max_layer = kDefaultMaxInflated);
 // The same from any source (tests and fuzzing).
-Image load_image_tar(std::shared_ptr<const ByteSource> src, Arch arch, const std::string& scratch_dir,
+Image load_image_tar(std::shared_ptr<const RandomAccessSource> src, Arch arch, const std::string& scratch_dir,
                      uint64_t max_layer = kDefaultMaxInflated);
 
 // nitro-cli's /cmd: Cmd if present, else Entrypoint, else Error(kUsage). Never both.

@@ -15,7 +15,7 @@
 
 #include "shield_nitro/eif/format.h"
 #include "shield_nitro/eif/pcr.h"
-#include "shield_nitro/eif/source.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::eif {
 
@@ -36,7 +36,7 @@ struct ScanResult {
 class EifReader {
  public:
   // Validates header and section table; throws Error(kFormat) or Error(kUnsupported).
-  explicit EifReader(std::shared_ptr<const ByteSource> source);
+  explicit EifReader(std::shared_ptr<const RandomAccessSource> source);
   static EifReader open(const std::string& path);
 
   const Header& header() const { return header_; }
@@ -59,11 +59,11 @@ class EifReader {
   // Reads every section once; PCR8 comes from the first certificate in the signature section.
   ScanResult scan() const;
 
-  const ByteSource& source() const { return *source_; }
+  const RandomAccessSource& source() const { return *source_; }
 
  private:
   void validate_table();
-  std::shared_ptr<const ByteSource> source_;
+  std::shared_ptr<const RandomAccessSource> source_;
   Header header_;
   std::vector<SectionInfo> sections_;
 };

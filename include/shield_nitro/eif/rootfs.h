@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "shield_nitro/eif/source.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::eif {
 
@@ -20,7 +20,7 @@ struct ElfInfo {
 };
 
 // Parses an ELF64 little-endian file; throws Error(kFormat) / Error(kUnsupported).
-ElfInfo parse_elf(const ByteSource& src);
+ElfInfo parse_elf(const RandomAccessSource& src);
 
 // (source path on this host, absolute destination in the rootfs) for the binary and every
 // library it needs, found in DT_RUNPATH/DT_RPATH ($ORIGIN expanded) and then the standard

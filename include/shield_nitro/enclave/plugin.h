@@ -12,6 +12,7 @@
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro::enclave {
 
@@ -39,7 +40,7 @@ class Plugin {
   struct Abi;
   std::string name_;
   void* handle_ = nullptr;
-  int memfd_ = -1;
+  UniqueFd memfd_;
   void* state_ = nullptr;
   std::unique_ptr<Abi> abi_;
 };

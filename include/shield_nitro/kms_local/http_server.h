@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "shield_nitro/core/unique_fd.h"
 #include "shield_nitro/kms/sigv4.h"
 
 namespace shield_nitro::kms {
@@ -80,11 +81,11 @@ class HttpServer {
  private:
   struct Tls;
   void accept_loop();
-  void serve_connection(int fd);
+  void serve_connection(UniqueFd fd);
   HttpServerOptions options_;
   HttpHandler handler_;
   std::unique_ptr<Tls> tls_;
-  int listen_fd_ = -1;
+  UniqueFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;

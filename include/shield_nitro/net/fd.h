@@ -1,37 +1,12 @@
-// UniqueFd: owns one file descriptor and closes it exactly once.
-//
-// Sockets cross many functions in the network layer (listen → accept → server, connect →
-// client); an owning handle makes "who closes this fd" a type question instead of a comment.
+// Socket descriptor helpers of the network layer; the owning handle is core's UniqueFd.
 #pragma once
 
-#include <utility>
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro::net {
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) reset(std::exchange(o.fd_, -1));
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  explicit operator bool() const { return valid(); }
-  // Gives up ownership without closing.
-  int release() { return std::exchange(fd_, -1); }
-  // Closes the current fd (if any) and owns fd instead.
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
+// Spelling kept for code written against the network layer; the type is core's.
+using shield_nitro::UniqueFd;
 
 // Sets or clears O_NONBLOCK; throws Error(kIo) on failure.
 void set_nonblocking(int fd, bool on);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/unique_fd.h"
 
 namespace shield_nitro::nsm {
 
@@ -51,11 +52,8 @@ class DevNsmTransport final : public NsmTransport {
   // Opens path O_RDWR|O_CLOEXEC. A missing device is Errc::kEnvironment with a hint that
   // this is not an enclave and that the simulator must be selected explicitly.
   static std::unique_ptr<DevNsmTransport> open(const std::string& path, IoctlSyscall syscall = real_ioctl());
-  // Takes ownership of fd (tests pass any open fd together with a fake syscall).
-  DevNsmTransport(int fd, std::string path, IoctlSyscall syscall);
-  ~DevNsmTransport() override;
-  DevNsmTransport(const DevNsmTransport&) = delete;
-  DevNsmTransport& operator=(const DevNsmTransport&) = delete;
+  // Tests pass any open fd together with a fake syscall.
+  DevNsmTransport(UniqueFd fd, std::string path, IoctlSyscall syscall);
 
   // Always hands the kernel a full 0x3000-byte reply buffer and returns exactly the
   // response_len bytes it reports (the kernel truncates silently, nsm.md §2.1).
@@ -63,7 +61,7 @@ class DevNsmTransport final : public NsmTransport {
   std::string describe() const override { return path_; }
 
  private:
-  int fd_;
+  UniqueFd fd_;
   std::string path_;
   IoctlSyscall syscall_;
 };
@@ -75,7 +73,6 @@ class UnixSocketNsmTransport final : public NsmTransport {
  public:
   // Connects now, so a simulator that is not running is reported here (Errc::kEnvironment).
   explicit UnixSocketNsmTransport(const std::string& socket_path, std::string description = "");
-  ~UnixSocketNsmTransport() override;
   UnixSocketNsmTransport(const UnixSocketNsmTransport&) = delete;
   UnixSocketNsmTransport& operator=(const UnixSocketNsmTransport&) = delete;
 
@@ -83,7 +80,7 @@ class UnixSocketNsmTransport final : public NsmTransport {
   std::string describe() const override { return description_; }
 
  private:
-  int fd_ = -1;
+  UniqueFd fd_;
   std::string description_;
   std::mutex mu_;
 };

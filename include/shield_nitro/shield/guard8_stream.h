@@ -4,8 +4,7 @@
 //
 //   SecureBytes key = guard8_password_key(pw.view(), "report.pdf");  // the original base name
 //   FileReader in("report.pdf.enc");  AtomicFileWriter out("report.pdf", 0600);
-//   FileSource src(in);  AtomicFileSink dst(out);
-//   decrypt_guard8_stream(key.view(), src, dst);  out.commit();
+//   decrypt_guard8_stream(key.view(), in, out);  out.commit();
 //
 // Each chunk reaches out only after its own HMAC tag verified, but the file is complete and
 // authentic only once the end tag verified, i.e. when this returns: on an exception discard
@@ -19,7 +18,7 @@
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/shield/kdf.h"
 #include "shield_nitro/shield/stream.h"
-#include "shield_nitro/shield/stream_io.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::shield {
 

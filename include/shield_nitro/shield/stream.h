@@ -9,8 +9,7 @@
 //
 //   Shield s = Shield::with_key(key);
 //   FileReader in("model.bin");  AtomicFileWriter out("model.snst");
-//   FileSource src(in);  AtomicFileSink dst(out);
-//   encrypt_stream(s, src, dst);  out.commit();
+//   encrypt_stream(s, in, out);  out.commit();   // a FileReader is a Source, the writer a Sink
 //
 // Streams carry no timestamp: the Shield's freshness window does not apply to them.
 #pragma once
@@ -24,7 +23,7 @@
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/shield/shield.h"
-#include "shield_nitro/shield/stream_io.h"
+#include "shield_nitro/core/byte_io.h"
 
 namespace shield_nitro::shield {
 

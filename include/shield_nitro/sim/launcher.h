@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "shield_nitro/core/unique_fd.h"
+
 namespace shield_nitro::sim {
 
 // A host file or folder made visible inside the enclave at `target` (an absolute path under
@@ -52,10 +54,10 @@ struct AppliedLimits {
 class EnclaveProcess {
  public:
   EnclaveProcess() = default;
-  // status_fd: where PID 1 writes the command's wait status when it ends (owned; -1: none).
-  EnclaveProcess(pid_t pid, AppliedLimits limits, int status_fd = -1)
-      : pid_(pid), status_fd_(status_fd), limits_(std::move(limits)) {}
-  ~EnclaveProcess();
+  // status_fd: where PID 1 writes the command's wait status when it ends (empty: none).
+  EnclaveProcess(pid_t pid, AppliedLimits limits, UniqueFd status_fd = {})
+      : pid_(pid), status_fd_(std::move(status_fd)), limits_(std::move(limits)) {}
+  ~EnclaveProcess() = default;
   EnclaveProcess(EnclaveProcess&& o) noexcept;
   EnclaveProcess& operator=(EnclaveProcess&& o) noexcept;
   EnclaveProcess(const EnclaveProcess&) = delete;
@@ -86,7 +88,7 @@ class EnclaveProcess {
   pid_t pid_ = -1;
   bool reaped_ = false;
   int status_ = 0;
-  int status_fd_ = -1;
+  UniqueFd status_fd_;
   bool command_reported_ = false;
   int command_status_ = 0;
   uint64_t oom_kills_ = 0;
