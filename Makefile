@@ -6,7 +6,7 @@ CMAKE_GEN  := -G Ninja
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_RUNS ?= 3000
 
-.PHONY: all build test test-release test-asan fuzz fuzz-smoke bench demo bootstrap clean
+.PHONY: all build test test-release test-asan fuzz fuzz-smoke bench demo package bootstrap clean
 
 all: build
 
@@ -49,6 +49,12 @@ DEMO_TARGETS ?= shield-nitro mlp_plugin score_plugin model_artifacts classify
 demo: bootstrap $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target $(DEMO_TARGETS)
 	scripts/demo $(BUILD)
+
+# The .deb and .rpm (CLI, enclave program, parent SDK): builds only what they install, into $(BUILD)/.
+package: bootstrap $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target sn_install_targets
+	cd $(BUILD) && cpack -G "DEB;RPM"
+	@ls -l $(BUILD)/shield-nitro_*.deb $(BUILD)/shield-nitro-*.rpm
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
