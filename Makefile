@@ -42,9 +42,9 @@ fuzz: bootstrap $(ASAN_BUILD)/build.ninja
 bench: build
 	scripts/bench-run $(BUILD)
 
-# The demo builds only what it runs (the CLI, the example's plugins, model and C++ client): never
-# the tests, which need ../shared/fixtures that users do not have.
-DEMO_TARGETS ?= shield-nitro mlp_plugin score_plugin model_artifacts classify
+# The demo builds only what it runs (the CLI, the enclave program, the example's plugins, model and
+# C++ client): never the tests, which need ../shared/fixtures that users do not have.
+DEMO_TARGETS ?= shield-nitro shield-nitro-enclave mlp_plugin score_plugin model_artifacts classify
 
 demo: bootstrap $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target $(DEMO_TARGETS)

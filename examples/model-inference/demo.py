@@ -99,6 +99,7 @@ class Demo:
     def __init__(self, build, work, images=None, record=None, cxx=True):
         self.build, self.work = Path(build).resolve(), Path(work).resolve()
         self.cli = self.build / "shield-nitro"
+        self.enclave_bin = self.build / "shield-nitro-enclave"   # the trusted program the EIF runs
         example = self.build / "examples" / "model-inference"
         self.model_dir, self.classify_bin = example / "model", example / "classify"
         self.plugins = {"mlp": example / "mlp_plugin.so", "score": example / "score_plugin.so"}
@@ -112,9 +113,9 @@ class Demo:
 
     # -- the run --------------------------------------------------------------------------
     def run(self):
-        for path in [self.cli, self.model_dir / "mlp.weights", *self.plugins.values()]:
-            check(path.exists(), f"{path} is missing: build the targets shield-nitro mlp_plugin score_plugin "
-                                 "model_artifacts first")
+        for path in [self.cli, self.enclave_bin, self.model_dir / "mlp.weights", *self.plugins.values()]:
+            check(path.exists(), f"{path} is missing: build the targets shield-nitro shield-nitro-enclave mlp_plugin "
+                                 "score_plugin model_artifacts first")
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "logs").mkdir(exist_ok=True)
         # The parent side of the simulator: vsock://CID:PORT is the unix socket STATE/vsock/CID_PORT.sock,
@@ -158,9 +159,10 @@ class Demo:
         say("CA (its system store on Nitro), so TLS runs end to end inside the enclave and the proxy sees ciphertext")
 
     def build_image(self):
-        step("Build the enclave image: `shield-nitro enclave serve` in a minimal root filesystem, as an EIF")
+        step("Build the enclave image: the trusted program `shield-nitro-enclave serve` alone in a minimal root "
+             "filesystem, as an EIF")
         self.blobs = self.kernel_blobs()
-        self.eif, self.pcrs = self.make_eif("app", self.cli)
+        self.eif, self.pcrs = self.make_eif("app", self.enclave_bin)
         for i in (0, 1, 2):
             say(f"PCR{i} = {self.pcrs[i].hex()[:48]}...")
         say("the PCRs are the EIF's own measurements (the same that `nitro-cli describe-eif` prints)")
@@ -181,9 +183,9 @@ class Demo:
     def make_eif(self, name, binary):
         rootfs = self.work / f"{name}-rootfs"
         shutil.rmtree(rootfs, ignore_errors=True)
-        self.stack.run("eif", "rootfs", "--binary", binary, "--dest", "/bin/shield-nitro",
+        self.stack.run("eif", "rootfs", "--binary", binary, "--dest", "/bin/shield-nitro-enclave",
                        "--file", f"{self.ca_pem}:{CA_IN_IMAGE}", "-o", rootfs)
-        cmd = ["/bin/shield-nitro", "enclave", "serve", "--listen", f"vsock://ANY:{PORT}",
+        cmd = ["/bin/shield-nitro-enclave", "serve", "--listen", f"vsock://ANY:{PORT}",
                "--kms-via", f"vsock://3:{KMS_PROXY_PORT}", "--kms-region", REGION, "--kms-ca", CA_IN_IMAGE]
         eif = self.work / f"{name}.eif"
         built = json.loads(self.stack.run("eif", "build", "--blobs", self.blobs, "--rootfs", rootfs,
@@ -421,11 +423,11 @@ class Demo:
 
     def refuse_tampered_image(self):
         step("Refusal 1: an EIF with one byte of the app changed")
-        bad_bin = self.work / "tampered" / "shield-nitro"
+        bad_bin = self.work / "tampered" / "shield-nitro-enclave"
         bad_bin.parent.mkdir(exist_ok=True)
-        shutil.copy2(self.cli, bad_bin)
+        shutil.copy2(self.enclave_bin, bad_bin)
         offset = flip_comment_byte(bad_bin)
-        say(f"shield-nitro with byte {offset} changed (in .comment, the compiler's version note: it still runs)")
+        say(f"shield-nitro-enclave with byte {offset} changed (in .comment, the compiler's version note: it still runs)")
         bad_eif, bad_pcrs = self.make_eif("tampered", bad_bin)
         same = [f"PCR{i}" for i in (0, 1, 2) if bad_pcrs[i] == self.pcrs[i]]
         differ = [f"PCR{i}" for i in (0, 1, 2) if bad_pcrs[i] != self.pcrs[i]]

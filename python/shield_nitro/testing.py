@@ -56,9 +56,10 @@ class ProcessStack:
         self.cli, self.logs, self.echo = str(cli), Path(logs), echo
         self._undo = []   # (name, callable), run in reverse by close()
 
-    def _say(self, args, suffix=""):
+    def _say(self, args, suffix="", program=None):
         if self.echo is not None:
-            self.echo("$ shield-nitro " + " ".join(shlex.quote(str(a)) for a in args) + suffix)
+            name = Path(program).name if program else "shield-nitro"
+            self.echo(f"$ {name} " + " ".join(shlex.quote(str(a)) for a in args) + suffix)
 
     def call(self, *args, env=None, timeout=120, input=None):
         """Runs a command to its end; returns the CompletedProcess whatever its status."""
@@ -73,12 +74,16 @@ class ProcessStack:
                                 f"(expected {expect}): {proc.stderr.decode(errors='replace').strip()}")
         return proc.stdout
 
-    def start(self, name, *args, ready, env=None, timeout=30):
-        """Starts a service (narrated, output in LOGS/name.log) and waits until ready() is true."""
-        self._say(args, " &")
+    def start(self, name, *args, ready, env=None, timeout=30, program=None):
+        """Starts a service (narrated, output in LOGS/name.log) and waits until ready() is true.
+
+        program: another executable than the CLI (e.g. the enclave program shield-nitro-enclave).
+        """
+        self._say(args, " &", program)
         log_path = self.logs / f"{name}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen([self.cli, *map(str, args)], stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen([str(program or self.cli), *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
+                                    env=env)
         self._undo.append((name, lambda: _stop(proc)))
         deadline = time.monotonic() + timeout
         while not ready():

@@ -1,4 +1,4 @@
-"""End to end against the real processes: nsm-sim + kms-local + `enclave serve`, driven by the SDK.
+"""End to end against the real processes: nsm-sim + kms-local + `shield-nitro-enclave serve`, driven by the SDK.
 
 attest -> verify (simulator root, PCR0 policy) -> channel -> push credentials -> load-key (KMS
 releases the data key only to the attested enclave) -> load a model (Shield stream) and a code
@@ -12,6 +12,7 @@ tests/examples/e2e_test.py.
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -80,7 +81,10 @@ def build_plugin(tmp, source_dir):
 
 @pytest.fixture(scope="module")
 def stack(cli, tmp_path_factory):
-    for words in (("enclave", "serve"), ("nsm-sim", "init"), ("nsm-sim", "serve"), ("kms-local",), ("policy",)):
+    enclave_program = Path(cli).parent / "shield-nitro-enclave"
+    if not enclave_program.exists():
+        pytest.skip(f"{enclave_program} is not built")
+    for words in (("nsm-sim", "init"), ("nsm-sim", "serve"), ("kms-local",), ("policy",)):
         if not command_available(cli, *words):
             pytest.skip(f"`shield-nitro {' '.join(words)}` is not in this CLI yet")
     tmp = tmp_path_factory.mktemp("e2e")
@@ -97,8 +101,8 @@ def stack(cli, tmp_path_factory):
         kms_url = f"http://127.0.0.1:{port}"
         key_id, data_key, blob = make_kms_key(kms_url, kms_dir / "credentials", pcr0.hex(), st)
         sock = tmp / "enclave.sock"
-        st.start("enclave", "enclave", "serve", "--listen", f"unix:{sock}", "--nsm", f"sim:{nsm_dir}",
-                 "--kms-endpoint", kms_url, "--kms-region", REGION, ready=sock.exists)
+        st.start("enclave", "serve", "--listen", f"unix:{sock}", "--nsm", f"sim:{nsm_dir}",
+                 "--kms-endpoint", kms_url, "--kms-region", REGION, ready=sock.exists, program=enclave_program)
         yield SimpleNamespace(
             stack=st, tmp=tmp, endpoint=f"unix:{sock}", pcr0=pcr0, root=TrustRoot.from_file(nsm_dir / "root.pem"),
             key_id=key_id, data_key=data_key, blob=blob,

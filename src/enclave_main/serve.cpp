@@ -1,11 +1,11 @@
-// shield-nitro enclave serve: the service that runs inside the enclave.
+// shield-nitro-enclave serve: the service that runs inside the enclave.
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
 
-#include "registry.h"
+#include "serve.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
@@ -14,7 +14,7 @@
 #include "shield_nitro/net/server.h"
 #include "shield_nitro/nsm/transport.h"
 
-namespace shield_nitro::cli {
+namespace shield_nitro::enclave_main {
 namespace {
 
 struct ServeOptions {
@@ -69,11 +69,11 @@ void run_serve(const ServeOptions& o) {
   service.stop();
 }
 
-void setup(CLI::App& app) {
-  auto* enclave = app.add_subcommand("enclave", "Run the enclave service (inside the enclave)");
-  enclave->require_subcommand(1);
+}  // namespace
+
+void add_serve(CLI::App& app) {
   auto o = std::make_shared<ServeOptions>();
-  auto* serve = enclave->add_subcommand(
+  auto* serve = app.add_subcommand(
       "serve",
       "Serve attestation, key release and sealed artifacts to the parent.\n"
       "Data keys are released by KMS only against this enclave's attestation document; they, the\n"
@@ -95,13 +95,10 @@ void setup(CLI::App& app) {
                     "Unsent replies held for all clients together; past it the client holding most is dropped")
       ->capture_default_str();
   serve->footer(
-      "Example (on Nitro):\n  shield-nitro enclave serve --listen vsock://ANY:5000 --kms-via vsock://3:8000 --kms-region us-east-1\n"
-      "Example (simulator):\n  shield-nitro enclave serve --listen unix:/tmp/enc.sock --nsm sim:/tmp/nsm \\\n"
+      "Example (on Nitro):\n  shield-nitro-enclave serve --listen vsock://ANY:5000 --kms-via vsock://3:8000 --kms-region us-east-1\n"
+      "Example (simulator):\n  shield-nitro-enclave serve --listen unix:/tmp/enc.sock --nsm sim:/tmp/nsm \\\n"
       "      --kms-endpoint https://127.0.0.1:4566 --kms-ca /tmp/kms/ca.pem");
   serve->callback([o] { run_serve(*o); });
 }
 
-CommandRegistrar reg(60, setup);
-
-}  // namespace
-}  // namespace shield_nitro::cli
+}  // namespace shield_nitro::enclave_main

@@ -4,51 +4,33 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/net/endpoint.h"
 
 namespace shield_nitro::kms {
 
 namespace {
 
-struct VsockTarget {
-  uint32_t cid = 0;
-  uint32_t port = 0;
-  int last_errno = 0;
+// An AF_VSOCK tunnel's socket comes from net::connect (curl cannot open one itself).
+struct Tunnel {
+  net::Endpoint endpoint;
+  std::chrono::milliseconds timeout{5000};
+  std::string error;  // why the last connect failed
 };
 
-bool parse_u32(const std::string& s, uint32_t& out) {
-  if (s.empty() || s.size() > 10) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v > 0xffffffffu) return false;
-  out = static_cast<uint32_t>(v);
-  return true;
-}
-
-bool parse_vsock(const std::string& via, VsockTarget& t) {
-  const std::string prefix = "vsock://";
-  if (via.rfind(prefix, 0) != 0) return false;
-  auto rest = via.substr(prefix.size());
-  auto colon = rest.find(':');
-  return colon != std::string::npos && parse_u32(rest.substr(0, colon), t.cid) &&
-         parse_u32(rest.substr(colon + 1), t.port);
-}
-
-curl_socket_t open_vsock(void* clientp, curlsocktype, curl_sockaddr*) {
-  auto* t = static_cast<VsockTarget*>(clientp);
-  int fd = vsock_connect(t->cid, t->port);
-  if (fd < 0) {
-    t->last_errno = errno;
+curl_socket_t open_tunnel(void* clientp, curlsocktype, curl_sockaddr*) {
+  auto* t = static_cast<Tunnel*>(clientp);
+  try {
+    return net::connect(t->endpoint, t->timeout).release();
+  } catch (const Error& e) {
+    t->error = e.what();
     return CURL_SOCKET_BAD;
   }
-  return fd;
 }
 
 int already_connected(void*, curl_socket_t, curlsocktype) { return CURL_SOCKOPT_ALREADY_CONNECTED; }
@@ -104,8 +86,12 @@ void global_init() {
 }  // namespace
 
 void check_via(const std::string& via) {
-  VsockTarget t;
-  if (via.empty() || parse_vsock(via, t) || (via.rfind("unix:", 0) == 0 && via.size() > 5)) return;
+  if (via.empty()) return;
+  try {
+    net::Endpoint ep = net::Endpoint::parse(via);
+    if (ep.kind != net::Endpoint::Kind::kTcp) return;
+  } catch (const Error&) {
+  }
   throw Error(Errc::kUsage, "--kms-via must be vsock://CID:PORT (e.g. vsock://3:8000) or unix:PATH, got '" + via + "'");
 }
 
@@ -122,7 +108,7 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
   list = curl_slist_append(list, "Expect:");
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> list_guard(list, curl_slist_free_all);
   curl_slist* resolve = nullptr;
-  VsockTarget vsock;
+  Tunnel tunnel;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
@@ -139,13 +125,18 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   if (!transport.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, transport.ca_file.c_str());
-  if (transport.via.rfind("unix:", 0) == 0) {
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, transport.via.substr(5).c_str());
-  } else if (parse_vsock(transport.via, vsock)) {
+  // The tunnel replaces the TCP connection; TLS still runs here, to the URL's host. A vsock
+  // address resolves as the process's vsock network says (a unix socket under the simulator).
+  net::Endpoint via = transport.via.empty() ? net::Endpoint{} : net::map_simulated_vsock(net::Endpoint::parse(transport.via), false);
+  if (!transport.via.empty() && via.kind == net::Endpoint::Kind::kUnix) {
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, via.path.c_str());
+  } else if (!transport.via.empty()) {
+    tunnel.endpoint = via;
+    tunnel.timeout = std::chrono::milliseconds(transport.connect_timeout_ms);
     resolve = curl_slist_append(nullptr, resolve_entry(url).c_str());
     curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_vsock);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &vsock);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_tunnel);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &tunnel);
     curl_easy_setopt(c, CURLOPT_SOCKOPTFUNCTION, already_connected);
   }
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> resolve_guard(resolve, curl_slist_free_all);
@@ -156,7 +147,7 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
     std::string where = transport.via.empty() ? "" : " via " + transport.via;
     std::string why = rc == CURLE_PEER_FAILED_VERIFICATION ? untrusted_certificate(transport.ca_file, detail)
                                                            : curl_easy_strerror(rc);
-    if (vsock.last_errno) why += std::string(" (vsock: ") + std::strerror(vsock.last_errno) + ")";
+    if (!tunnel.error.empty()) why += " (" + tunnel.error + ")";
     Errc code = rc == CURLE_OPERATION_TIMEDOUT ? Errc::kTimeout : Errc::kIo;
     throw Error(code, method + " " + url + where + " failed: " + why);
   }

@@ -1,4 +1,5 @@
 #include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/net/vsock_network.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -220,11 +221,6 @@ UniqueFd connect_one(const Endpoint& ep, const SockAddr& addr, std::chrono::mill
   return fd;
 }
 
-const char* env_or_null(const char* name) {
-  const char* v = std::getenv(name);
-  return (v && *v) ? v : nullptr;
-}
-
 }  // namespace
 
 Endpoint Endpoint::vsock(uint32_t cid, uint32_t port) {
@@ -272,23 +268,8 @@ std::string Endpoint::to_string() const {
 }
 
 Endpoint map_simulated_vsock(const Endpoint& ep, bool listening) {
-  const char* dir = env_or_null("SHIELD_NITRO_VSOCK_DIR");
-  if (ep.kind != Endpoint::Kind::kVsock || !dir) return ep;
-  uint32_t cid = ep.cid;
-  if (cid == kVsockCidAny) {
-    if (!listening) throw Error(Errc::kUsage, "cannot connect to vsock://ANY: name a CID");
-    cid = kDefaultSimulatedCid;
-    if (const char* own = env_or_null("SHIELD_NITRO_VSOCK_CID")) {
-      uint64_t v = 0;
-      if (!parse_decimal(own, 0xFFFFFFFEu, v))
-        throw Error(Errc::kUsage, "SHIELD_NITRO_VSOCK_CID must be a decimal CID, got '" + std::string(own) + "'");
-      cid = static_cast<uint32_t>(v);
-    }
-  }
-  std::string path = std::string(dir) + "/" + std::to_string(cid) + "_" + std::to_string(ep.port) + ".sock";
-  if (path.size() > kMaxUnixPath)
-    throw Error(Errc::kUsage, "SHIELD_NITRO_VSOCK_DIR is too long for a unix socket path: " + path);
-  return Endpoint::unix_path(path);
+  if (ep.kind != Endpoint::Kind::kVsock) return ep;
+  return vsock_network()->resolve(ep, listening);
 }
 
 UniqueFd listen(const Endpoint& requested, const ListenOptions& options) {
@@ -308,26 +289,6 @@ UniqueFd listen(const Endpoint& requested, const ListenOptions& options) {
   return fd;
 }
 
-namespace {
-
-// Where to look when nothing answers at a vsock address: the simulator's socket folder (its
-// path and the variable that chose it), or that variable when it is unset, and the CID the
-// simulated enclave really has. CID 3 is the parent itself (its proxy), not an enclave.
-std::string vsock_hint(const Endpoint& requested, const Endpoint& mapped) {
-  constexpr uint32_t kParentCid = 3;
-  const bool parent = requested.cid == kParentCid;
-  const std::string describe = "'shield-nitro sim describe --state DIR' shows a simulated enclave's CID";
-  if (mapped.kind == Endpoint::Kind::kUnix)
-    return "; nothing listens at " + mapped.path + " (SHIELD_NITRO_VSOCK_DIR=" + env_or_null("SHIELD_NITRO_VSOCK_DIR") +
-           "): " + (parent ? std::string("is the parent's proxy running?")
-                           : "is the enclave running, with CID " + std::to_string(requested.cid) + "? " + describe);
-  if (parent) return "; nothing answers at the parent's port " + std::to_string(requested.port) + ": is its proxy running?";
-  return "; no enclave answers at CID " + std::to_string(requested.cid) + " port " + std::to_string(requested.port) +
-         " (for the local simulator, set SHIELD_NITRO_VSOCK_DIR to its state folder's vsock/; " + describe + ")";
-}
-
-}  // namespace
-
 UniqueFd connect(const Endpoint& requested, std::chrono::milliseconds timeout) {
   Endpoint ep = map_simulated_vsock(requested, false);
   std::vector<SockAddr> addrs = addresses(ep, false);
@@ -337,7 +298,7 @@ UniqueFd connect(const Endpoint& requested, std::chrono::milliseconds timeout) {
     } catch (const Error& e) {
       if (i + 1 < addrs.size()) continue;
       if (requested.kind != Endpoint::Kind::kVsock) throw;
-      throw Error(e.code(), e.what() + vsock_hint(requested, ep));
+      throw Error(e.code(), e.what() + vsock_network()->connect_hint(requested));
     }
   }
   throw Error(Errc::kIo, "connect " + requested.to_string() + ": no address");

@@ -242,8 +242,8 @@ class Simulator(Doc):
     root = True
 
     def setup(self, run):
-        cmd = ["/bin/shield-nitro", "enclave", "serve", "--listen", "vsock://ANY:5000", "--kms-via", "vsock://3:8000"]
-        run.app_eif(run.work / "app.eif", cmd, binary=run.cli)
+        cmd = ["/bin/shield-nitro-enclave", "serve", "--listen", "vsock://ANY:5000", "--kms-via", "vsock://3:8000"]
+        run.app_eif(run.work / "app.eif", cmd, binary=run.build / "shield-nitro-enclave")
         run.subs["/tmp/enc"] = str(run.tmp / "enc")
         run.stack.defer(lambda: run.stack.call("sim", "terminate", "--state", run.tmp / "enc"), "sim terminate")
 
@@ -257,7 +257,7 @@ class Simulator(Doc):
 
 
 def serve_sealed_mlp(run, nsm, listen, env=None, images=8):
-    """An enclave service (`enclave serve`, simulated NSM in nsm, kms-local) and, in run.work, what a
+    """An enclave service (`shield-nitro-enclave serve`, simulated NSM in nsm, kms-local) and, in run.work, what a
     parent holds: data.key.enc (a data key for {"app": "demo"} under a key that only PCR0 of nsm
     may use), the example's MLP sealed as model.snst and plugin.snst, request.bin (images test
     images). Returns the plaintext model's predictions for them."""
@@ -284,8 +284,8 @@ def serve_sealed_mlp(run, nsm, listen, env=None, images=8):
     data = (example / "model" / "testset.bin").read_bytes()
     _, _, _, dim = struct.unpack_from("<4sIII", data)
     (run.work / "request.bin").write_bytes(struct.pack("<4sIII", b"SNMI", images, dim, 0) + data[16:16 + images * dim * 4])
-    run.stack.start("enclave", "enclave", "serve", "--listen", listen, "--nsm", f"sim:{nsm}",
-                    "--kms-endpoint", f"http://127.0.0.1:{port}", env=env,
+    run.stack.start("enclave", "serve", "--listen", listen, "--nsm", f"sim:{nsm}",
+                    "--kms-endpoint", f"http://127.0.0.1:{port}", env=env, program=run.build / "shield-nitro-enclave",
                     ready=lambda: (run.tmp / "logs" / "enclave.log").read_bytes().find(b"serving on") >= 0)
     # The parent's credentials for load-key: the enclave role's, from kms-local's file.
     run.env.update(AWS_SHARED_CREDENTIALS_FILE=str(kms / "credentials"), AWS_PROFILE="enclave")

@@ -1,4 +1,4 @@
-// `enclave serve` as a real process: servers that cannot start, and a simulated NSM that is
+// `shield-nitro-enclave serve` as a real process: servers that cannot start, and a simulated NSM that is
 // still starting.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -45,6 +45,14 @@ sn_test::RunResult cli(std::vector<std::string> args, const std::string& dir) {
   return r;
 }
 
+// Runs the enclave program to completion; its stdout and stderr together.
+sn_test::RunResult enclave_program(std::vector<std::string> args, const std::string& dir) {
+  args.insert(args.begin(), SN_ENCLAVE);
+  sn_test::RunResult r = sn_test::run(args, dir);
+  r.out += r.err;
+  return r;
+}
+
 bool can_connect(const std::string& path) {
   try {
     net::connect(net::Endpoint::unix_path(path), std::chrono::milliseconds(200));
@@ -55,7 +63,7 @@ bool can_connect(const std::string& path) {
 }
 
 std::vector<std::string> serve_args(const std::string& listen, const std::string& nsm_dir) {
-  return {"enclave", "serve", "--listen", listen, "--nsm", "sim:" + nsm_dir, "--kms-endpoint", "https://127.0.0.1:1"};
+  return {"serve", "--listen", listen, "--nsm", "sim:" + nsm_dir, "--kms-endpoint", "https://127.0.0.1:1"};
 }
 
 }  // namespace
@@ -73,7 +81,7 @@ TEST(ServeCli, ListenFailuresAreOneLineAndExit3) {
       {"unix:" + d.path + "/missing/enc.sock", "no such file or directory"},
   };
   for (const auto& [listen, reason] : cases) {
-    sn_test::RunResult r = cli(serve_args(listen, d.path + "/nsm"), d.path);
+    sn_test::RunResult r = enclave_program(serve_args(listen, d.path + "/nsm"), d.path);
     EXPECT_EQ(r.status, 3) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_NE(r.out.find(listen), std::string::npos) << r.out;
@@ -86,7 +94,7 @@ TEST(ServeCli, WaitsForASimulatedNsmThatIsStillStarting) {
   Dir d;
   ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path + "/nsm"}, d.path).status, 0);
   std::string log = d.path + "/serve.log", sock = d.path + "/enc.sock";
-  sn_test::Process serve({SN_CLI, "enclave", "serve", "--listen", "unix:" + sock, "--nsm", "sim:" + d.path + "/nsm",
+  sn_test::Process serve({SN_ENCLAVE, "serve", "--listen", "unix:" + sock, "--nsm", "sim:" + d.path + "/nsm",
                           "--nsm-wait", "60", "--kms-endpoint", "https://127.0.0.1:1"},
                          log);
   // The simulator starts only once the service says it waits for it.
@@ -102,7 +110,7 @@ TEST(ServeCli, WaitsForASimulatedNsmThatIsStillStarting) {
   Dir none;
   std::vector<std::string> args = serve_args("unix:" + none.path + "/enc.sock", none.path + "/nsm");
   args.insert(args.end(), {"--nsm-wait", "1"});
-  sn_test::RunResult r = cli(args, none.path);
+  sn_test::RunResult r = enclave_program(args, none.path);
   EXPECT_EQ(r.status, 3) << r.out;
   EXPECT_NE(r.out.find("waiting up to 1 s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no simulated NSM is serving"), std::string::npos) << r.out;

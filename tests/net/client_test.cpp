@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "server_fixture.h"
+#include "shield_nitro/net/vsock_network.h"
 #include "shield_nitro/net/client.h"
 
 using namespace shield_nitro;
@@ -123,16 +124,14 @@ TEST(Client, SameCodeOverTcpAndSimulatedVsock) {
   EXPECT_TRUE(ct.request("echo").ok);
 
   TempDir tmp;
-  ::setenv("SHIELD_NITRO_VSOCK_DIR", tmp.path().c_str(), 1);
-  ::setenv("SHIELD_NITRO_VSOCK_CID", "21", 1);
+  net::install_vsock_network(net::simulated_vsock(tmp.path(), 21));
   {
     auto vs = start_server(net::Endpoint::parse("vsock://ANY:5000"), gate);
     EXPECT_EQ(vs->endpoint().to_string(), "vsock://ANY:5000");
     net::Client cv(net::Endpoint::parse("vsock://21:5000"));
     EXPECT_TRUE(cv.request("echo").ok);
   }
-  ::unsetenv("SHIELD_NITRO_VSOCK_DIR");
-  ::unsetenv("SHIELD_NITRO_VSOCK_CID");
+  net::install_vsock_network(nullptr);
 }
 
 TEST(Client, OversizeRequestFailsLocally) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/net/vsock_network.h"
 #include "test_util.h"
 
 using namespace shield_nitro;
@@ -26,17 +27,20 @@ void expect_bad(const std::string& text, const std::string& why) {
   }
 }
 
-// Sets an environment variable for one scope.
+// Sets a vsock variable for one scope; the process's vsock network is chosen again from the
+// environment on its next use (programs choose once; these tests change the environment).
 class ScopedEnv {
  public:
   ScopedEnv(const char* name, const char* value) : name_(name) {
     if (const char* old = std::getenv(name)) old_ = old;
     if (value) ::setenv(name, value, 1);
     else ::unsetenv(name);
+    net::install_vsock_network(nullptr);
   }
   ~ScopedEnv() {
     if (old_) ::setenv(name_, old_->c_str(), 1);
     else ::unsetenv(name_);
+    net::install_vsock_network(nullptr);
   }
 
  private:

@@ -76,7 +76,7 @@ Stack::Stack() {
   proxy_->wait_ready([&] { return fs::exists(dir_ + "/kms.sock"); });
 
   enclave_ = std::make_unique<Process>(
-      std::vector<std::string>{cli, "enclave", "serve", "--listen", "unix:" + dir_ + "/enc.sock", "--nsm", "sim:" + dir_ + "/nsm",
+      std::vector<std::string>{SN_ENCLAVE, "serve", "--listen", "unix:" + dir_ + "/enc.sock", "--nsm", "sim:" + dir_ + "/nsm",
                                "--kms-endpoint", kms_url_, "--kms-via", "unix:" + dir_ + "/kms.sock", "--kms-region", "us-east-1"},
       dir_ + "/enclave.log");
   enclave_->wait_ready([&] { return can_connect(net::Endpoint::unix_path(dir_ + "/enc.sock")); });

@@ -4,7 +4,7 @@
 //   nsm-sim serve DIR/nsm            the enclave's NSM (PCR0 random per stack)
 //   kms-local 127.0.0.1:P            KMS; trusts the simulator's root for Recipient documents
 //   proxy unix:DIR/kms.sock -> P     the parent's KMS relay, --record DIR/rec-kms
-//   enclave serve unix:DIR/enc.sock  --kms-via unix:DIR/kms.sock
+//   shield-nitro-enclave serve unix:DIR/enc.sock  --kms-via unix:DIR/kms.sock
 //   RecordingRelay DIR/parent.sock -> DIR/enc.sock, recording into DIR/rec-enclave
 //
 // The SDK and CLI connect to parent_endpoint(), so every byte between them and the enclave,

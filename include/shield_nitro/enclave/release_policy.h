@@ -1,4 +1,4 @@
-// The enclave's own key-release policy (`enclave serve --policy FILE`), checked before any
+// The enclave's own key-release policy (`shield-nitro-enclave serve --policy FILE`), checked before any
 // KMS call, so a compromised parent cannot make the enclave load keys or code it was not
 // built for. JSON, every field optional:
 //

@@ -1,4 +1,4 @@
-// The enclave service: `shield-nitro enclave serve` (docs/enclave-api.md).
+// The enclave service: `shield-nitro-enclave serve` (docs/enclave-api.md).
 //
 // Holds everything secret of the product: data keys released by KMS, decrypted models and
 // code, the channel's X25519 keys. None of it is ever returned: the operations hand out

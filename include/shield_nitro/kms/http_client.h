@@ -1,8 +1,8 @@
 // HTTP(S) requests over libcurl, optionally through a pre-connected tunnel.
 //
 // Inside an enclave there is no network: KMS is reached through the parent's vsock-proxy, so
-// the TCP connection is replaced by an AF_VSOCK (or, for tests and local relays, a Unix)
-// socket while TLS still runs end to end here, with SNI and certificate verification for the
+// the TCP connection is replaced by a socket from net::connect (AF_VSOCK, or a unix socket for
+// the simulator, tests and local relays) while TLS still runs end to end here, with SNI and certificate verification for the
 // real host name in the URL. The tunnel only ever sees ciphertext.
 #pragma once
 
@@ -33,9 +33,5 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
 
 // Validates a --kms-via value; throws kUsage with the accepted forms.
 void check_via(const std::string& via);
-
-// Connects an AF_VSOCK stream socket; returns the fd or -1 with errno set. The only place
-// that touches AF_VSOCK.
-int vsock_connect(uint32_t cid, uint32_t port);
 
 }  // namespace shield_nitro::kms

@@ -8,11 +8,9 @@
 //
 // Everything above the socket (framing, server, client, proxy) is the same for all three.
 //
-// Simulator mode: when SHIELD_NITRO_VSOCK_DIR=DIR is set, vsock endpoints become unix sockets
-// DIR/<CID>_<PORT>.sock, so the enclave service, the parent and the proxy run unchanged on a
-// machine without vsock. Listening on vsock://ANY:P maps to DIR/<own CID>_P.sock, where the own
-// CID comes from SHIELD_NITRO_VSOCK_CID (default 16, the usual first enclave CID). Connecting
-// to vsock://3:8000 maps to DIR/3_8000.sock. See docs/protocol.md.
+// How a vsock endpoint becomes a socket (AF_VSOCK, or the simulator's unix sockets
+// DIR/<CID>_<PORT>.sock) is the process's VsockNetwork (vsock_network.h), so the enclave
+// service, the parent and the proxy run unchanged on a machine without vsock. See docs/protocol.md.
 #pragma once
 
 #include <chrono>
@@ -49,8 +47,8 @@ struct Endpoint {
   bool operator==(const Endpoint&) const = default;
 };
 
-// The endpoint actually used for a socket: vsock endpoints become unix ones when
-// SHIELD_NITRO_VSOCK_DIR is set (see above); everything else is returned unchanged.
+// The endpoint actually used for a socket: vsock endpoints as the process's VsockNetwork
+// resolves them (unix sockets under the simulator); everything else is returned unchanged.
 Endpoint map_simulated_vsock(const Endpoint& ep, bool listening);
 
 struct ListenOptions {
