@@ -147,7 +147,8 @@ class Run:
         self.build, self.tmp, self.checklist = build, tmp, checklist
         self.cli = build / "shield-nitro"
         self.stack = ProcessStack(self.cli, tmp / "logs")
-        self.subs = {"/usr/local/bin/shield-nitro": str(self.cli)}
+        self.subs = {"/usr/local/bin/shield-nitro": str(self.cli),
+                     "/usr/local/bin/shield-nitro-enclave": str(build / "shield-nitro-enclave")}
         bin_dir = tmp / "bin"
         bin_dir.mkdir()
         (bin_dir / "shield-nitro").symlink_to(self.cli)
