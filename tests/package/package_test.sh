@@ -12,8 +12,8 @@ command -v rpmbuild >/dev/null || fail "rpmbuild is missing (Debian package rpm)
 # --- the packages
 cpack --config "$build/CPackConfig.cmake" -G "DEB;RPM" -B "$tmp/out" >"$tmp/cpack.log" 2>&1 ||
   { cat "$tmp/cpack.log" >&2; fail "cpack failed (log above)"; }
-deb=$(compgen -G "$tmp/out/shield-nitro_${version}_*.deb") || fail "no shield-nitro_${version}_<arch>.deb in cpack's output: $(ls "$tmp/out")"
-rpm=$(compgen -G "$tmp/out/shield-nitro-${version}-1.*.rpm") || fail "no shield-nitro-${version}-1.<arch>.rpm in cpack's output: $(ls "$tmp/out")"
+deb=$(compgen -G "$tmp/out/shield-nitro_${version}_*.deb") || fail "no shield-nitro_${version}_<arch>.deb in cpack's output: $(cd "$tmp/out" && echo *)"
+rpm=$(compgen -G "$tmp/out/shield-nitro-${version}-1.*.rpm") || fail "no shield-nitro-${version}-1.<arch>.rpm in cpack's output: $(cd "$tmp/out" && echo *)"
 echo "package sizes: $(stat -c '%n %s' "$deb" "$rpm" | sed "s|$tmp/out/||g" | paste -sd ' ')"
 
 # --- the .deb: control fields, then its files where its listing says
