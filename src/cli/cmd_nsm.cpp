@@ -182,7 +182,7 @@ void setup_sim(CLI::App& app) {
   init->add_flag("--json", o->json, "Print JSON");
   init->footer(
       "Re-running init keeps the CA (root.pem stays valid) and replaces the boot PCRs.\n"
-      "Example:\n  shield-nitro nsm-sim init /tmp/nsm --pcr 0=$(shield-nitro eif describe app.eif --json | jq -r .PCR0)");
+      "Example:\n  shield-nitro nsm-sim init /tmp/nsm --pcr 0=$(shield-nitro eif describe app.eif --json | jq -r .Measurements.PCR0)");
   init->callback([o] { run_sim_init(*o); });
   auto* serve = sim->add_subcommand(
       "serve", "Serve the simulated NSM on DIR/nsm.sock until SIGTERM/SIGINT (clients use --nsm sim:DIR)");
