@@ -249,7 +249,11 @@ Response Client::request(std::string_view op, cbor::Value body) { return request
 
 cbor::Value Client::call(std::string_view op, cbor::Value body) {
   Response r = request(op, std::move(body));
-  if (!r.ok) throw Error(r.code, std::string(op) + ": " + r.message);
+  if (!r.ok) {
+    // Name the operation once: the server's message often names it already ("attest: ...").
+    std::string prefix = std::string(op) + ": ";
+    throw Error(r.code, r.message.rfind(prefix, 0) == 0 ? r.message : prefix + r.message);
+  }
   return std::move(r.body);
 }
 
