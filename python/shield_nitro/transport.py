@@ -24,6 +24,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Dict, NoReturn, Optional, Union
@@ -121,8 +122,18 @@ def connect(endpoint: Union[str, Endpoint], timeout: float = 5.0) -> socket.sock
             sock.settimeout(None)
             return sock
         sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
-            sock.connect(address)
+            while True:
+                try:
+                    sock.connect(address)
+                    break
+                except BlockingIOError:
+                    # A unix socket whose backlog is full answers EAGAIN at once (no EINPROGRESS to
+                    # wait on): the server is busy, not gone, so try again until the timeout.
+                    if time.monotonic() >= deadline:
+                        raise socket.timeout() from None
+                    time.sleep(0.005)
         except BaseException:
             sock.close()
             raise

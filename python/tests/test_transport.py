@@ -151,3 +151,38 @@ def test_call_timeout(server):
         with pytest.raises(ShieldNitroError) as e:
             conn.call("slow", timeout=0.05)
         assert e.value.code == "timeout"
+
+
+def _full_backlog(path):
+    """A unix listener that never accepts, with its backlog filled: the next connect gets EAGAIN."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    held = []
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+            held.append(s)
+        except BlockingIOError:
+            s.close()
+            return listener, held
+
+
+def test_connect_waits_for_room_in_a_full_backlog(tmp_path):
+    from shield_nitro.transport import connect
+    path = tmp_path / "busy.sock"
+    listener, held = _full_backlog(path)
+    try:
+        with pytest.raises(ShieldNitroError) as e:   # nobody ever accepts: a timeout, not an I/O error
+            connect(f"unix:{path}", timeout=0.3)
+        assert e.value.code == "timeout"
+        # Room appears while the client waits: it connects.
+        threading.Timer(0.2, lambda: listener.accept()[0].close()).start()
+        sock = connect(f"unix:{path}", timeout=5)
+        sock.close()
+    finally:
+        for s in held:
+            s.close()
+        listener.close()
