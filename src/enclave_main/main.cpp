@@ -45,11 +45,7 @@ int main(int argc, char** argv) {
   shield_nitro::enclave_main::add_serve(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
+  } catch (const CLI::Success& e) {  // --help, --help-all, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "shield-nitro-enclave: " << e.what() << "\nRun 'shield-nitro-enclave serve --help' for the options."
