@@ -1,11 +1,14 @@
 #include "shield_nitro/cbor/codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <type_traits>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/reader.h"
+#include "shield_nitro/core/secure_bytes.h"
 
 namespace shield_nitro::cbor {
 
@@ -36,6 +39,36 @@ double half_to_double(uint16_t h) {
   return (h & 0x8000) ? -val : val;
 }
 
+// An indefinite string's bytes as they gather: the storage a reallocation leaves, and what is
+// held when decoding fails, are wiped.
+struct WipedBuffer {
+  Bytes b;
+  void append(ByteView part) {
+    if (b.size() + part.size() > b.capacity()) {
+      Bytes bigger;
+      bigger.reserve(std::max(b.size() + part.size(), 2 * b.capacity()));
+      bigger.assign(b.begin(), b.end());
+      secure_wipe(b.data(), b.size());
+      b.swap(bigger);
+    }
+    b.insert(b.end(), part.begin(), part.end());
+  }
+  ~WipedBuffer() { secure_wipe(b.data(), b.size()); }  // empty once moved into its Value
+};
+
+// The items of a container being decoded, wiped if decoding fails before they are moved
+// into their Value (which leaves the container empty, so success costs nothing).
+template <class Items>
+struct WipeOnUnwind {
+  Items& items;
+  ~WipeOnUnwind() {
+    for (auto& item : items) {
+      if constexpr (std::is_same_v<Items, Array>) item.wipe_strings();
+      else item.second.wipe_strings();
+    }
+  }
+};
+
 class Decoder {
  public:
   Decoder(ByteView data, const Limits& limits) : r_(data), limits_(limits) {}
@@ -53,7 +86,7 @@ class Decoder {
       case 0: return Value::uint(arg);
       case 1: return Value::negative_from_raw(arg);
       case 2: return Value::bytes(string_bytes(arg, at));
-      case 3: return text_value(string_bytes(arg, at), at);
+      case 3: return text_value(string_view(arg, at), at);
       case 4: return array(arg, false, depth, at);
       case 5: return map(arg, false, depth, at);
       default: return tag(arg, depth, at);
@@ -76,19 +109,25 @@ class Decoder {
     fail("truncated argument", at);
   }
 
-  Bytes string_bytes(uint64_t len, size_t at) {
+  ByteView string_view(uint64_t len, size_t at) {
     if (len > limits_.max_string) fail("string of " + std::to_string(len) + " bytes exceeds the limit", at);
     ByteView v;
     if (!r_.take(static_cast<size_t>(len), v)) fail("string runs past the end of input", at);
+    return v;
+  }
+
+  Bytes string_bytes(uint64_t len, size_t at) {
+    ByteView v = string_view(len, at);
     return Bytes(v.begin(), v.end());
   }
 
-  static Value text_value(Bytes&& b, size_t at) {
+  // Straight from the input into the Value: no intermediate copy of a text (e.g. a secret key).
+  static Value text_value(ByteView b, size_t at) {
     if (!valid_utf8(b)) fail("text string is not valid UTF-8", at);
     return Value::text(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
   }
 
-  static bool valid_utf8(const Bytes& s) {
+  static bool valid_utf8(ByteView s) {
     size_t i = 0;
     while (i < s.size()) {
       uint8_t c = s[i];
@@ -140,17 +179,17 @@ class Decoder {
   Value indefinite(uint8_t major, size_t depth, size_t at) {
     if (major == 2 || major == 3) {
       if (!limits_.allow_indefinite_strings) fail("indefinite-length strings are not allowed", at);
-      Bytes all;
+      WipedBuffer all;  // chunks may be secret: neither the pieces nor a failed whole are left behind
       while (!at_break()) {
         size_t chunk_at = r_.offset();
         uint8_t ib;
         r_.u8(ib);
         if ((ib >> 5) != major || (ib & 0x1f) == 31) fail("bad chunk in indefinite-length string", chunk_at);
-        Bytes part = string_bytes(argument(ib & 0x1f, chunk_at), chunk_at);
-        if (all.size() + part.size() > limits_.max_string) fail("string exceeds the limit", chunk_at);
-        all.insert(all.end(), part.begin(), part.end());
+        ByteView part = string_view(argument(ib & 0x1f, chunk_at), chunk_at);
+        if (all.b.size() + part.size() > limits_.max_string) fail("string exceeds the limit", chunk_at);
+        all.append(part);
       }
-      return major == 2 ? Value::bytes(std::move(all)) : text_value(std::move(all), at);
+      return major == 2 ? Value::bytes(std::move(all.b)) : text_value(all.b, at);
     }
     if (major == 4 || major == 5) {
       if (!limits_.allow_indefinite_containers) fail("indefinite-length containers are not allowed", at);
@@ -167,9 +206,19 @@ class Decoder {
     if (n > limits_.max_items) fail("container of " + std::to_string(n) + " items exceeds the limit", at);
   }
 
+  // Room for a definite count up front, so small containers (every protocol message) are not
+  // reallocated as they fill. Capped, and at most what the input left can hold, so that a
+  // forged count in a small or deeply nested input reserves nothing big.
+  size_t reserve_for(uint64_t count, size_t min_item_bytes) const {
+    constexpr uint64_t kMaxReserve = 32;
+    return static_cast<size_t>(std::min({count, uint64_t{r_.remaining() / min_item_bytes}, kMaxReserve}));
+  }
+
   Value array(uint64_t count, bool indefinite, size_t depth, size_t at) {
     check_count(count, at);
     Array items;
+    items.reserve(indefinite ? 0 : reserve_for(count, 1));
+    WipeOnUnwind<Array> guard{items};
     for (uint64_t i = 0; more(indefinite, count, i); ++i) {
       check_count(i + 1, at);
       items.push_back(item(depth + 1));
@@ -180,6 +229,8 @@ class Decoder {
   Value map(uint64_t count, bool indefinite, size_t depth, size_t at) {
     check_count(count, at);
     MapEntries entries;
+    entries.reserve(indefinite ? 0 : reserve_for(count, 2));  // a key and a value
+    WipeOnUnwind<MapEntries> guard{entries};
     KeyCheck keys;
     for (uint64_t i = 0; more(indefinite, count, i); ++i) {
       check_count(i + 1, at);
@@ -240,7 +291,10 @@ Value decode_prefix(ByteView data, size_t& consumed, const Limits& limits) {
 Value decode(ByteView data, const Limits& limits) {
   size_t used = 0;
   Value v = decode_prefix(data, used, limits);
-  if (used != data.size()) fail(std::to_string(data.size() - used) + " trailing bytes", used);
+  if (used != data.size()) {
+    v.wipe_strings();  // the item may hold a secret: nothing decoded stays behind an error
+    fail(std::to_string(data.size() - used) + " trailing bytes", used);
+  }
   return v;
 }
 
@@ -318,8 +372,33 @@ void encode_append(const Value& v, Bytes& out) {
   }
 }
 
+size_t head_size(uint64_t arg) { return arg < 24 ? 1 : arg <= 0xff ? 2 : arg <= 0xffff ? 3 : arg <= 0xffffffffu ? 5 : 9; }
+
+size_t encoded_size(const Value& v) {
+  switch (v.type()) {
+    case Type::kUnsigned: return head_size(v.as_uint());
+    case Type::kNegative: return head_size(v.negative_raw());
+    case Type::kBytes: return head_size(v.as_bytes().size()) + v.as_bytes().size();
+    case Type::kText: return head_size(v.as_text().size()) + v.as_text().size();
+    case Type::kArray: {
+      size_t n = v.indefinite() ? 2 : head_size(v.as_array().size());
+      for (const auto& item : v.as_array()) n += encoded_size(item);
+      return n;
+    }
+    case Type::kMap: {
+      size_t n = v.indefinite() ? 2 : head_size(v.as_map().size());
+      for (const auto& [k, val] : v.as_map()) n += encoded_size(k) + encoded_size(val);
+      return n;
+    }
+    case Type::kTag: return head_size(v.tag_number()) + encoded_size(v.tagged());
+    case Type::kFloat: return 9;
+    default: return 1;  // bool, null, undefined
+  }
+}
+
 Bytes encode(const Value& v) {
   Bytes out;
+  out.reserve(encoded_size(v));
   encode_append(v, out);
   return out;
 }

@@ -28,7 +28,41 @@ namespace {
 [[noreturn]] void mismatch(Type want, Type got) {
   throw Error(Errc::kFormat, std::string("cbor: expected ") + type_name(want) + ", got " + type_name(got));
 }
+
+// Zeroes what the buffer holds past size() (what a move left in the small-string buffer, or
+// what a shrink left behind). Growing to capacity() never reallocates, and makes those bytes
+// ours to write.
+template <class Buffer>
+void wipe_spare(Buffer& b) {
+  size_t n = b.size();
+  if (b.capacity() == n) return;
+  b.resize(b.capacity());
+  secure_wipe(b.data() + n, b.size() - n);
+  b.resize(n);
+}
+
+template <class Buffer>
+void wipe_all(Buffer& b) {
+  secure_wipe(b.data(), b.size());
+  wipe_spare(b);
+}
 }  // namespace
+
+Value::Value(Value&& o) noexcept
+    : type_(o.type_), indefinite_(o.indefinite_), num_(o.num_), float_(o.float_), data_(std::move(o.data_)) {
+  if (auto* t = std::get_if<std::string>(&o.data_)) wipe_spare(*t);
+}
+
+Value& Value::operator=(Value&& o) noexcept {
+  if (this == &o) return *this;
+  type_ = o.type_;
+  indefinite_ = o.indefinite_;
+  num_ = o.num_;
+  float_ = o.float_;
+  data_ = std::move(o.data_);
+  if (auto* t = std::get_if<std::string>(&o.data_)) wipe_spare(*t);
+  return *this;
+}
 
 Value Value::uint(uint64_t v) {
   Value x(Type::kUnsigned);
@@ -186,10 +220,11 @@ bool Value::operator==(const Value& o) const {
 }
 
 void Value::wipe_strings() {
-  if (auto* b = std::get_if<Bytes>(&data_)) secure_wipe(b->data(), b->size());
-  else if (auto* t = std::get_if<std::string>(&data_)) secure_wipe(t->data(), t->size());
+  if (auto* b = std::get_if<Bytes>(&data_)) wipe_all(*b);
+  else if (auto* t = std::get_if<std::string>(&data_)) wipe_all(*t);
   else if (auto* a = std::get_if<Array>(&data_)) for (Value& item : *a) item.wipe_strings();
   else if (auto* m = std::get_if<MapEntries>(&data_)) for (auto& [k, item] : *m) item.wipe_strings();
+  else if (auto* p = std::get_if<std::shared_ptr<Value>>(&data_); p && p->use_count() == 1) (*p)->wipe_strings();
 }
 
 }  // namespace shield_nitro::cbor

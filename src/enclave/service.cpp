@@ -5,6 +5,7 @@
 
 #include "artifact_upload.h"
 #include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/cbor/secret.h"
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
@@ -31,14 +32,16 @@ const Bytes& bytes_field(const Value& body, const char* name) {
   if (!v.is(cbor::Type::kBytes)) throw Error(Errc::kFormat, std::string("field '") + name + "' must be a byte string");
   return v.as_bytes();
 }
-std::string text_field(const Value& body, const char* name) {
+// Views into the request, which stays the only holder of the text: a secret read this way
+// (set-credentials) is copied once, into SecureBytes, never into a std::string.
+std::string_view text_field(const Value& body, const char* name) {
   const Value& v = field(body, name);
   if (!v.is(cbor::Type::kText)) throw Error(Errc::kFormat, std::string("field '") + name + "' must be text");
   return v.as_text();
 }
-std::string optional_text(const Value& body, const char* name) {
+std::string_view optional_text(const Value& body, const char* name) {
   const Value* v = body.find(name);
-  if (!v || v->is_null()) return "";
+  if (!v || v->is_null()) return {};
   if (!v->is(cbor::Type::kText)) throw Error(Errc::kFormat, std::string("field '") + name + "' must be text");
   return v->as_text();
 }
@@ -53,16 +56,6 @@ std::map<std::string, std::string> context_field(const Value& body) {
     out[k.as_text()] = val.as_text();
   }
   return out;
-}
-
-// A map built by moving its entries in (a braced list would deep-copy every value, e.g. a
-// 1 KiB ciphertext, because initializer_list elements are const).
-template <class... Entries>
-Value map_of(Entries&&... entries) {
-  cbor::MapEntries m;
-  m.reserve(sizeof...(entries));
-  (m.push_back(std::move(entries)), ...);
-  return Value::map(std::move(m));
 }
 
 // Per worker thread: the opened request and the encoded reply of the sealed request in hand.
@@ -215,55 +208,54 @@ struct EnclaveService::Impl {
     auto box = channels.find(bytes_field(c.body, "session"));
     if (!box) throw Error(Errc::kVerify, "unknown or closed channel session");
     thread_local SealedScratch scratch;
+    struct WipeAfter {
+      SealedScratch& s;
+      ~WipeAfter() { s.wipe(); }
+    } wipe_after{scratch};  // however this returns
     Bytes sealed;
-    try {
-      box->open_into(bytes_field(c.body, "data"), scratch.request);
-      sealed_reply(scratch.request.view(), scratch.reply);
-      box->seal_into(scratch.reply, sealed);
-    } catch (...) {
-      scratch.wipe();
-      throw;
-    }
-    scratch.wipe();
-    return map_of(cbor::entry("data", Value::bytes(std::move(sealed))));
+    box->open_into(bytes_field(c.body, "data"), scratch.request);
+    sealed_reply(scratch.request.view(), scratch.reply);
+    box->seal_into(scratch.reply, sealed);
+    return cbor::map_of(cbor::entry("data", Value::bytes(std::move(sealed))));
   }
 
   // Decodes, runs and encodes one request from inside the channel into out (which the caller
   // seals and wipes); its errors stay sealed.
+  // The request and the reply body are SecretValues (they carry plaintext, credentials):
+  // wiped however this returns.
   void sealed_reply(ByteView inner, Bytes& out) {
     std::string name = "sealed";
     int64_t t0 = monotonic_ns();
-    Value req, body;
     try {
-      req = cbor::decode(inner);
-      std::string op = text_field(req, "op");
+      cbor::SecretValue req = cbor::decode_secret(inner);
+      std::string op(text_field(*req, "op"));
       // Stats are keyed by known ops only: a peer's made-up names must not grow the map.
       if (ops.count(op)) name = op;
-      body = dispatch(op, Call{field(req, "body"), nullptr, true});
-      add_refresh_hint(body);
-      // {"ok": true, "body": body}, written straight into the buffer to be sealed.
+      cbor::SecretValue body(dispatch(op, Call{field(*req, "body"), nullptr, true}));
+      add_refresh_hint(body.value());
+      // {"ok": true, "body": body}, written straight into the buffer to be sealed, reserved
+      // first: growing it would leave partial copies of the reply in freed memory.
+      out.reserve(1 + 3 + 1 + 5 + cbor::encoded_size(*body));
       cbor::Writer w(out);
       w.begin_map(2);
       w.text("ok");
       w.boolean(true);
       w.text("body");
-      cbor::encode_append(body, out);
+      cbor::encode_append(*body, out);
       stats.record(name, monotonic_ns() - t0, true);
     } catch (const Error& e) {
       stats.record(name, monotonic_ns() - t0, false);
       secure_wipe(out.data(), out.size());
       out.clear();
-      cbor::encode_append(map_of(cbor::entry("ok", Value::boolean(false)),
+      cbor::encode_append(cbor::map_of(cbor::entry("ok", Value::boolean(false)),
                                  cbor::entry("error", error_value(e.code(), e.what()))),
                           out);
     }
-    req.wipe_strings();
-    body.wipe_strings();
   }
 
   Value op_set_credentials(const Call& c) {
     PushedCredentials p;
-    p.access_key_id = text_field(c.body, "access_key_id");
+    p.access_key_id = std::string(text_field(c.body, "access_key_id"));
     p.secret_access_key = SecureBytes(as_bytes(text_field(c.body, "secret_access_key")));
     p.session_token = SecureBytes(as_bytes(optional_text(c.body, "session_token")));
     if (const Value* e = c.body.find("expiration"); e && !e->is_null()) {
@@ -304,8 +296,8 @@ struct EnclaveService::Impl {
   }
 
   Value op_load_artifact(const Call& c) {
-    ArtifactKind kind = parse_kind(text_field(c.body, "kind"));
-    std::string name = text_field(c.body, "name");
+    ArtifactKind kind = parse_kind(std::string(text_field(c.body, "kind")));
+    std::string name(text_field(c.body, "name"));
     std::vector<std::string> models;
     if (const Value* m = c.body.find("models"); m && !m->is_null()) {
       if (!m->is(cbor::Type::kArray)) throw Error(Errc::kFormat, "field 'models' must be an array of handles");
@@ -335,22 +327,22 @@ struct EnclaveService::Impl {
 
   Value op_encrypt(const Call& c) {
     Bytes ct = keys.shield_for(text_field(c.body, "key")).encrypt(bytes_field(c.body, "plaintext"));
-    return map_of(cbor::entry("ciphertext", Value::bytes(std::move(ct))));
+    return cbor::map_of(cbor::entry("ciphertext", Value::bytes(std::move(ct))));
   }
 
   Value op_decrypt(const Call& c) {
     SecureBytes pt = keys.shield_for(text_field(c.body, "key")).decrypt(bytes_field(c.body, "ciphertext"));
-    return Value::map({cbor::entry("plaintext", Value::bytes(pt.view()))});
+    return cbor::map_of(cbor::entry("plaintext", Value::bytes(pt.view())));
   }
 
   Value op_invoke(const Call& c) {
-    auto plugin = artifacts.plugin(text_field(c.body, "artifact"));
+    auto plugin = artifacts.plugin(std::string(text_field(c.body, "artifact")));
     SecureBytes out = plugin->invoke(bytes_field(c.body, "input"));
-    return Value::map({cbor::entry("output", Value::bytes(out.view()))});
+    return cbor::map_of(cbor::entry("output", Value::bytes(out.view())));
   }
 
   Value op_unload(const Call& c) {
-    std::string handle = text_field(c.body, "handle");
+    std::string handle(text_field(c.body, "handle"));
     if (!keys.remove(handle) && !artifacts.remove(handle))
       throw Error(Errc::kNotFound, "nothing loaded under handle '" + handle + "'");
     return Value::map();

@@ -49,6 +49,19 @@ Bytes b64_field(const nlohmann::json& j, const char* name, const std::string& op
   }
 }
 
+// Runs f when the scope ends, however it ends: wipes the strings a secret had to pass through.
+template <class F>
+struct OnExit {
+  F f;
+  ~OnExit() { f(); }
+};
+template <class F>
+OnExit(F) -> OnExit<F>;
+
+void wipe_values(HeaderList& headers) {
+  for (auto& [name, value] : headers) wipe_string(value);
+}
+
 std::string str_field(const nlohmann::json& j, const char* name) {
   return j.contains(name) && j[name].is_string() ? j[name].get<std::string>() : "";
 }
@@ -106,14 +119,27 @@ nlohmann::json KmsClient::call_once(const std::string& op, const std::string& bo
   Credentials creds = credentials_->get();
   SignableRequest req{"POST", "/", "", {{"Host", host_}, {"Content-Type", "application/x-amz-json-1.1"},
                                         {"X-Amz-Target", "TrentService." + op}}, as_bytes(body)};
+  // The secret key stays in SecureBytes (sigv4 takes a view). The session token must become
+  // a header, and SigV4 and libcurl take headers as std::strings: every string it lands in
+  // (the params, the signed canonical request, the header lists) is wiped when this returns.
   SigV4Params p{creds.access_key_id, creds.secret_access_key.view(), to_string(creds.session_token.view()),
                 options_.region, "kms", amz_date(clock_.now_s())};
-  SigV4Result sig = sigv4_sign(req, p);
-  HeaderList headers = req.headers;
+  SigV4Result sig;
+  HeaderList headers;
+  HttpResponse r;  // a Plaintext (no Recipient) comes back in its body
+  OnExit wipe{[&] {
+    wipe_string(p.session_token);
+    wipe_string(sig.canonical_request);
+    wipe_values(sig.added_headers);
+    wipe_values(headers);
+    wipe_string(r.body);
+  }};
+  sig = sigv4_sign(req, p);
+  headers = req.headers;
   for (auto& h : sig.added_headers) headers.push_back(h);
   headers.emplace_back("Authorization", sig.authorization);
   headers.emplace_back("User-Agent", "shield-nitro/0.1");
-  HttpResponse r = http_request("POST", url_, headers, as_bytes(body), options_.transport);
+  r = http_request("POST", url_, headers, as_bytes(body), options_.transport);
   if (r.status < 200 || r.status >= 300) throw error_from_response(r, op);
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (j.is_discarded() || !j.is_object())
@@ -123,6 +149,7 @@ nlohmann::json KmsClient::call_once(const std::string& op, const std::string& bo
 
 nlohmann::json KmsClient::call(const std::string& op, const nlohmann::json& request) {
   std::string body;  // compact; these exact bytes are signed and sent
+  OnExit wipe{[&] { wipe_string(body); }};  // Encrypt's plaintext is in it (base64)
   try {
     body = request.dump();
   } catch (const nlohmann::json::exception&) {
@@ -152,7 +179,12 @@ nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::j
                                               SecureBytes& released) {
   if (!recipient) {
     nlohmann::json resp = call(op, request);
-    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) released = SecureBytes(b64_field(resp, "Plaintext", op));
+    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) {
+      Bytes raw = b64_field(resp, "Plaintext", op);
+      released = SecureBytes(raw);
+      secure_wipe(raw.data(), raw.size());
+      wipe_json_strings(resp["Plaintext"]);  // the caller gets the response without the key in it
+    }
     return resp;
   }
   if (!recipient->attestation || !recipient->keys) throw Error(Errc::kUsage, "Recipient needs an attestation source and key pair");
@@ -170,6 +202,7 @@ nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::j
 
 EncryptResult KmsClient::encrypt(const std::string& key_id, ByteView plaintext, const EncryptionContext& context) {
   nlohmann::json req = {{"KeyId", key_id}, {"Plaintext", base64_encode(plaintext)}};
+  OnExit wipe{[&] { wipe_json_strings(req["Plaintext"]); }};
   if (!context.empty()) req["EncryptionContext"] = context_json(context);
   auto resp = call("Encrypt", req);
   return {str_field(resp, "KeyId"), b64_field(resp, "CiphertextBlob", "Encrypt")};

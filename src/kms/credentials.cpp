@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -20,10 +21,25 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string trim(const std::string& s) {
+// A view, so that trimming a line of a credentials file makes no copy of the secret on it.
+std::string_view trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+  return b == std::string_view::npos ? std::string_view() : s.substr(b, e - b + 1);
 }
+
+// Wipes strings that held credentials however the scope ends (a parse error included).
+struct WipeOnExit {
+  std::string* text = nullptr;
+  IniProfiles* profiles = nullptr;
+  nlohmann::json* json = nullptr;
+  ~WipeOnExit() {
+    if (text) wipe_string(*text);
+    if (profiles)
+      for (auto& [name, values] : *profiles)
+        for (auto& [key, value] : values) wipe_string(value);
+    if (json) wipe_json_strings(*json);
+  }
+};
 
 std::string imds_endpoint(std::string endpoint) {
   if (endpoint.empty()) endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
@@ -40,6 +56,19 @@ TransportOptions imds_transport() {
 }
 
 }  // namespace
+
+void wipe_string(std::string& s) {
+  size_t n = s.size();
+  s.resize(s.capacity());  // never reallocates; makes the spare bytes ours to write
+  secure_wipe(s.data(), s.size());
+  s.resize(n);
+}
+
+void wipe_json_strings(nlohmann::json& j) {
+  if (j.is_string()) wipe_string(j.get_ref<std::string&>());
+  else if (j.is_structured())
+    for (auto& item : j) wipe_json_strings(item);
+}
 
 Credentials Credentials::clone() const {
   return Credentials{access_key_id, secret_access_key.clone(), session_token.clone(), expiration_s, source};
@@ -64,10 +93,15 @@ int64_t parse_iso8601_utc(const std::string& text) {
 }
 
 std::optional<Credentials> credentials_from_environment() {
-  std::string akid = env("AWS_ACCESS_KEY_ID"), secret = env("AWS_SECRET_ACCESS_KEY");
+  // Straight from the environment into SecureBytes (getenv's storage is the process's own).
+  auto secret_env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? SecureBytes(as_bytes(std::string_view(v))) : SecureBytes();
+  };
+  std::string akid = env("AWS_ACCESS_KEY_ID");
+  SecureBytes secret = secret_env("AWS_SECRET_ACCESS_KEY");
   if (akid.empty() || secret.empty()) return std::nullopt;
-  return Credentials{akid, SecureBytes(as_bytes(secret)), SecureBytes(as_bytes(env("AWS_SESSION_TOKEN"))), 0,
-                     "environment"};
+  return Credentials{akid, std::move(secret), secret_env("AWS_SESSION_TOKEN"), 0, "environment"};
 }
 
 std::string default_credentials_file() {
@@ -77,48 +111,61 @@ std::string default_credentials_file() {
   return home.empty() ? "" : home + "/.aws/credentials";
 }
 
-IniProfiles read_ini_profiles(const std::string& path) {
+namespace {
+
+// Parses INI text into profiles with views of the text, so each value is copied once, into
+// the map (whose caller wipes it when it may hold a secret).
+IniProfiles parse_ini(const std::string& path, std::string_view text) {
   IniProfiles profiles;
-  std::istringstream in(read_text_file(path));
-  std::string line, section;
+  std::string section;
   int lineno = 0;
-  while (std::getline(in, line)) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     ++lineno;
-    std::string t = trim(line);
+    std::string_view t = trim(line);
     if (t.empty() || t[0] == '#' || t[0] == ';') continue;
     if (t.front() == '[') {
       if (t.back() != ']') throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": malformed section header");
-      section = trim(t.substr(1, t.size() - 2));
-      if (section.rfind("profile ", 0) == 0) section = trim(section.substr(8));
+      std::string_view name = trim(t.substr(1, t.size() - 2));
+      if (name.rfind("profile ", 0) == 0) name = trim(name.substr(8));
+      section = std::string(name);
       profiles[section];
       continue;
     }
     auto eq = t.find('=');
-    if (eq == std::string::npos || section.empty())
+    if (eq == std::string_view::npos || section.empty())
       throw Error(Errc::kFormat, path + ":" + std::to_string(lineno) + ": expected key = value inside a [profile]");
-    profiles[section][trim(t.substr(0, eq))] = trim(t.substr(eq + 1));
+    profiles[section][std::string(trim(t.substr(0, eq)))] = std::string(trim(t.substr(eq + 1)));
   }
   return profiles;
 }
 
-static std::optional<std::map<std::string, std::string>> read_profile(const std::string& path, const std::string& profile) {
-  if (!file_exists(path)) return std::nullopt;
-  auto all = read_ini_profiles(path);
-  auto it = all.find(profile);
-  if (it == all.end()) return std::nullopt;
-  return it->second;
+}  // namespace
+
+IniProfiles read_ini_profiles(const std::string& path) {
+  std::string text = read_text_file(path);
+  WipeOnExit wipe{&text};  // the file holds secret keys
+  return parse_ini(path, text);
 }
 
 std::optional<std::string> profile_value(const std::string& path, const std::string& profile, const std::string& key) {
-  auto values = read_profile(path, profile);
-  if (!values || !values->count(key)) return std::nullopt;
-  return values->at(key);
+  if (!file_exists(path)) return std::nullopt;
+  IniProfiles all = read_ini_profiles(path);
+  WipeOnExit wipe{nullptr, &all};  // the other values of the file may be secrets
+  auto it = all.find(profile);
+  if (it == all.end() || !it->second.count(key)) return std::nullopt;
+  return it->second.at(key);
 }
 
 std::optional<Credentials> credentials_from_file(const std::string& path, const std::string& profile) {
-  auto values = read_profile(path, profile);
-  if (!values) return std::nullopt;
-  auto& v = *values;
+  if (!file_exists(path)) return std::nullopt;
+  IniProfiles all = read_ini_profiles(path);
+  WipeOnExit wipe{nullptr, &all};
+  auto it = all.find(profile);
+  if (it == all.end()) return std::nullopt;
+  auto& v = it->second;
   if (v["aws_access_key_id"].empty() || v["aws_secret_access_key"].empty())
     throw Error(Errc::kFormat, path + ": profile '" + profile + "' lacks aws_access_key_id or aws_secret_access_key");
   return Credentials{v["aws_access_key_id"], SecureBytes(as_bytes(v["aws_secret_access_key"])),
@@ -149,15 +196,23 @@ Credentials ImdsCredentials::get() {
   if (cached_ && cached_->expiration_s - clock_.now_s() > 5 * 60) return cached_->clone();
   if (env("AWS_EC2_METADATA_DISABLED") == "true") throw Error(Errc::kEnvironment, "IMDS is disabled (AWS_EC2_METADATA_DISABLED)");
   std::string token = fetch_token();
-  std::string role = trim(get_path(token, "/latest/meta-data/iam/security-credentials/"));
+  std::string role(trim(get_path(token, "/latest/meta-data/iam/security-credentials/")));
   if (auto nl = role.find('\n'); nl != std::string::npos) role = role.substr(0, nl);
   if (role.empty()) throw Error(Errc::kEnvironment, "IMDS: the instance has no IAM role attached");
-  auto j = nlohmann::json::parse(get_path(token, "/latest/meta-data/iam/security-credentials/" + role), nullptr, false);
+  // libcurl's body and nlohmann::json need std::strings: both are wiped when this returns,
+  // and the secrets are read from them by reference, into SecureBytes.
+  std::string body = get_path(token, "/latest/meta-data/iam/security-credentials/" + role);
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  WipeOnExit wipe{&body, nullptr, &j};
   if (j.is_discarded() || !j.is_object() || j.value("Code", "") != "Success" || !j["AccessKeyId"].is_string() ||
       !j["SecretAccessKey"].is_string() || !j["Expiration"].is_string())
     throw Error(Errc::kEnvironment, "IMDS: role '" + role + "' credentials document is malformed or not Success");
-  Credentials c{j["AccessKeyId"], SecureBytes(as_bytes(j["SecretAccessKey"].get<std::string>())),
-                SecureBytes(as_bytes(j.value("Token", ""))), parse_iso8601_utc(j["Expiration"]), "imds role " + role};
+  auto secret = [&](const char* name) {
+    const nlohmann::json& v = j[name];
+    return v.is_string() ? SecureBytes(as_bytes(v.get_ref<const std::string&>())) : SecureBytes();
+  };
+  Credentials c{j["AccessKeyId"], secret("SecretAccessKey"), secret("Token"), parse_iso8601_utc(j["Expiration"]),
+                "imds role " + role};
   cached_ = c.clone();
   return c;
 }

@@ -21,8 +21,10 @@ struct EnclaveClient::Impl {
 
   // One plain request; Error(code, "<op>: <message>") on failure. Watches for refresh hints.
   cbor::Value call_plain(std::string_view op, cbor::Value body);
-  // One request inside `ch`.
-  cbor::Value call_sealed(detail::SealedChannel& ch, std::string_view op, cbor::Value body);
+  // One request inside `ch`; request and result are wiped when dropped.
+  cbor::SecretValue call_sealed(detail::SealedChannel& ch, std::string_view op, cbor::SecretValue body);
+  // The same without acting on a refresh hint in the answer.
+  cbor::SecretValue exchange_sealed(detail::SealedChannel& ch, std::string_view op, const cbor::SecretValue& body);
   // Inside the channel when one is open, else plain.
   cbor::Value call_any(std::string_view op, cbor::Value body);
 

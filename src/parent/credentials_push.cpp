@@ -22,22 +22,26 @@ std::optional<int64_t> EnclaveClient::Impl::push(const kms::Credentials& c) {
   if (c.expiration_s != 0 && c.expiration_s <= system_clock().now_s())
     throw Error(Errc::kExpired, "push_credentials: the AWS credentials " + c.describe() + " expired at " +
                                     attest::format_utc_seconds(c.expiration_s) + "; fetch fresh ones before pushing");
-  cbor::MapEntries body{cbor::entry("access_key_id", Value::text(c.access_key_id)),
-                        cbor::entry("secret_access_key", Value::text(text_view(c.secret_access_key)))};
+  // The request is the only holder of the secret besides c, and wipes itself (SecretValue);
+  // the secret goes into it straight from SecureBytes, with no std::string on the way.
+  cbor::MapEntries body;
+  body.reserve(4);
+  body.push_back(cbor::entry("access_key_id", Value::text(c.access_key_id)));
+  body.push_back(cbor::entry("secret_access_key", Value::text(text_view(c.secret_access_key))));
   if (!c.session_token.empty()) body.push_back(cbor::entry("session_token", Value::text(text_view(c.session_token))));
   if (c.expiration_s != 0) body.push_back(cbor::entry("expiration", Value::integer(c.expiration_s)));
-  Value request = Value::map(std::move(body));
-  Value sent = request;  // the net layer takes its own copy; ours is wiped below
-  Value out;
-  try {
-    // Straight over the connection: a hint in this very answer must not trigger another push.
-    out = conn->call("set-credentials", std::move(sent));
-  } catch (...) {
-    request.wipe_strings();
-    throw;
+  cbor::SecretValue request(Value::map(std::move(body)));
+  // Straight over the connection, not call_any/call_sealed: a hint in this very answer must
+  // not trigger another push. Inside the channel when one is open, so that neither side's
+  // network layer (frame buffers, decoded messages: not wiped) ever holds the credentials.
+  cbor::SecretValue out;
+  if (auto ch = current_channel()) {
+    out = exchange_sealed(*ch, "set-credentials", request);
+  } else {
+    Value sent = *request;  // the net layer takes a copy; it does not wipe it (docs/threat-model.md)
+    out = cbor::SecretValue(conn->call("set-credentials", std::move(sent)));
   }
-  request.wipe_strings();
-  const Value* expires = out.find("expires_at");
+  const Value* expires = out->find("expires_at");
   if (expires && expires->is_integer()) return expires->as_int();
   return std::nullopt;
 }

@@ -54,17 +54,23 @@ Value EnclaveClient::Impl::call_plain(std::string_view op, Value body) {
   return out;
 }
 
-Value EnclaveClient::Impl::call_sealed(detail::SealedChannel& ch, std::string_view op, Value body) {
+cbor::SecretValue EnclaveClient::Impl::exchange_sealed(detail::SealedChannel& ch, std::string_view op,
+                                                       const cbor::SecretValue& body) {
   Bytes sealed = ch.seal_request(op, body);
   Value outer = call_plain("sealed", Value::map({cbor::entry("session", Value::bytes(ch.info().session_id)),
                                                  cbor::entry("data", Value::bytes(std::move(sealed)))}));
-  Value result = ch.open_reply(op, bytes_in(outer, op, "data"));
-  maybe_refresh(result);
+  return ch.open_reply(op, bytes_in(outer, op, "data"));
+}
+
+cbor::SecretValue EnclaveClient::Impl::call_sealed(detail::SealedChannel& ch, std::string_view op, cbor::SecretValue body) {
+  cbor::SecretValue result = exchange_sealed(ch, op, body);
+  maybe_refresh(*result);
   return result;
 }
 
 Value EnclaveClient::Impl::call_any(std::string_view op, Value body) {
-  if (auto ch = current_channel()) return call_sealed(*ch, op, std::move(body));
+  // The caller asked for a plain Value: it owns the result (encrypt's ciphertext, unload's {}).
+  if (auto ch = current_channel()) return std::move(call_sealed(*ch, op, cbor::SecretValue(std::move(body))).value());
   return call_plain(op, std::move(body));
 }
 
@@ -188,15 +194,15 @@ Bytes EnclaveClient::encrypt(const std::string& key_handle, ByteView plaintext) 
 
 SecureBytes EnclaveClient::decrypt(const std::string& key_handle, ByteView ciphertext) {
   auto ch = impl_->require_channel("decrypt");
-  Value out = impl_->call_sealed(*ch, "decrypt", Value::map({cbor::entry("key", Value::text(key_handle)),
-                                                             cbor::entry("ciphertext", Value::bytes(ciphertext))}));
+  cbor::SecretValue out = impl_->call_sealed(*ch, "decrypt", cbor::SecretValue(cbor::map_of(
+      cbor::entry("key", Value::text(key_handle)), cbor::entry("ciphertext", Value::bytes(ciphertext)))));
   return detail::take_secret(out, "decrypt", "plaintext");
 }
 
 SecureBytes EnclaveClient::invoke(const std::string& artifact_handle, ByteView input) {
   auto ch = impl_->require_channel("invoke");
-  Value out = impl_->call_sealed(*ch, "invoke", Value::map({cbor::entry("artifact", Value::text(artifact_handle)),
-                                                            cbor::entry("input", Value::bytes(input))}));
+  cbor::SecretValue out = impl_->call_sealed(*ch, "invoke", cbor::SecretValue(cbor::map_of(
+      cbor::entry("artifact", Value::text(artifact_handle)), cbor::entry("input", Value::bytes(input)))));
   return detail::take_secret(out, "invoke", "output");
 }
 

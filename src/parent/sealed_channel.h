@@ -1,10 +1,11 @@
 // The client side of an open attested session: seals requests, opens and decodes replies
-// (docs/enclave-api.md, "Sealed requests"). Plaintext bodies are wiped once sealed or read.
+// (docs/enclave-api.md, "Sealed requests"). Plaintext bodies travel as cbor::SecretValue, so
+// they are wiped when dropped, on every path (cbor/secret.h).
 #pragma once
 
 #include <string_view>
 
-#include "shield_nitro/cbor/value.h"
+#include "shield_nitro/cbor/secret.h"
 #include "shield_nitro/channel/session.h"
 #include "shield_nitro/parent/enclave_client.h"
 
@@ -14,11 +15,11 @@ class SealedChannel {
  public:
   SealedChannel(const channel::SessionKeys& keys, ChannelInfo info);
 
-  // SealedBox(cbor({"op", "body"})); wipes the plaintext encoding and the body.
-  Bytes seal_request(std::string_view op, cbor::Value& body);
+  // SealedBox(cbor({"op", "body"})); the plaintext encoding is wiped once sealed.
+  Bytes seal_request(std::string_view op, const cbor::SecretValue& body);
   // The body of a sealed success, or Error(code, "<op>: <message>") for a sealed failure.
   // A forged, tampered or replayed reply throws (kAuth / kVerify) before anything is decoded.
-  cbor::Value open_reply(std::string_view op, ByteView sealed);
+  cbor::SecretValue open_reply(std::string_view op, ByteView sealed);
 
   const ChannelInfo& info() const { return info_; }
 
@@ -27,7 +28,7 @@ class SealedChannel {
   ChannelInfo info_;
 };
 
-// Moves the byte-string field `name` of a result into SecureBytes and wipes the result.
-SecureBytes take_secret(cbor::Value& result, std::string_view op, const char* name);
+// The byte-string field `name` of a result, as SecureBytes (the result wipes itself).
+SecureBytes take_secret(const cbor::SecretValue& result, std::string_view op, const char* name);
 
 }  // namespace shield_nitro::parent::detail

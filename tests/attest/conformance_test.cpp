@@ -15,7 +15,7 @@
 namespace shield_nitro::attest {
 namespace {
 
-using testpki::errc_of;
+using testpki::code_of;
 using testpki::message_of;
 
 const std::string kNsm = std::string(SN_FIXTURES_DIR) + "/nsm";
@@ -99,8 +99,8 @@ TEST(AttestConformance, EveryRealDocumentFailsOutsideItsWindow) {
   for (const Fixture& f : fixtures()) {
     SCOPED_TRACE(f.name);
     // The second after notAfter (RFC 5280: notAfter itself is still valid).
-    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
-    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, f.from_s * 1000 - 1, debug_ok()); }), Errc::kExpired);
+    EXPECT_EQ(code_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
+    EXPECT_EQ(code_of([&] { v.verify_at(f.doc, f.from_s * 1000 - 1, debug_ok()); }), Errc::kExpired);
     EXPECT_NE(message_of([&] { v.verify(f.doc, debug_ok()); }).find("certificate expired"), std::string::npos);
   }
 }
@@ -112,7 +112,7 @@ TEST(AttestConformance, CachedChainNeverOutlivesItsWindow) {
     v.verify_at(f.doc, f.m["timestamp_ms"], debug_ok());
     v.verify_at(f.doc, f.m["timestamp_ms"], debug_ok());
     v.verify_at(f.doc, f.until_s * 1000 + 999, debug_ok());
-    EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
+    EXPECT_EQ(code_of([&] { v.verify_at(f.doc, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
   }
   Verifier::CacheStats s = v.cache_stats();
   EXPECT_EQ(s.hits, 22u);
@@ -127,7 +127,7 @@ TEST(AttestConformance, DebugDocumentsFailPolicyUnlessAllowed) {
     int64_t ts = f.m["timestamp_ms"];
     if (f.m["debug_mode_pcr0_zero"].get<bool>()) {
       ++debug;
-      EXPECT_EQ(errc_of([&] { v.verify_at(f.doc, ts); }), Errc::kPolicy);
+      EXPECT_EQ(code_of([&] { v.verify_at(f.doc, ts); }), Errc::kPolicy);
       EXPECT_TRUE(v.verify_at(f.doc, ts, debug_ok()).debug);
     } else {
       EXPECT_FALSE(v.verify_at(f.doc, ts).debug);
@@ -171,7 +171,7 @@ TEST(AttestConformance, IndefiniteOuterArrayVerifiesLikeTheOriginal) {
     tagged.insert(tagged.end(), d.begin(), d.end());
     EXPECT_NO_THROW(v.verify_at(tagged, ts, debug_ok()));
     // ... and fails like it outside the window.
-    EXPECT_EQ(errc_of([&] { v.verify_at(d, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
+    EXPECT_EQ(code_of([&] { v.verify_at(d, (f.until_s + 1) * 1000, debug_ok()); }), Errc::kExpired);
   }
 }
 
@@ -209,7 +209,7 @@ TEST(AttestConformance, NegativeFixturesFailAsMalformed) {
   Verifier v(TrustAnchor::aws());
   Bytes corrupted = read_file(kNsm + "/negative/basenv_corrupted_as_stored_upstream.cbor");
   Bytes selfsigned = read_file(kNsm + "/negative/blocky_selfsigned_not_aws.cbor");
-  EXPECT_EQ(errc_of([&] { v.verify_at(corrupted, 1767472867402, debug_ok()); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { v.verify_at(corrupted, 1767472867402, debug_ok()); }), Errc::kFormat);
   std::string why = message_of([&] { v.verify_at(selfsigned, 1725719859000, debug_ok()); });
   EXPECT_NE(why.find("unprotected header"), std::string::npos) << why;
 }
@@ -223,7 +223,7 @@ struct Mutations : ::testing::Test {
   cose::Sign1 msg = cose::decode_sign1(doc);
   size_t payload_at = doc.size() - 96 - 2 - msg.payload.size();  // after "59 LL LL"
 
-  Errc verify(const Bytes& d) { return errc_of([&] { v.verify_at(d, ts); }); }
+  Errc verify(const Bytes& d) { return code_of([&] { v.verify_at(d, ts); }); }
   size_t find(const Bytes& hay, ByteView needle) {
     auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end());
     return it == hay.end() ? std::string::npos : static_cast<size_t>(it - hay.begin());
@@ -258,7 +258,7 @@ TEST_F(Mutations, EveryFlippedPayloadByteFails) {
 
 TEST_F(Mutations, TruncationAtEveryLengthIsMalformed) {
   for (size_t n = 0; n < doc.size(); ++n)
-    ASSERT_EQ(errc_of([&] { decode_document(ByteView(doc).first(n)); }), Errc::kFormat) << n;
+    ASSERT_EQ(code_of([&] { decode_document(ByteView(doc).first(n)); }), Errc::kFormat) << n;
 }
 
 TEST_F(Mutations, TrailingByteIsMalformed) {

@@ -18,7 +18,7 @@ namespace {
 
 const std::string kNsm = std::string(SN_FIXTURES_DIR) + "/nsm";
 
-using testpki::errc_of;
+using testpki::code_of;
 using testpki::new_key;
 using KeyPtr = testpki::KeyPtr;
 
@@ -60,10 +60,10 @@ TEST(Cose, TaggedFormAcceptedOtherTagsRejected) {
   EXPECT_TRUE(cose::decode_sign1(tagged).tagged);
   Bytes other = tagged;
   other[0] = 0xd1;  // tag 17 (COSE_Mac0)
-  EXPECT_EQ(errc_of([&] { cose::decode_sign1(other); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { cose::decode_sign1(other); }), Errc::kFormat);
   Bytes twice = {0xd2};
   twice.insert(twice.end(), tagged.begin(), tagged.end());
-  EXPECT_EQ(errc_of([&] { cose::decode_sign1(twice); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { cose::decode_sign1(twice); }), Errc::kFormat);
 }
 
 TEST(Cose, SignThenVerifyAndTamper) {
@@ -75,13 +75,13 @@ TEST(Cose, SignThenVerifyAndTamper) {
   EXPECT_EQ(msg.payload, payload);
   EXPECT_NO_THROW(cose::verify_es384(msg, key.get()));
   msg.payload[3] ^= 1;
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, key.get()); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, key.get()); }), Errc::kVerify);
   msg.payload[3] ^= 1;
   msg.signature[95] ^= 1;
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, key.get()); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, key.get()); }), Errc::kVerify);
   KeyPtr other = new_key("P-384");
   msg.signature[95] ^= 1;
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, other.get()); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, other.get()); }), Errc::kVerify);
 }
 
 TEST(Cose, NonP384KeysRejectedNeverCrash) {
@@ -89,10 +89,10 @@ TEST(Cose, NonP384KeysRejectedNeverCrash) {
   KeyPtr p521 = new_key("P-521");
   KeyPtr p384 = new_key("P-384");
   cose::Sign1 msg = cose::decode_sign1(cose::sign1_es384(Bytes{0x01}, p384.get()));
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, p256.get()); }), Errc::kVerify);
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, p521.get()); }), Errc::kVerify);
-  EXPECT_EQ(errc_of([&] { cose::verify_es384(msg, nullptr); }), Errc::kVerify);
-  EXPECT_EQ(errc_of([&] { cose::sign1_es384(Bytes{0x01}, p256.get()); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, p256.get()); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, p521.get()); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::verify_es384(msg, nullptr); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cose::sign1_es384(Bytes{0x01}, p256.get()); }), Errc::kUsage);
 }
 
 TEST(Cose, RawDerRoundTrip) {
@@ -103,9 +103,9 @@ TEST(Cose, RawDerRoundTrip) {
   Bytes der = cose::es384_raw_to_der(raw);
   EXPECT_EQ(der[0], 0x30);
   EXPECT_EQ(cose::es384_der_to_raw(der), raw);
-  EXPECT_EQ(errc_of([&] { cose::es384_raw_to_der(Bytes(95)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { cose::es384_raw_to_der(Bytes(95)); }), Errc::kFormat);
   der.push_back(0);
-  EXPECT_EQ(errc_of([&] { cose::es384_der_to_raw(der); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { cose::es384_der_to_raw(der); }), Errc::kFormat);
 }
 
 // Builds [prot, unprot, payload, sig] with the given raw pieces.
@@ -130,19 +130,19 @@ TEST(Cose, EnvelopeDeviationsAreFormatErrors) {
   const uint8_t null_v[] = {0xf6};
   const uint8_t kid[] = {0xa1, 0x04, 0x41, 0x00};
   for (ByteView bad_prot : {ByteView(es256), ByteView(extra), ByteView(wide), ByteView()})
-    EXPECT_EQ(errc_of([&] { cose::decode_sign1(envelope(bad_prot, empty_map, payload, sig)); }), Errc::kFormat);
+    EXPECT_EQ(code_of([&] { cose::decode_sign1(envelope(bad_prot, empty_map, payload, sig)); }), Errc::kFormat);
   for (ByteView bad_unprot : {ByteView(null_v), ByteView(kid)})
-    EXPECT_EQ(errc_of([&] { cose::decode_sign1(envelope(cose::kProtectedEs384, bad_unprot, payload, sig)); }),
+    EXPECT_EQ(code_of([&] { cose::decode_sign1(envelope(cose::kProtectedEs384, bad_unprot, payload, sig)); }),
               Errc::kFormat);
   Bytes der = cose::es384_raw_to_der(sig);
-  EXPECT_EQ(errc_of([&] { cose::decode_sign1(envelope(cose::kProtectedEs384, empty_map, payload, der)); }),
+  EXPECT_EQ(code_of([&] { cose::decode_sign1(envelope(cose::kProtectedEs384, empty_map, payload, der)); }),
             Errc::kFormat);
   Bytes good = envelope(cose::kProtectedEs384, empty_map, payload, sig);
   Bytes trailing = good;
   trailing.push_back(0);
-  EXPECT_EQ(errc_of([&] { cose::decode_sign1(trailing); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { cose::decode_sign1(trailing); }), Errc::kFormat);
   for (size_t n = 0; n < good.size(); ++n)
-    EXPECT_EQ(errc_of([&] { cose::decode_sign1(ByteView(good).first(n)); }), Errc::kFormat) << n;
+    EXPECT_EQ(code_of([&] { cose::decode_sign1(ByteView(good).first(n)); }), Errc::kFormat) << n;
 }
 
 }  // namespace

@@ -117,24 +117,4 @@ cbor::Value* field(cbor::Value& map, const std::string& key) {
 
 Bytes sign(const cbor::Value& p, EVP_PKEY* key) { return cose::sign1_es384(cbor::encode(p), key); }
 
-Errc errc_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return Errc::kInternal;
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
-
 }  // namespace shield_nitro::testpki

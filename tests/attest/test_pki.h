@@ -15,6 +15,7 @@
 #include "shield_nitro/cbor/value.h"
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
+#include "support/expect_error.h"
 
 namespace shield_nitro::testpki {
 
@@ -66,9 +67,7 @@ cbor::Value* field(cbor::Value& map, const std::string& key);
 // cose::sign1_es384(cbor::encode(payload), key).
 Bytes sign(const cbor::Value& payload, EVP_PKEY* key);
 
-// The Errc an action throws (a test failure when it throws nothing).
-Errc errc_of(const std::function<void()>& fn);
-// The message of the Error an action throws ("" and a test failure when none).
-std::string message_of(const std::function<void()>& fn);
+using test_support::code_of;
+using test_support::message_of;
 
 }  // namespace shield_nitro::testpki

@@ -15,7 +15,7 @@ namespace shield_nitro::attest {
 namespace {
 
 using cbor::Value;
-using testpki::errc_of;
+using testpki::code_of;
 using testpki::field;
 using testpki::message_of;
 
@@ -30,7 +30,7 @@ struct VerifierTest : ::testing::Test {
 
   Bytes doc() const { return testpki::sign(payload, chain.leaf.key.get()); }
   Claims verify(const Bytes& d, const Policy& p = {}) const { return v.verify_at(d, kTs, p); }
-  Errc errc(const Bytes& d, const Policy& p = {}) const { return errc_of([&] { verify(d, p); }); }
+  Errc errc(const Bytes& d, const Policy& p = {}) const { return code_of([&] { verify(d, p); }); }
   std::string why(const Bytes& d, const Policy& p = {}) const { return message_of([&] { verify(d, p); }); }
   void set_bundle(const std::vector<Bytes>& certs) {
     Array a;
@@ -136,7 +136,7 @@ TEST_F(VerifierTest, WrongPcrLengthOrIndexIsMalformed) {
 TEST_F(VerifierTest, OversizeDocumentRefusedBeforeParsing) {
   Bytes big(kMaxDocumentSize + 1, 0x84);
   EXPECT_NE(message_of([&] { decode_document(big); }).find("exceeds the limit"), std::string::npos);
-  EXPECT_EQ(errc_of([&] { decode_document(Bytes{}); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { decode_document(Bytes{}); }), Errc::kFormat);
 }
 
 TEST_F(VerifierTest, SignedByAnotherKeyFails) {
@@ -167,7 +167,7 @@ TEST_F(VerifierTest, ForgedChainCopyingAwsNamesFails) {
   for (const Bytes& c : bundle) a.push_back(Value::bytes(c));
   *field(p, "cabundle") = Value::array(std::move(a));
   d = testpki::sign(p, forged.leaf.key.get());
-  EXPECT_EQ(errc_of([&] { aws.verify_at(d, kTs); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { aws.verify_at(d, kTs); }), Errc::kVerify);
 }
 
 TEST_F(VerifierTest, BundleEditsFail) {
@@ -251,8 +251,8 @@ TEST_F(ProfileTest, CaProfileBasicConstraintsKeyUsagePathLen) {
 
 TEST_F(VerifierTest, CheckTimeOutsideAnyCertificateIsExpired) {
   Bytes d = doc();
-  EXPECT_EQ(errc_of([&] { v.verify_at(d, (kT0 + 3 * 3600 + 1) * 1000); }), Errc::kExpired);
-  EXPECT_EQ(errc_of([&] { v.verify_at(d, (kT0 - 61) * 1000); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { v.verify_at(d, (kT0 + 3 * 3600 + 1) * 1000); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { v.verify_at(d, (kT0 - 61) * 1000); }), Errc::kExpired);
   EXPECT_NO_THROW(v.verify_at(d, (kT0 - 60) * 1000));  // notBefore itself is valid
 }
 
@@ -266,7 +266,7 @@ TEST_F(VerifierTest, LeafNotAfterSecondIsStillValid) {
   std::string why = message_of([&] { v.verify_at(d, (not_after + 1) * 1000); });
   EXPECT_EQ(why, "certificate expired (leaf.test): notAfter 2025-06-15T18:06:40Z is before the check time "
                  "2025-06-15T18:06:41Z");
-  EXPECT_EQ(errc_of([&] { v.verify_at(d, (not_after + 1) * 1000); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { v.verify_at(d, (not_after + 1) * 1000); }), Errc::kExpired);
 }
 
 TEST_F(VerifierTest, IntermediateNotAfterSecondIsStillValidAlsoWhenCached) {
@@ -294,7 +294,7 @@ TEST_F(VerifierTest, ExpiredTrustAnchorIsExpired) {
                                  "critical,CA:TRUE", "critical,keyCertSign,cRLSign"});
   Verifier v2(TrustAnchor::from_pem(old.root.pem()), {.chain_cache = false});
   Value p = testpki::payload(old, kTs);
-  EXPECT_EQ(errc_of([&] { v2.verify_at(testpki::sign(p, old.leaf.key.get()), kTs); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { v2.verify_at(testpki::sign(p, old.leaf.key.get()), kTs); }), Errc::kExpired);
 }
 
 TEST_F(VerifierTest, TimestampOutsideTheLeafIsRejected) {
@@ -307,7 +307,7 @@ TEST_F(VerifierTest, LiveVerifyUsesTheInjectedClock) {
   Verifier live(TrustAnchor::from_pem(chain.root.pem()), {.clock = &clock});
   EXPECT_NO_THROW(live.verify(doc()));
   clock.set_ms((kT0 + 4 * 3600) * 1000);
-  EXPECT_EQ(errc_of([&] { live.verify(doc()); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { live.verify(doc()); }), Errc::kExpired);
 }
 
 TEST_F(VerifierTest, CheckReportsClaimsOrTheFirstReasonNeverBoth) {
@@ -370,7 +370,7 @@ TEST_F(VerifierTest, PolicyMaxAgeAndFuture) {
   p.max_age_s = 300;
   Bytes d = doc();
   EXPECT_NO_THROW(v.verify_at(d, kTs + 300 * 1000, p));
-  EXPECT_EQ(errc_of([&] { v.verify_at(d, kTs + 301 * 1000, p); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { v.verify_at(d, kTs + 301 * 1000, p); }), Errc::kExpired);
   EXPECT_NO_THROW(v.verify_at(d, kTs - 5 * 1000, p));
   EXPECT_NE(message_of([&] { v.verify_at(d, kTs - 6 * 1000, p); }).find("in the future"), std::string::npos);
 }
@@ -389,11 +389,11 @@ TEST(TrustAnchor, AwsRootIsPinned) {
 TEST(TrustAnchor, FromPemTakesExactlyOneSelfSignedCa) {
   testpki::Chain c = testpki::make_chain(kT0);
   EXPECT_FALSE(TrustAnchor::from_pem(c.root.pem()).is_aws());
-  EXPECT_EQ(errc_of([&] { TrustAnchor::from_pem(c.root.pem() + c.regional.pem()); }), Errc::kFormat);
-  EXPECT_EQ(errc_of([&] { TrustAnchor::from_pem("not a pem"); }), Errc::kFormat);
-  EXPECT_EQ(errc_of([&] { TrustAnchor::from_pem(c.regional.pem()); }), Errc::kFormat);  // not self-signed
-  EXPECT_EQ(errc_of([&] { TrustAnchor::from_pem(c.leaf.pem()); }), Errc::kFormat);      // not a CA
-  EXPECT_EQ(errc_of([&] { TrustAnchor::from_der(Bytes{0x30, 0x03, 0x02, 0x01, 0x00}); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { TrustAnchor::from_pem(c.root.pem() + c.regional.pem()); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { TrustAnchor::from_pem("not a pem"); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { TrustAnchor::from_pem(c.regional.pem()); }), Errc::kFormat);  // not self-signed
+  EXPECT_EQ(code_of([&] { TrustAnchor::from_pem(c.leaf.pem()); }), Errc::kFormat);      // not a CA
+  EXPECT_EQ(code_of([&] { TrustAnchor::from_der(Bytes{0x30, 0x03, 0x02, 0x01, 0x00}); }), Errc::kFormat);
 }
 
 TEST_F(VerifierTest, ChainCacheHitsMissesAndStaysBounded) {
@@ -421,7 +421,7 @@ TEST_F(VerifierTest, CachedChainDoesNotSkipTheDocumentSignature) {
   Verifier cached(TrustAnchor::from_pem(chain.root.pem()));
   cached.verify_at(doc(), kTs);
   Bytes forged = testpki::sign(payload, chain.instance.key.get());  // same chain, wrong signer
-  EXPECT_EQ(errc_of([&] { cached.verify_at(forged, kTs); }), Errc::kVerify);
+  EXPECT_EQ(code_of([&] { cached.verify_at(forged, kTs); }), Errc::kVerify);
   EXPECT_EQ(cached.cache_stats().hits, 1u);
 }
 

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
+#include "../support/freed_memory_scan.h"
 #include "shield_nitro/cbor/codec.h"
+#include "shield_nitro/cbor/secret.h"
 #include "shield_nitro/core/error.h"
 
 using namespace shield_nitro;
@@ -180,4 +183,121 @@ TEST(Cbor, WipeStringsZeroesEveryStringButKeysAndKeepsTheShape) {
   EXPECT_EQ(v.find("secret")->as_bytes(), Bytes(3, 0));
   EXPECT_EQ(v.find("list")->as_array()[0].as_text(), std::string(2, '\0'));
   EXPECT_EQ(v.find("list")->as_array()[1].as_uint(), 7u);  // numbers are not strings
+}
+
+// ---- SecretValue: nothing secret is left in freed memory ----
+
+namespace {
+using test_support::FreedMemoryScan;
+
+constexpr char kMarker[] = "SECRET-MARKER-0123456789abcdef";  // 30 bytes: heap-allocated in strings
+
+// {"key": "<marker>", "blob": h'<marker>', "more": [<extra>]} as CBOR.
+Bytes secret_message(const Value& extra = Value::uint(1)) {
+  return cbor::encode(cbor::map_of(cbor::entry("key", Value::text(kMarker)),
+                                   cbor::entry("blob", Value::bytes(as_bytes(kMarker))),
+                                   cbor::entry("more", Value::array({extra}))));
+}
+}  // namespace
+
+TEST(CborSecret, APlainValueLeavesItsStringsInFreedMemory) {
+  // The control: the scan does see secrets that are dropped unwiped.
+  Bytes wire = secret_message();
+  FreedMemoryScan scan(as_bytes(kMarker));
+  { Value v = cbor::decode(wire); }
+  EXPECT_GE(scan.hits(), 2u);
+}
+
+TEST(CborSecret, DroppingASecretValueWipesEveryString) {
+  Bytes wire = secret_message();
+  FreedMemoryScan scan(as_bytes(kMarker));
+  {
+    cbor::SecretValue v = cbor::decode_secret(wire);
+    // Compared in place: a std::string made here would be a copy of our own, dropped unwiped.
+    ASSERT_TRUE(v->find("key")->as_text() == kMarker);
+    ASSERT_TRUE(std::ranges::equal(v->find("blob")->as_bytes(), as_bytes(kMarker)));
+  }
+  EXPECT_EQ(scan.hits(), 0u);
+}
+
+TEST(CborSecret, AnExceptionWhileHoldingOneWipesIt) {
+  Bytes wire = secret_message();
+  FreedMemoryScan scan(as_bytes(kMarker));
+  try {
+    cbor::SecretValue v = cbor::decode_secret(wire);
+    throw Error(Errc::kPolicy, "refused after decoding");
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(scan.hits(), 0u);
+}
+
+TEST(CborSecret, MalformedInputAfterTheSecretLeavesNothingBehind) {
+  // The secrets decode, then the input breaks off (truncated), runs on (trailing bytes) or
+  // repeats a key: the partial items must be wiped as the error propagates.
+  Bytes truncated = secret_message(Value::bytes(Bytes(100, 7)));
+  truncated.resize(truncated.size() - 10);
+  Bytes trailing = secret_message();
+  trailing.push_back(0x00);
+  Bytes duplicate = secret_message();
+  duplicate[0] = 0xa4;  // four entries: the fourth key repeats "key"
+  Bytes tail = cbor::encode(Value::text("key"));
+  duplicate.insert(duplicate.end(), tail.begin(), tail.end());
+  duplicate.push_back(0x01);
+  Bytes indefinite = hex_decode("5f");  // an indefinite byte string whose chunks are secret, unterminated
+  Bytes chunk = cbor::encode(Value::bytes(as_bytes(kMarker)));
+  indefinite.insert(indefinite.end(), chunk.begin(), chunk.end());
+  indefinite.insert(indefinite.end(), chunk.begin(), chunk.end());
+  for (const Bytes* wire : {&truncated, &trailing, &duplicate, &indefinite}) {
+    FreedMemoryScan scan(as_bytes(kMarker));
+    EXPECT_THROW(cbor::decode_secret(*wire), Error);
+    EXPECT_EQ(scan.hits(), 0u) << hex_encode(*wire);
+  }
+}
+
+TEST(CborSecret, MovesLeaveNoCopyInTheMovedFromValue) {
+  // A short text lives inside the string object (small-string buffer), so the objects are put
+  // on the heap where the scan sees them when they are freed. The control: a bare std::string
+  // keeps its characters there after a move.
+  constexpr char kShort[] = "pw-5ecr3t";  // 9 bytes: fits the small-string buffer
+  {
+    auto* s = new std::string(kShort);
+    FreedMemoryScan scan(as_bytes(kShort));
+    std::string moved = std::move(*s);
+    delete s;
+    EXPECT_EQ(scan.hits(), 1u);
+  }
+  Bytes wire = cbor::encode(Value::text(kShort));
+  Bytes wire_map = cbor::encode(cbor::map_of(cbor::entry("body", Value::text(kShort))));
+  FreedMemoryScan scan(as_bytes(kShort));
+  auto* a = new cbor::SecretValue(cbor::decode_secret(wire));
+  auto* b = new cbor::SecretValue(std::move(*a));
+  delete a;
+  cbor::SecretValue c;
+  c = std::move(*b);
+  delete b;
+  EXPECT_EQ((*c).as_text(), kShort);
+  auto* holder = new cbor::SecretValue(cbor::decode_secret(wire_map));
+  cbor::SecretValue body = holder->take("body");
+  delete holder;
+  EXPECT_EQ((*body).as_text(), kShort);
+  EXPECT_EQ(scan.hits(), 0u);
+}
+
+TEST(CborSecret, TakeMovesAnEntryOutAndNullWhenAbsent) {
+  cbor::SecretValue v = cbor::decode_secret(secret_message());
+  cbor::SecretValue key = v.take("key");
+  EXPECT_EQ((*key).as_text(), kMarker);
+  EXPECT_TRUE(v.take("absent")->is_null());
+  EXPECT_TRUE(key.take("key")->is_null());  // not a map
+}
+
+TEST(Cbor, EncodedSizeIsTheEncodingsLength) {
+  for (const char* hex : {"00", "17", "1818", "19ffff", "1b000000e8d4a51000", "3903e7", "4401020304", "6449455446",
+                          "83010203", "a26161016162820203", "9f018202039f0405ffff", "bf6161016162f5ff", "c11a514b67b0",
+                          "f90000", "fb7e37e43c8800759c", "f4", "f6", "f7"}) {
+    Value v = dec(hex);
+    EXPECT_EQ(cbor::encoded_size(v), cbor::encode(v).size()) << hex;
+  }
+  Value big = Value::bytes(Bytes(70000, 1));
+  EXPECT_EQ(cbor::encoded_size(big), 70005u);
 }

@@ -6,7 +6,7 @@
 
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/error.h"
-#include "../support/expect_error.h"
+#include "support/expect_error.h"
 
 using namespace shield_nitro;
 using shield_nitro::test_support::code_of;

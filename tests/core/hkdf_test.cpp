@@ -4,7 +4,7 @@
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/hkdf.h"
-#include "../support/expect_error.h"
+#include "support/expect_error.h"
 
 using namespace shield_nitro;
 

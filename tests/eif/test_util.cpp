@@ -26,18 +26,6 @@ void spit(const std::string& path, const Bytes& data) {
 
 std::string slurp_text(const std::string& path) { return shield_nitro::to_string(slurp(path)); }
 
-TempDir::TempDir() {
-  std::string tmpl = std::filesystem::temp_directory_path().string() + "/eif-test-XXXXXX";
-  char* p = ::mkdtemp(tmpl.data());
-  if (!p) throw std::runtime_error("mkdtemp failed");
-  path_ = p;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 void TarWriter::raw(const std::string& name, char type, const std::string& content, const std::string& link, uint32_t mode) {
   uint8_t h[512] = {};
   std::memcpy(h, name.data(), std::min<size_t>(name.size(), 100));

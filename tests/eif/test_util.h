@@ -6,6 +6,7 @@
 #include <string>
 
 #include "shield_nitro/core/bytes.h"
+#include "support/temp_dir.h"
 
 namespace eif_test {
 
@@ -16,17 +17,7 @@ Bytes slurp(const std::string& path);
 void spit(const std::string& path, const Bytes& data);
 std::string slurp_text(const std::string& path);
 
-// A fresh folder under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
+using shield_nitro::test_support::TempDir;
 
 // ustar writer: enough to build docker save / OCI / export tars, including hostile ones.
 class TarWriter {

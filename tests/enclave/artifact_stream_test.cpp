@@ -6,8 +6,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "../support/expect_error.h"
-#include "../support/enclave_host.h"
+#include "support/expect_error.h"
+#include "support/enclave_host.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"

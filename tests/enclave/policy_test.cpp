@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "shield_nitro/core/error.h"
-#include "../support/expect_error.h"
+#include "support/expect_error.h"
 #include "shield_nitro/enclave/release_policy.h"
 
 using namespace shield_nitro;

@@ -9,8 +9,8 @@
 #include <set>
 #include <thread>
 
-#include "../support/enclave_host.h"
-#include "../net/test_util.h"
+#include "support/enclave_host.h"
+#include "support/net_util.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/channel/handshake.h"

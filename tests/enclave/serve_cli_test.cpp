@@ -11,7 +11,7 @@
 #include <sstream>
 #include <vector>
 
-#include "../parent/process.h"
+#include "support/process.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/net/endpoint.h"

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "../support/enclave_host.h"
+#include "support/enclave_host.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
 #include "shield_nitro/channel/handshake.h"

@@ -10,7 +10,7 @@
 
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/net/vsock_network.h"
-#include "test_util.h"
+#include "support/net_util.h"
 
 using namespace shield_nitro;
 using net::Endpoint;

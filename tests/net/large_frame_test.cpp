@@ -9,7 +9,7 @@
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/net/server.h"
-#include "test_util.h"
+#include "support/net_util.h"
 
 using namespace shield_nitro;
 using namespace sn_test;

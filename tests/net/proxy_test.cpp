@@ -13,7 +13,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/net/allowlist.h"
 #include "shield_nitro/net/proxy.h"
-#include "test_util.h"
+#include "support/net_util.h"
 
 extern char** environ;
 

@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "shield_nitro/net/server.h"
-#include "test_util.h"
+#include "support/net_util.h"
 
 namespace sn_test {
 

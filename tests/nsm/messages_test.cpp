@@ -3,6 +3,7 @@
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/nsm/messages.h"
+#include "support/expect_error.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::nsm;
@@ -20,15 +21,9 @@ std::string flat(std::string hex) {
   return hex;
 }
 
-template <class F>
-ErrorCode nsm_code_of(F f) {
-  try {
-    f();
-  } catch (const NsmError& e) {
-    return e.nsm_code();
-  }
-  ADD_FAILURE() << "no NsmError thrown";
-  return ErrorCode::kSuccess;
+ErrorCode nsm_code_of(const std::function<void()>& f) {
+  auto e = test_support::thrown<NsmError>(f);
+  return e ? e->nsm_code() : ErrorCode::kSuccess;
 }
 
 }  // namespace

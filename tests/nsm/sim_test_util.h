@@ -13,24 +13,13 @@
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/file_io.h"
+#include "support/temp_dir.h"
 
 namespace nsm_test {
 
 using shield_nitro::Bytes;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "nsmt-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using shield_nitro::test_support::TempDir;
 
 struct X509Deleter { void operator()(X509* c) const { X509_free(c); } };
 using X509Ptr = std::unique_ptr<X509, X509Deleter>;

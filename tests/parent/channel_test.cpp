@@ -9,9 +9,9 @@
 #include <sstream>
 #include <thread>
 
-#include "../support/fake_releaser.h"
-#include "../net/test_util.h"
-#include "../support/expect_error.h"
+#include "support/fake_releaser.h"
+#include "support/temp_dir.h"
+#include "support/expect_error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
@@ -70,7 +70,7 @@ Value& field(Value& body, const char* name) {
 }
 
 struct InProcessEnclave : ::testing::Test {
-  sn_test::TempDir dir;
+  test_support::TempDir dir;
   Bytes pcr0 = Bytes(48, 0x5e);
   std::shared_ptr<nsm::SimulatedNsm> sim;
   shield::ShieldKey kek = shield::ShieldKey::generate();

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <streambuf>
 
-#include "../net/test_util.h"
-#include "../support/expect_error.h"
+#include "support/temp_dir.h"
+#include "support/expect_error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/net/server.h"
@@ -58,7 +58,7 @@ class GeneratedBuf : public std::streambuf {
 };
 
 struct FakeEnclave : ::testing::Test {
-  sn_test::TempDir dir;
+  test_support::TempDir dir;
   std::unique_ptr<net::Server> server;
   std::mutex mu;
   std::vector<std::string> ops;           // every request, in arrival order

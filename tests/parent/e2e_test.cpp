@@ -9,7 +9,7 @@
 #include <sstream>
 #include <thread>
 
-#include "../support/expect_error.h"
+#include "support/expect_error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/kms/client.h"

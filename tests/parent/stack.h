@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "process.h"
+#include "support/process.h"
 #include "recording_relay.h"
 #include "shield_nitro/attest/trust_anchor.h"
 #include "shield_nitro/core/secure_bytes.h"

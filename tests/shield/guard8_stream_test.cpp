@@ -101,12 +101,12 @@ TEST(Guard8Stream, PasswordKeyIsSaltedWithTheOriginalName) {
   SecureBytes empty_key = guard8_password_key(as_bytes("not-the-password"), "empty.txt");
   EXPECT_REFUSED(decrypt_failure(read_file(kData + "empty.txt.enc"), empty_key.view()), Errc::kAuth,
                  "end tag does not match 0 chunks");
-  EXPECT_EQ(testing::error_of([&] { guard8_password_key(as_bytes(pw), ""); }), Errc::kUsage);
-  EXPECT_EQ(testing::error_of([&] { guard8_password_key(as_bytes(pw), "x", 0); }), Errc::kUsage);
+  EXPECT_EQ(testing::code_of([&] { guard8_password_key(as_bytes(pw), ""); }), Errc::kUsage);
+  EXPECT_EQ(testing::code_of([&] { guard8_password_key(as_bytes(pw), "x", 0); }), Errc::kUsage);
   Bytes out;
   MemorySource src(in);
   BytesSink sink(out);
-  EXPECT_EQ(testing::error_of([&] { decrypt_guard8_stream({}, src, sink); }), Errc::kUsage);
+  EXPECT_EQ(testing::code_of([&] { decrypt_guard8_stream({}, src, sink); }), Errc::kUsage);
 }
 
 // keyed.bin.enc: chunks of 64, 64, 64 and 58 bytes under the raw key; no PBKDF2, so fast.
@@ -226,7 +226,7 @@ TEST(Guard8V4, NonDefaultIterationCount) {
     EXPECT_EQ(to_string(right.decrypt(msg).view()), v["plaintext"]);
     Shield default_count =
         Shield::with_password(as_bytes(pw), v["service"].get<std::string>(), {.max_age_ms = std::nullopt});
-    EXPECT_EQ(testing::error_of([&] { default_count.decrypt(msg); }), Errc::kAuth);
+    EXPECT_EQ(testing::code_of([&] { default_count.decrypt(msg); }), Errc::kAuth);
   }
 }
 
@@ -236,11 +236,11 @@ TEST(Guard8V4, IterationCountAppliesToEncryptionAndMustBePositive) {
   Shield c = Shield::with_password(as_bytes("pw"), "svc", {.pbkdf2_iterations = 1001});
   Bytes msg = a.encrypt(as_bytes("counted"));
   EXPECT_EQ(to_string(b.decrypt(msg).view()), "counted");
-  EXPECT_EQ(testing::error_of([&] { c.decrypt(msg); }), Errc::kAuth);
+  EXPECT_EQ(testing::code_of([&] { c.decrypt(msg); }), Errc::kAuth);
   Bytes st = encrypt_stream(a, as_bytes("streamed too"), StreamEncryptOptions{.chunk_size = 64});
   EXPECT_EQ(to_string(decrypt_stream(b, st).view()), "streamed too");
-  EXPECT_EQ(testing::error_of([&] { decrypt_stream(c, st); }), Errc::kAuth);
-  EXPECT_EQ(testing::error_of([] { Shield::with_password(as_bytes("pw"), "svc", {.pbkdf2_iterations = 0}); }),
+  EXPECT_EQ(testing::code_of([&] { decrypt_stream(c, st); }), Errc::kAuth);
+  EXPECT_EQ(testing::code_of([] { Shield::with_password(as_bytes("pw"), "svc", {.pbkdf2_iterations = 0}); }),
             Errc::kUsage);
 }
 

@@ -18,7 +18,7 @@
 namespace shield_nitro::shield {
 namespace {
 
-using testing::error_of;
+using testing::code_of;
 using testing::flip_bit;
 
 constexpr int64_t kVectorTime = 1700000000000;
@@ -99,14 +99,14 @@ TEST_P(ShieldVectorTest, DecryptsAndRejectsAsTheSpecSays) {
   // The default window and the real clock: stale. Same keys, so build on the same state.
   Shield fresh_only = shield_for(v, {});
   if (!pw) {
-    EXPECT_EQ(error_of([&] { fresh_only.decrypt(expected); }), Errc::kExpired);
+    EXPECT_EQ(code_of([&] { fresh_only.decrypt(expected); }), Errc::kExpired);
   }
 
   // Every bit of every region except the salt (each salt flip costs a PBKDF2: two of them).
   const size_t header = pw ? 18 : 2;
   for (size_t bit = 0; bit < expected.size() * 8; ++bit) {
     if (pw && bit >= 16 && bit < 8 * header && bit != 16 && bit != 8 * header - 1) continue;
-    Errc e = error_of([&] { at_rest.decrypt(flip_bit(expected, bit)); });
+    Errc e = code_of([&] { at_rest.decrypt(flip_bit(expected, bit)); });
     if (bit < 16) {
       EXPECT_TRUE(e == Errc::kUnsupported || e == Errc::kAuth || e == Errc::kFormat) << bit;
     } else {
@@ -117,14 +117,14 @@ TEST_P(ShieldVectorTest, DecryptsAndRejectsAsTheSpecSays) {
 
   // Every truncation, including each header boundary.
   for (size_t n = 0; n < expected.size(); ++n)
-    EXPECT_NE(error_of([&] { at_rest.decrypt(ByteView(expected).first(n)); }), Errc::kInternal) << n;
+    EXPECT_NE(code_of([&] { at_rest.decrypt(ByteView(expected).first(n)); }), Errc::kInternal) << n;
 
   Bytes v2 = expected;
   v2[0] = 0x02;
-  EXPECT_EQ(error_of([&] { at_rest.decrypt(v2); }), Errc::kUnsupported);
+  EXPECT_EQ(code_of([&] { at_rest.decrypt(v2); }), Errc::kUnsupported);
   Bytes suite3 = expected;
   suite3[1] = 0x03;
-  EXPECT_EQ(error_of([&] { at_rest.decrypt(suite3); }), Errc::kUnsupported);
+  EXPECT_EQ(code_of([&] { at_rest.decrypt(suite3); }), Errc::kUnsupported);
 }
 
 INSTANTIATE_TEST_SUITE_P(Upstream, ShieldVectorTest, ::testing::Range<size_t>(0, 8),
@@ -135,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(Upstream, ShieldVectorTest, ::testing::Range<size_t>(0,
 TEST(ShieldVectors, PasswordVectorIsStaleUnderTheRealClock) {
   auto v = load_vectors()[0];
   Shield s = shield_for(v, {});
-  EXPECT_EQ(error_of([&] { s.decrypt(hex_decode(v["expected_output_hex"].get<std::string>())); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt(hex_decode(v["expected_output_hex"].get<std::string>())); }), Errc::kExpired);
 }
 
 TEST(ShieldVectors, WrongPasswordAndWrongServiceFail) {
@@ -143,9 +143,9 @@ TEST(ShieldVectors, WrongPasswordAndWrongServiceFail) {
   Bytes msg = hex_decode(v["expected_output_hex"].get<std::string>());
   ShieldOptions o{.max_age_ms = std::nullopt};
   Shield wrong_pw = Shield::with_password(as_bytes("test-password-124"), v["service"].get<std::string>(), o);
-  EXPECT_EQ(error_of([&] { wrong_pw.decrypt(msg); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { wrong_pw.decrypt(msg); }), Errc::kAuth);
   Shield wrong_service = Shield::with_password(as_bytes(v["password"].get<std::string>()), "test.example.org", o);
-  EXPECT_EQ(error_of([&] { wrong_service.decrypt(msg); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { wrong_service.decrypt(msg); }), Errc::kAuth);
   EXPECT_EQ(wrong_pw.cached_salts() + wrong_service.cached_salts(), 0u);
 }
 
@@ -155,23 +155,23 @@ Shield key_shield(ShieldOptions o = {}) { return Shield::with_key(ShieldKey::fro
 
 TEST(ShieldDecrypt, RejectsEmptyAndUnknownVersions) {
   Shield s = key_shield();
-  EXPECT_EQ(error_of([&] { s.decrypt({}); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt({}); }), Errc::kFormat);
   for (uint8_t version : {0x00, 0x01, 0x02, 0x04, 0x12, 0x14, 0xff}) {
     Bytes m(200, 0);
     m[0] = version;
     m[1] = 0x01;
-    EXPECT_EQ(error_of([&] { s.decrypt(m); }), Errc::kUnsupported) << int(version);
+    EXPECT_EQ(code_of([&] { s.decrypt(m); }), Errc::kUnsupported) << int(version);
   }
 }
 
 TEST(ShieldDecrypt, ChecksLengthBeforeSuite) {
   Shield s = key_shield();
   Bytes m = {0x13, 0x09};  // unknown suite, but too short is what must be reported
-  EXPECT_EQ(error_of([&] { s.decrypt(m); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt(m); }), Errc::kFormat);
   Bytes p(45, 0);
   p[0] = 0x03;
   p[1] = 0x09;
-  EXPECT_EQ(error_of([&] { s.decrypt(p); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt(p); }), Errc::kFormat);
 }
 
 TEST(ShieldDecrypt, PasswordMessageToKeyShieldIsAFormatError) {
@@ -204,7 +204,7 @@ TEST(ShieldDecrypt, SuiteByteIsAuthenticated) {
   Shield s = key_shield({.suite = Suite::kChaCha20Poly1305});
   Bytes m = s.encrypt(as_bytes("suite"));
   m[1] = 0x01;
-  EXPECT_EQ(error_of([&] { s.decrypt(m); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { s.decrypt(m); }), Errc::kAuth);
 }
 
 // Seals an arbitrary inner plaintext with the real key (an independent EVP path), to reach
@@ -244,14 +244,14 @@ TEST(ShieldDecrypt, AcceptsAHandSealedMessage) {
 TEST(ShieldDecrypt, RejectsPadLenOutOfRange) {
   Shield s = key_shield({.max_age_ms = std::nullopt});
   for (int pad : {0, 31, 129, 255})
-    EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(inner_with(kVectorTime, uint8_t(pad), 0, Bytes(300, 1)))); }),
+    EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(inner_with(kVectorTime, uint8_t(pad), 0, Bytes(300, 1)))); }),
               Errc::kFormat)
         << pad;
   // In range, but longer than what follows.
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(inner_with(kVectorTime, 64, 63, {}))); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(inner_with(kVectorTime, 64, 63, {}))); }), Errc::kFormat);
   // Inner plaintext shorter than the 9-byte inner header.
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(Bytes(8, 0))); }), Errc::kFormat);
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner({})); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(Bytes(8, 0))); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner({})); }), Errc::kFormat);
 }
 
 // ---- freshness ----
@@ -265,30 +265,30 @@ TEST(ShieldFreshness, WindowEdges) {
   receiver_clock.set_ms(t + 60000);
   EXPECT_EQ(to_string(receiver.decrypt(m).view()), "x");
   receiver_clock.set_ms(t + 60001);
-  EXPECT_EQ(error_of([&] { receiver.decrypt(m); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { receiver.decrypt(m); }), Errc::kExpired);
   receiver_clock.set_ms(t - 5000);
   EXPECT_EQ(to_string(receiver.decrypt(m).view()), "x");
   receiver_clock.set_ms(t - 5001);
-  EXPECT_EQ(error_of([&] { receiver.decrypt(m); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { receiver.decrypt(m); }), Errc::kExpired);
 }
 
 TEST(ShieldFreshness, ConfigurableAndDisabled) {
   FixedClock clock(kVectorTime);
   Bytes m = key_shield({.clock = &clock}).encrypt(as_bytes("x"));
   FixedClock later(kVectorTime + 3600 * 1000);
-  EXPECT_EQ(error_of([&] { key_shield({.clock = &later}).decrypt(m); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { key_shield({.clock = &later}).decrypt(m); }), Errc::kExpired);
   EXPECT_EQ(to_string(key_shield({.max_age_ms = 3600 * 1000, .clock = &later}).decrypt(m).view()), "x");
   EXPECT_EQ(to_string(key_shield({.max_age_ms = std::nullopt, .clock = &later}).decrypt(m).view()), "x");
   FixedClock earlier(kVectorTime - 10000);
-  EXPECT_EQ(error_of([&] { key_shield({.clock = &earlier}).decrypt(m); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { key_shield({.clock = &earlier}).decrypt(m); }), Errc::kExpired);
   EXPECT_EQ(to_string(key_shield({.future_skew_ms = 20000, .clock = &earlier}).decrypt(m).view()), "x");
 }
 
 TEST(ShieldFreshness, ExtremeTimestampsDoNotOverflow) {
   Shield s = key_shield();
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(inner_with(~uint64_t{0}, 32, 32, {}))); }), Errc::kExpired);
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(inner_with(uint64_t{1} << 63, 32, 32, {}))); }), Errc::kExpired);
-  EXPECT_EQ(error_of([&] { s.decrypt(seal_inner(inner_with(0, 32, 32, {}))); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(inner_with(~uint64_t{0}, 32, 32, {}))); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(inner_with(uint64_t{1} << 63, 32, 32, {}))); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt(seal_inner(inner_with(0, 32, 32, {}))); }), Errc::kExpired);
 }
 
 // ---- round trips ----
@@ -396,7 +396,7 @@ TEST(ShieldPasswordMode, CachesASendersSaltOnlyAfterItVerifies) {
   // A forged message under a new salt costs one PBKDF2 but leaves the cache alone.
   Bytes forged = m1;
   forged[5] ^= 1;
-  EXPECT_EQ(error_of([&] { receiver.decrypt(forged); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { receiver.decrypt(forged); }), Errc::kAuth);
   EXPECT_EQ(receiver.cached_salts(), 1u);
   // Its own messages use the key derived for its own salt, not the cache.
   EXPECT_EQ(to_string(receiver.decrypt(receiver.encrypt(as_bytes("self"))).view()), "self");
@@ -428,11 +428,11 @@ TEST(ShieldDecrypt, IntoAReusedBufferAndEmptiedOnFailure) {
   Bytes m = s.encrypt(as_bytes("secret"));
   Bytes bad = m;
   bad.back() ^= 1;
-  EXPECT_EQ(error_of([&] { s.decrypt_into(bad, out); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { s.decrypt_into(bad, out); }), Errc::kAuth);
   EXPECT_TRUE(out.empty());
   s.decrypt_into(m, out);
   clock.advance_ms(60001);
-  EXPECT_EQ(error_of([&] { s.decrypt_into(m, out); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt_into(m, out); }), Errc::kExpired);
   EXPECT_TRUE(out.empty());
 }
 
@@ -492,29 +492,29 @@ TEST(ShieldTwoPart, SplitDecryptFailuresWipeHeadAndBody) {
     const size_t h = hn.first, n = hn.second;
     Bytes head(h, 0xAA);
     SecureBytes body(as_bytes("stale"));
-    EXPECT_EQ(error_of([&] { s.decrypt_split_into(s.encrypt(testing::random_bytes(n)), head, body); }), Errc::kFormat)
+    EXPECT_EQ(code_of([&] { s.decrypt_split_into(s.encrypt(testing::random_bytes(n)), head, body); }), Errc::kFormat)
         << h << "/" << n;
     expect_wiped(head, body);
   }
   Bytes m = s.encrypt(testing::random_bytes(100));
   Bytes head(8, 0xAA);
   SecureBytes body;
-  EXPECT_EQ(error_of([&] { s.decrypt_split_into(flip_bit(m, 8 * (m.size() - 1)), head, body); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { s.decrypt_split_into(flip_bit(m, 8 * (m.size() - 1)), head, body); }), Errc::kAuth);
   expect_wiped(head, body);
-  EXPECT_EQ(error_of([&] { key_shield({.suite = Suite::kAes256Gcm, .clock = &clock})
+  EXPECT_EQ(code_of([&] { key_shield({.suite = Suite::kAes256Gcm, .clock = &clock})
                                .decrypt_split_into(flip_bit(m, 8 * 20), head, body); }),
             Errc::kAuth);
   expect_wiped(head, body);
   s.decrypt_split_into(m, head, body);
   EXPECT_NE(head, Bytes(8, 0));
   clock.advance_ms(60001);
-  EXPECT_EQ(error_of([&] { s.decrypt_split_into(m, head, body); }), Errc::kExpired);
+  EXPECT_EQ(code_of([&] { s.decrypt_split_into(m, head, body); }), Errc::kExpired);
   expect_wiped(head, body);
 }
 
 TEST(ShieldKeyTest, SizeIsChecked) {
-  EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(31)); }), Errc::kUsage);
-  EXPECT_EQ(error_of([] { ShieldKey::from_bytes(Bytes(33)); }), Errc::kUsage);
+  EXPECT_EQ(code_of([] { ShieldKey::from_bytes(Bytes(31)); }), Errc::kUsage);
+  EXPECT_EQ(code_of([] { ShieldKey::from_bytes(Bytes(33)); }), Errc::kUsage);
   EXPECT_NE(hex_encode(ShieldKey::generate().expose_secret()), hex_encode(ShieldKey::generate().expose_secret()));
 }
 
@@ -530,7 +530,7 @@ TEST(Format, DetectsByFirstBytes) {
 
 TEST(Suites, NamesRoundTrip) {
   for (Suite s : {Suite::kAes256Gcm, Suite::kChaCha20Poly1305}) EXPECT_EQ(parse_suite(suite_name(s)), s);
-  EXPECT_EQ(error_of([] { parse_suite("aes-128-gcm"); }), Errc::kUsage);
+  EXPECT_EQ(code_of([] { parse_suite("aes-128-gcm"); }), Errc::kUsage);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 namespace shield_nitro::shield {
 namespace {
 
-using testing::error_of;
+using testing::code_of;
 using testing::flip_bit;
 using testing::random_bytes;
 
@@ -65,24 +65,24 @@ TEST(StreamAssemblerTest, RefusesAStreamOfAnotherSizeThanAnnounced) {
   // Longer than announced: refused on the push that passes the size.
   StreamAssembler shorter(s, c.size() - 1, kNoLimit);
   shorter.push(ByteView(c).first(c.size() - 1 - kRecord));
-  EXPECT_EQ(error_of([&] { shorter.push(ByteView(c).subspan(c.size() - 1 - kRecord)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { shorter.push(ByteView(c).subspan(c.size() - 1 - kRecord)); }), Errc::kFormat);
   // Shorter than announced: refused at finish.
   StreamAssembler longer(s, c.size() + kRecord, kNoLimit);
   longer.push(c);
-  EXPECT_EQ(error_of([&] { longer.finish(); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { longer.finish(); }), Errc::kFormat);
   // Announcing the size of a cut stream does not help: its new last chunk was sealed non-final.
   Bytes cut(c.begin(), c.begin() + static_cast<long>(kKeyHeader + 2 * kRecord));
-  EXPECT_EQ(error_of([&] { assemble(s, cut, 13, cut.size()); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { assemble(s, cut, 13, cut.size()); }), Errc::kAuth);
   // Nor appending a record of the same stream.
   Bytes longer_c = testing::concat(c, ByteView(c).subspan(kKeyHeader, kRecord));
-  EXPECT_EQ(error_of([&] { assemble(s, longer_c, 13, longer_c.size()); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { assemble(s, longer_c, 13, longer_c.size()); }), Errc::kAuth);
   // A size no stream can have (a last record shorter than a tag) is refused as such, at the
   // header; one within the header, as a cut header.
-  EXPECT_EQ(error_of([&] { assemble(s, ByteView(c).first(kKeyHeader + 10), 5, kKeyHeader + 10); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { assemble(s, ByteView(c).first(kKeyHeader + 10), 5, kKeyHeader + 10); }), Errc::kFormat);
   Bytes full = seal(s, random_bytes(8 * kChunk));  // its last record is full: one byte more is impossible
   StreamAssembler one_more(s, full.size() + 1, kNoLimit);
-  EXPECT_EQ(error_of([&] { one_more.push(ByteView(full).first(kKeyHeader)); }), Errc::kFormat);
-  EXPECT_EQ(error_of([&] { assemble(s, ByteView(c).first(20), 5, 20); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { one_more.push(ByteView(full).first(kKeyHeader)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { assemble(s, ByteView(c).first(20), 5, 20); }), Errc::kFormat);
 }
 
 TEST(StreamAssemblerTest, RefusesATamperedChunkAsSoonAsItArrives) {
@@ -91,34 +91,34 @@ TEST(StreamAssemblerTest, RefusesATamperedChunkAsSoonAsItArrives) {
   Bytes bad = flip_bit(c, (kKeyHeader + 5 * kRecord + 3) * 8);  // inside chunk 5
   StreamAssembler a(s, bad.size(), kNoLimit);
   a.push(ByteView(bad).first(kKeyHeader + 5 * kRecord));  // chunks 0-4 verify
-  EXPECT_EQ(error_of([&] { a.push(ByteView(bad).subspan(kKeyHeader + 5 * kRecord, kRecord)); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { a.push(ByteView(bad).subspan(kKeyHeader + 5 * kRecord, kRecord)); }), Errc::kAuth);
   // Reordered chunks fail too (the index is in the nonce).
   Bytes swapped = c;
   std::swap_ranges(swapped.begin() + kKeyHeader, swapped.begin() + kKeyHeader + kRecord,
                    swapped.begin() + kKeyHeader + kRecord);
-  EXPECT_EQ(error_of([&] { assemble(s, swapped, kRecord, swapped.size()); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { assemble(s, swapped, kRecord, swapped.size()); }), Errc::kAuth);
   // A changed header fails every chunk; a wrong key too.
-  EXPECT_EQ(error_of([&] { assemble(s, flip_bit(c, 20 * 8), kRecord, c.size()); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { assemble(s, flip_bit(c, 20 * 8), kRecord, c.size()); }), Errc::kAuth);
   Shield other = Shield::with_key(ShieldKey::from_bytes(Bytes(32, 8)));
-  EXPECT_EQ(error_of([&] { assemble(other, c, kRecord, c.size()); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { assemble(other, c, kRecord, c.size()); }), Errc::kAuth);
 }
 
 TEST(StreamAssemblerTest, RefusesOverTheLimitBeforeAllocatingAndMalformedHeaders) {
   Shield s = key_shield();
   Bytes c = seal(s, random_bytes(1000));
   StreamAssembler a(s, c.size(), 999);
-  EXPECT_EQ(error_of([&] { a.push(c); }), Errc::kPolicy);
+  EXPECT_EQ(code_of([&] { a.push(c); }), Errc::kPolicy);
   // A huge announced size with a tiny chunk would need over 2^32 chunks.
   StreamAssembler huge(s, uint64_t{1} << 40, kNoLimit);
-  EXPECT_EQ(error_of([&] { huge.push(ByteView(c).first(kKeyHeader)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { huge.push(ByteView(c).first(kKeyHeader)); }), Errc::kFormat);
   StreamAssembler big(s, uint64_t{1} << 40, uint64_t{1} << 30);
   Bytes c1m = seal(s, random_bytes(10), 1u << 20);
-  EXPECT_EQ(error_of([&] { big.push(ByteView(c1m).first(kKeyHeader)); }), Errc::kPolicy);
+  EXPECT_EQ(code_of([&] { big.push(ByteView(c1m).first(kKeyHeader)); }), Errc::kPolicy);
   StreamAssembler bad_magic(s, c.size(), kNoLimit);
-  EXPECT_EQ(error_of([&] { bad_magic.push(flip_bit(c, 0)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { bad_magic.push(flip_bit(c, 0)); }), Errc::kFormat);
   // A reader's chunk size limit applies as in StreamDecryptor.
   StreamAssembler small_chunks(s, c1m.size(), kNoLimit, {.max_chunk_size = 4096});
-  EXPECT_EQ(error_of([&] { small_chunks.push(c1m); }), Errc::kPolicy);
+  EXPECT_EQ(code_of([&] { small_chunks.push(c1m); }), Errc::kPolicy);
 }
 
 TEST(StreamAssemblerTest, BigPlaintextGoesToOneBuffer) {

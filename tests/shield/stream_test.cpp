@@ -10,7 +10,7 @@
 namespace shield_nitro::shield {
 namespace {
 
-using testing::error_of;
+using testing::code_of;
 using testing::flip_bit;
 using testing::random_bytes;
 
@@ -63,10 +63,10 @@ Bytes decrypt_by_chunks(const Shield& s, ByteView container) {
 
 // Every decrypt path must refuse container; returns the pipeline's error code.
 Errc all_paths_refuse(const Shield& s, ByteView container) {
-  EXPECT_NE(error_of([&] { decrypt_stream(s, container); }), Errc::kInternal);
-  EXPECT_NE(error_of([&] { decrypt_incrementally(s, container, 33); }), Errc::kInternal);
-  EXPECT_NE(error_of([&] { decrypt_by_chunks(s, container); }), Errc::kInternal);
-  return error_of([&] { decrypt_via_pipeline(s, container, 2); });
+  EXPECT_NE(code_of([&] { decrypt_stream(s, container); }), Errc::kInternal);
+  EXPECT_NE(code_of([&] { decrypt_incrementally(s, container, 33); }), Errc::kInternal);
+  EXPECT_NE(code_of([&] { decrypt_by_chunks(s, container); }), Errc::kInternal);
+  return code_of([&] { decrypt_via_pipeline(s, container, 2); });
 }
 
 struct Case {
@@ -122,14 +122,14 @@ TEST(Stream, PasswordModeCarriesTheSaltAndCachesAfterVerifying) {
   EXPECT_EQ(c.size(), 66 + 1000 + 4 * 16u);
   Bytes tampered = c;
   tampered[66 + 5] ^= 1;  // the first chunk: no tag verified under the derived key yet
-  EXPECT_EQ(error_of([&] { decrypt_stream(receiver, tampered, {.threads = 1}); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { decrypt_stream(receiver, tampered, {.threads = 1}); }), Errc::kAuth);
   EXPECT_EQ(receiver.cached_salts(), 0u);
   EXPECT_EQ(to_bytes(decrypt_stream(receiver, c).view()), pt);
   EXPECT_EQ(receiver.cached_salts(), 1u);
   EXPECT_EQ(decrypt_incrementally(receiver, c, 100), pt);
   Shield key = key_shield();
-  EXPECT_EQ(error_of([&] { decrypt_stream(key, c); }), Errc::kFormat);
-  EXPECT_EQ(error_of([&] { decrypt_stream(receiver, encrypt_stream(key, pt)); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { decrypt_stream(key, c); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { decrypt_stream(receiver, encrypt_stream(key, pt)); }), Errc::kFormat);
 }
 
 // ---- tampering with chunks ----
@@ -180,7 +180,7 @@ TEST_F(StreamTamper, CutExactlyAfterEveryChunk) {
 
 TEST_F(StreamTamper, EveryTruncationIsRefused) {
   for (size_t n = 0; n < c.size(); ++n) {
-    Errc e = error_of([&] { decrypt_via_pipeline(s, ByteView(c).first(n), 1); });
+    Errc e = code_of([&] { decrypt_via_pipeline(s, ByteView(c).first(n), 1); });
     EXPECT_TRUE(n < kKeyHeader ? e == Errc::kFormat : e == Errc::kAuth) << n;
   }
 }
@@ -188,7 +188,7 @@ TEST_F(StreamTamper, EveryTruncationIsRefused) {
 TEST_F(StreamTamper, EveryFlippedBitIsRefused) {
   for (size_t bit = 0; bit < c.size() * 8; ++bit) {
     Bytes bad = flip_bit(c, bit);
-    Errc e = error_of([&] { decrypt_stream(s, bad); });
+    Errc e = code_of([&] { decrypt_stream(s, bad); });
     if (bit >= 11 * 8) {
       EXPECT_EQ(e, Errc::kAuth) << bit;  // salt, prefix, records
     }
@@ -214,7 +214,7 @@ TEST_F(StreamTamper, HeaderFieldsAreCheckedOrAuthenticated) {
 
 TEST_F(StreamTamper, WrongKeyAndMaxChunkPolicy) {
   EXPECT_EQ(all_paths_refuse(key_shield(Suite::kAes256Gcm, 8), c), Errc::kAuth);
-  EXPECT_EQ(error_of([&] { decrypt_stream(s, c, {.max_chunk_size = 63}); }), Errc::kPolicy);
+  EXPECT_EQ(code_of([&] { decrypt_stream(s, c, {.max_chunk_size = 63}); }), Errc::kPolicy);
 }
 
 // ---- failures say which chunk and what happened to it ----
@@ -299,8 +299,8 @@ TEST(StreamErrors, EmptyAndForeignInput) {
   Shield s = key_shield();
   EXPECT_EQ(all_paths_refuse(s, {}), Errc::kFormat);
   EXPECT_EQ(all_paths_refuse(s, s.encrypt(as_bytes("v4 message"))), Errc::kFormat);
-  EXPECT_EQ(error_of([&] { encrypt_stream(s, {}, {.chunk_size = 63}); }), Errc::kUsage);
-  EXPECT_EQ(error_of([&] { encrypt_stream(s, {}, {.chunk_size = kStreamMaxChunkSize + 1}); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { encrypt_stream(s, {}, {.chunk_size = 63}); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { encrypt_stream(s, {}, {.chunk_size = kStreamMaxChunkSize + 1}); }), Errc::kUsage);
 }
 
 // ---- random access and incremental delivery ----
@@ -319,13 +319,13 @@ TEST(StreamRandomAccess, ReadsAnyChunkAloneAndOnlyThatOneFailsWhenTampered) {
     EXPECT_EQ(to_bytes(chunk.view()), Bytes(pt.begin() + static_cast<long>(i * 100),
                                             pt.begin() + static_cast<long>(std::min<size_t>(pt.size(), (i + 1) * 100))));
   }
-  EXPECT_EQ(error_of([&] { r.read_chunk(11); }), Errc::kNotFound);
+  EXPECT_EQ(code_of([&] { r.read_chunk(11); }), Errc::kNotFound);
 
   Bytes c = read_file(dir / "c");
   c[kKeyHeader + 5 * 116 + 3] ^= 0x80;
   MemorySource mem(c);
   StreamReader tampered(s, mem);
-  EXPECT_EQ(error_of([&] { tampered.read_chunk(5); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { tampered.read_chunk(5); }), Errc::kAuth);
   EXPECT_EQ(tampered.read_chunk(4).size(), 100u);
   EXPECT_EQ(tampered.read_chunk(6).size(), 100u);
 }
@@ -338,7 +338,7 @@ TEST(StreamRandomAccess, TruncatedFileFailsAtItsNewLastChunk) {
   StreamReader r(s, mem);
   EXPECT_EQ(r.chunk_count(), 4u);
   EXPECT_EQ(r.read_chunk(0).size(), 100u);
-  EXPECT_EQ(error_of([&] { r.read_chunk(3); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { r.read_chunk(3); }), Errc::kAuth);
 }
 
 TEST(StreamDecryptorTest, EmitsVerifiedChunksAsTheyArriveAndTheLastAtFinish) {
@@ -356,7 +356,7 @@ TEST(StreamDecryptorTest, EmitsVerifiedChunksAsTheyArriveAndTheLastAtFinish) {
   EXPECT_EQ(sizes.size(), 2u);
   d.finish(emit);
   EXPECT_EQ(sizes, (std::vector<size_t>{kChunk, kChunk, kChunk}));
-  EXPECT_EQ(error_of([&] { d.push(as_bytes("late"), emit); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { d.push(as_bytes("late"), emit); }), Errc::kUsage);
 }
 
 TEST(StreamDecryptorTest, TruncationShowsAtFinish) {
@@ -365,10 +365,10 @@ TEST(StreamDecryptorTest, TruncationShowsAtFinish) {
   StreamDecryptor d(s);
   auto ignore = [](ByteView) {};
   d.push(ByteView(c).first(kKeyHeader + 2 * kRecord), ignore);
-  EXPECT_EQ(error_of([&] { d.finish(ignore); }), Errc::kAuth);
+  EXPECT_EQ(code_of([&] { d.finish(ignore); }), Errc::kAuth);
   StreamDecryptor header_only(s);
   header_only.push(ByteView(c).first(20), ignore);
-  EXPECT_EQ(error_of([&] { header_only.finish(ignore); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { header_only.finish(ignore); }), Errc::kFormat);
 }
 
 TEST(StreamIo, IostreamAndPrefixedSources) {

@@ -7,21 +7,11 @@
 
 #include <sys/types.h>
 
+#include "support/temp_dir.h"
+
 namespace sim_test {
 
-// A fresh folder under /tmp, removed (recursively) by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using shield_nitro::test_support::TempDir;
 
 std::string slurp(const std::string& path);
 // Polls every 20 ms for up to timeout_ms until the file exists (and, if needle is set, contains it).

@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "fake_releaser.h"
+#include "support/fake_releaser.h"
 #include "shield_nitro/cbor/value.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/enclave/service.h"

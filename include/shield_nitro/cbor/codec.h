@@ -44,6 +44,11 @@ Value decode_prefix(ByteView data, size_t& consumed, const Limits& limits = Limi
 // (not re-checked here).
 Bytes encode(const Value& v);
 void encode_append(const Value& v, Bytes& out);
+// The exact number of bytes encode(v) produces, for reserving a buffer once: a buffer that
+// reallocates while a secret is written into it leaves a partial copy in freed memory.
+size_t encoded_size(const Value& v);
+// The size of a head (major type + argument) in the shortest form.
+size_t head_size(uint64_t arg);
 
 // Low-level writer for callers that stream or must control every byte.
 class Writer {

@@ -29,6 +29,13 @@ using MapEntries = std::vector<std::pair<Value, Value>>;
 class Value {
  public:
   Value() : Value(Type::kNull) {}
+  Value(const Value&) = default;
+  Value& operator=(const Value&) = default;
+  // A moved-from text string keeps its characters in the small-string buffer; these moves
+  // wipe that buffer, so moving a Value (e.g. into a SecretValue) leaves no copy behind.
+  Value(Value&& other) noexcept;
+  Value& operator=(Value&& other) noexcept;
+  ~Value() = default;
 
   static Value uint(uint64_t v);
   // Any int64: non-negative values become kUnsigned, negative ones kNegative.
@@ -79,9 +86,10 @@ class Value {
   // Deep structural equality (length encoding is ignored).
   bool operator==(const Value& other) const;
 
-  // Zeroes every byte and text string inside (map keys excepted) with secure_wipe, for a
-  // decoded message that held plaintext or credentials: Value does not wipe itself when dropped.
-  // A tag's content is shared between copies and left alone.
+  // Zeroes every byte and text string inside (map keys excepted) with secure_wipe, including
+  // their spare capacity, keeping sizes and shape. Value does not wipe itself when dropped:
+  // hold a decoded message that may carry a secret in a SecretValue (cbor/secret.h), which
+  // calls this. A tag's content is wiped only when no copy shares it.
   void wipe_strings();
 
  private:
@@ -96,5 +104,15 @@ class Value {
 // Map-building helper: cbor::entry("nonce", Value::bytes(n)).
 inline std::pair<Value, Value> entry(std::string_view key, Value v) { return {Value::text(key), std::move(v)}; }
 inline std::pair<Value, Value> entry(int64_t key, Value v) { return {Value::integer(key), std::move(v)}; }
+
+// A map built by moving its entries in: Value::map({...}) takes a braced list, whose elements
+// are const and get deep-copied (a second copy of a large or secret value, dropped unwiped).
+template <class... Entries>
+Value map_of(Entries&&... entries) {
+  MapEntries m;
+  m.reserve(sizeof...(entries));
+  (m.push_back(std::move(entries)), ...);
+  return Value::map(std::move(m));
+}
 
 }  // namespace shield_nitro::cbor

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -116,5 +117,11 @@ class StaticCredentials final : public CredentialsProvider {
 
 // "2026-01-02T03:04:05Z" -> Unix seconds; kFormat on anything else.
 int64_t parse_iso8601_utc(const std::string& text);
+
+// For the std::strings a library forces a secret into (libcurl's bodies, nlohmann::json, the
+// SigV4 header values): zeroes s, its spare capacity included, keeping its size.
+void wipe_string(std::string& s);
+// Every string inside j (values and object keys' values, recursively).
+void wipe_json_strings(nlohmann::json& j);
 
 }  // namespace shield_nitro::kms
