@@ -1,4 +1,5 @@
-// Helpers shared by the network tests: temp dirs, raw sockets, frame reading.
+// Test helpers for the network protocol: raw socket writes, waiting for a close, reading
+// response frames, building request frames (and TempDir).
 #pragma once
 
 #include <poll.h>
@@ -15,29 +16,13 @@
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/net/frame.h"
 #include "shield_nitro/net/message.h"
+#include "support/temp_dir.h"
 
 namespace sn_test {
 
 using namespace shield_nitro;
 
-// A fresh directory under /tmp (short, so unix socket paths fit), removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/snnet.XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string sock(const std::string& name = "s.sock") const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using shield_nitro::test_support::TempDir;
 
 inline void write_all(int fd, ByteView data) {
   size_t off = 0;
