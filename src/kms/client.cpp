@@ -9,10 +9,60 @@
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/kms/kms_error.h"
 #include "shield_nitro/kms/sigv4.h"
+#include "client_json.h"
 
 namespace shield_nitro::kms {
 
+namespace detail {
+
+Bytes b64_field(const nlohmann::json& j, const char* name, const std::string& op) {
+  if (!j.contains(name) || !j[name].is_string())
+    throw Error(Errc::kFormat, "KMS " + op + ": response lacks " + name);
+  try {
+    return base64_decode(j[name].get<std::string>());
+  } catch (const Error& e) {
+    throw Error(Errc::kFormat, "KMS " + op + ": " + name + " is not base64: " + e.what());
+  }
+}
+
+std::string str_field(const nlohmann::json& j, const char* name) {
+  return j.contains(name) && j[name].is_string() ? j[name].get<std::string>() : "";
+}
+
+nlohmann::json context_json(const EncryptionContext& ctx) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : ctx) j[k] = v;
+  return j;
+}
+
+SecureBytes take_secret(nlohmann::json& j, const char* name, const std::string& op) {
+  Bytes raw;
+  try {
+    raw = b64_field(j, name, op);
+  } catch (...) {
+    if (j.contains(name)) wipe_json_strings(j[name]);
+    throw;
+  }
+  SecureBytes out(raw);
+  secure_wipe(raw.data(), raw.size());
+  wipe_json_strings(j[name]);
+  return out;
+}
+
+void refuse_clear_secret(nlohmann::json& j, const char* name, const std::string& op) {
+  if (!j.contains(name) || j[name].is_null()) return;
+  wipe_json_strings(j[name]);
+  throw Error(Errc::kVerify, "KMS " + op + ": response carries " + name +
+                                 " in clear where it must not (protocol violation; not used)");
+}
+
+}  // namespace detail
+
 namespace {
+
+using detail::b64_field;
+using detail::context_json;
+using detail::str_field;
 
 std::string partition_suffix(const std::string& region) {
   const std::pair<const char*, const char*> table[] = {
@@ -39,16 +89,6 @@ std::string host_of(const std::string& url) {
   return out;
 }
 
-Bytes b64_field(const nlohmann::json& j, const char* name, const std::string& op) {
-  if (!j.contains(name) || !j[name].is_string())
-    throw Error(Errc::kFormat, "KMS " + op + ": response lacks " + name);
-  try {
-    return base64_decode(j[name].get<std::string>());
-  } catch (const Error& e) {
-    throw Error(Errc::kFormat, "KMS " + op + ": " + name + " is not base64: " + e.what());
-  }
-}
-
 // Runs f when the scope ends, however it ends: wipes the strings a secret had to pass through.
 template <class F>
 struct OnExit {
@@ -60,16 +100,6 @@ OnExit(F) -> OnExit<F>;
 
 void wipe_values(HeaderList& headers) {
   for (auto& [name, value] : headers) wipe_string(value);
-}
-
-std::string str_field(const nlohmann::json& j, const char* name) {
-  return j.contains(name) && j[name].is_string() ? j[name].get<std::string>() : "";
-}
-
-nlohmann::json context_json(const EncryptionContext& ctx) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : ctx) j[k] = v;
-  return j;
 }
 
 void add_key_size(nlohmann::json& req, int n) {
@@ -179,12 +209,8 @@ nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::j
                                               SecureBytes& released) {
   if (!recipient) {
     nlohmann::json resp = call(op, request);
-    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) {
-      Bytes raw = b64_field(resp, "Plaintext", op);
-      released = SecureBytes(raw);
-      secure_wipe(raw.data(), raw.size());
-      wipe_json_strings(resp["Plaintext"]);  // the caller gets the response without the key in it
-    }
+    // The caller gets the response without the key in it.
+    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) released = detail::take_secret(resp, "Plaintext", op);
     return resp;
   }
   if (!recipient->attestation || !recipient->keys) throw Error(Errc::kUsage, "Recipient needs an attestation source and key pair");
@@ -192,8 +218,7 @@ nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::j
   Bytes doc = recipient->attestation->attestation_document(pair->spki_der());
   request["Recipient"] = {{"AttestationDocument", base64_encode(doc)}, {"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"}};
   nlohmann::json resp = call(op, request);
-  if (resp.contains("Plaintext") && !resp["Plaintext"].is_null())
-    throw Error(Errc::kVerify, "KMS " + op + ": response carries Plaintext for a Recipient request (protocol violation; not used)");
+  detail::refuse_clear_secret(resp, "Plaintext", op);
   Bytes envelope = b64_field(resp, "CiphertextForRecipient", op);
   if (envelope.size() > 6144) throw Error(Errc::kFormat, "KMS " + op + ": CiphertextForRecipient exceeds 6144 bytes");
   released = pair->open(envelope);
