@@ -1,9 +1,7 @@
 // End to end with real processes: `shield-nitro kms-local` driven by the AWS CLI and by
 // `shield-nitro kms`, a policy from `shield-nitro policy`, and kill -9 during CreateKey/Encrypt.
 #include <gtest/gtest.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,8 +18,8 @@
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "support/process.h"
 
-extern char** environ;
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;
@@ -34,48 +32,16 @@ int free_port() {
   return next++;
 }
 
-// A child process, killed (SIGKILL) and reaped when dropped.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& argv, const std::string& log) {
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    EXPECT_EQ(posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() { kill9(); }
-  // True once the process has ended (reaped here).
-  bool exited() {
-    if (pid_ <= 0) return true;
-    if (::waitpid(pid_, nullptr, WNOHANG) != pid_) return false;
-    pid_ = -1;
-    return true;
-  }
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
 bool port_open(int port) {
   std::string cmd = "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) + " 2>/dev/null";
   return std::system(("bash -c '" + cmd + "'").c_str()) == 0;
 }
 
 // Waits until `port` accepts connections; false if the child ended first or 10 s passed.
-bool wait_port(int port, Child& child) {
+bool wait_port(int port, sn_test::Process& child) {
   for (int i = 0; i < 200; ++i) {
     if (port_open(port)) return true;
-    if (child.exited()) return false;
+    if (!child.running()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return port_open(port);
@@ -116,7 +82,8 @@ class KmsLocalProcess : public ::testing::Test {
       std::vector<std::string> argv = {SN_CLI, "kms-local", "--listen", "127.0.0.1:" + std::to_string(port_), "--state",
                                        (dir_ / "state").string()};
       argv.insert(argv.end(), extra.begin(), extra.end());
-      child_ = std::make_unique<Child>(argv, log);
+      child_.reset();  // the previous attempt's server first
+      child_ = std::make_unique<sn_test::Process>(argv, log);
       if (wait_port(port_, *child_)) return;
       if (read_text_file(log).find("in use") == std::string::npos) break;
     }
@@ -134,7 +101,7 @@ class KmsLocalProcess : public ::testing::Test {
   }
   fs::path dir_;
   int port_ = 0;
-  std::unique_ptr<Child> child_;
+  std::unique_ptr<sn_test::Process> child_;
 };
 
 }  // namespace

@@ -64,6 +64,14 @@ class Process {
     throw std::runtime_error(name_ + " did not start; its log (" + log_ + ") has the reason");
   }
 
+  // SIGKILL at once and reap (a crash mid-request, as in kill -9).
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
   void stop() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGTERM);
