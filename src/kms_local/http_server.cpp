@@ -6,17 +6,30 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <nlohmann/json.hpp>
+#include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
+#include "local_store.h"
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 
@@ -142,6 +155,11 @@ HttpParse parse_http_request(std::string_view buffer, const HttpLimits& limits, 
 }
 
 // ---- server ----
+//
+// One epoll thread owns every socket and every SSL object: it accepts, handshakes, reads and
+// parses requests, and writes answers, never blocking (sockets are non-blocking; TLS reports
+// SSL_ERROR_WANT_READ/WRITE and the connection waits for that readiness). A complete request
+// goes to the worker pool through a bounded queue; the answer comes back through an eventfd.
 
 struct HttpServer::Tls {
   SSL_CTX* ctx = nullptr;
@@ -150,62 +168,19 @@ struct HttpServer::Tls {
 
 namespace {
 
-// A connection: plain fd or TLS over it.
-class Conn {
- public:
-  Conn(int fd, SSL_CTX* ctx) : fd_(fd) {
-    if (ctx) {
-      ssl_ = SSL_new(ctx);
-      if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) throw_openssl("SSL_new");
-    }
-  }
-  ~Conn() { SSL_free(ssl_); }
-  bool handshake() {
-    if (!ssl_) return true;
-    if (SSL_accept(ssl_) == 1) return true;
-    ERR_clear_error();
-    return false;
-  }
-  // >0 bytes, 0 closed/timeout/error.
-  ssize_t read(char* buf, size_t n) {
-    if (ssl_) {
-      int r = SSL_read(ssl_, buf, static_cast<int>(n));
-      if (r <= 0) ERR_clear_error();
-      return r > 0 ? r : 0;
-    }
-    ssize_t r;
-    do r = ::recv(fd_, buf, n, 0);
-    while (r < 0 && errno == EINTR);
-    return r > 0 ? r : 0;
-  }
-  bool write_all(const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t w;
-      if (ssl_) {
-        int r = SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off));
-        if (r <= 0) {
-          ERR_clear_error();
-          return false;
-        }
-        w = r;
-      } else {
-        w = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-      }
-      off += static_cast<size_t>(w);
-    }
-    return true;
-  }
-  void close_notify() {
-    if (ssl_) SSL_shutdown(ssl_);
-  }
+int64_t now_ns() { return monotonic_ns(); }
+constexpr int64_t kSecond = 1'000'000'000;
 
- private:
-  int fd_;
-  SSL* ssl_ = nullptr;
-};
+std::string http_date() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+bool has_header(const HeaderList& h, const char* name) { return find_header(h, name).has_value(); }
 
 // A KMS-shaped JSON error for a request that never reached the handler.
 std::string parse_error_body(int status, const std::string& message) {
@@ -216,7 +191,17 @@ std::string parse_error_body(int status, const std::string& message) {
                                                                    nlohmann::json::error_handler_t::replace);
 }
 
-std::string serialize(const HttpServerResponse& r, bool keep_alive) {
+HttpServerResponse kms_error(int status, const std::string& type, const std::string& message) {
+  return {status,
+          {{"Content-Type", "application/x-amz-json-1.1"}},
+          nlohmann::json{{"__type", type}, {"message", message}}.dump()};
+}
+
+// Every answer carries x-amzn-RequestId and Date (the SDKs correct clock skew from it), also
+// the ones the server makes itself (413, 408, ThrottlingException).
+std::string serialize(HttpServerResponse r, bool keep_alive) {
+  if (!has_header(r.headers, "x-amzn-RequestId")) r.headers.emplace_back("x-amzn-RequestId", random_uuid());
+  if (!has_header(r.headers, "Date")) r.headers.emplace_back("Date", http_date());
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + http_reason(r.status) + "\r\n";
   for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
@@ -224,49 +209,54 @@ std::string serialize(const HttpServerResponse& r, bool keep_alive) {
   return out + r.body;
 }
 
-// A client speaking plain HTTP to the TLS port starts with a request line ("POST / ..."), where
-// a TLS client starts with a handshake record (0x16). Peeks, so a TLS client loses nothing.
-bool looks_like_plain_http(int fd) {
-  char head[8];
-  ssize_t n;
-  do n = ::recv(fd, head, sizeof head, MSG_PEEK);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return false;
-  ssize_t i = 0;
-  while (i < n && head[i] >= 'A' && head[i] <= 'Z') ++i;
-  return i > 0 && (i == n || head[i] == ' ');
+// The declared Content-Length of the request head at the front of buffer (0 when absent or
+// unreadable): how much an oversize body still to come must be discarded.
+size_t declared_length(std::string_view buffer) {
+  auto end = buffer.find("\r\n\r\n");
+  std::string head = lower(std::string(buffer.substr(0, end)));
+  auto at = head.find("\r\ncontent-length:");
+  if (at == std::string::npos) return 0;
+  size_t i = at + 17;
+  while (i < head.size() && (head[i] == ' ' || head[i] == '\t')) ++i;
+  size_t n = 0;
+  for (; i < head.size() && std::isdigit(static_cast<unsigned char>(head[i])); ++i) {
+    if (n > (SIZE_MAX - 9) / 10) return SIZE_MAX;
+    n = n * 10 + static_cast<size_t>(head[i] - '0');
+  }
+  return n;
 }
 
-// Answers that client in its own protocol, so it sees why instead of a dropped connection.
-void refuse_plain_http(int fd, const HttpLimits& limits) {
-  // Read the request head first: closing with it unread would reset the connection before
-  // the client has read the answer.
-  std::string head;
-  char buf[4096];
-  while (head.find("\r\n\r\n") == std::string::npos && head.size() < limits.max_header_bytes) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    head.append(buf, static_cast<size_t>(n));
-  }
-  HttpServerResponse r{400, {{"Content-Type", "text/plain"}},
-                       "This port speaks HTTPS: the request was plain HTTP. Use an https:// URL."};
-  std::string out = serialize(r, false);
-  for (size_t off = 0; off < out.size();) {
-    ssize_t w = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    off += static_cast<size_t>(w);
-  }
-  ::shutdown(fd, SHUT_WR);
-  // Let the client read it and close: drain what it still sends (a body) until its FIN.
-  for (size_t drained = 0; drained < limits.max_body_bytes;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    drained += static_cast<size_t>(n);
-  }
-}
+enum class State {
+  kProbe,       // TLS port, nothing read yet: a TLS client or plain HTTP?
+  kHandshake,   // SSL_accept in progress
+  kReading,     // reading (and parsing) a request
+  kWaiting,     // a worker runs the handler
+  kWriting,     // sending an answer
+  kDiscarding,  // reading an oversize body to throw away before its 413
+  kLingering,   // answered and shut for writing: reading until the client's FIN, then close
+};
+
+struct Connection {
+  uint64_t id = 0;
+  UniqueFd fd;
+  SSL* ssl = nullptr;
+  State state = State::kReading;
+  uint32_t events = 0;        // registered with epoll
+  uint32_t ssl_wants = 0;     // EPOLLIN/EPOLLOUT when TLS asked for it (WANT_READ/WRITE), else 0
+  bool registered = false;
+  bool shed = false;          // over the connection cap: answer ThrottlingException
+  bool plain_on_tls = false;  // answer 400 "this port speaks HTTPS"
+  bool close_after = false;   // close once the answer is out
+  std::string in, out;
+  size_t out_off = 0;
+  size_t discard_left = 0;
+  size_t drained = 0;
+  HttpServerResponse pending;  // sent once the discarding ends
+  int64_t deadline = 0;        // monotonic ns; 0 = none
+  ~Connection() { SSL_free(ssl); }
+};
+
+enum class Io { kOk, kAgain, kEof, kError };
 
 UniqueFd bind_tcp(const std::string& listen, int& port_out) {
   auto colon = listen.rfind(':');
@@ -283,7 +273,7 @@ UniqueFd bind_tcp(const std::string& listen, int& port_out) {
   UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int one = 1;
   if (fd) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (!fd || ::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), 128) != 0) {
+  if (!fd || ::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), SOMAXCONN) != 0) {
     int e = errno;
     throw Error(Errc::kIo, "cannot listen on " + listen + ": " + std::strerror(e));
   }
@@ -311,7 +301,7 @@ UniqueFd bind_unix(const std::string& path) {
     throw Error(Errc::kIo, "cannot listen on unix:" + path + ": exists and is not a socket");
   ::unlink(path.c_str());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 128) != 0) {
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), SOMAXCONN) != 0) {
     int e = errno;
     throw Error(Errc::kIo, "cannot listen on unix:" + path + ": " + std::strerror(e));
   }
@@ -319,6 +309,481 @@ UniqueFd bind_unix(const std::string& path) {
 }
 
 }  // namespace
+
+struct HttpServer::Loop {
+  HttpServer& server;
+  const HttpServerOptions& opt;
+  UniqueFd epoll, wake;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  std::unordered_map<int, std::unique_ptr<Connection>> conns;  // by fd
+  std::unordered_map<uint64_t, int> fd_of;                     // connection id -> fd
+  uint64_t next_id = 1;
+  bool listen_armed = false;
+  int64_t accept_paused_until = 0;
+
+  // Worker pool: bounded queue in, completions out (then wake).
+  struct Job {
+    uint64_t conn;
+    HttpServerRequest request;
+  };
+  struct Done {
+    uint64_t conn;
+    HttpServerResponse response;
+    bool keep_alive;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job> jobs;
+  std::vector<Done> done;
+  bool workers_stop = false;
+  std::vector<std::thread> workers;
+
+  Loop(HttpServer& s) : server(s), opt(s.options_) {}
+
+  void start() {
+    epoll = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    wake = UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!epoll || !wake) throw Error(Errc::kIo, std::string("cannot start the HTTP server: ") + std::strerror(errno));
+    set_nonblocking(server.listen_fd_.get());
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake.get();
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
+    arm_listen(true);
+    int n = opt.workers > 0 ? opt.workers : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < n; ++i) workers.emplace_back([this] { work(); });
+    thread = std::thread([this] { run(); });
+  }
+
+  void stop() {
+    stopping = true;
+    notify();
+    if (thread.joinable()) thread.join();
+    {
+      std::lock_guard lock(mu);
+      workers_stop = true;
+    }
+    cv.notify_all();
+    for (auto& w : workers) w.join();
+    workers.clear();
+  }
+
+  static void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+  void notify() {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t w = ::write(wake.get(), &one, sizeof one);
+  }
+
+  void arm_listen(bool on) {
+    if (on == listen_armed) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = server.listen_fd_.get();
+    ::epoll_ctl(epoll.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, server.listen_fd_.get(), &ev);
+    listen_armed = on;
+  }
+
+  // ---- workers ----
+
+  void work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [this] { return workers_stop || !jobs.empty(); });
+        if (workers_stop) return;
+        job = std::move(jobs.front());
+        jobs.pop_front();
+      }
+      HttpServerResponse resp;
+      try {
+        resp = server.handler_(job.request);
+      } catch (const std::exception& e) {
+        log_warn(std::string("kms-local: request handler failed: ") + e.what());
+        resp = kms_error(500, "KMSInternalException", "the server failed to handle the request");
+      }
+      {
+        std::lock_guard lock(mu);
+        done.push_back({job.conn, std::move(resp), job.request.keep_alive});
+      }
+      notify();
+    }
+  }
+
+  // false when the queue is full: the caller sheds the request.
+  bool submit(uint64_t conn, HttpServerRequest req) {
+    {
+      std::lock_guard lock(mu);
+      if (jobs.size() >= opt.max_queued) return false;
+      jobs.push_back({conn, std::move(req)});
+    }
+    cv.notify_one();
+    return true;
+  }
+
+  // ---- the loop ----
+
+  void run() {
+    std::vector<epoll_event> evs(256);
+    int64_t next_sweep = now_ns() + kSecond / 4;
+    while (!stopping) {
+      int n = ::epoll_wait(epoll.get(), evs.data(), static_cast<int>(evs.size()), 100);
+      for (int i = 0; i < n && !stopping; ++i) {
+        int fd = evs[i].data.fd;
+        if (fd == wake.get()) {
+          uint64_t v;
+          [[maybe_unused]] ssize_t r = ::read(wake.get(), &v, sizeof v);
+          collect();
+        } else if (fd == server.listen_fd_.get()) {
+          accept_all();
+        } else if (auto it = conns.find(fd); it != conns.end()) {
+          on_event(*it->second, evs[i].events);
+        }
+      }
+      int64_t now = now_ns();
+      if (now >= next_sweep) {
+        sweep(now);
+        next_sweep = now + kSecond / 4;
+      }
+    }
+    for (auto& [fd, c] : conns) ::shutdown(fd, SHUT_RDWR);
+    conns.clear();
+    fd_of.clear();
+  }
+
+  void accept_all() {
+    for (;;) {
+      int fd = ::accept4(server.listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: leave the rest in the listen backlog (they wait, they are not
+          // reset) until a connection closes or 100 ms pass.
+          log_warn(std::string("kms-local: cannot accept: ") + std::strerror(errno));
+          arm_listen(false);
+          accept_paused_until = now_ns() + kSecond / 10;
+        }
+        return;
+      }
+      auto c = std::make_unique<Connection>();
+      c->id = next_id++;
+      c->fd = UniqueFd(fd);
+      int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      c->shed = static_cast<int>(conns.size()) >= opt.max_connections;
+      if (server.tls_) {
+        c->state = State::kProbe;
+        c->ssl = SSL_new(server.tls_->ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+          ERR_clear_error();
+          continue;  // out of memory: nothing we could answer with
+        }
+        c->deadline = now_ns() + opt.request_timeout_s * kSecond;
+      } else {
+        c->state = State::kReading;
+        c->deadline = now_ns() + opt.idle_timeout_s * kSecond;
+      }
+      Connection& ref = *c;
+      fd_of[c->id] = fd;
+      conns.emplace(fd, std::move(c));
+      update(ref);
+    }
+  }
+
+  void close_conn(Connection& c) {
+    int fd = c.fd.get();
+    ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, fd, nullptr);
+    fd_of.erase(c.id);
+    conns.erase(fd);  // destroys c
+    if (!listen_armed && !stopping) arm_listen(true);
+  }
+
+  // Registers the readiness the connection waits for: what TLS asked for, else its state's.
+  void update(Connection& c) {
+    uint32_t want = 0;
+    switch (c.state) {
+      case State::kWaiting: want = 0; break;
+      case State::kWriting: want = EPOLLOUT; break;
+      default: want = EPOLLIN; break;
+    }
+    if (c.ssl_wants && c.state != State::kWaiting && c.state != State::kLingering) want = c.ssl_wants;
+    if (c.registered && want == c.events) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = c.fd.get();
+    ::epoll_ctl(epoll.get(), c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd.get(), &ev);
+    c.registered = true;
+    c.events = want;
+  }
+
+  Io tls_result(Connection& c, int r) {
+    int e = SSL_get_error(c.ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ) return c.ssl_wants = EPOLLIN, Io::kAgain;
+    if (e == SSL_ERROR_WANT_WRITE) return c.ssl_wants = EPOLLOUT, Io::kAgain;
+    if (e == SSL_ERROR_ZERO_RETURN) return Io::kEof;
+    return Io::kError;
+  }
+
+  static Io sock_result(ssize_t r) {
+    if (r == 0) return Io::kEof;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Io::kAgain;
+    return Io::kError;
+  }
+
+  Io do_read(Connection& c, char* buf, size_t cap, size_t& got, bool raw = false) {
+    if (c.ssl && !raw) {
+      int r = SSL_read(c.ssl, buf, static_cast<int>(cap));
+      if (r > 0) return got = static_cast<size_t>(r), c.ssl_wants = 0, Io::kOk;
+      return tls_result(c, r);
+    }
+    ssize_t r = ::recv(c.fd.get(), buf, cap, 0);
+    if (r > 0) return got = static_cast<size_t>(r), Io::kOk;
+    return sock_result(r);
+  }
+
+  Io do_write(Connection& c, const char* buf, size_t n, size_t& put) {
+    if (c.ssl) {
+      int r = SSL_write(c.ssl, buf, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+      if (r > 0) return put = static_cast<size_t>(r), c.ssl_wants = 0, Io::kOk;
+      return tls_result(c, r);
+    }
+    ssize_t r = ::send(c.fd.get(), buf, n, MSG_NOSIGNAL);
+    if (r > 0) return put = static_cast<size_t>(r), Io::kOk;
+    return sock_result(r);
+  }
+
+  void on_event(Connection& c, uint32_t ev) {
+    switch (c.state) {
+      case State::kProbe: return probe(c);
+      case State::kHandshake: return handshake(c);
+      case State::kReading: return read_request(c);
+      case State::kWriting: return write(c);
+      case State::kDiscarding: return discard(c);
+      case State::kLingering: return linger(c);
+      case State::kWaiting:
+        // Only a hang-up or error wakes a connection waiting for its handler: nobody is left
+        // to answer (the answer is dropped when it comes).
+        if (ev & (EPOLLHUP | EPOLLERR)) close_conn(c);
+        return;
+    }
+  }
+
+  // A client speaking plain HTTP to the TLS port starts with a request line ("POST / ..."), where
+  // a TLS client starts with a handshake record (0x16). Peeks, so a TLS client loses nothing.
+  void probe(Connection& c) {
+    char head[1];
+    ssize_t n = ::recv(c.fd.get(), head, sizeof head, MSG_PEEK);
+    if (n <= 0) {
+      if (sock_result(n) != Io::kAgain) close_conn(c);
+      return;
+    }
+    if (head[0] >= 'A' && head[0] <= 'Z') {
+      log_debug("plain HTTP on the TLS port: answered 400");
+      SSL_free(c.ssl);
+      c.ssl = nullptr;
+      c.plain_on_tls = true;
+      c.state = State::kReading;
+      return read_request(c);
+    }
+    c.state = State::kHandshake;
+    handshake(c);
+  }
+
+  void handshake(Connection& c) {
+    int r = SSL_accept(c.ssl);
+    if (r == 1) {
+      c.ssl_wants = 0;
+      c.state = State::kReading;
+      c.deadline = now_ns() + opt.idle_timeout_s * kSecond;
+      return read_request(c);
+    }
+    if (tls_result(c, r) != Io::kAgain) return close_conn(c);
+    update(c);
+  }
+
+  size_t read_cap() const { return opt.limits.max_header_bytes + opt.limits.max_body_bytes + 4; }
+
+  void read_request(Connection& c) {
+    char buf[16384];
+    bool eof = false;
+    while (c.in.size() < read_cap()) {
+      size_t got = 0;
+      Io r = do_read(c, buf, sizeof buf, got);
+      if (r == Io::kAgain) break;
+      if (r == Io::kError) return close_conn(c);
+      if (r == Io::kEof) {
+        eof = true;
+        break;
+      }
+      if (c.in.empty()) c.deadline = now_ns() + opt.request_timeout_s * kSecond;  // a request starts
+      c.in.append(buf, got);
+    }
+    process(c, eof);
+  }
+
+  HttpServerResponse https_refusal() const {
+    return {400, {{"Content-Type", "text/plain"}},
+            "This port speaks HTTPS: the request was plain HTTP. Use an https:// URL."};
+  }
+
+  static HttpServerResponse throttled(const std::string& why) {
+    return kms_error(400, "ThrottlingException", "kms-local is shedding load (" + why + "): retry later");
+  }
+
+  void process(Connection& c, bool eof) {
+    HttpServerRequest req;
+    size_t used = 0;
+    try {
+      if (parse_http_request(c.in, opt.limits, req, used) == HttpParse::kNeedMore) {
+        if (eof) return close_conn(c);  // the client gave up mid-request (or was idle)
+        return update(c);
+      }
+    } catch (const HttpParseError& e) {
+      if (c.plain_on_tls) return answer(c, https_refusal(), true);
+      HttpServerResponse resp{e.status, {{"Content-Type", "application/x-amz-json-1.1"}},
+                              parse_error_body(e.status, e.message)};
+      if (e.status == 413) {
+        // Read what the client is still sending before answering: closing with its body
+        // unread would reset the connection before it reads the 413.
+        size_t body_at = c.in.find("\r\n\r\n") + 4;
+        size_t have = c.in.size() - body_at;
+        size_t want = std::min(declared_length(c.in), opt.limits.max_discard_bytes);
+        c.discard_left = want > have ? want - have : 0;
+        c.in.clear();
+        if (c.discard_left > 0 && !eof) {
+          c.pending = std::move(resp);
+          c.state = State::kDiscarding;
+          c.deadline = now_ns() + opt.request_timeout_s * kSecond;
+          return discard(c);
+        }
+      }
+      return answer(c, std::move(resp), true);
+    }
+    c.in.erase(0, used);
+    if (c.plain_on_tls) return answer(c, https_refusal(), true);
+    bool keep = req.keep_alive && !eof;
+    if (c.shed) return answer(c, throttled(std::to_string(opt.max_connections) + " connections open"), true);
+    if (!submit(c.id, std::move(req)))
+      return answer(c, throttled(std::to_string(opt.max_queued) + " requests queued"), !keep);
+    c.close_after = !keep;
+    c.state = State::kWaiting;
+    c.deadline = 0;
+    update(c);
+  }
+
+  void answer(Connection& c, HttpServerResponse resp, bool close) {
+    c.out = serialize(std::move(resp), !close);
+    c.out_off = 0;
+    c.close_after = close;
+    c.state = State::kWriting;
+    c.ssl_wants = 0;
+    c.deadline = now_ns() + opt.idle_timeout_s * kSecond;
+    write(c);
+  }
+
+  void write(Connection& c) {
+    while (c.out_off < c.out.size()) {
+      size_t put = 0;
+      Io r = do_write(c, c.out.data() + c.out_off, c.out.size() - c.out_off, put);
+      if (r == Io::kAgain) return update(c);
+      if (r != Io::kOk) return close_conn(c);
+      c.out_off += put;
+    }
+    c.out.clear();
+    c.out_off = 0;
+    if (c.close_after) return start_linger(c);
+    c.state = State::kReading;
+    c.ssl_wants = 0;
+    c.deadline = now_ns() + (c.in.empty() ? opt.idle_timeout_s : opt.request_timeout_s) * kSecond;
+    read_request(c);  // a pipelined request may be buffered already (here or inside TLS)
+  }
+
+  void discard(Connection& c) {
+    char buf[65536];
+    while (c.discard_left > 0) {
+      size_t got = 0;
+      Io r = do_read(c, buf, std::min(sizeof buf, c.discard_left), got);
+      if (r == Io::kAgain) return update(c);
+      if (r == Io::kError) return close_conn(c);
+      if (r == Io::kEof) break;
+      c.discard_left -= got;
+    }
+    answer(c, std::move(c.pending), true);
+  }
+
+  // Answered and closing: send TLS close_notify and our FIN, then read until the client's FIN
+  // so that unread bytes never turn the close into a reset that destroys the answer.
+  void start_linger(Connection& c) {
+    if (c.ssl) {
+      SSL_shutdown(c.ssl);
+      ERR_clear_error();
+    }
+    ::shutdown(c.fd.get(), SHUT_WR);
+    c.state = State::kLingering;
+    c.drained = 0;
+    c.deadline = now_ns() + opt.request_timeout_s * kSecond;
+    update(c);
+    linger(c);
+  }
+
+  void linger(Connection& c) {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+      if (n > 0) {
+        c.drained += static_cast<size_t>(n);
+        if (c.drained > opt.limits.max_discard_bytes) return close_conn(c);
+        continue;
+      }
+      if (sock_result(n) != Io::kAgain) return close_conn(c);
+      return;
+    }
+  }
+
+  void collect() {
+    std::vector<Done> ready;
+    {
+      std::lock_guard lock(mu);
+      ready.swap(done);
+    }
+    for (auto& d : ready) {
+      auto it = fd_of.find(d.conn);
+      if (it == fd_of.end()) continue;  // closed meanwhile
+      Connection& c = *conns.at(it->second);
+      if (c.state != State::kWaiting) continue;
+      answer(c, std::move(d.response), !d.keep_alive || c.close_after);
+    }
+  }
+
+  void sweep(int64_t now) {
+    if (!listen_armed && now >= accept_paused_until) arm_listen(true);
+    std::vector<uint64_t> due;
+    for (auto& [fd, c] : conns)
+      if (c->deadline != 0 && now >= c->deadline) due.push_back(c->id);
+    for (uint64_t id : due) {
+      auto it = fd_of.find(id);
+      if (it == fd_of.end()) continue;
+      Connection& c = *conns.at(it->second);
+      switch (c.state) {
+        case State::kReading:
+          if (c.in.empty()) {
+            close_conn(c);  // idle keep-alive connection
+          } else {
+            c.in.clear();
+            answer(c, kms_error(408, "RequestTimeoutException",
+                                "the request did not arrive within " + std::to_string(opt.request_timeout_s) + " s"),
+                   true);
+          }
+          break;
+        case State::kDiscarding: answer(c, std::move(c.pending), true); break;
+        case State::kWaiting: break;
+        default: close_conn(c); break;  // handshake, a peer that does not read, lingering
+      }
+    }
+  }
+};
 
 HttpServer::HttpServer(HttpServerOptions options, HttpHandler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
@@ -332,6 +797,12 @@ std::string HttpServer::url() const {
 void HttpServer::start() {
   // OpenSSL writes with write(2): a peer that hangs up mid-answer must not kill the process.
   ::signal(SIGPIPE, SIG_IGN);
+  // Each connection is a descriptor: the usual soft limit (1024) would refuse the thousandth.
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
   if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
     tls_ = std::make_unique<Tls>();
     tls_->ctx = SSL_CTX_new(TLS_server_method());
@@ -342,82 +813,19 @@ void HttpServer::start() {
       ERR_clear_error();
       throw Error(Errc::kUsage, "TLS: cannot load --tls-cert " + options_.tls_cert + " / --tls-key " + options_.tls_key);
     }
+    // Non-blocking writes: SSL_write may send part of the answer and be called again with the
+    // rest from wherever the buffer is then.
+    SSL_CTX_set_mode(tls_->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   }
   listen_fd_ = options_.listen.rfind("unix:", 0) == 0 ? bind_unix(options_.listen.substr(5)) : bind_tcp(options_.listen, port_);
-  acceptor_ = std::thread([this] { accept_loop(); });
-}
-
-void HttpServer::accept_loop() {
-  while (!stopping_) {
-    pollfd p{listen_fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    UniqueFd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!fd) continue;
-    std::unique_lock lock(mu_);
-    if (active_ >= options_.max_connections) continue;  // fd closes: the peer sees EOF
-    ++active_;
-    live_fds_.insert(fd.get());
-    lock.unlock();
-    std::thread([this, fd = std::move(fd)]() mutable { serve_connection(std::move(fd)); }).detach();
-  }
-}
-
-void HttpServer::serve_connection(UniqueFd owned) {
-  const int fd = owned.get();
-  timeval tv{options_.idle_timeout_s, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  try {
-    Conn conn(fd, tls_ ? tls_->ctx : nullptr);
-    if (tls_ && looks_like_plain_http(fd)) {
-      log_debug("plain HTTP on the TLS port: answered 400");
-      refuse_plain_http(fd, options_.limits);
-    } else if (conn.handshake()) {
-      std::string buffer;
-      char chunk[16384];
-      bool open = true;
-      while (open && !stopping_) {
-        HttpServerRequest req;
-        size_t used = 0;
-        HttpServerResponse resp;
-        bool keep = false;
-        try {
-          if (parse_http_request(buffer, options_.limits, req, used) == HttpParse::kNeedMore) {
-            ssize_t n = conn.read(chunk, sizeof chunk);
-            if (n <= 0) break;
-            buffer.append(chunk, static_cast<size_t>(n));
-            continue;
-          }
-          buffer.erase(0, used);
-          resp = handler_(req);
-          keep = req.keep_alive;
-        } catch (const HttpParseError& e) {
-          resp = {e.status, {{"Content-Type", "application/x-amz-json-1.1"}},
-                  parse_error_body(e.status, e.message)};
-        }
-        open = conn.write_all(serialize(resp, keep)) && keep;
-      }
-      conn.close_notify();
-    }
-  } catch (const std::exception& e) {
-    log_warn(std::string("connection failed: ") + e.what());
-  }
-  std::lock_guard lock(mu_);
-  live_fds_.erase(fd);
-  owned.reset();  // under the lock: stop() never shuts down a reused descriptor number
-  --active_;
-  idle_cv_.notify_all();
+  loop_ = std::make_unique<Loop>(*this);
+  loop_->start();
 }
 
 void HttpServer::stop() {
   if (!listen_fd_) return;
-  stopping_ = true;
-  if (acceptor_.joinable()) acceptor_.join();
-  std::unique_lock lock(mu_);
-  for (int fd : live_fds_) ::shutdown(fd, SHUT_RDWR);
-  idle_cv_.wait(lock, [this] { return active_ == 0; });
+  if (loop_) loop_->stop();
+  loop_.reset();
   listen_fd_.reset();
   if (options_.listen.rfind("unix:", 0) == 0) ::unlink(options_.listen.substr(5).c_str());
 }

@@ -1,5 +1,9 @@
-// A small HTTP/1.1 server for kms-local: TCP or Unix socket, optional TLS (OpenSSL), one
-// thread per connection up to a cap, keep-alive, a header and body size limit, idle timeout.
+// A small HTTP/1.1 server for kms-local: TCP or Unix socket, optional TLS (OpenSSL). One epoll
+// thread does all socket and TLS I/O without blocking; complete requests go to a fixed pool of
+// handler threads through a bounded queue. Every request gets an answer: past a cap (open
+// connections or queued requests) a KMS-shaped ThrottlingException, never a reset; a slow
+// client gets 408 at its deadline; an oversize body is read and discarded (up to a bound)
+// before its 413, so the client reads the 413 instead of ECONNRESET.
 //
 // parse_http_request() is the pure parser (fuzzed): it never reads past the buffer, refuses
 // chunked bodies, duplicate Content-Length, oversize headers or bodies, and reports what to
@@ -38,6 +42,8 @@ struct HttpServerResponse {
 struct HttpLimits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
+  // An oversize body is read and discarded up to this many bytes before the 413 is sent.
+  size_t max_discard_bytes = 64 * 1024 * 1024;
 };
 
 // Thrown by the parser: status to answer and why (the connection is closed afterwards).
@@ -59,20 +65,29 @@ struct HttpServerOptions {
   std::string tls_cert;  // PEM chain; with tls_key enables TLS
   std::string tls_key;
   HttpLimits limits;
-  int max_connections = 64;
-  int idle_timeout_s = 30;
+  int max_connections = 4096;  // open at once; past it a request is answered ThrottlingException
+  int idle_timeout_s = 30;      // an idle keep-alive connection, or a peer that stops reading
+  int request_timeout_s = 10;   // TLS handshake, and a request from its first byte (then 408)
+  int workers = 0;              // handler threads; 0: one per CPU, at least 2
+  size_t max_queued = 1024;     // requests waiting for a handler; past it ThrottlingException
 };
 
+// An HTTP/1.1 server (TLS when configured) calling handler from its worker threads: the
+// handler must be thread-safe. A handler that throws is answered 500 KMSInternalException.
 class HttpServer {
  public:
+  // Serves nothing until start().
   HttpServer(HttpServerOptions options, HttpHandler handler);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts accepting on a background thread. Throws Error(kIo) when binding fails.
+  // Binds and starts serving on background threads; raises RLIMIT_NOFILE's soft limit to the
+  // hard one so thousands of connections fit. Error(kUsage) for a malformed listen address or
+  // a TLS certificate/key that cannot be loaded, Error(kIo) when it cannot listen.
   void start();
-  // Stops accepting, closes live connections and joins every thread.
+  // Stops accepting, closes live connections and joins every thread (a handler call in
+  // progress finishes first).
   void stop();
   // The bound port (TCP) after start().
   int port() const { return port_; }
@@ -80,19 +95,13 @@ class HttpServer {
 
  private:
   struct Tls;
-  void accept_loop();
-  void serve_connection(UniqueFd fd);
+  struct Loop;
   HttpServerOptions options_;
   HttpHandler handler_;
   std::unique_ptr<Tls> tls_;
+  std::unique_ptr<Loop> loop_;
   UniqueFd listen_fd_;
   int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::set<int> live_fds_;
-  int active_ = 0;
-  std::condition_variable idle_cv_;
 };
 
 // Reason phrase for a status code.
