@@ -1,8 +1,13 @@
 #include "shield_nitro/kms_local/local_kms.h"
 
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <ctime>
 #include <mutex>
 
 #include "local_store.h"
@@ -83,6 +88,51 @@ std::map<std::string, std::string> encryption_context(const json& body) {
   return ctx;
 }
 
+// Opaque pagination markers: base64 of "sn1:" + the name the next page starts at.
+std::string make_marker(const std::string& next) { return base64_encode(as_bytes("sn1:" + next)); }
+
+std::string parse_marker(const std::string& marker) {
+  std::string text;
+  try {
+    Bytes b = base64_decode(marker);
+    text.assign(b.begin(), b.end());
+  } catch (const Error&) {
+  }
+  if (text.rfind("sn1:", 0) != 0 || text.size() == 4) throw KmsError(400, "InvalidMarkerException", "Invalid marker: " + marker.substr(0, 64));
+  return text.substr(4);
+}
+
+// Limit as KMS checks it: 1..max (1000 for ListKeys/ListAliases).
+size_t page_limit(const json& body, int64_t max, size_t fallback) {
+  auto n = opt_int(body, "Limit");
+  if (!n) return fallback;
+  if (*n < 1) throw_validation("1 validation error detected: Value '" + std::to_string(*n) + "' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1");
+  if (*n > max) throw_validation("1 validation error detected: Value '" + std::to_string(*n) + "' at 'limit' failed to satisfy constraint: Member must have value less than or equal to " + std::to_string(max));
+  return static_cast<size_t>(*n);
+}
+
+// One page of items sorted by name, starting at the body's Marker; sets Truncated/NextMarker.
+template <typename T, typename Name, typename Emit>
+json paginate(const json& body, const std::vector<T>& items, int64_t max, size_t fallback, Name name, Emit emit,
+              const char* list_member) {
+  size_t limit = page_limit(body, max, fallback);
+  std::string marker = opt_string(body, "Marker");
+  std::string from = marker.empty() ? "" : parse_marker(marker);
+  json list = json::array();
+  json out = json::object();
+  for (const auto& item : items) {
+    if (name(item) < from) continue;
+    if (list.size() == limit) {
+      out["NextMarker"] = make_marker(name(item));
+      break;
+    }
+    list.push_back(emit(item));
+  }
+  out[list_member] = list;
+  out["Truncated"] = out.contains("NextMarker");
+  return out;
+}
+
 // ---- self-describing ciphertext blob: SNK1 | len | key id | nonce(12) | ct | tag(16) ----
 
 Bytes blob_header(const std::string& key_id) {
@@ -140,22 +190,128 @@ SecureBytes open_blob(const LocalKey& key, ByteView blob, const std::map<std::st
   return out;
 }
 
-json key_metadata(const LocalKey& k, const std::string& account) {
-  return {{"AWSAccountId", account},
-          {"KeyId", k.key_id},
-          {"Arn", k.arn},
-          {"CreationDate", k.creation_date},
-          {"Enabled", true},
-          {"Description", k.description},
-          {"KeyUsage", "ENCRYPT_DECRYPT"},
-          {"KeyState", "Enabled"},
-          {"Origin", "AWS_KMS"},
-          {"KeyManager", "CUSTOMER"},
-          {"CustomerMasterKeySpec", "SYMMETRIC_DEFAULT"},
-          {"KeySpec", "SYMMETRIC_DEFAULT"},
-          {"EncryptionAlgorithms", {"SYMMETRIC_DEFAULT"}},
-          {"MultiRegion", false}};
+// ---- key specs and usages (KMS's enums; the ones kms-local implements) ----
+
+const std::vector<std::string> kKeySpecs = {"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384",
+                                            "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224",
+                                            "HMAC_256", "HMAC_384", "HMAC_512", "SM2", "ML_DSA_44", "ML_DSA_65",
+                                            "ML_DSA_87", "ECC_NIST_EDWARDS25519"};
+const std::vector<std::string> kKeyUsages = {"SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"};
+const std::vector<std::string> kKeyPairSpecs = {"RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384",
+                                                "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2", "ECC_NIST_EDWARDS25519"};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
 }
+
+// KMS's wording for a value outside a member's enum.
+void check_enum(const std::string& value, const char* member_path, const std::vector<std::string>& allowed) {
+  if (value.empty() || std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  throw_validation("1 validation error detected: Value '" + value.substr(0, 64) + "' at '" + member_path +
+                   "' failed to satisfy constraint: Member must satisfy enum value set: [" + join(allowed) + "]");
+}
+
+bool is_rsa(const std::string& spec) { return spec.rfind("RSA_", 0) == 0; }
+
+// The OpenSSL curve of an ECC spec, or "" when this OpenSSL build lacks it.
+std::string curve_of(const std::string& spec) {
+  const char* name = spec == "ECC_NIST_P256"   ? "P-256"
+                     : spec == "ECC_NIST_P384" ? "P-384"
+                     : spec == "ECC_NIST_P521" ? "P-521"
+                     : spec == "ECC_SECG_P256K1" ? "secp256k1"
+                                                 : "";
+  return name;
+}
+
+// A new private key of spec (RSA_n or ECC_*), as PKCS#8 DER.
+SecureBytes generate_private_key(const std::string& spec) {
+  ossl::Ptr<EVP_PKEY> pkey;
+  if (is_rsa(spec)) {
+    size_t bits = std::stoul(spec.substr(4));
+    pkey.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", bits));
+  } else {
+    std::string curve = curve_of(spec);
+    if (!curve.empty()) pkey.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve.c_str()));
+  }
+  if (!pkey) throw KmsError(400, "UnsupportedOperationException", "kms-local cannot generate " + spec + " keys (OpenSSL lacks it)");
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> p8(EVP_PKEY2PKCS8(pkey.get()),
+                                                                            &PKCS8_PRIV_KEY_INFO_free);
+  int n = p8 ? i2d_PKCS8_PRIV_KEY_INFO(p8.get(), nullptr) : -1;
+  if (n <= 0) throw_openssl("PKCS#8 encoding of a " + spec + " key");
+  SecureBytes der(static_cast<size_t>(n));
+  unsigned char* out = der.data();
+  i2d_PKCS8_PRIV_KEY_INFO(p8.get(), &out);
+  return der;
+}
+
+ossl::Ptr<EVP_PKEY> load_private_key(ByteView pkcs8) {
+  const unsigned char* in = pkcs8.data();
+  ossl::Ptr<EVP_PKEY> pkey(d2i_AutoPrivateKey(nullptr, &in, static_cast<long>(pkcs8.size())));
+  if (!pkey) throw_openssl("loading a stored private key");
+  return pkey;
+}
+
+Bytes public_key_der(EVP_PKEY* pkey) {
+  int n = i2d_PUBKEY(pkey, nullptr);
+  if (n <= 0) throw_openssl("SubjectPublicKeyInfo encoding");
+  Bytes der(static_cast<size_t>(n));
+  unsigned char* out = der.data();
+  i2d_PUBKEY(pkey, &out);
+  return der;
+}
+
+std::vector<std::string> encryption_algorithms(const LocalKey& k) {
+  if (k.key_spec == "SYMMETRIC_DEFAULT") return {"SYMMETRIC_DEFAULT"};
+  if (is_rsa(k.key_spec) && k.key_usage == "ENCRYPT_DECRYPT") return {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"};
+  return {};
+}
+
+std::vector<std::string> signing_algorithms(const LocalKey& k) {
+  if (k.key_usage != "SIGN_VERIFY") return {};
+  if (is_rsa(k.key_spec))
+    return {"RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
+            "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512"};
+  if (k.key_spec == "ECC_NIST_P384") return {"ECDSA_SHA_384"};
+  if (k.key_spec == "ECC_NIST_P521") return {"ECDSA_SHA_512"};
+  return {"ECDSA_SHA_256"};
+}
+
+json key_metadata(const LocalKey& k, const std::string& account) {
+  json m = {{"AWSAccountId", account},
+            {"KeyId", k.key_id},
+            {"Arn", k.arn},
+            {"CreationDate", k.creation_date},
+            {"Enabled", k.key_state == "Enabled"},
+            {"Description", k.description},
+            {"KeyUsage", k.key_usage},
+            {"KeyState", k.key_state},
+            {"Origin", "AWS_KMS"},
+            {"KeyManager", "CUSTOMER"},
+            {"CustomerMasterKeySpec", k.key_spec},
+            {"KeySpec", k.key_spec},
+            {"MultiRegion", false}};
+  if (auto e = encryption_algorithms(k); !e.empty()) m["EncryptionAlgorithms"] = e;
+  if (auto s = signing_algorithms(k); !s.empty()) m["SigningAlgorithms"] = s;
+  if (k.key_usage == "KEY_AGREEMENT") m["KeyAgreementAlgorithms"] = {"ECDH"};
+  if (k.key_state == "PendingDeletion") {
+    m["DeletionDate"] = k.deletion_date;
+    m["PendingDeletionWindowInDays"] = k.pending_window_days;
+  }
+  return m;
+}
+
+// RFC 7231 IMF-fixdate, the HTTP Date header.
+std::string http_date(int64_t unix_s) {
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
 
 std::string random_secret() {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -235,8 +391,9 @@ struct LocalKms::Impl {
   std::string authenticate(const HttpServerRequest& req) {
     SignableRequest sreq{req.method, req.path, req.query, req.headers, as_bytes(req.body)};
     std::string principal;
+    // KMS refuses a signature more than 5 minutes from its clock, either way.
     sigv4_verify(sreq, [&](const std::string& akid) { return lookup(akid, principal); },
-                 {opt.region, "kms", clock.now_s()});
+                 {opt.region, "kms", clock.now_s(), 5 * 60});
     return principal;
   }
 
@@ -330,17 +487,241 @@ struct LocalKms::Impl {
 
   // ---- operations ----
 
+  [[noreturn]] static void unsupported(const std::string& message) { throw KmsError(400, "UnsupportedOperationException", message); }
+
   json create_key(const json& body, const std::string& principal) {
     authorize_account(principal, "kms:CreateKey");
     std::string usage = opt_string(body, "KeyUsage"), spec = opt_string(body, "KeySpec");
-    if (spec.empty()) spec = opt_string(body, "CustomerMasterKeySpec");
-    if (!usage.empty() && usage != "ENCRYPT_DECRYPT") throw KmsError(400, "UnsupportedOperationException", "kms-local supports ENCRYPT_DECRYPT keys only");
-    if (!spec.empty() && spec != "SYMMETRIC_DEFAULT") throw KmsError(400, "UnsupportedOperationException", "kms-local supports SYMMETRIC_DEFAULT keys only");
-    std::string policy = opt_string(body, "Policy");
-    if (policy.empty()) policy = default_key_policy(opt.account).dump(2);
-    else check_new_policy(policy, principal, body);
-    const LocalKey& k = store.create_key(opt_string(body, "Description"), policy, static_cast<double>(clock.now_s()));
+    std::string cmk_spec = opt_string(body, "CustomerMasterKeySpec");
+    check_enum(usage, "keyUsage", kKeyUsages);
+    check_enum(spec, "keySpec", kKeySpecs);
+    check_enum(cmk_spec, "customerMasterKeySpec", kKeySpecs);
+    if (!spec.empty() && !cmk_spec.empty()) throw_validation("You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead.");
+    if (spec.empty()) spec = cmk_spec.empty() ? "SYMMETRIC_DEFAULT" : cmk_spec;
+    std::string origin = opt_string(body, "Origin");
+    check_enum(origin, "origin", {"AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"});
+    if (!origin.empty() && origin != "AWS_KMS") unsupported("kms-local supports Origin AWS_KMS only, not " + origin);
+    if (auto mr = member(body, "MultiRegion", json::value_t::boolean, "a boolean"); mr && mr->get<bool>())
+      unsupported("kms-local does not support multi-Region keys");
+    if (!opt_string(body, "CustomKeyStoreId").empty()) unsupported("kms-local does not support custom key stores");
+    std::string description = opt_string(body, "Description");
+    if (description.size() > 8192)
+      throw_validation("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192");
+    if (spec.rfind("HMAC_", 0) == 0 || spec == "SM2" || spec.rfind("ML_DSA", 0) == 0 || spec == "ECC_NIST_EDWARDS25519" ||
+        usage == "GENERATE_VERIFY_MAC")
+      unsupported("kms-local does not support " + spec + (usage.empty() ? "" : "/" + usage) + " keys");
+    if (usage.empty()) usage = "ENCRYPT_DECRYPT";
+    // The key usages KMS allows for each spec.
+    bool allowed = spec == "SYMMETRIC_DEFAULT" ? usage == "ENCRYPT_DECRYPT"
+                   : is_rsa(spec)             ? usage == "ENCRYPT_DECRYPT" || usage == "SIGN_VERIFY"
+                   : spec == "ECC_SECG_P256K1" ? usage == "SIGN_VERIFY"
+                                               : usage == "SIGN_VERIFY" || usage == "KEY_AGREEMENT";
+    if (!allowed) throw_validation("KeyUsage " + usage + " is not compatible with KeySpec " + spec);
+    LocalKey proto;
+    proto.key_spec = spec;
+    proto.key_usage = usage;
+    proto.description = description;
+    proto.tags = tags_member(body);
+    proto.policy = opt_string(body, "Policy");
+    if (proto.policy.empty()) proto.policy = default_key_policy(opt.account).dump(2);
+    else check_new_policy(proto.policy, principal, body);
+    if (spec == "SYMMETRIC_DEFAULT") {
+      proto.material = SecureBytes(32);
+      os_random().fill(proto.material.span());
+    } else {
+      proto.material = generate_private_key(spec);
+    }
+    LocalKey k = store.create_key(std::move(proto), static_cast<double>(clock.now_s()));
     return {{"KeyMetadata", key_metadata(k, opt.account)}};
+  }
+
+  // Tags: [{TagKey, TagValue}] as KMS checks them (key 1..128, value 0..256, at most 50).
+  static std::map<std::string, std::string> tags_member(const json& body) {
+    std::map<std::string, std::string> tags;
+    const json* v = member(body, "Tags", json::value_t::array, "a list of tags");
+    if (!v) return tags;
+    for (const auto& t : *v) {
+      if (!t.is_object()) serialization("Tags entries must be structures");
+      std::string key = req_string(t, "TagKey");
+      const json* val = member(t, "TagValue", json::value_t::string, "a string");
+      if (!val) throw_validation("1 validation error detected: Value null at 'tags.member.tagValue' failed to satisfy constraint: Member must not be null");
+      if (key.size() > 128) throw_validation("1 validation error detected: Value at 'tags.member.tagKey' failed to satisfy constraint: Member must have length less than or equal to 128");
+      if (val->get_ref<const std::string&>().size() > 256) throw_validation("1 validation error detected: Value at 'tags.member.tagValue' failed to satisfy constraint: Member must have length less than or equal to 256");
+      if (key.rfind("aws:", 0) == 0) throw KmsError(400, "TagException", "Tag keys beginning with aws: are reserved");
+      tags[key] = val->get<std::string>();
+    }
+    return tags;
+  }
+
+  // The state checks KMS applies before a cryptographic operation.
+  static void require_enabled(const LocalKey& k) {
+    if (k.key_state == "Disabled") throw KmsError(400, "DisabledException", k.arn + " is disabled.");
+    if (k.key_state != "Enabled") throw KmsError(400, "KMSInvalidStateException", k.arn + " is pending deletion.");
+  }
+  static void require_not_pending_deletion(const LocalKey& k) {
+    if (k.key_state == "PendingDeletion") throw KmsError(400, "KMSInvalidStateException", k.arn + " is pending deletion.");
+  }
+  static void require_usage(const LocalKey& k, const std::string& usage, const std::string& spec_prefix, const std::string& op) {
+    if (k.key_usage != usage || k.key_spec.rfind(spec_prefix, 0) != 0)
+      throw KmsError(400, "InvalidKeyUsageException",
+                     "You cannot perform " + op + " with " + k.arn + " (KeySpec " + k.key_spec + ", KeyUsage " + k.key_usage + ")");
+  }
+
+  json set_enabled(const json& body, const std::string& principal, bool enable) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    authorize(k, enable ? "kms:EnableKey" : "kms:DisableKey", principal, {});
+    require_not_pending_deletion(k);
+    store.update_key(k.key_id, [&](LocalKey& u) {
+      require_not_pending_deletion(u);
+      u.key_state = enable ? "Enabled" : "Disabled";
+    });
+    return json::object();
+  }
+
+  json schedule_key_deletion(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    auto days = opt_int(body, "PendingWindowInDays");
+    if (days && (*days < 7 || *days > 30))
+      throw_validation("1 validation error detected: Value '" + std::to_string(*days) +
+                       "' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value " +
+                       (*days < 7 ? "greater than or equal to 7" : "less than or equal to 30"));
+    int window = days ? static_cast<int>(*days) : 30;
+    authorize(k, "kms:ScheduleKeyDeletion", principal, {});
+    double when = static_cast<double>(clock.now_s() + int64_t{window} * 86400);
+    LocalKey u = store.update_key(k.key_id, [&](LocalKey& x) {
+      require_not_pending_deletion(x);
+      x.key_state = "PendingDeletion";
+      x.deletion_date = when;
+      x.pending_window_days = window;
+    });
+    return {{"KeyId", u.arn}, {"DeletionDate", u.deletion_date}, {"KeyState", "PendingDeletion"}, {"PendingWindowInDays", window}};
+  }
+
+  json cancel_key_deletion(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    authorize(k, "kms:CancelKeyDeletion", principal, {});
+    store.update_key(k.key_id, [&](LocalKey& x) {
+      if (x.key_state != "PendingDeletion") throw KmsError(400, "KMSInvalidStateException", x.arn + " is not pending deletion.");
+      // KMS leaves a key whose deletion was cancelled disabled.
+      x.key_state = "Disabled";
+      x.deletion_date = 0;
+      x.pending_window_days = 0;
+    });
+    return {{"KeyId", k.arn}};
+  }
+
+  json tag_resource(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    if (!body.contains("Tags")) req_string(body, "Tags");
+    auto tags = tags_member(body);
+    authorize(k, "kms:TagResource", principal, {});
+    store.update_key(k.key_id, [&](LocalKey& x) {
+      require_not_pending_deletion(x);
+      for (const auto& [key, value] : tags) x.tags[key] = value;
+      if (x.tags.size() > 50) throw KmsError(400, "LimitExceededException", "A key can have at most 50 tags");
+    });
+    return json::object();
+  }
+
+  json untag_resource(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    const json* keys = member(body, "TagKeys", json::value_t::array, "a list of strings");
+    if (!keys) req_string(body, "TagKeys");
+    for (const auto& t : *keys)
+      if (!t.is_string()) serialization("TagKeys entries must be strings");
+    authorize(k, "kms:UntagResource", principal, {});
+    store.update_key(k.key_id, [&](LocalKey& x) {
+      require_not_pending_deletion(x);
+      for (const auto& t : *keys) x.tags.erase(t.get<std::string>());
+    });
+    return json::object();
+  }
+
+  json list_resource_tags(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    authorize(k, "kms:ListResourceTags", principal, {});
+    std::vector<std::pair<std::string, std::string>> tags(k.tags.begin(), k.tags.end());
+    return paginate(body, tags, 50, 50, [](const auto& t) { return t.first; },
+                    [](const auto& t) { return json{{"TagKey", t.first}, {"TagValue", t.second}}; }, "Tags");
+  }
+
+  json get_public_key(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    authorize(k, "kms:GetPublicKey", principal, {});
+    require_enabled(k);
+    if (k.key_spec == "SYMMETRIC_DEFAULT") unsupported(k.arn + " is a symmetric key: it has no public key");
+    auto pkey = load_private_key(k.material.view());
+    json resp = {{"KeyId", k.arn}, {"PublicKey", base64_encode(public_key_der(pkey.get()))},
+                 {"CustomerMasterKeySpec", k.key_spec}, {"KeySpec", k.key_spec}, {"KeyUsage", k.key_usage}};
+    if (auto e = encryption_algorithms(k); !e.empty()) resp["EncryptionAlgorithms"] = e;
+    if (auto sa = signing_algorithms(k); !sa.empty()) resp["SigningAlgorithms"] = sa;
+    if (k.key_usage == "KEY_AGREEMENT") resp["KeyAgreementAlgorithms"] = {"ECDH"};
+    return resp;
+  }
+
+  json generate_data_key_pair(const json& body, const std::string& principal, bool with_plaintext) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    std::string spec = req_string(body, "KeyPairSpec");
+    check_enum(spec, "keyPairSpec", kKeyPairSpecs);
+    if (spec == "SM2" || spec == "ECC_NIST_EDWARDS25519") unsupported("kms-local does not generate " + spec + " key pairs");
+    auto ec = encryption_context(body);
+    // KMS's GenerateDataKeyPairWithoutPlaintext has no Recipient member: like any unknown member, it is ignored.
+    std::optional<RecipientInfo> rcpt;
+    if (with_plaintext) rcpt = recipient(body);
+    auto ctx = context_keys(ec);
+    if (rcpt) ctx.insert(rcpt->conditions.begin(), rcpt->conditions.end());
+    authorize(k, with_plaintext ? "kms:GenerateDataKeyPair" : "kms:GenerateDataKeyPairWithoutPlaintext", principal, ctx);
+    require_enabled(k);
+    require_usage(k, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", with_plaintext ? "GenerateDataKeyPair" : "GenerateDataKeyPairWithoutPlaintext");
+    SecureBytes private_der = generate_private_key(spec);
+    auto pkey = load_private_key(private_der.view());
+    json resp = {{"PrivateKeyCiphertextBlob", base64_encode(seal_blob(k, private_der.view(), ec))},
+                 {"PublicKey", base64_encode(public_key_der(pkey.get()))},
+                 {"KeyId", k.arn},
+                 {"KeyPairSpec", spec}};
+    if (!with_plaintext) return resp;
+    if (rcpt) {
+      release(resp, private_der.view(), rcpt);
+    } else {
+      resp["PrivateKeyPlaintext"] = base64_encode(private_der.view());
+    }
+    return resp;
+  }
+
+  json derive_shared_secret(const json& body, const std::string& principal) {
+    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    std::string alg = req_string(body, "KeyAgreementAlgorithm");
+    check_enum(alg, "keyAgreementAlgorithm", {"ECDH"});
+    Bytes peer_der = blob_member(body, "PublicKey", true);
+    if (peer_der.size() > 8192) throw_validation("1 validation error detected: Value at 'publicKey' failed to satisfy constraint: Member must have length less than or equal to 8192");
+    auto rcpt = recipient(body);
+    std::map<std::string, std::string> ctx;
+    if (rcpt) ctx = rcpt->conditions;
+    authorize(k, "kms:DeriveSharedSecret", principal, ctx);
+    require_enabled(k);
+    require_usage(k, "KEY_AGREEMENT", "ECC_", "DeriveSharedSecret");
+    auto own = load_private_key(k.material.view());
+    const unsigned char* in = peer_der.data();
+    ossl::Ptr<EVP_PKEY> peer(d2i_PUBKEY(nullptr, &in, static_cast<long>(peer_der.size())));
+    if (!peer || in != peer_der.data() + peer_der.size() || EVP_PKEY_get_base_id(peer.get()) != EVP_PKEY_EC)
+      throw_validation("PublicKey is not a DER-encoded X.509 SubjectPublicKeyInfo of an elliptic-curve key");
+    char own_curve[64] = {}, peer_curve[64] = {};
+    size_t len = 0;
+    EVP_PKEY_get_utf8_string_param(own.get(), OSSL_PKEY_PARAM_GROUP_NAME, own_curve, sizeof own_curve, &len);
+    EVP_PKEY_get_utf8_string_param(peer.get(), OSSL_PKEY_PARAM_GROUP_NAME, peer_curve, sizeof peer_curve, &len);
+    if (std::string(own_curve) != peer_curve)
+      throw_validation(std::string("PublicKey is on curve ") + peer_curve + ", not on " + k.key_spec + "'s curve");
+    ossl::Ptr<EVP_PKEY_CTX> dctx(EVP_PKEY_CTX_new(own.get(), nullptr));
+    size_t n = 0;
+    if (!dctx || EVP_PKEY_derive_init(dctx.get()) != 1 || EVP_PKEY_derive_set_peer_ex(dctx.get(), peer.get(), 1) != 1)
+      throw_validation("PublicKey is not a valid point for ECDH with " + k.key_spec);
+    if (EVP_PKEY_derive(dctx.get(), nullptr, &n) != 1) throw_openssl("ECDH");
+    SecureBytes secret(n);
+    if (EVP_PKEY_derive(dctx.get(), secret.data(), &n) != 1) throw_openssl("ECDH");
+    json resp = {{"KeyId", k.arn}, {"KeyAgreementAlgorithm", "ECDH"}, {"KeyOrigin", "AWS_KMS"}};
+    if (rcpt) release(resp, secret.view(), rcpt);
+    else resp["SharedSecret"] = base64_encode(secret.view());
+    return resp;
   }
 
   void check_new_policy(const std::string& policy, const std::string& principal, const json& body) {
@@ -363,15 +744,17 @@ struct LocalKms::Impl {
 
   json list_keys(const json& body, const std::string& principal) {
     authorize_account(principal, "kms:ListKeys");
-    opt_int(body, "Limit");
-    json keys = json::array();
-    for (const auto& k : store.keys()) keys.push_back({{"KeyId", k.key_id}, {"KeyArn", k.arn}});
-    return {{"Keys", keys}, {"Truncated", false}};
+    return paginate(body, store.keys(), 1000, 100, [](const LocalKey& k) { return k.key_id; },
+                    [](const LocalKey& k) { return json{{"KeyId", k.key_id}, {"KeyArn", k.arn}}; }, "Keys");
   }
 
   json create_alias(const json& body, const std::string& principal) {
     std::string name = req_string(body, "AliasName");
-    LocalKey k = store.resolve(req_string(body, "TargetKeyId"));
+    std::string target = req_string(body, "TargetKeyId");
+    if (target.rfind("alias/", 0) == 0 || target.find(":alias/") != std::string::npos)
+      throw_validation("Aliases must refer to keys. Not aliases");
+    LocalKey k = store.resolve(target);
+    require_not_pending_deletion(k);
     if (name.rfind("alias/", 0) != 0 || name.size() <= 6 || name.size() > 256)
       throw_validation("Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html");
     if (name.rfind("alias/aws/", 0) == 0) throw_validation("Cannot create alias with prefix 'alias/aws/'");
@@ -387,11 +770,16 @@ struct LocalKms::Impl {
     authorize_account(principal, "kms:ListAliases");
     std::string filter = opt_string(body, "KeyId");
     std::string filter_id = filter.empty() ? "" : store.resolve(filter).key_id;
-    json aliases = json::array();
-    for (const auto& a : store.aliases())
-      if (filter_id.empty() || a.target_key_id == filter_id)
-        aliases.push_back({{"AliasName", a.name}, {"AliasArn", store.arn_prefix() + a.name}, {"TargetKeyId", a.target_key_id}});
-    return {{"Aliases", aliases}, {"Truncated", false}};
+    std::vector<LocalAlias> selected;
+    for (auto& a : store.aliases())
+      if (filter_id.empty() || a.target_key_id == filter_id) selected.push_back(std::move(a));
+    const std::string prefix = store.arn_prefix();
+    return paginate(body, selected, 1000, 50, [](const LocalAlias& a) { return a.name; },
+                    [&](const LocalAlias& a) {
+                      return json{{"AliasName", a.name}, {"AliasArn", prefix + a.name}, {"TargetKeyId", a.target_key_id},
+                                  {"CreationDate", a.creation_date}, {"LastUpdatedDate", a.last_updated_date}};
+                    },
+                    "Aliases");
   }
 
   json put_key_policy(const json& body, const std::string& principal) {
@@ -419,9 +807,11 @@ struct LocalKms::Impl {
     LocalKey k = store.resolve(req_string(body, "KeyId"));
     if (plaintext.empty() || plaintext.size() > kMaxPlaintext) throw_validation("Plaintext must be 1..4096 bytes");
     check_algorithm(body);
-    if (body.contains("Recipient")) throw_validation("Recipient is not supported by Encrypt");
+    // Encrypt has no Recipient member: KMS ignores it like any unknown member, and so do we.
     auto ec = encryption_context(body);
     authorize(k, "kms:Encrypt", principal, context_keys(ec));
+    require_enabled(k);
+    require_usage(k, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "Encrypt");
     Bytes blob = seal_blob(k, plaintext, ec);
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
     return {{"CiphertextBlob", base64_encode(blob)}, {"KeyId", k.arn}, {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
@@ -447,6 +837,7 @@ struct LocalKms::Impl {
     auto ctx = context_keys(ec);
     if (rcpt) ctx.insert(rcpt->conditions.begin(), rcpt->conditions.end());
     authorize(k, "kms:Decrypt", principal, ctx);
+    require_enabled(k);
     SecureBytes plaintext = open_blob(k, blob, ec);
     json resp = {{"KeyId", k.arn}, {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
     release(resp, plaintext.view(), rcpt);
@@ -463,6 +854,8 @@ struct LocalKms::Impl {
     auto ctx = context_keys(ec);
     if (rcpt) ctx.insert(rcpt->conditions.begin(), rcpt->conditions.end());
     authorize(k, with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext", principal, ctx);
+    require_enabled(k);
+    require_usage(k, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", with_plaintext ? "GenerateDataKey" : "GenerateDataKeyWithoutPlaintext");
     SecureBytes data_key(static_cast<size_t>(n));
     os_random().fill(data_key.span());
     json resp = {{"CiphertextBlob", base64_encode(seal_blob(k, data_key.view(), ec))}, {"KeyId", k.arn}};
@@ -502,12 +895,28 @@ json LocalKms::dispatch(const std::string& op, const json& body, const std::stri
   if (op == "GenerateDataKey") return m.generate_data_key(body, principal, true);
   if (op == "GenerateDataKeyWithoutPlaintext") return m.generate_data_key(body, principal, false);
   if (op == "GenerateRandom") return m.generate_random(body, principal);
+  if (op == "EnableKey") return m.set_enabled(body, principal, true);
+  if (op == "DisableKey") return m.set_enabled(body, principal, false);
+  if (op == "ScheduleKeyDeletion") return m.schedule_key_deletion(body, principal);
+  if (op == "CancelKeyDeletion") return m.cancel_key_deletion(body, principal);
+  if (op == "TagResource") return m.tag_resource(body, principal);
+  if (op == "UntagResource") return m.untag_resource(body, principal);
+  if (op == "ListResourceTags") return m.list_resource_tags(body, principal);
+  if (op == "GetPublicKey") return m.get_public_key(body, principal);
+  if (op == "GenerateDataKeyPair") return m.generate_data_key_pair(body, principal, true);
+  if (op == "GenerateDataKeyPairWithoutPlaintext") return m.generate_data_key_pair(body, principal, false);
+  if (op == "DeriveSharedSecret") return m.derive_shared_secret(body, principal);
   throw KmsError(400, "UnknownOperationException", "Operation " + op.substr(0, 64) + " is not supported by kms-local");
 }
 
 HttpServerResponse LocalKms::handle(const HttpServerRequest& req) {
   std::string request_id = random_uuid();
-  HttpServerResponse resp{200, {{"x-amzn-RequestId", request_id}, {"Content-Type", "application/x-amz-json-1.1"}}, ""};
+  // Date: SDKs correct their clock skew from it, so every answer (errors too) carries it.
+  HttpServerResponse resp{200,
+                          {{"x-amzn-RequestId", request_id},
+                           {"Date", http_date(impl_->clock.now_s())},
+                           {"Content-Type", "application/x-amz-json-1.1"}},
+                          ""};
   std::string op = "?";
   try {
     if (req.method != "POST" || req.path != "/") throw KmsError(404, "UnknownOperationException", "kms-local accepts POST / only");

@@ -45,8 +45,17 @@ LocalKey key_from_json(const json& j) {
   k.creation_date = j.at("CreationDate");
   k.description = j.value("Description", "");
   k.policy = j.at("Policy");
+  // Files written before key state, tags and asymmetric keys existed lack these members:
+  // they are enabled, untagged symmetric keys.
+  k.key_spec = j.value("KeySpec", "SYMMETRIC_DEFAULT");
+  k.key_usage = j.value("KeyUsage", "ENCRYPT_DECRYPT");
+  k.key_state = j.value("KeyState", "Enabled");
+  k.deletion_date = j.value("DeletionDate", 0.0);
+  k.pending_window_days = j.value("PendingWindowInDays", 0);
+  if (j.contains("Tags")) k.tags = j.at("Tags").get<std::map<std::string, std::string>>();
   k.material = SecureBytes(base64_decode(j.at("Material").get<std::string>()));
-  if (k.material.size() != 32) throw Error(Errc::kFormat, "key material is not 32 bytes");
+  if (k.key_spec == "SYMMETRIC_DEFAULT" && k.material.size() != 32) throw Error(Errc::kFormat, "key material is not 32 bytes");
+  if (k.material.size() == 0) throw Error(Errc::kFormat, "key material is empty");
   return k;
 }
 
@@ -84,6 +93,23 @@ bool is_uuid(const std::string& s) {
 
 }  // namespace
 
+LocalKey LocalKey::clone() const {
+  LocalKey k;
+  k.key_id = key_id;
+  k.arn = arn;
+  k.creation_date = creation_date;
+  k.description = description;
+  k.policy = policy;
+  k.key_spec = key_spec;
+  k.key_usage = key_usage;
+  k.key_state = key_state;
+  k.deletion_date = deletion_date;
+  k.pending_window_days = pending_window_days;
+  k.tags = tags;
+  k.material = material.clone();
+  return k;
+}
+
 std::string random_uuid() {
   Bytes b = os_random().bytes(16);
   b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
@@ -112,7 +138,8 @@ void LocalStore::load() {
   for (const auto& path : list_json_files(dir_ + "/aliases")) {
     try {
       json j = json::parse(read_text_file(path));
-      LocalAlias a{j.at("AliasName"), j.at("TargetKeyId"), j.at("CreationDate")};
+      double created = j.at("CreationDate");
+      LocalAlias a{j.at("AliasName"), j.at("TargetKeyId"), created, j.value("LastUpdatedDate", created)};
       aliases_.emplace(a.name, a);
     } catch (const std::exception& e) {
       log_warn("kms-local: skipping unreadable alias file " + path + ": " + e.what());
@@ -122,34 +149,42 @@ void LocalStore::load() {
 
 void LocalStore::write_key(const LocalKey& k) {
   json j = {{"KeyId", k.key_id}, {"Arn", k.arn}, {"CreationDate", k.creation_date}, {"Description", k.description},
-            {"Policy", k.policy}, {"Material", base64_encode(k.material.view())}};
+            {"Policy", k.policy}, {"KeySpec", k.key_spec}, {"KeyUsage", k.key_usage}, {"KeyState", k.key_state},
+            {"Tags", k.tags}, {"Material", base64_encode(k.material.view())}};
+  if (k.key_state == "PendingDeletion") {
+    j["DeletionDate"] = k.deletion_date;
+    j["PendingWindowInDays"] = k.pending_window_days;
+  }
   std::string text = j.dump(2);
   write_file_atomic(dir_ + "/keys/" + k.key_id + ".json", as_bytes(text), 0600);
   OPENSSL_cleanse(text.data(), text.size());
 }
 
-const LocalKey& LocalStore::create_key(const std::string& description, const std::string& policy, double now) {
-  LocalKey k;
+LocalKey LocalStore::create_key(LocalKey k, double now) {
   k.key_id = random_uuid();
   k.arn = arn_prefix_ + "key/" + k.key_id;
   k.creation_date = now;
-  k.description = description;
-  k.policy = policy;
-  k.material = SecureBytes(32);
-  os_random().fill(k.material.span());
+  if (k.material.size() == 0) throw Error(Errc::kInternal, "kms-local: a new key needs its material");
   write_key(k);
+  LocalKey copy = k.clone();
   std::unique_lock lock(mu_);
-  return keys_.emplace(k.key_id, std::move(k)).first->second;
+  keys_.emplace(k.key_id, std::move(k));
+  return copy;
 }
 
-void LocalStore::put_policy(const std::string& key_id, const std::string& policy) {
+LocalKey LocalStore::update_key(const std::string& key_id, const std::function<void(LocalKey&)>& change) {
   std::unique_lock lock(mu_);
   auto it = keys_.find(key_id);
   if (it == keys_.end()) throw_not_found("Key '" + arn_prefix_ + "key/" + key_id + "' does not exist");
-  LocalKey updated{it->second.key_id, it->second.arn, it->second.creation_date, it->second.description, policy,
-                   it->second.material.clone()};
+  LocalKey updated = it->second.clone();
+  change(updated);
   write_key(updated);
-  it->second = std::move(updated);
+  it->second = updated.clone();
+  return updated;
+}
+
+void LocalStore::put_policy(const std::string& key_id, const std::string& policy) {
+  update_key(key_id, [&](LocalKey& k) { k.policy = policy; });
 }
 
 void LocalStore::create_alias(const std::string& name, const std::string& key_id, double now) {
@@ -158,7 +193,7 @@ void LocalStore::create_alias(const std::string& name, const std::string& key_id
   if (!keys_.count(key_id)) throw_not_found("Key '" + arn_prefix_ + "key/" + key_id + "' does not exist");
   json j = {{"AliasName", name}, {"TargetKeyId", key_id}, {"CreationDate", now}};
   write_file_atomic(dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json", as_bytes(j.dump(2)), 0600);
-  aliases_[name] = LocalAlias{name, key_id, now};
+  aliases_[name] = LocalAlias{name, key_id, now, now};
 }
 
 LocalKey LocalStore::resolve(const std::string& ref) const {
@@ -175,14 +210,18 @@ LocalKey LocalStore::resolve(const std::string& ref) const {
   }
   auto it = keys_.find(id);
   if (it == keys_.end()) throw_not_found("Key '" + arn_prefix_ + "key/" + id + "' does not exist");
-  const LocalKey& k = it->second;
-  return LocalKey{k.key_id, k.arn, k.creation_date, k.description, k.policy, k.material.clone()};
+  return it->second.clone();
 }
 
 std::vector<LocalKey> LocalStore::keys() const {
   std::shared_lock lock(mu_);
   std::vector<LocalKey> out;
-  for (const auto& [id, k] : keys_) out.push_back(LocalKey{k.key_id, k.arn, k.creation_date, k.description, "", {}});
+  for (const auto& [id, k] : keys_) {
+    LocalKey copy;
+    copy.key_id = k.key_id;
+    copy.arn = k.arn;
+    out.push_back(std::move(copy));
+  }
   return out;
 }
 

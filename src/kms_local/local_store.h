@@ -1,6 +1,7 @@
 // kms-local's durable key and alias store (internal).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,13 +21,23 @@ struct LocalKey {
   double creation_date = 0;
   std::string description;
   std::string policy;  // JSON text, exactly as put
-  SecureBytes material;  // 32 bytes, AES-256-GCM
+  std::string key_spec = "SYMMETRIC_DEFAULT";
+  std::string key_usage = "ENCRYPT_DECRYPT";
+  std::string key_state = "Enabled";  // Enabled | Disabled | PendingDeletion
+  double deletion_date = 0;           // PendingDeletion only
+  int pending_window_days = 0;        // PendingDeletion only
+  std::map<std::string, std::string> tags;
+  // SYMMETRIC_DEFAULT: 32 bytes of AES-256-GCM key; asymmetric: the private key, PKCS#8 DER.
+  SecureBytes material;
+
+  LocalKey clone() const;
 };
 
 struct LocalAlias {
   std::string name;  // alias/...
   std::string target_key_id;
   double creation_date = 0;
+  double last_updated_date = 0;
 };
 
 class LocalStore {
@@ -38,8 +49,11 @@ class LocalStore {
   LocalStore& operator=(const LocalStore&) = delete;
 
   // Each mutation is durable (atomic write + fsync of file and folder) before it returns.
-  const LocalKey& create_key(const std::string& description, const std::string& policy, double now);
+  // Stores proto under a fresh key id and ARN; proto.material must be set.
+  LocalKey create_key(LocalKey proto, double now);
   void put_policy(const std::string& key_id, const std::string& policy);
+  // Applies change to the stored key (under the lock) and persists it; returns the result.
+  LocalKey update_key(const std::string& key_id, const std::function<void(LocalKey&)>& change);
   void create_alias(const std::string& name, const std::string& key_id, double now);
 
   // Resolves a key id, key ARN, alias name or alias ARN; throws NotFoundException.

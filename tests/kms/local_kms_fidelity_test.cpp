@@ -1,0 +1,343 @@
+// kms-local's fidelity to KMS, driven by the project's client over HTTP (in process): the SigV4
+// clock window, Date and x-amzn-RequestId on every answer, key state and tags, pagination,
+// asymmetric keys, GenerateDataKeyPair and DeriveSharedSecret with and without Recipient, and
+// key policies over the new actions. tests/kms/local_kms_botocore.py drives the same with botocore.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <filesystem>
+#include <functional>
+
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/openssl_ptr.h"
+#include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms/client.h"
+#include "shield_nitro/kms/credentials.h"
+#include "shield_nitro/kms/kms_error.h"
+#include "shield_nitro/kms/recipient_key.h"
+#include "shield_nitro/kms/sigv4.h"
+#include "shield_nitro/kms_local/http_server.h"
+#include "shield_nitro/kms_local/local_kms.h"
+#include "shield_nitro/kms_local/recipient_verifier.h"
+#include "shield_nitro/nsm_sim/simulator.h"
+#include "support/expect_error.h"
+#include "support/temp_dir.h"
+
+using namespace shield_nitro;
+using namespace shield_nitro::kms;
+using json = nlohmann::json;
+
+namespace {
+
+const std::string kEnclaveRole = "arn:aws:iam::111122223333:role/shield-enclave";
+
+// The KMS error type fn throws (a test failure when it throws nothing).
+std::string error_type(const std::function<void()>& fn) {
+  auto e = test_support::thrown<KmsError>(fn);
+  return e ? e->type() : "none";
+}
+
+ossl::Ptr<EVP_PKEY> ec_key(const char* curve) { return ossl::Ptr<EVP_PKEY>(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve)); }
+
+Bytes spki(EVP_PKEY* k) {
+  int n = i2d_PUBKEY(k, nullptr);
+  Bytes der(static_cast<size_t>(n));
+  unsigned char* p = der.data();
+  i2d_PUBKEY(k, &p);
+  return der;
+}
+
+Bytes ecdh(EVP_PKEY* own, ByteView peer_spki) {
+  const unsigned char* in = peer_spki.data();
+  ossl::Ptr<EVP_PKEY> peer(d2i_PUBKEY(nullptr, &in, static_cast<long>(peer_spki.size())));
+  ossl::Ptr<EVP_PKEY_CTX> c(EVP_PKEY_CTX_new(own, nullptr));
+  size_t n = 0;
+  EXPECT_TRUE(peer && c && EVP_PKEY_derive_init(c.get()) == 1 && EVP_PKEY_derive_set_peer(c.get(), peer.get()) == 1 &&
+              EVP_PKEY_derive(c.get(), nullptr, &n) == 1);
+  Bytes out(n);
+  EVP_PKEY_derive(c.get(), out.data(), &n);
+  out.resize(n);
+  return out;
+}
+
+Bytes b64(const json& v) { return base64_decode(v.get<std::string>()); }
+
+class LocalKmsFidelityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    nsm::BootPcrs boot;
+    boot.values[0] = Bytes(48, 0xab);
+    boot.values[8] = Bytes(48, 8);
+    sim_ = nsm::SimulatedNsm::create((dir_ / "nsm").string(), boot, {});
+    source_ = std::make_unique<NsmAttestationSource>(std::make_unique<nsm::SimulatorTransport>(sim_));
+    LocalKmsOptions o;
+    o.state_dir = dir_ / "state";
+    o.verifier = make_recipient_verifier({(dir_ / "nsm/root.pem").string()});
+    o.clock = &clock_;
+    kms_ = std::make_unique<LocalKms>(o);
+    HttpServerOptions so;
+    so.listen = "127.0.0.1:0";
+    server_ = std::make_unique<HttpServer>(so, [this](const HttpServerRequest& r) { return kms_->handle(r); });
+    server_->start();
+    recipient_keys_ = RecipientKeyPair::generate();
+  }
+  void TearDown() override {
+    server_.reset();
+    kms_.reset();
+  }
+  KmsClient client(const std::string& profile) {
+    auto creds = credentials_from_file(kms_->credentials_path(), profile);
+    KmsClientOptions o;
+    o.endpoint = server_->url() + "/";
+    o.max_attempts = 1;
+    return KmsClient(o, std::make_shared<StaticCredentials>(std::move(*creds)));
+  }
+  // A Recipient member with a fresh attestation document for recipient_keys_.
+  json recipient() {
+    Bytes doc = source_->attestation_document(recipient_keys_->spki_der());
+    return {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"}, {"AttestationDocument", base64_encode(doc)}};
+  }
+  // A request signed at signed_at_s (with the admin profile's key) and served by kms-local.
+  HttpServerResponse signed_at(int64_t signed_at_s) {
+    auto creds = credentials_from_file(kms_->credentials_path(), "admin");
+    std::string body = R"({"NumberOfBytes":8})";
+    SignableRequest req{"POST", "/", "", {{"Host", "kms.us-east-1.amazonaws.com"},
+                                          {"Content-Type", "application/x-amz-json-1.1"},
+                                          {"X-Amz-Target", "TrentService.GenerateRandom"}},
+                        as_bytes(body)};
+    SigV4Params p{creds->access_key_id, creds->secret_access_key.view(), "", "us-east-1"};
+    p.amz_date = amz_date(signed_at_s);
+    SigV4Result r = sigv4_sign(req, p);
+    HttpServerRequest http{"POST", "/", "", req.headers, body};
+    for (const auto& h : r.added_headers) http.headers.push_back(h);
+    http.headers.emplace_back("Authorization", r.authorization);
+    return kms_->handle(http);
+  }
+
+  test_support::TempDir tmp_{"sn-kms-fidelity"};
+  std::filesystem::path dir_{tmp_.path()};
+  // Now (to the second), so the client's own signatures are current; tests move it.
+  FixedClock clock_{system_clock().now_s() * 1000};
+  std::shared_ptr<nsm::SimulatedNsm> sim_;
+  std::unique_ptr<NsmAttestationSource> source_;
+  std::shared_ptr<const RecipientKeyPair> recipient_keys_;
+  std::unique_ptr<LocalKms> kms_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+TEST_F(LocalKmsFidelityTest, SigV4ClockWindowIsFiveMinutesEitherWay) {
+  const int64_t now = clock_.now_s();
+  for (int64_t skew : {-300, 300, 0}) EXPECT_EQ(signed_at(now + skew).status, 200) << skew;
+  for (int64_t skew : {-301, 301, -900}) {
+    HttpServerResponse r = signed_at(now + skew);
+    EXPECT_EQ(r.status, 400) << skew;
+    EXPECT_NE(r.body.find(skew < 0 ? "Signature expired" : "Signature not yet current"), std::string::npos) << r.body;
+  }
+}
+
+TEST_F(LocalKmsFidelityTest, EveryAnswerCarriesDateAndRequestId) {
+  auto header = [](const HttpServerResponse& r, const std::string& name) {
+    return find_header(r.headers, name).value_or("");
+  };
+  clock_.set_ms(1'780'000'000'000);
+  HttpServerResponse ok = signed_at(clock_.now_s());
+  HttpServerResponse refused = signed_at(clock_.now_s() - 3600);
+  HttpServerResponse unsigned_request = kms_->handle({"POST", "/", "", {}, "{}"});
+  for (const auto* r : {&ok, &refused, &unsigned_request}) {
+    // 1780000000 is Thu, 28 May 2026 20:26:40 GMT.
+    EXPECT_EQ(header(*r, "Date"), "Thu, 28 May 2026 20:26:40 GMT");
+    EXPECT_EQ(header(*r, "x-amzn-RequestId").size(), 36u);
+  }
+  EXPECT_NE(header(ok, "x-amzn-RequestId"), header(refused, "x-amzn-RequestId"));
+}
+
+TEST_F(LocalKmsFidelityTest, KeyStateGatesUseAndShowsInMetadata) {
+  KmsClient admin = client("admin");
+  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  Bytes blob = b64(admin.call("Encrypt", {{"KeyId", key}, {"Plaintext", base64_encode(as_bytes("x"))}})["CiphertextBlob"]);
+  admin.call("DisableKey", {{"KeyId", key}});
+  json md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  EXPECT_EQ(md["KeyState"], "Disabled");
+  EXPECT_EQ(md["Enabled"], false);
+  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "DisabledException");
+  EXPECT_EQ(error_type([&] { admin.call("GenerateDataKey", {{"KeyId", key}, {"NumberOfBytes", 8}}); }), "DisabledException");
+  admin.call("EnableKey", {{"KeyId", key}});
+  EXPECT_EQ(admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"]["Enabled"], true);
+
+  EXPECT_EQ(error_type([&] { admin.call("ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 6}}); }), "ValidationException");
+  EXPECT_EQ(error_type([&] { admin.call("ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 31}}); }), "ValidationException");
+  json sched = admin.call("ScheduleKeyDeletion", {{"KeyId", key}});
+  EXPECT_EQ(sched["PendingWindowInDays"], 30);
+  EXPECT_EQ(sched["DeletionDate"].get<double>(), static_cast<double>(clock_.now_s() + 30 * 86400));
+  md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  EXPECT_EQ(md["KeyState"], "PendingDeletion");
+  EXPECT_EQ(md["DeletionDate"], sched["DeletionDate"]);
+  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "KMSInvalidStateException");
+  EXPECT_EQ(error_type([&] { admin.call("EnableKey", {{"KeyId", key}}); }), "KMSInvalidStateException");
+  admin.call("CancelKeyDeletion", {{"KeyId", key}});
+  EXPECT_EQ(error_type([&] { admin.call("CancelKeyDeletion", {{"KeyId", key}}); }), "KMSInvalidStateException");
+  md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  EXPECT_EQ(md["KeyState"], "Disabled");
+  EXPECT_FALSE(md.contains("DeletionDate"));
+
+  // State survives a restart (it is on disk).
+  server_.reset();
+  kms_.reset();
+  LocalKmsOptions o;
+  o.state_dir = dir_ / "state";
+  o.clock = &clock_;
+  LocalKms again(o);
+  EXPECT_EQ(again.dispatch("DescribeKey", {{"KeyId", key}}, "arn:aws:iam::111122223333:role/shield-admin")["KeyMetadata"]["KeyState"],
+            "Disabled");
+}
+
+TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
+  KmsClient admin = client("admin");
+  for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"}) {
+    std::string usage = spec.rfind("RSA", 0) == 0 ? "ENCRYPT_DECRYPT" : "KEY_AGREEMENT";
+    json md = admin.call("CreateKey", {{"KeySpec", spec}, {"KeyUsage", usage}})["KeyMetadata"];
+    EXPECT_EQ(md["KeySpec"], spec);
+    EXPECT_EQ(md["KeyUsage"], usage);
+    json pk = admin.call("GetPublicKey", {{"KeyId", md["Arn"]}});
+    Bytes der = b64(pk["PublicKey"]);
+    const unsigned char* in = der.data();
+    ossl::Ptr<EVP_PKEY> pub(d2i_PUBKEY(nullptr, &in, static_cast<long>(der.size())));
+    ASSERT_TRUE(pub) << spec;
+    EXPECT_EQ(EVP_PKEY_get_base_id(pub.get()), usage == "KEY_AGREEMENT" ? EVP_PKEY_EC : EVP_PKEY_RSA);
+    EXPECT_EQ(pk["KeyUsage"], usage);
+    // Not a key for symmetric operations.
+    EXPECT_EQ(error_type([&] { admin.call("GenerateDataKey", {{"KeyId", md["Arn"]}, {"NumberOfBytes", 8}}); }),
+              "InvalidKeyUsageException");
+  }
+  EXPECT_EQ(error_type([&] { admin.call("CreateKey", {{"KeySpec", "ECC_SECG_P256K1"}, {"KeyUsage", "KEY_AGREEMENT"}}); }),
+            "ValidationException");
+  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  EXPECT_EQ(error_type([&] { admin.call("GetPublicKey", {{"KeyId", sym}}); }), "UnsupportedOperationException");
+}
+
+TEST_F(LocalKmsFidelityTest, GenerateDataKeyPairWithAndWithoutRecipient) {
+  KmsClient admin = client("admin");
+  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384"}) {
+    json r = admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", spec}, {"EncryptionContext", {{"k", "v"}}}});
+    EXPECT_EQ(r["KeyPairSpec"], spec);
+    Bytes priv = b64(r["PrivateKeyPlaintext"]);
+    // The private key matches the public key, and the ciphertext blob decrypts to it.
+    const unsigned char* in = priv.data();
+    ossl::Ptr<EVP_PKEY> k(d2i_AutoPrivateKey(nullptr, &in, static_cast<long>(priv.size())));
+    ASSERT_TRUE(k) << spec;
+    EXPECT_EQ(spki(k.get()), b64(r["PublicKey"]));
+    json d = admin.call("Decrypt", {{"CiphertextBlob", r["PrivateKeyCiphertextBlob"]}, {"EncryptionContext", {{"k", "v"}}}});
+    EXPECT_EQ(b64(d["Plaintext"]), priv);
+  }
+  json without = admin.call("GenerateDataKeyPairWithoutPlaintext", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P521"}});
+  EXPECT_FALSE(without.contains("PrivateKeyPlaintext"));
+  EXPECT_TRUE(without.contains("PrivateKeyCiphertextBlob"));
+
+  json rr = admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P256"}, {"Recipient", recipient()}});
+  EXPECT_FALSE(rr.contains("PrivateKeyPlaintext"));
+  SecureBytes opened = recipient_keys_->open(b64(rr["CiphertextForRecipient"]));
+  const unsigned char* in = opened.data();
+  ossl::Ptr<EVP_PKEY> k(d2i_AutoPrivateKey(nullptr, &in, static_cast<long>(opened.size())));
+  ASSERT_TRUE(k);
+  EXPECT_EQ(spki(k.get()), b64(rr["PublicKey"]));
+
+  EXPECT_EQ(error_type([&] { admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "RSA_1024"}}); }), "ValidationException");
+}
+
+TEST_F(LocalKmsFidelityTest, DeriveSharedSecretWithAndWithoutRecipient) {
+  KmsClient admin = client("admin");
+  for (std::string spec : {"ECC_NIST_P256", "ECC_NIST_P384"}) {
+    const char* curve = spec == "ECC_NIST_P256" ? "P-256" : "P-384";
+    std::string key = admin.call("CreateKey", {{"KeySpec", spec}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+    Bytes kms_pub = b64(admin.call("GetPublicKey", {{"KeyId", key}})["PublicKey"]);
+    auto mine = ec_key(curve);
+    Bytes expected = ecdh(mine.get(), kms_pub);
+    json req = {{"KeyId", key}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(mine.get()))}};
+    json r = admin.call("DeriveSharedSecret", req);
+    EXPECT_EQ(b64(r["SharedSecret"]), expected);
+    EXPECT_EQ(r["KeyOrigin"], "AWS_KMS");
+    req["Recipient"] = recipient();
+    json rr = admin.call("DeriveSharedSecret", req);
+    EXPECT_FALSE(rr.contains("SharedSecret"));
+    EXPECT_EQ(to_bytes(recipient_keys_->open(b64(rr["CiphertextForRecipient"])).view()), expected);
+  }
+  std::string p256 = admin.call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  auto other_curve = ec_key("P-384");
+  json bad = {{"KeyId", p256}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(other_curve.get()))}};
+  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
+  bad["PublicKey"] = base64_encode(as_bytes("not a key"));
+  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
+  bad["KeyAgreementAlgorithm"] = "ECMQV";
+  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
+  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  bad = {{"KeyId", sym}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(other_curve.get()))}};
+  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "InvalidKeyUsageException");
+}
+
+TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
+  KmsClient admin = client("admin"), enclave = client("enclave");
+  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  std::string ecc = admin.call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  // The enclave role may use the keys only with an attested PCR0 of 0xab..; the admin keeps control.
+  json policy = {{"Version", "2012-10-17"},
+                 {"Statement",
+                  {{{"Effect", "Allow"},
+                    {"Principal", {{"AWS", "arn:aws:iam::111122223333:role/shield-admin"}}},
+                    {"Action", "kms:*"},
+                    {"Resource", "*"}},
+                   {{"Effect", "Allow"},
+                    {"Principal", {{"AWS", kEnclaveRole}}},
+                    {"Action", {"kms:GenerateDataKeyPair", "kms:DeriveSharedSecret", "kms:GetPublicKey"}},
+                    {"Resource", "*"},
+                    {"Condition",
+                     {{"StringEqualsIgnoreCase", {{"kms:RecipientAttestation:ImageSha384", hex_encode(Bytes(48, 0xab))}}}}}}}}};
+  for (const auto& k : {sym, ecc}) admin.call("PutKeyPolicy", {{"KeyId", k}, {"Policy", policy.dump()}});
+  auto mine = ec_key("P-256");
+  json dss = {{"KeyId", ecc}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(mine.get()))}};
+  json pair = {{"KeyId", sym}, {"KeyPairSpec", "ECC_NIST_P256"}};
+  EXPECT_EQ(error_type([&] { enclave.call("DeriveSharedSecret", dss); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKeyPair", pair); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKeyPairWithoutPlaintext", pair); }), "AccessDeniedException");
+  dss["Recipient"] = recipient();
+  pair["Recipient"] = recipient();
+  EXPECT_TRUE(enclave.call("DeriveSharedSecret", dss).contains("CiphertextForRecipient"));
+  EXPECT_TRUE(enclave.call("GenerateDataKeyPair", pair).contains("CiphertextForRecipient"));
+  // GetPublicKey carries no Recipient, so the conditioned statement never matches it.
+  EXPECT_EQ(error_type([&] { enclave.call("GetPublicKey", {{"KeyId", ecc}}); }), "AccessDeniedException");
+  // GenerateRandom with Recipient: released only enveloped.
+  json rnd = enclave.call("GenerateRandom", {{"NumberOfBytes", 24}, {"Recipient", recipient()}});
+  EXPECT_FALSE(rnd.contains("Plaintext"));
+  EXPECT_EQ(recipient_keys_->open(b64(rnd["CiphertextForRecipient"])).size(), 24u);
+}
+
+TEST_F(LocalKmsFidelityTest, OldStateFilesLoadAsEnabledSymmetricKeys) {
+  // A key file as kms-local wrote it before key state, tags and asymmetric keys.
+  server_.reset();
+  kms_.reset();
+  std::string id = "11111111-2222-4333-8444-555555555555";
+  json old = {{"KeyId", id},
+              {"Arn", "arn:aws:kms:us-east-1:111122223333:key/" + id},
+              {"CreationDate", 1.7e9},
+              {"Description", "old"},
+              {"Policy", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]})"},
+              {"Material", base64_encode(Bytes(32, 7))}};
+  write_file_atomic(dir_ / "state/keys" / (id + ".json"), as_bytes(old.dump()), 0600);
+  write_file_atomic(dir_ / "state/aliases/old.json", as_bytes(json{{"AliasName", "alias/old"}, {"TargetKeyId", id}, {"CreationDate", 1.7e9}}.dump()), 0600);
+  LocalKmsOptions o;
+  o.state_dir = dir_ / "state";
+  o.clock = &clock_;
+  LocalKms again(o);
+  const std::string admin = "arn:aws:iam::111122223333:role/shield-admin";
+  json md = again.dispatch("DescribeKey", {{"KeyId", "alias/old"}}, admin)["KeyMetadata"];
+  EXPECT_EQ(md["KeyState"], "Enabled");
+  EXPECT_EQ(md["KeySpec"], "SYMMETRIC_DEFAULT");
+  json a = again.dispatch("ListAliases", json::object(), admin)["Aliases"][0];
+  EXPECT_EQ(a["LastUpdatedDate"], 1.7e9);
+  EXPECT_TRUE(again.dispatch("Encrypt", {{"KeyId", id}, {"Plaintext", base64_encode(as_bytes("x"))}}, admin).contains("CiphertextBlob"));
+}
+
+}  // namespace
