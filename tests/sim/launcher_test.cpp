@@ -11,6 +11,7 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/sim/launcher.h"
 #include "sim_test_util.h"
+#include "support/root.h"
 
 namespace fs = std::filesystem;
 using shield_nitro::Errc;
@@ -44,6 +45,7 @@ EnclaveSpec probe_spec(const TempDir& t, std::vector<std::string> args) {
 }  // namespace
 
 TEST(Launcher, IsolatesNetworkFilesystemAndPids) {
+  SN_SKIP_UNLESS_ROOT("the launcher creates namespaces");
   TempDir t;
   sim_test::TcpListener outside;
   std::string port = std::to_string(outside.port());
@@ -84,6 +86,7 @@ TEST(Launcher, IsolatesNetworkFilesystemAndPids) {
 }
 
 TEST(Launcher, ExitStatusOfTheCommandIsTheEnclaves) {
+  SN_SKIP_UNLESS_ROOT("the launcher creates namespaces");
   TempDir t;
   EnclaveProcess p = launch_enclave(probe_spec(t, {"env:PROBE_MARK"}));
   int status = p.wait();
@@ -93,7 +96,7 @@ TEST(Launcher, ExitStatusOfTheCommandIsTheEnclaves) {
 }
 
 TEST(Launcher, TheCommandsOwnStatusSurvivesItsInit) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the launcher creates namespaces";
+  SN_SKIP_UNLESS_ROOT("the launcher creates namespaces");
   TempDir t;
   EnclaveProcess exited = launch_enclave(probe_spec(t, {"exit:3"}));
   exited.wait();
@@ -119,6 +122,7 @@ TEST(Launcher, TheCommandsOwnStatusSurvivesItsInit) {
 }
 
 TEST(Launcher, MemoryLimitStopsALargerAllocation) {
+  SN_SKIP_UNLESS_ROOT("the launcher creates namespaces");
   TempDir t;
   EnclaveSpec spec = probe_spec(t, {"cat:/proc/self/cgroup", "alloc:16", "alloc:256"});
   spec.memory_mib = 64;
@@ -139,6 +143,7 @@ TEST(Launcher, MemoryLimitStopsALargerAllocation) {
 }
 
 TEST(Launcher, CpuLimitNamesTheCpus) {
+  SN_SKIP_UNLESS_ROOT("the launcher creates namespaces");
   TempDir t;
   EnclaveSpec spec = probe_spec(t, {});
   spec.cpus = 1;
@@ -156,6 +161,7 @@ TEST(Launcher, CpuLimitNamesTheCpus) {
 }
 
 TEST(Launcher, CommandMissingFromTheImageIsNotFound) {
+  SN_SKIP_UNLESS_ROOT("the command is looked for inside the namespaces");
   TempDir t;
   EnclaveSpec spec = probe_spec(t, {});
   spec.argv = {"no-such-program"};
@@ -185,6 +191,7 @@ TEST(Launcher, RefusesBadSpecs) {
 }
 
 TEST(Launcher, WithoutPrivilegeTheErrorIsEnvironment) {
+  SN_SKIP_UNLESS_ROOT("the test drops to another user");
   TempDir t;
   EnclaveSpec spec = probe_spec(t, {});
   spec.console_path = "/dev/null";

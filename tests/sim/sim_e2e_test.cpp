@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim_test_util.h"
+#include "support/root.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -111,6 +112,7 @@ bool wait_terminated(const std::string& st) {
 }  // namespace
 
 TEST_F(SimE2E, PcrsInsideTheEnclaveAreTheImagesAndTheParents) {
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   TempDir& t = t_;
   std::string st = state(t);
   json run = cli_json("sim run " + eif("attest.eif") + " --state " + st + " --role-arn " + quote(kRole) +
@@ -139,6 +141,7 @@ TEST_F(SimE2E, PcrsInsideTheEnclaveAreTheImagesAndTheParents) {
 }
 
 TEST_F(SimE2E, DebugModeZeroesThePcrsInsideButDescribeShowsTheImage) {
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   TempDir& t = t_;
   std::string st = state(t);
   cli_json("sim run " + eif("attest.eif") + " --debug-mode --state " + st);
@@ -154,6 +157,7 @@ TEST_F(SimE2E, DebugModeZeroesThePcrsInsideButDescribeShowsTheImage) {
 }
 
 TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   TempDir& t = t_;
   std::string st = state(t);
   json run = cli_json("sim run " + eif("probe.eif") + " --state " + st + " --cpus 1 --memory 256");
@@ -198,6 +202,7 @@ TEST_F(SimE2E, EnclaveIsIsolatedReachableOverVsockAndFullyCleanedUp) {
 }
 
 TEST_F(SimE2E, AttachConsoleStreamsUntilTheEnclaveExits) {
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   TempDir& t = t_;
   std::string st = state(t), out;
   ASSERT_EQ(cli("sim run " + eif("once.eif") + " --attach-console --state " + st, &out), 0) << out;
@@ -237,7 +242,7 @@ TEST_F(SimE2E, ClearErrors) {
   fs::create_directories(st);
   EXPECT_EQ(cli_json("sim describe --json --state " + st), json::array());
   EXPECT_EQ(cli("sim terminate --state " + st), 1);
-  if (::geteuid() != 0) GTEST_SKIP() << "the refusals are checked; a second run beside a running one needs root";
+  SN_SKIP_UNLESS_ROOT("the refusals are checked; a second run beside a running one creates namespaces");
   cli_json("sim run " + eif("probe.eif") + " --state " + st);
   EXPECT_EQ(cli("sim run " + eif("probe.eif") + " --state " + st, &out), 2) << out;
   EXPECT_NE(out.find("already running"), std::string::npos) << out;
@@ -254,13 +259,13 @@ TEST_F(SimE2E, MemoryTooSmallForTheImageIsRefusedBeforeStart) {
             std::string::npos) << out;
   EXPECT_NE(out.find("at least 4 times its EIF's size, " + std::to_string(need) + " MiB"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(st));
-  if (::geteuid() != 0) GTEST_SKIP() << "the refusal is checked; starting with enough memory needs root";
+  SN_SKIP_UNLESS_ROOT("the refusal is checked; starting with enough memory creates namespaces");
   json run = cli_json("sim run " + eif("probe.eif") + " --memory " + std::to_string(need) + " --state " + st);
   EXPECT_EQ(run["MemoryMiB"], need);
 }
 
 TEST_F(SimE2E, AFailedRunRemovesWhatItUnpackedAndKeepsWhatWasThere) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: the failure under test comes after the namespaces";
+  SN_SKIP_UNLESS_ROOT("the failure under test comes after the namespaces");
   std::string st = state(t_), out;
   fs::create_directories(st);
   write_text(st + "/notes.txt", "the operator's");
@@ -281,7 +286,7 @@ TEST_F(SimE2E, AFailedRunRemovesWhatItUnpackedAndKeepsWhatWasThere) {
 }
 
 TEST_F(SimE2E, DescribeShowsHowTheEnclaveEnded) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sim run creates namespaces";
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   TempDir a, b, c;
   std::string exited = state(a), killed = state(b), hog = state(c);
   cli_json("sim run " + eif("exit3.eif") + " --state " + exited);
@@ -319,7 +324,7 @@ TEST_F(SimE2E, DescribeShowsHowTheEnclaveEnded) {
 }
 
 TEST_F(SimE2E, ASupervisorKilledBeforeRecordingTheEndIsSaidSo) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root: sim run creates namespaces";
+  SN_SKIP_UNLESS_ROOT("sim run creates namespaces");
   std::string st = state(t_);
   json run = cli_json("sim run " + eif("probe.eif") + " --state " + st);
   ASSERT_TRUE(sim_test::wait_for(st + "/console.log", "serving"));
