@@ -32,8 +32,10 @@ struct WipeOnExit {
   std::string* text = nullptr;
   IniProfiles* profiles = nullptr;
   nlohmann::json* json = nullptr;
+  Bytes* raw = nullptr;
   ~WipeOnExit() {
     if (text) wipe_string(*text);
+    if (raw) secure_wipe(raw->data(), raw->size());
     if (profiles)
       for (auto& [name, values] : *profiles)
         for (auto& [key, value] : values) wipe_string(value);
@@ -145,15 +147,15 @@ IniProfiles parse_ini(const std::string& path, std::string_view text) {
 }  // namespace
 
 IniProfiles read_ini_profiles(const std::string& path) {
-  std::string text = read_text_file(path);
-  WipeOnExit wipe{&text};  // the file holds secret keys
-  return parse_ini(path, text);
+  Bytes raw = read_file(path);  // read at its size in one buffer: no partial copies left behind
+  WipeOnExit wipe{.raw = &raw};  // the file holds secret keys
+  return parse_ini(path, std::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
 }
 
 std::optional<std::string> profile_value(const std::string& path, const std::string& profile, const std::string& key) {
   if (!file_exists(path)) return std::nullopt;
   IniProfiles all = read_ini_profiles(path);
-  WipeOnExit wipe{nullptr, &all};  // the other values of the file may be secrets
+  WipeOnExit wipe{.profiles = &all};  // the other values of the file may be secrets
   auto it = all.find(profile);
   if (it == all.end() || !it->second.count(key)) return std::nullopt;
   return it->second.at(key);
@@ -162,7 +164,7 @@ std::optional<std::string> profile_value(const std::string& path, const std::str
 std::optional<Credentials> credentials_from_file(const std::string& path, const std::string& profile) {
   if (!file_exists(path)) return std::nullopt;
   IniProfiles all = read_ini_profiles(path);
-  WipeOnExit wipe{nullptr, &all};
+  WipeOnExit wipe{.profiles = &all};
   auto it = all.find(profile);
   if (it == all.end()) return std::nullopt;
   auto& v = it->second;
@@ -203,7 +205,7 @@ Credentials ImdsCredentials::get() {
   // and the secrets are read from them by reference, into SecureBytes.
   std::string body = get_path(token, "/latest/meta-data/iam/security-credentials/" + role);
   auto j = nlohmann::json::parse(body, nullptr, false);
-  WipeOnExit wipe{&body, nullptr, &j};
+  WipeOnExit wipe{.text = &body, .json = &j};
   if (j.is_discarded() || !j.is_object() || j.value("Code", "") != "Success" || !j["AccessKeyId"].is_string() ||
       !j["SecretAccessKey"].is_string() || !j["Expiration"].is_string())
     throw Error(Errc::kEnvironment, "IMDS: role '" + role + "' credentials document is malformed or not Success");

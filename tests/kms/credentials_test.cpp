@@ -3,16 +3,19 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 
+#include "../support/freed_memory_scan.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/kms_error.h"
+#include "shield_nitro/enclave/key_releaser.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;
@@ -232,4 +235,53 @@ TEST(KmsClientErrors, EmptyMessagesSayWhatTheTypeOrStatusImplies) {
   EXPECT_EQ(what(400, R"({"__type":"NotFoundException","message":"Alias x is not found."})"),
             "KMS GenerateRandom: HTTP 400 NotFoundException: Alias x is not found. (request id req-9)");
   fake.stop();
+}
+
+// Secrets are carried as SecureBytes by every type that holds them on the way to KMS: the
+// parent's Credentials, and the enclave's pushed copy handed to the releaser.
+static_assert(std::is_same_v<decltype(Credentials::secret_access_key), SecureBytes>);
+static_assert(std::is_same_v<decltype(Credentials::session_token), SecureBytes>);
+static_assert(std::is_same_v<decltype(enclave::PushedCredentials::secret_access_key), SecureBytes>);
+static_assert(std::is_same_v<decltype(enclave::PushedCredentials::session_token), SecureBytes>);
+
+// Reading credentials leaves no copy of the secret in freed memory (no std::string on the way
+// from the environment or the file into SecureBytes, and the file's text is wiped).
+TEST(Credentials, SourcesLeaveNoCopyOfTheSecretInFreedMemory) {
+  constexpr char kSecret[] = "wJalrXUtnFEMI-file-secret-SCAN-ME-0042";
+  constexpr char kToken[] = "IQoJb3JpZ2luX2VjE-token-SCAN-ME-0043";
+  EnvGuard env;
+  std::string file = temp_file(std::string("[default]\naws_access_key_id = AKIDFILE\naws_secret_access_key = ") + kSecret +
+                               "\naws_session_token=" + kToken + "\nregion = eu-west-1\n");
+  env.set("AWS_ACCESS_KEY_ID", "AKIDENV");
+  env.set("AWS_SECRET_ACCESS_KEY", kSecret);
+  env.set("AWS_SESSION_TOKEN", kToken);
+  for (const char* marker : {kSecret, kToken}) {
+    test_support::FreedMemoryScan scan(as_bytes(marker));
+    {
+      std::optional<Credentials> from_file = credentials_from_file(file, "default");
+      ASSERT_TRUE(from_file.has_value());
+      EXPECT_TRUE(std::ranges::equal(from_file->secret_access_key.view(), as_bytes(kSecret)));
+      EXPECT_TRUE(std::ranges::equal(from_file->session_token.view(), as_bytes(kToken)));
+      std::optional<Credentials> from_env = credentials_from_environment();
+      ASSERT_TRUE(from_env.has_value());
+      EXPECT_TRUE(std::ranges::equal(from_env->secret_access_key.view(), as_bytes(kSecret)));
+      EXPECT_EQ(profile_value(file, "default", "region"), std::optional<std::string>("eu-west-1"));
+    }
+    EXPECT_EQ(scan.hits(), 0u) << marker;
+  }
+  fs::remove(file);
+}
+
+TEST(Credentials, WipeStringZeroesTheSpareCapacityToo) {
+  std::string s(100, 'x');
+  s.resize(10);  // 90 bytes of 'x' stay in the buffer past size()
+  const char* p = s.data();
+  wipe_string(s);
+  EXPECT_EQ(s.size(), 10u);
+  EXPECT_EQ(std::string_view(p, 100), std::string(100, '\0'));
+  nlohmann::json j = {{"Plaintext", "c2VjcmV0"}, {"nested", {{"Token", "abc"}}}, {"n", 1}};
+  wipe_json_strings(j);
+  EXPECT_EQ(j["Plaintext"].get<std::string>(), std::string(8, '\0'));
+  EXPECT_EQ(j["nested"]["Token"].get<std::string>(), std::string(3, '\0'));
+  EXPECT_EQ(j["n"], 1);
 }
