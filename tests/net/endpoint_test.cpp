@@ -129,9 +129,9 @@ TEST(Endpoint, SimulatedVsockListenAndConnect) {
   TempDir tmp;
   ScopedEnv dir("SHIELD_NITRO_VSOCK_DIR", tmp.path().c_str());
   ScopedEnv cid("SHIELD_NITRO_VSOCK_CID", "16");
-  net::UniqueFd l = net::listen(Endpoint::parse("vsock://ANY:5000"));
+  UniqueFd l = net::listen(Endpoint::parse("vsock://ANY:5000"));
   EXPECT_TRUE(std::filesystem::exists(tmp.path() + "/16_5000.sock"));
-  net::UniqueFd c = net::connect(Endpoint::parse("vsock://16:5000"), std::chrono::seconds(2));
+  UniqueFd c = net::connect(Endpoint::parse("vsock://16:5000"), std::chrono::seconds(2));
   EXPECT_TRUE(c.valid());
   EXPECT_THROW(net::connect(Endpoint::parse("vsock://17:5000"), std::chrono::seconds(2)), Error);
 }
@@ -182,7 +182,7 @@ TEST(Endpoint, UnixListenReplacesStaleSocketOnlyAndSetsMode) {
   TempDir tmp;
   Endpoint ep = Endpoint::unix_path(tmp.sock());
   {
-    net::UniqueFd first = net::listen(ep);
+    UniqueFd first = net::listen(ep);
     struct stat st {};
     ASSERT_EQ(::stat(ep.path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -198,7 +198,7 @@ TEST(Endpoint, UnixListenReplacesStaleSocketOnlyAndSetsMode) {
   ASSERT_TRUE(std::filesystem::exists(ep.path));
   net::ListenOptions group;
   group.unix_mode = 0660;
-  net::UniqueFd again = net::listen(ep, group);
+  UniqueFd again = net::listen(ep, group);
   struct stat st {};
   ASSERT_EQ(::stat(ep.path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
@@ -210,10 +210,10 @@ TEST(Endpoint, UnixListenReplacesStaleSocketOnlyAndSetsMode) {
 }
 
 TEST(Endpoint, TcpPortZeroAndConnectErrors) {
-  net::UniqueFd l = net::listen(Endpoint::parse("tcp://127.0.0.1:0"));
+  UniqueFd l = net::listen(Endpoint::parse("tcp://127.0.0.1:0"));
   Endpoint bound = net::bound_endpoint(l.get(), Endpoint::parse("tcp://127.0.0.1:0"));
   EXPECT_NE(bound.port, 0u);
-  net::UniqueFd c = net::connect(bound, std::chrono::seconds(2));
+  UniqueFd c = net::connect(bound, std::chrono::seconds(2));
   EXPECT_TRUE(c.valid());
   l.reset();
   try {
@@ -233,10 +233,10 @@ TEST(Endpoint, UnixConnectWaitsForRoomInAFullBacklog) {
   Endpoint ep = Endpoint::unix_path(tmp.sock());
   net::ListenOptions small;
   small.backlog = 1;
-  net::UniqueFd l = net::listen(ep, small);
-  std::vector<net::UniqueFd> queued;
+  UniqueFd l = net::listen(ep, small);
+  std::vector<UniqueFd> queued;
   for (;;) {  // fill the backlog with connections nobody accepts
-    net::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0));
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::strncpy(a.sun_path, ep.path.c_str(), sizeof a.sun_path - 1);
@@ -251,8 +251,8 @@ TEST(Endpoint, UnixConnectWaitsForRoomInAFullBacklog) {
     EXPECT_EQ(e.code(), Errc::kTimeout) << e.what();
   }
   // Room appears while it waits: it connects.
-  std::thread acceptor([&] { net::UniqueFd a(::accept(l.get(), nullptr, nullptr)); });
-  net::UniqueFd c = net::connect(ep, std::chrono::seconds(20));
+  std::thread acceptor([&] { UniqueFd a(::accept(l.get(), nullptr, nullptr)); });
+  UniqueFd c = net::connect(ep, std::chrono::seconds(20));
   acceptor.join();
   EXPECT_TRUE(c.valid());
   EXPECT_EQ(::send(c.get(), "x", 1, MSG_NOSIGNAL), 1);
