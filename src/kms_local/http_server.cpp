@@ -404,11 +404,13 @@ struct HttpServer::Loop {
         log_warn(std::string("kms-local: request handler failed: ") + e.what());
         resp = kms_error(500, "KMSInternalException", "the server failed to handle the request");
       }
+      bool first;
       {
         std::lock_guard lock(mu);
+        first = done.empty();
         done.push_back({job.conn, std::move(resp), job.request.keep_alive});
       }
-      notify();
+      if (first) notify();  // else a wake-up is pending: the loop takes every answer at once
     }
   }
 
