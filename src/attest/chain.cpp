@@ -100,15 +100,15 @@ void run_openssl_verify(const TrustAnchor& anchor, X509* leaf, const std::vector
   if (!untrusted || !ctx) throw_openssl("chain: allocation");
   for (size_t i = 1; i < bundle.size(); ++i)
     if (!sk_X509_push(untrusted.get(), bundle[i].get())) throw_openssl("chain: sk_X509_push");
-  if (X509_STORE_CTX_init(ctx.get(), anchor.state().store, leaf, untrusted.get()) != 1) throw_openssl("chain: init");
+  if (X509_STORE_CTX_init(ctx.get(), TrustAnchorAccess::state(anchor).store, leaf, untrusted.get()) != 1) throw_openssl("chain: init");
   // No X509_STRICT (genuine AWS leaves lack an AKI), no PARTIAL_CHAIN, no CRLs; validity
   // times are checked by check_validity (inclusive notAfter).
   X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_NO_CHECK_TIME);
-  check_validity(anchor.state().cert.get(), at_s);
+  check_validity(TrustAnchorAccess::state(anchor).cert.get(), at_s);
   for (size_t i = 1; i < bundle.size(); ++i) check_validity(bundle[i].get(), at_s);
   check_validity(leaf, at_s);
   if (X509_verify_cert(ctx.get()) != 1) fail_openssl_verify(ctx.get());
-  check_path_is_bundle(ctx.get(), leaf, anchor.state().cert.get(), bundle);
+  check_path_is_bundle(ctx.get(), leaf, TrustAnchorAccess::state(anchor).cert.get(), bundle);
 }
 
 }  // namespace
@@ -144,7 +144,7 @@ std::shared_ptr<const ChainResult> verify_chain(const TrustAnchor& anchor, const
   std::vector<X509Ptr> bundle(1);
   for (size_t i = 1; i < cabundle.size(); ++i) bundle.push_back(parse_der(cabundle[i], "cabundle[" + std::to_string(i) + "]"));
   check_leaf_profile(leaf.get());
-  check_ca_profile(anchor.state().cert.get(), "the trust anchor");
+  check_ca_profile(TrustAnchorAccess::state(anchor).cert.get(), "the trust anchor");
   for (size_t i = 1; i < bundle.size(); ++i) check_ca_profile(bundle[i].get(), "cabundle[" + std::to_string(i) + "]");
   run_openssl_verify(anchor, leaf.get(), bundle, at_s);
 
@@ -156,7 +156,7 @@ std::shared_ptr<const ChainResult> verify_chain(const TrustAnchor& anchor, const
   r->valid_until_s = r->leaf_not_after_s;
   r->leaf = summarize(leaf.get(), leaf_der);
   for (size_t i = 0; i < bundle.size(); ++i) {
-    r->cabundle.push_back(i == 0 ? anchor.state().summary : summarize(bundle[i].get(), cabundle[i]));
+    r->cabundle.push_back(i == 0 ? TrustAnchorAccess::state(anchor).summary : summarize(bundle[i].get(), cabundle[i]));
     r->valid_from_s = std::max(r->valid_from_s, r->cabundle.back().not_before_s);
     r->valid_until_s = std::min(r->valid_until_s, r->cabundle.back().not_after_s);
   }

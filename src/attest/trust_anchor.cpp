@@ -27,13 +27,13 @@ detail::X509Ptr single_pem_certificate(std::string_view pem) {
   return cert;
 }
 
-std::shared_ptr<const TrustAnchor::State> make_state(detail::X509Ptr cert, bool aws) {
+std::shared_ptr<const detail::TrustAnchorAccess::State> make_state(detail::X509Ptr cert, bool aws) {
   if (X509_check_ca(cert.get()) == 0) bad("the certificate is not a CA");
   if (X509_self_signed(cert.get(), 1) != 1) {
     ERR_clear_error();
     bad("the certificate is not a valid self-signed root");
   }
-  auto s = std::make_shared<TrustAnchor::State>();
+  auto s = std::make_shared<detail::TrustAnchorAccess::State>();
   s->der = detail::der_of(cert.get());
   s->aws = aws || hex_encode(detail::sha256(s->der)) == kAwsRootG1Sha256Hex;
   s->summary = detail::summarize(cert.get(), s->der);
@@ -43,7 +43,7 @@ std::shared_ptr<const TrustAnchor::State> make_state(detail::X509Ptr cert, bool 
   return s;
 }
 
-std::shared_ptr<const TrustAnchor::State> load_aws() {
+std::shared_ptr<const detail::TrustAnchorAccess::State> load_aws() {
   BIO* bio = BIO_new_mem_buf(detail::kAwsRootG1Pem, -1);
   detail::X509Ptr cert(bio ? PEM_read_bio_X509(bio, nullptr, nullptr, nullptr) : nullptr);
   BIO_free(bio);

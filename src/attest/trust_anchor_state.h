@@ -19,4 +19,12 @@ struct TrustAnchor::State {
   ~State() { X509_STORE_free(store); }
 };
 
+namespace detail {
+// The way src/attest reaches what a TrustAnchor keeps private.
+struct TrustAnchorAccess {
+  using State = TrustAnchor::State;
+  static const State& state(const TrustAnchor& a) { return *a.state_; }
+};
+}  // namespace detail
+
 }  // namespace shield_nitro::attest

@@ -37,9 +37,13 @@ Claims make_claims(Document&& d, const detail::ChainResult& chain, int64_t at_ms
 
 }  // namespace
 
+struct Verifier::Cache : ChainCache {
+  using ChainCache::ChainCache;
+};
+
 Verifier::Verifier(TrustAnchor anchor, VerifierOptions options)
     : anchor_(std::move(anchor)), options_(options) {
-  if (options_.chain_cache) cache_ = std::make_unique<ChainCache>(options_.cache_capacity);
+  if (options_.chain_cache) cache_ = std::make_unique<Cache>(options_.cache_capacity);
 }
 
 Verifier::~Verifier() = default;

@@ -209,7 +209,7 @@ void run_policy(const PolicyArgs& a) {
   r.producer_arn = a.producer;
   r.account = a.account;
   r.signed_by_pcr8 = a.signed_by_pcr8;
-  print_json(generate_key_policy(r));
+  print_json(nlohmann::ordered_json::parse(generate_key_policy(r)));
 }
 
 void setup_policy(CLI::App& app) {

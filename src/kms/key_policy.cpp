@@ -1,6 +1,7 @@
 #include "shield_nitro/kms/key_policy.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/pcr.h"
@@ -88,7 +89,7 @@ std::pair<int, Bytes> parse_pcr_argument(const std::string& arg) {
   return {index, value};
 }
 
-nlohmann::ordered_json generate_key_policy(const KeyPolicyRequest& r) {
+std::string generate_key_policy(const KeyPolicyRequest& r) {
   std::string account = r.account.empty() ? account_of_arn(r.role_arn) : r.account;
   account_of_arn(r.role_arn);
   if (account.size() != 12 || !all_digits(account)) throw Error(Errc::kUsage, "--account must be 12 digits");
@@ -118,7 +119,8 @@ nlohmann::ordered_json generate_key_policy(const KeyPolicyRequest& r) {
   auto deny = statement("DenyReleaseWithoutAttestation", "Deny", r.role_arn, actions(kRecipientActions));
   deny["Condition"] = {{"Null", {{"kms:RecipientAttestation:ImageSha384", "true"}}}};
   statements.push_back(deny);
-  return {{"Version", "2012-10-17"}, {"Id", "shield-nitro-attested-key"}, {"Statement", statements}};
+  nlohmann::ordered_json policy = {{"Version", "2012-10-17"}, {"Id", "shield-nitro-attested-key"}, {"Statement", statements}};
+  return policy.dump();
 }
 
 }  // namespace shield_nitro::kms

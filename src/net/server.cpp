@@ -80,6 +80,8 @@ struct Conn {
 }  // namespace
 
 struct Server::Impl {
+  class Context;  // the RequestContext a handler gets
+
   Endpoint requested;
   Endpoint bound;
   ServerOptions opt;
@@ -237,11 +239,9 @@ struct Server::Impl {
   bool drained() const;
 };
 
-namespace {
-
-class ContextImpl final : public RequestContext {
+class Server::Impl::Context final : public RequestContext {
  public:
-  ContextImpl(Server::Impl& s, std::shared_ptr<Conn> c, std::shared_ptr<Stream> st)
+  Context(Server::Impl& s, std::shared_ptr<Conn> c, std::shared_ptr<Stream> st)
       : server_(s), conn_(std::move(c)), stream_(std::move(st)) {}
 
   uint64_t connection_id() const override { return conn_->id; }
@@ -282,6 +282,8 @@ class ContextImpl final : public RequestContext {
   std::shared_ptr<Stream> stream_;
 };
 
+namespace {
+
 Response call_handler(const Handler& handler, const Request& req, RequestContext& ctx) {
   try {
     return handler(req, ctx);
@@ -298,7 +300,7 @@ Response call_handler(const Handler& handler, const Request& req, RequestContext
 
 void Server::Impl::run_handler(const std::shared_ptr<Conn>& conn, const std::shared_ptr<Stream>& stream, Request& req,
                                const Handler& handler) {
-  ContextImpl ctx(*this, conn, stream);
+  Context ctx(*this, conn, stream);
   Response r = call_handler(handler, req, ctx);
   r.id = req.id;
   finish_request(*conn, stream, r);

@@ -76,7 +76,14 @@ Cut cut_for(ByteView head, size_t chunk_size) {
   return {chunk_size, chunk_size};
 }
 
-ArtifactInfo result_of(EnclaveClient::Impl& c, net::ClientStream& up) {
+// What an upload needs of the client (EnclaveClient::Impl is private to the class).
+struct Uplink {
+  net::Client& conn;
+  size_t chunk_size;
+  std::function<void(const Value&)> maybe_refresh;  // acts on a refresh hint in the answer
+};
+
+ArtifactInfo result_of(const Uplink& c, net::ClientStream& up) {
   net::Response r = up.finish();
   if (!r.ok) throw Error(r.code, "load-artifact: " + r.message);
   c.maybe_refresh(r.body);
@@ -96,8 +103,8 @@ bool sent(Send send) {
 }
 
 // Any input: read straight into each frame.
-ArtifactInfo upload(EnclaveClient::Impl& c, Value first, const ChunkReader& read) {
-  net::ClientStream up = c.conn->stream("load-artifact", std::move(first));
+ArtifactInfo upload(const Uplink& c, Value first, const ChunkReader& read) {
+  net::ClientStream up = c.conn.stream("load-artifact", std::move(first));
   // The first bytes tell a stream container and its record size; they are replayed into the
   // first frames.
   Bytes head(kLongestStreamHeader);
@@ -106,7 +113,7 @@ ArtifactInfo upload(EnclaveClient::Impl& c, Value first, const ChunkReader& read
     if (size_t n = read(head.data() + head_len, head.size() - head_len)) head_len += n;
     else break;
   size_t head_pos = 0;
-  Cut cut = cut_for({head.data(), head_len}, c.options.chunk_size);
+  Cut cut = cut_for({head.data(), head_len}, c.chunk_size);
   auto fill = [&](uint8_t* dst, size_t n) {
     size_t from_head = std::min(n, head_len - head_pos);
     std::memcpy(dst, head.data() + head_pos, from_head);
@@ -124,12 +131,12 @@ ArtifactInfo upload(EnclaveClient::Impl& c, Value first, const ChunkReader& read
 
 // A regular file from offset `start`: its size is announced and its bytes go from the page
 // cache to the socket inside the kernel (sendfile), never through this process's memory.
-ArtifactInfo upload_file(EnclaveClient::Impl& c, Value first, int fd, uint64_t start, uint64_t size) {
-  net::ClientStream up = c.conn->stream("load-artifact", std::move(first));
+ArtifactInfo upload_file(const Uplink& c, Value first, int fd, uint64_t start, uint64_t size) {
+  net::ClientStream up = c.conn.stream("load-artifact", std::move(first));
   uint8_t head[kLongestStreamHeader];
   ssize_t got = ::pread(fd, head, static_cast<size_t>(std::min<uint64_t>(sizeof head, size)), static_cast<off_t>(start));
   if (got < 0) throw Error(Errc::kIo, "load_artifact: cannot read the artifact file");
-  Cut cut = cut_for({head, static_cast<size_t>(got)}, c.options.chunk_size);
+  Cut cut = cut_for({head, static_cast<size_t>(got)}, c.chunk_size);
   uint64_t off = 0;
   for (size_t want = cut.first; off < size; want = cut.part) {
     const auto n = static_cast<size_t>(std::min<uint64_t>(want, size - off));
@@ -144,20 +151,22 @@ ArtifactInfo upload_file(EnclaveClient::Impl& c, Value first, int fd, uint64_t s
 ArtifactInfo EnclaveClient::load_artifact(const std::string& key_handle, const std::string& path, const std::string& kind,
                                           const std::string& name, const std::vector<std::string>& models) {
   check_kind(kind);
+  const Uplink uplink{*impl_->conn, impl_->options.chunk_size, [this](const Value& b) { impl_->maybe_refresh(b); }};
   FileReader file(path);  // "-" is standard input
   const std::string shown = name.empty() ? base_name(path) : name;
   off_t start = file.size() >= 0 ? ::lseek(file.fd(), 0, SEEK_CUR) : -1;  // stdin may be a file read in part
   if (start >= 0 && start <= file.size()) {
     uint64_t size = static_cast<uint64_t>(file.size() - start);
-    return upload_file(*impl_, header(key_handle, kind, shown, models, size), file.fd(), static_cast<uint64_t>(start), size);
+    return upload_file(uplink, header(key_handle, kind, shown, models, size), file.fd(), static_cast<uint64_t>(start), size);
   }
-  return upload(*impl_, header(key_handle, kind, shown, models), [&](uint8_t* dst, size_t n) { return file.read(dst, n); });
+  return upload(uplink, header(key_handle, kind, shown, models), [&](uint8_t* dst, size_t n) { return file.read(dst, n); });
 }
 
 ArtifactInfo EnclaveClient::load_artifact(const std::string& key_handle, std::istream& in, const std::string& kind,
                                           const std::string& name, const std::vector<std::string>& models) {
   check_kind(kind);
-  return upload(*impl_, header(key_handle, kind, name, models), [&](uint8_t* dst, size_t n) -> size_t {
+  const Uplink uplink{*impl_->conn, impl_->options.chunk_size, [this](const Value& b) { impl_->maybe_refresh(b); }};
+  return upload(uplink, header(key_handle, kind, name, models), [&](uint8_t* dst, size_t n) -> size_t {
     in.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
     if (in.bad()) throw Error(Errc::kIo, "load_artifact: reading the artifact stream failed");
     return static_cast<size_t>(in.gcount());

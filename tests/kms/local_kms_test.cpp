@@ -105,7 +105,7 @@ class LocalKmsTest : public ::testing::Test {
     r.pcrs = {{0, pcr(pcr0)}, {8, pcr(8)}};
     r.role_arn = kEnclaveRole;
     r.admin_arn = kAdminRole;
-    admin.call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r).dump()}});
+    admin.call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r)}});
   }
 
   fs::path dir_;

@@ -40,7 +40,7 @@ std::map<std::string, std::string> attested(uint8_t p0, uint8_t p8 = 8) {
 }  // namespace
 
 TEST(KeyPolicyGen, ShapeMatchesTheIssue) {
-  auto p = generate_key_policy(gen({{{0, pcr(0xab)}, {2, pcr(0x02)}}}, kRole, kAdmin));
+  auto p = nlohmann::ordered_json::parse(generate_key_policy(gen({{{0, pcr(0xab)}, {2, pcr(0x02)}}}, kRole, kAdmin)));
   ASSERT_EQ(p["Statement"].size(), 3u);
   auto& admin = p["Statement"][0];
   EXPECT_EQ(admin["Principal"]["AWS"], kAdmin);
@@ -60,7 +60,7 @@ TEST(KeyPolicyGen, ShapeMatchesTheIssue) {
 }
 
 TEST(KeyPolicyGen, SignedByPcr8PinsSignerNotImage) {
-  auto p = generate_key_policy(gen({{{0, pcr(1)}, {3, pcr(3)}, {8, pcr(8)}}}, kRole, "", true));
+  auto p = nlohmann::ordered_json::parse(generate_key_policy(gen({{{0, pcr(1)}, {3, pcr(3)}, {8, pcr(8)}}}, kRole, "", true)));
   auto& cond = p["Statement"][1]["Condition"]["StringEqualsIgnoreCase"];
   EXPECT_FALSE(cond.contains("kms:RecipientAttestation:ImageSha384"));
   EXPECT_EQ(cond["kms:RecipientAttestation:PCR8"], hex_encode(pcr(8)));
@@ -87,7 +87,7 @@ TEST(KeyPolicyGen, RefusesDebugZerosBadPcrsAndArns) {
 }
 
 TEST(PolicyEval, GeneratedPolicyReleasesOnlyToMatchingAttestation) {
-  auto p = nlohmann::json::parse(generate_key_policy(gen({{{0, pcr(0xab)}, {8, pcr(8)}}}, kRole, kAdmin)).dump());
+  auto p = nlohmann::json::parse(generate_key_policy(gen({{{0, pcr(0xab)}, {8, pcr(8)}}}, kRole, kAdmin)));
   EXPECT_EQ(evaluate_key_policy(p, request(kRole, "kms:Decrypt", attested(0xab))).decision, PolicyDecision::kAllow);
   EXPECT_EQ(evaluate_key_policy(p, request(kRole, "kms:Decrypt", attested(0xab, 9))).decision,
             PolicyDecision::kImplicitDeny);

@@ -116,7 +116,7 @@ KmsKey Stack::make_key(const Bytes& policy_pcr0, const std::map<std::string, std
   req.role_arn = kEnclaveRole;
   req.admin_arn = kAdminRole;
   req.account = kAccount;
-  admin.call("PutKeyPolicy", {{"KeyId", k.arn}, {"PolicyName", "default"}, {"Policy", kms::generate_key_policy(req).dump()}});
+  admin.call("PutKeyPolicy", {{"KeyId", k.arn}, {"PolicyName", "default"}, {"Policy", kms::generate_key_policy(req)}});
   return k;
 }
 

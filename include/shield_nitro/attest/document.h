@@ -35,6 +35,7 @@ const char* presence_name(Presence p);  // "absent", "null", "bytes"
 struct OptionalBytes {
   Presence presence = Presence::kAbsent;
   Bytes value;  // empty unless presence == kBytes (and may be empty then too)
+  // True only for a byte string (absent and null are both "no value").
   bool has_value() const { return presence == Presence::kBytes; }
 };
 
@@ -52,6 +53,8 @@ struct Document {
   OptionalBytes nonce;
 };
 
+// Decodes and checks the structure only (see above): throws Error(kFormat) on the first
+// deviation, never verifies anything.
 Document decode_document(ByteView doc);
 
 // Accepts raw CBOR (an array of four, 84 or 9f, optionally after tag 18 d2) or standard

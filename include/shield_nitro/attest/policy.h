@@ -32,6 +32,7 @@ struct Policy {
   // Debug-mode enclaves (PCR0 all zero) are fully AWS-signed; refuse them unless asked.
   bool allow_debug = false;
 
+  // Adds value as one acceptable value of PCR index (no check here: verification compares).
   void expect_pcr(uint32_t index, Bytes value) { pcrs[index].push_back(std::move(value)); }
 };
 

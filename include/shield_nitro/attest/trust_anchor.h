@@ -19,6 +19,11 @@ namespace shield_nitro::attest {
 // SHA-256 of the DER of AWS Nitro Enclaves Root G1 (not the ZIP hash AWS publishes).
 inline constexpr char kAwsRootG1Sha256Hex[] = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b";
 
+namespace detail {
+struct TrustAnchorAccess;  // src/attest: the chain check reads the OpenSSL objects
+}  // namespace detail
+
+// Immutable and cheap to copy (copies share the parsed root); safe to share between threads.
 class TrustAnchor {
  public:
   // The pinned AWS Nitro Enclaves Root G1.
@@ -26,17 +31,19 @@ class TrustAnchor {
   // A caller-chosen root: exactly one self-signed CA certificate. Throws Error(kFormat)
   // for anything else (no certificate, two certificates, not a CA, bad self-signature).
   static TrustAnchor from_pem(std::string_view pem);
+  // The same from DER bytes; same errors.
   static TrustAnchor from_der(ByteView der);
 
+  // The root's DER, its SHA-256 (lowercase hex), its subject (one line), and whether it is
+  // the pinned AWS root.
   const Bytes& der() const;
   std::string sha256_hex() const;
   std::string subject() const;
   bool is_aws() const;
 
-  struct State;  // OpenSSL objects, defined in src/attest
-  const State& state() const { return *state_; }
-
  private:
+  struct State;  // OpenSSL objects, defined in src/attest
+  friend struct detail::TrustAnchorAccess;
   explicit TrustAnchor(std::shared_ptr<const State> s) : state_(std::move(s)) {}
   std::shared_ptr<const State> state_;
 };

@@ -32,8 +32,6 @@
 
 namespace shield_nitro::attest {
 
-class ChainCache;  // src/attest/chain_cache.h
-
 struct Claims {
   std::string module_id;
   uint64_t timestamp_ms = 0;
@@ -58,6 +56,7 @@ struct VerifierOptions {
 struct VerifyResult {
   std::optional<Claims> claims;
   std::optional<Error> error;
+  // True when the document verified (claims set, error empty).
   bool ok() const { return claims.has_value(); }
 };
 
@@ -76,19 +75,23 @@ class Verifier {
   // Same, reporting instead of throwing. at_unix_ms empty = now.
   VerifyResult check(ByteView doc, const Policy& policy, std::optional<int64_t> at_unix_ms) const;
 
+  // The one root this verifier trusts.
   const TrustAnchor& anchor() const { return anchor_; }
 
+  // Chain-cache counters since construction (all zero when the cache is off).
   struct CacheStats {
     uint64_t hits = 0;
     uint64_t misses = 0;
     size_t entries = 0;
   };
+  // A consistent snapshot; thread-safe.
   CacheStats cache_stats() const;
 
  private:
   TrustAnchor anchor_;
   VerifierOptions options_;
-  std::unique_ptr<ChainCache> cache_;
+  struct Cache;  // the verified-chain cache, defined in src/attest
+  std::unique_ptr<Cache> cache_;
 };
 
 }  // namespace shield_nitro::attest

@@ -24,9 +24,12 @@
 
 namespace shield_nitro::channel {
 
+// The client's half of one handshake: a fresh nonce, then the key agreement. Use once.
 class ClientHandshake {
  public:
+  // Draws the 32-byte nonce from rng.
   explicit ClientHandshake(Random& rng = os_random());
+  // The nonce to send in attest and channel-open (and to require in the document).
   const Bytes& nonce() const { return nonce_; }
 
   struct Opened {
@@ -35,6 +38,8 @@ class ClientHandshake {
   };
   // document: the exact bytes the enclave returned (already verified by the caller);
   // enclave_spki: the verified document's public_key.
+  // Throws Error(kFormat) when enclave_spki is not an X25519 key, Error(kVerify) for a
+  // low-order one. Fresh ephemeral key per call.
   Opened finish(ByteView document, ByteView enclave_spki) const;
 
  private:
@@ -49,6 +54,7 @@ struct ChannelServerOptions {
   const Clock* clock = nullptr;               // tests only
 };
 
+// The enclave's side: key rotation, pending attestations and open sessions. Thread-safe.
 class ChannelServer {
  public:
   explicit ChannelServer(ChannelServerOptions options = {});
@@ -59,6 +65,7 @@ class ChannelServer {
     Bytes spki;
     std::shared_ptr<const X25519KeyPair> pair;
   };
+  // Rotates first when the key is older than key_rotation_ms.
   KeyRef current_key();
 
   // Records that `document` (carrying key.spki and nonce) was handed out.
@@ -70,7 +77,9 @@ class ChannelServer {
 
   // The session named by id, or nullptr.
   std::shared_ptr<SealedBox> find(ByteView session_id);
+  // Forgets the session (no-op when unknown); holders of its SealedBox may finish with it.
   void close(ByteView session_id);
+  // Open sessions, at most max_sessions.
   size_t session_count();
 
  private:

@@ -41,6 +41,8 @@ struct SessionKeys {
   Bytes session_id;               // 16 bytes, public: names the session on the wire
 };
 
+// HKDF-SHA256 of the X25519 shared secret, salted with the transcript hash: one key per
+// direction and the session id. Both sides get the same keys from the same inputs.
 SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript);
 
 enum class Role { kClient, kEnclave };
@@ -53,8 +55,10 @@ enum class Role { kClient, kEnclave };
 //   SecureBytes p = other.open(m);        // or open_into(m, reused_secure_buffer)
 class SealedBox {
  public:
+  // Copies the keys it needs; role picks which direction is sent and which received.
   SealedBox(const SessionKeys& keys, Role role);
 
+  // The next message for payload (next sequence number); never fails for valid keys.
   Bytes seal(ByteView payload);
   // The same into out, reusing its storage (seq and payload are sealed without being
   // concatenated first).
@@ -66,6 +70,7 @@ class SealedBox {
   // The same into payload, reusing its storage; payload is emptied (and wiped) on failure.
   void open_into(ByteView message, SecureBytes& payload);
 
+  // The 16-byte public id of the session.
   const Bytes& session_id() const { return session_id_; }
 
  private:

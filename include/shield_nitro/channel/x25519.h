@@ -10,8 +10,11 @@ namespace shield_nitro::channel {
 
 inline constexpr size_t kX25519KeySize = 32;
 
+// An X25519 private key (freed and wiped by OpenSSL when dropped); move-only, and const
+// calls are safe from many threads.
 class X25519KeyPair {
  public:
+  // A fresh key pair from OpenSSL's CSPRNG; Error(kInternal) if OpenSSL fails.
   static X25519KeyPair generate();
   ~X25519KeyPair();
   X25519KeyPair(X25519KeyPair&&) noexcept;

@@ -24,6 +24,7 @@ namespace shield_nitro {
 class Source {
  public:
   virtual ~Source() = default;
+  // Up to n bytes into buf; fewer only at the end of input.
   virtual size_t read(uint8_t* buf, size_t n) = 0;
 };
 
@@ -31,6 +32,7 @@ class Source {
 class Sink {
  public:
   virtual ~Sink() = default;
+  // Writes all of data (copied: the caller keeps it).
   virtual void write(ByteView data) = 0;
 };
 
@@ -39,13 +41,16 @@ class Sink {
 class RandomAccessSource {
  public:
   virtual ~RandomAccessSource() = default;
+  // Total bytes; fixed for the source's life.
   virtual uint64_t size() const = 0;
   // Reads exactly n bytes at offset; throws Error(kFormat) if the range passes the end.
   virtual void read_at(uint64_t offset, uint8_t* out, size_t n) const = 0;
   // A short name for error messages (the path, or "<memory>").
   virtual std::string name() const = 0;
 
+  // read_at into a new buffer; same errors.
   Bytes read_bytes(uint64_t offset, size_t n) const;
+  // Whether [offset, offset + n) lies inside the input (overflow-safe).
   bool in_bounds(uint64_t offset, uint64_t n) const { return offset <= size() && n <= size() - offset; }
 };
 
@@ -109,6 +114,7 @@ class PrefixedSource final : public Source {
   Source& rest_;
 };
 
+// Reads a caller-owned std::istream (which must outlive it); Error(kIo) when the stream fails.
 class IstreamSource final : public Source {
  public:
   explicit IstreamSource(std::istream& in) : in_(in) {}
@@ -118,6 +124,7 @@ class IstreamSource final : public Source {
   std::istream& in_;
 };
 
+// Appends to a caller-owned Bytes (not for secrets: SecureSink is).
 class BytesSink final : public Sink {
  public:
   explicit BytesSink(Bytes& out) : out_(out) {}
@@ -137,6 +144,7 @@ class SecureSink final : public Sink {
   SecureBytes& out_;
 };
 
+// Writes to a caller-owned std::ostream; Error(kIo) when the stream fails.
 class OstreamSink final : public Sink {
  public:
   explicit OstreamSink(std::ostream& out) : out_(out) {}

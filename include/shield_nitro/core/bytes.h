@@ -12,9 +12,11 @@ namespace shield_nitro {
 using Bytes = std::vector<uint8_t>;
 using ByteView = std::span<const uint8_t>;
 
+// Views and copies between text and bytes; as_bytes views s (valid while s lives).
 inline ByteView as_bytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
+// Copies of b as text and as Bytes.
 inline std::string to_string(ByteView b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 inline Bytes to_bytes(ByteView b) { return {b.begin(), b.end()}; }
 

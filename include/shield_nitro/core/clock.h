@@ -6,21 +6,25 @@
 
 namespace shield_nitro {
 
+// A time source; implementations are safe to read from many threads.
 class Clock {
  public:
   virtual ~Clock() = default;
   // Milliseconds since the Unix epoch (UTC).
   virtual int64_t now_ms() const = 0;
+  // Seconds since the epoch (truncated).
   int64_t now_s() const { return now_ms() / 1000; }
 };
 
 // The real wall clock (CLOCK_REALTIME).
 const Clock& system_clock();
 
+// A clock that reads ms until told otherwise (tests). Not thread-safe.
 class FixedClock final : public Clock {
  public:
   explicit FixedClock(int64_t ms) : ms_(ms) {}
   int64_t now_ms() const override { return ms_; }
+  // Sets the time, or moves it by d ms (either way).
   void set_ms(int64_t ms) { ms_ = ms; }
   void advance_ms(int64_t d) { ms_ += d; }
 

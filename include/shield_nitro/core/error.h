@@ -33,9 +33,11 @@ Errc errc_from_name(const std::string& name);
 // CLI exit code: 1 for a "no", 2 for usage, 3 for environment/I/O.
 int exit_code(Errc c);
 
+// What every function of the library throws (what() is the one-line message).
 class Error : public std::runtime_error {
  public:
   Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  // The category: it decides the exit code and the wire error name.
   Errc code() const { return code_; }
 
  private:

@@ -84,6 +84,7 @@ class FileReader final : public Source {
   int64_t size_ = -1;
 };
 
+// Whether path names an existing file system entry (stat succeeds); never throws.
 bool file_exists(const std::string& path);
 // mkdir -p with the given mode on the created folders.
 void make_dirs(const std::string& path, unsigned mode = 0755);

@@ -8,6 +8,7 @@ namespace shield_nitro {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3, kOff = 4 };
 
+// The process-wide threshold (default: $SHIELD_NITRO_LOG or kInfo); lines below it are dropped.
 void set_log_level(LogLevel level);
 LogLevel log_level();
 // Sets a component prefix, e.g. "enclave", printed on every line of this process.
@@ -17,6 +18,7 @@ void set_log_component(const std::string& name);
 // every 10 s while the repeats go on, by log_flush_repeats() and at exit.
 void log(LogLevel level, const std::string& message);
 void log_flush_repeats();
+// log() at one level.
 inline void log_debug(const std::string& m) { log(LogLevel::kDebug, m); }
 inline void log_info(const std::string& m) { log(LogLevel::kInfo, m); }
 inline void log_warn(const std::string& m) { log(LogLevel::kWarn, m); }

@@ -8,12 +8,15 @@
 
 namespace shield_nitro {
 
+// One bar for one task; never throws.
 class Progress {
  public:
-  // total = expected units (bytes), 0 if unknown.
+  // total = expected units (bytes), 0 if unknown; enabled false draws nothing.
   Progress(std::string label, uint64_t total, bool enabled = true);
   ~Progress();
+  // n more units done (any thread); redraws at most a few times a second.
   void add(uint64_t n);
+  // Draws the final state and ends the line (the destructor does it if not called).
   void finish();
 
  private:

@@ -10,10 +10,13 @@
 
 namespace shield_nitro {
 
+// A source of random bytes.
 class Random {
  public:
   virtual ~Random() = default;
+  // Fills out whole; throws Error(kInternal) when the source fails (never returns short).
   virtual void fill(std::span<uint8_t> out) = 0;
+  // n fresh bytes.
   Bytes bytes(size_t n);
   // Uniform in [lo, hi] by rejection sampling over single bytes (hi - lo < 256).
   uint32_t uniform_small(uint32_t lo, uint32_t hi);
@@ -27,6 +30,7 @@ class ScriptedRandom final : public Random {
  public:
   explicit ScriptedRandom(Bytes script) : script_(std::move(script)) {}
   void fill(std::span<uint8_t> out) override;
+  // Scripted bytes not handed out yet.
   size_t remaining() const { return script_.size() - pos_; }
 
  private:

@@ -15,13 +15,16 @@ namespace shield_nitro {
 
 class ByteReader {
  public:
+  // Reads data, which must outlive the reader and every view it hands out.
   explicit ByteReader(ByteView data) : data_(data) {}
 
+  // Position: bytes left, bytes consumed, whether none are left, and a view of what is left.
   size_t remaining() const { return data_.size() - pos_; }
   size_t offset() const { return pos_; }
   bool empty() const { return remaining() == 0; }
   ByteView rest() const { return data_.subspan(pos_); }
 
+  // Fixed-size integers, big- or little-endian; false (nothing consumed) when too few bytes.
   bool u8(uint8_t& out);
   bool u16be(uint16_t& out);
   bool u32be(uint32_t& out);
@@ -31,7 +34,9 @@ class ByteReader {
   bool u64le(uint64_t& out);
   // A view of the next n bytes (valid while the underlying buffer lives).
   bool take(size_t n, ByteView& out);
+  // Consumes n bytes; false (nothing consumed) when fewer remain.
   bool skip(size_t n);
+  // The next byte without consuming it; false at the end.
   bool peek_u8(uint8_t& out) const;
 
  private:

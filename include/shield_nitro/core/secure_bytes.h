@@ -18,9 +18,12 @@ namespace shield_nitro {
 // buffers, which matters for multi-MiB plaintexts).
 void secure_wipe(void* p, size_t n);
 
+// Owns its storage alone (move-only); wiped on destruction, resize and clear. Not thread-safe
+// except prefault() as noted.
 class SecureBytes {
  public:
   SecureBytes() = default;
+  // size zero bytes, or a copy of copy_from (the source is not wiped: the caller owns it).
   explicit SecureBytes(size_t size);
   explicit SecureBytes(ByteView copy_from);
   ~SecureBytes();
@@ -33,6 +36,8 @@ class SecureBytes {
   // An explicit deep copy, for the rare place that needs two owners.
   SecureBytes clone() const { return SecureBytes(view()); }
 
+  // Access without copying; views and spans are valid until the next resize, append, clear,
+  // move or destruction.
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -45,6 +50,7 @@ class SecureBytes {
   // Like resize(), but new bytes are left unset: for a buffer the caller overwrites whole at
   // once (e.g. an AEAD's output), where zero-filling first would cost a memory pass.
   void resize_for_overwrite(size_t size);
+  // Appends a copy of more (may reallocate: the old storage is wiped).
   void append(ByteView more);
   // Maps the pages under [offset, offset + len) now (Linux MADV_POPULATE_WRITE), so writes
   // there later take no page faults: lets another thread pay for a big buffer's first touch

@@ -4,6 +4,7 @@
 
 namespace shield_nitro {
 
+// The version string ("MAJOR.MINOR.PATCH"), static storage.
 const char* version();
 
 }  // namespace shield_nitro

@@ -20,6 +20,7 @@ inline constexpr uint64_t kDefaultMem = 1073741824;
 inline constexpr uint64_t kDefaultCpus = 2;
 
 enum class SectionType : uint16_t { kInvalid = 0, kKernel = 1, kCmdline = 2, kRamdisk = 3, kSignature = 4, kMetadata = 5 };
+// "kernel", "cmdline", "ramdisk", "signature", "metadata" or "invalid".
 const char* section_type_name(SectionType t);
 
 // Bit 0 of the header flags: the CPU architecture the image boots on.
@@ -45,6 +46,7 @@ Bytes serialize_header(const Header& h);
 // Checks magic and size only; the reader validates the rest against the file.
 Header parse_header(ByteView bytes);
 
+// The 12-byte section header: type, flags (0), data size.
 Bytes serialize_section_header(SectionType type, uint64_t size);
 
 }  // namespace shield_nitro::eif

@@ -22,6 +22,7 @@ class Sha384 {
   ~Sha384();
   Sha384(const Sha384& other);
   Sha384& operator=(const Sha384& other);
+  // Hashes data next (no copy kept); Error(kInternal) if OpenSSL fails.
   void update(ByteView data);
   Digest48 final();  // the object is reset afterwards
 
@@ -30,6 +31,7 @@ class Sha384 {
   std::unique_ptr<Ctx> ctx_;
 };
 
+// One-shot SHA-384.
 Digest48 sha384(ByteView data);
 // SHA384(0^48 || digest): the register value after one extend.
 Digest48 pcr_extend_from_zero(const Digest48& content_digest);

@@ -39,6 +39,9 @@ class EifReader {
   explicit EifReader(std::shared_ptr<const RandomAccessSource> source);
   static EifReader open(const std::string& path);
 
+  // The validated header and section table, and accessors for the sections boot uses;
+  // kernel() and cmdline_section() throw Error(kFormat) when the image lacks them (the
+  // constructor already refused such images), the optional ones are nullptr when absent.
   const Header& header() const { return header_; }
   Arch arch() const { return (header_.flags & 1) ? Arch::kAarch64 : Arch::kX86_64; }
   const std::vector<SectionInfo>& sections() const { return sections_; }
@@ -59,6 +62,7 @@ class EifReader {
   // Reads every section once; PCR8 comes from the first certificate in the signature section.
   ScanResult scan() const;
 
+  // The underlying input (shared, lives as long as the reader).
   const RandomAccessSource& source() const { return *source_; }
 
  private:

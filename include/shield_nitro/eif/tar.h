@@ -24,6 +24,7 @@ struct TarHeader {
   uint64_t data_offset = 0;
 };
 
+// Walks the members of the tar in src (which must outlive the reader) in order.
 class TarReader {
  public:
   explicit TarReader(const RandomAccessSource& src) : src_(src) {}

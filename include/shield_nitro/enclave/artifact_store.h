@@ -17,6 +17,7 @@
 namespace shield_nitro::enclave {
 
 enum class ArtifactKind { kModel, kCode };
+// "model" or "code".
 const char* kind_name(ArtifactKind k);
 // "model" or "code"; throws Error(kUsage) otherwise.
 ArtifactKind parse_kind(const std::string& s);
@@ -28,15 +29,20 @@ struct ArtifactInfo {
   uint64_t size;  // plaintext bytes
 };
 
+// Owns every loaded artifact; thread-safe. Unloading drops the store's reference: the bytes are
+// wiped when the last user (a running invoke, a plugin holding a model) lets go.
 class ArtifactStore {
  public:
+  // Takes the plaintext and returns its new handle.
   std::string add_model(std::string name, SecureBytes plaintext);
   // Loads the plugin with the named model artifacts (handles) as its init inputs.
   std::string add_code(std::string name, const SecureBytes& object, const std::vector<std::string>& model_handles);
 
   // Throws Error(kNotFound) / Error(kUsage) when the handle is not code.
   std::shared_ptr<const Plugin> plugin(const std::string& handle) const;
+  // Unloads; false when no such handle.
   bool remove(const std::string& handle);
+  // Every loaded artifact, by handle.
   std::vector<ArtifactInfo> list() const;
 
  private:

@@ -31,6 +31,8 @@ struct ReleasedKey {
   std::string key_arn;  // the key KMS used
 };
 
+// Turns a wrapped data key into the key; implementations are called from many request
+// threads at once and must be thread-safe.
 class KeyReleaser {
  public:
   virtual ~KeyReleaser() = default;

@@ -20,6 +20,7 @@ struct KeyInfo {
   std::string key_id;  // the KMS key that released it
 };
 
+// Owns every released data key; thread-safe.
 class KeyStore {
  public:
   // Stores a 32-byte data key; throws Error(kFormat) for another size.

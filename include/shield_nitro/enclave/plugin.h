@@ -21,6 +21,8 @@ struct PluginInput {
   ByteView data;  // must stay valid until the plugin is destroyed
 };
 
+// One loaded plugin. invoke may run on several threads at once: the ABI requires plugins to
+// allow it (docs/plugin-abi.md, Threading).
 class Plugin {
  public:
   // Loads the object and calls sn_plugin_init with the given model artifacts.

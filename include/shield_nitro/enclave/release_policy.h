@@ -20,6 +20,7 @@
 
 namespace shield_nitro::enclave {
 
+// Immutable after parse(): safe to share between request threads.
 class ReleasePolicy {
  public:
   // Allows everything (the default without --policy).
@@ -32,8 +33,10 @@ class ReleasePolicy {
   void check_load_key(const std::string& key_id, const std::map<std::string, std::string>& context) const;
   // After KMS answered: the key it used must be allowed (KMS reports the key ARN).
   void check_released_key(const std::string& kms_key_arn) const;
+  // Error(kPolicy) for code when code is not allowed, or a size above max_artifact_bytes.
   void check_artifact(bool is_code, uint64_t size) const;
 
+  // The size limit for one artifact's plaintext (default 16 GiB).
   uint64_t max_artifact_bytes() const { return max_artifact_bytes_; }
 
  private:

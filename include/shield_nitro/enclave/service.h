@@ -23,8 +23,11 @@ struct ServiceOptions {
   int64_t credentials_refresh_margin_s = 300;
 };
 
+// One service instance: owns the NSM client, the key releaser and every secret it is given.
+// start()/stop() from one thread; handle() is thread-safe.
 class EnclaveService {
  public:
+  // Takes ownership; nothing listens until start().
   EnclaveService(std::unique_ptr<nsm::NsmClient> nsm, std::unique_ptr<KeyReleaser> releaser, ServiceOptions options);
   ~EnclaveService();
   EnclaveService(const EnclaveService&) = delete;
@@ -41,9 +44,8 @@ class EnclaveService {
   // unknown op is kUnsupported). For tests and fuzz/enclave_ops.cpp; the server calls the same.
   cbor::Value handle(const std::string& op, const cbor::Value& body, net::RequestContext& context);
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -12,8 +12,10 @@
 
 namespace shield_nitro::enclave {
 
+// Thread-safe (one mutex; recording is a few increments).
 class OpStats {
  public:
+  // Counts one request of op that took latency_ns; ok false counts it as an error.
   void record(const std::string& op, int64_t latency_ns, bool ok);
 
   struct Summary {
@@ -22,6 +24,7 @@ class OpStats {
     double p50_us = 0;
     double p99_us = 0;
   };
+  // Per op: counts and p50/p99 latency (µs, upper edge of the bucket).
   std::map<std::string, Summary> summary() const;
 
  private:

@@ -62,11 +62,17 @@ struct DataKeyResult {
 // kms.<region>.amazonaws.com, with the partition suffixes SDK-C knows.
 std::string kms_endpoint_for_region(const std::string& region, bool fips = false);
 
+// One KMS endpoint and credentials source; calls are thread-safe (each is its own request).
 class KmsClient {
  public:
+  // Resolves the endpoint (options.endpoint or the region's); no request until the first call.
+  // clock (for SigV4) must outlive the client.
   KmsClient(KmsClientOptions options, std::shared_ptr<CredentialsProvider> credentials,
             const Clock& clock = system_clock());
 
+  // KMS Encrypt / Decrypt (Decrypt with a Recipient returns the plaintext opened here, never
+  // sent in clear by KMS). Errors: KmsError for KMS's answers, Error(kIo/kTimeout) for the
+  // transport, Error(kEnvironment) when no credentials can be had.
   EncryptResult encrypt(const std::string& key_id, ByteView plaintext, const EncryptionContext& context = {});
   DecryptResult decrypt(ByteView ciphertext_blob, const EncryptionContext& context = {},
                         const std::string& key_id = "", const Recipient* recipient = nullptr);
@@ -81,6 +87,7 @@ class KmsClient {
   // One signed call with retries. Throws KmsError on a KMS error answer, Error otherwise.
   nlohmann::json call(const std::string& operation, const nlohmann::json& request);
 
+  // The endpoint URL requests go to, and the signing region.
   const std::string& url() const { return url_; }
   const std::string& region() const { return options_.region; }
 

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <map>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "shield_nitro/core/bytes.h"
@@ -24,9 +23,12 @@ struct KeyPolicyRequest {
   bool signed_by_pcr8 = false;  // pin PCR8 (signing cert) instead of PCR0, to survive rebuilds
 };
 
-// Throws Error(kUsage) for a malformed ARN, a PCR that is not 48 bytes, a missing PCR0 (or
-// PCR8 with signed_by_pcr8), and Error(kPolicy) for an all-zero (debug-mode) PCR.
-nlohmann::ordered_json generate_key_policy(const KeyPolicyRequest& request);
+// The key policy document as compact JSON text (statements: admin, the attested role's use,
+// the Deny without attestation, and the producer's when producer_arn is set), ready for
+// PutKeyPolicy. Throws Error(kUsage) for a malformed ARN, a PCR that is not 48 bytes, a
+// missing PCR0 (or PCR8 with signed_by_pcr8), and Error(kPolicy) for an all-zero
+// (debug-mode) PCR.
+std::string generate_key_policy(const KeyPolicyRequest& request);
 
 // Parses "N=HEX" PCR arguments, validating 96 hex characters.
 std::pair<int, Bytes> parse_pcr_argument(const std::string& arg);

@@ -12,11 +12,14 @@
 
 namespace shield_nitro::kms {
 
+// An Error (its Errc follows the AWS type) that keeps KMS's four facts for callers that
+// branch on them.
 class KmsError : public Error {
  public:
   KmsError(int http_status, std::string type, std::string message, std::string request_id = "",
            std::string operation = "");
 
+  // The HTTP status, the __type ("AccessDeniedException"), KMS's message, x-amzn-RequestId.
   int http_status() const { return http_status_; }
   const std::string& type() const { return type_; }
   const std::string& aws_message() const { return message_; }

@@ -16,6 +16,7 @@ namespace shield_nitro::kms {
 class AttestationSource {
  public:
   virtual ~AttestationSource() = default;
+  // A new document for public_key_der; Error (e.g. NsmError, kIo) when the NSM refuses or is gone.
   virtual Bytes attestation_document(ByteView public_key_der) = 0;
 };
 

@@ -22,6 +22,7 @@
 
 namespace shield_nitro::kms {
 
+// One RSA-2048 key pair; immutable, shared by the requests using it.
 class RecipientKeyPair {
  public:
   // RSA-2048, e = 65537, from the OpenSSL DRBG (seeded from the kernel, or the NSM's random).

@@ -56,6 +56,9 @@ struct SigV4Result {
   std::string authorization;  // value of the Authorization header
 };
 
+// Signs request (AWS Signature Version 4): every intermediate step and the Authorization
+// header value. Pure: no clock or I/O (the time is in params). Throws Error(kUsage) when
+// params.amz_date is not 16 characters (YYYYMMDDTHHMMSSZ).
 SigV4Result sigv4_sign(const SignableRequest& request, const SigV4Params& params);
 
 // The steps, exposed for conformance tests and the verifier.

@@ -33,6 +33,7 @@ struct LocalKmsOptions {
   const Clock* clock = nullptr;  // nullptr: system clock
 };
 
+// The service state of one folder; thread-safe.
 class LocalKms {
  public:
   // Creates the state folder and credentials file on first start; loads keys and aliases.
@@ -45,6 +46,7 @@ class LocalKms {
   // Dispatches an already-authenticated operation; throws KmsError. Exposed for tests.
   nlohmann::json dispatch(const std::string& operation, const nlohmann::json& body, const std::string& principal_arn);
 
+  // STATE_DIR/credentials: the profiles clients sign with.
   std::string credentials_path() const;
 
  private:

@@ -30,6 +30,7 @@ struct PolicyResult {
   std::string statement;  // Sid (or index) of the deciding statement
 };
 
+// The decision for one request (rules above); the policy must have passed validate_key_policy.
 PolicyResult evaluate_key_policy(const nlohmann::json& policy, const PolicyRequest& request);
 
 // Throws KmsError MalformedPolicyDocumentException for anything evaluate cannot interpret.

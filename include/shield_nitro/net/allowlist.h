@@ -22,6 +22,7 @@ struct AllowlistEntry {
   uint16_t port = 0;
 };
 
+// A parsed allowlist; immutable, safe to share between threads.
 class Allowlist {
  public:
   // Throws Error(kFormat, "allowlist line N: ...") on anything outside the subset.
@@ -29,6 +30,7 @@ class Allowlist {
   // Throws Error(kIo) if the file cannot be read, kFormat as parse().
   static Allowlist load(const std::string& path);
 
+  // The parsed entries, in file order.
   const std::vector<AllowlistEntry>& entries() const { return entries_; }
 
   // vsock-proxy's rule: the port must match, then the host name must match exactly (case

@@ -84,6 +84,7 @@ class Client {
   // Like request(), but returns the body and throws Error(code, "<op>: <message>") on failure.
   cbor::Value call(std::string_view op, cbor::Value body = cbor::Value::map());
 
+  // request() without waiting: the future gets the Response (never an exception).
   std::future<Response> request_async(std::string_view op, cbor::Value body = cbor::Value::map());
   // The callback runs on the reader thread (or the caller's, if sending fails): keep it short
   // and never wait in it for another response of this client.
@@ -98,9 +99,8 @@ class Client {
   // Closes the connection; pending calls fail with kIo. Idempotent.
   void close();
 
-  struct Impl;
-
  private:
+  struct Impl;
   friend class ClientStream;
   std::unique_ptr<Impl> impl_;
 };

@@ -38,6 +38,7 @@ class FrameDecoder {
 
   explicit FrameDecoder(size_t max_frame = kDefaultMaxFrame) : max_frame_(max_frame) {}
 
+  // Appends received bytes (copied); then call next() until nullopt.
   void feed(ByteView data);
   // Space to receive into (never empty), valid until the next call on the decoder; then
   // commit(n) with the n <= size bytes written. Call next() until nullopt after each commit.

@@ -30,6 +30,7 @@ struct Request {
   cbor::Value body = cbor::Value::map();   // always a map
   bool more = false;                       // more frames with this id follow
 
+  // A later frame of a streamed request (it has no op).
   bool continuation() const { return op.empty(); }
 };
 
@@ -40,6 +41,7 @@ struct Response {
   Errc code = Errc::kInternal;             // !ok: category, on the wire as errc_name()
   std::string message;                     // !ok: one line for humans
 
+  // An ok response with body, or a failure with its category and one-line message.
   static Response success(cbor::Value body = cbor::Value::map());
   static Response failure(Errc code, std::string message);
   // Throws Error(code, message) when !ok; returns the body otherwise.
@@ -52,12 +54,14 @@ class ProtocolError : public Error {
  public:
   ProtocolError(uint64_t request_id, Errc code, const std::string& message)
       : Error(code, message), request_id_(request_id) {}
+  // The offending request's id, or 0 when it had none yet.
   uint64_t request_id() const { return request_id_; }
 
  private:
   uint64_t request_id_;
 };
 
+// The CBOR message (no frame header) for a request or a response.
 Bytes encode_request(const Request& r);
 Bytes encode_response(const Response& r);
 // Both append a complete frame (header + message), saving a copy on hot paths.

@@ -64,9 +64,8 @@ class Proxy {
   const Endpoint& endpoint() const;
   ProxyStats stats() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -112,9 +112,8 @@ class Server {
   const Endpoint& endpoint() const;
   ServerStats stats() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

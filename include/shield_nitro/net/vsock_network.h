@@ -19,6 +19,7 @@
 
 namespace shield_nitro::net {
 
+// One way of opening vsock endpoints (see above); implementations are immutable.
 class VsockNetwork {
  public:
   virtual ~VsockNetwork() = default;
@@ -29,6 +30,7 @@ class VsockNetwork {
   virtual std::string connect_hint(const Endpoint& requested) const = 0;
 };
 
+// AF_VSOCK itself; or the simulator's unix sockets under dir, this process being own_cid.
 std::unique_ptr<VsockNetwork> hardware_vsock();
 std::unique_ptr<VsockNetwork> simulated_vsock(std::string dir, uint32_t own_cid = kDefaultSimulatedCid);
 // Simulated when SHIELD_NITRO_VSOCK_DIR is set, else hardware. Throws kUsage for a malformed CID.

@@ -21,8 +21,10 @@ namespace shield_nitro::nsm {
 
 class NsmClient {
  public:
+  // Owns transport.
   explicit NsmClient(std::unique_ptr<NsmTransport> transport);
 
+  // The module's description; the PCR at index (value and lock state).
   DescribeNsmResponse describe_nsm();
   DescribePcrResponse describe_pcr(uint16_t index);
   // Returns the new value SHA384(old || data).
@@ -37,6 +39,7 @@ class NsmClient {
   // Exactly n bytes, looping over GetRandom calls.
   Bytes get_random(size_t n);
 
+  // The transport this client owns (for describe() in messages).
   NsmTransport& transport() { return *transport_; }
 
  private:

@@ -36,6 +36,7 @@ std::optional<ErrorCode> error_code_from_name(std::string_view name);
 class NsmError : public Error {
  public:
   NsmError(ErrorCode code, const std::string& message);
+  // The NSM's own code (kInvalidResponse for an undecodable reply).
   ErrorCode nsm_code() const { return nsm_code_; }
 
  private:
@@ -46,6 +47,7 @@ class NsmError : public Error {
 class NsmIoError : public Error {
  public:
   NsmIoError(int sys_errno, const std::string& message);
+  // The errno of the failed ioctl().
   int sys_errno() const { return errno_; }
 
  private:

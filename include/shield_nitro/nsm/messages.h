@@ -49,6 +49,7 @@ using Request = std::variant<DescribeNsmRequest, DescribePcrRequest, ExtendPcrRe
 // The serde variant name, e.g. "DescribePCR".
 const char* request_name(const Request& request);
 
+// The CBOR request the NSM expects (client side).
 Bytes encode_request(const Request& request);
 // Strict decode of a request (simulator side). Throws NsmError(kInvalidArgument) for anything
 // that is not one well-formed request of nsm.md §3.1, including integers that overflow u16.
@@ -74,6 +75,7 @@ struct ErrorResponse { ErrorCode code = ErrorCode::kInternalError; };
 using Response = std::variant<DescribeNsmResponse, DescribePcrResponse, ExtendPcrResponse, LockPcrResponse,
                               LockPcrsResponse, AttestationResponse, GetRandomResponse, ErrorResponse>;
 
+// The CBOR reply the NSM sends (simulator side).
 Bytes encode_response(const Response& response);
 
 // Client-side parsers. Each throws NsmError(code) for an {"Error": code} reply, and

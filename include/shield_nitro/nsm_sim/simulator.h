@@ -75,6 +75,7 @@ class SimulatedNsm : public std::enable_shared_from_this<SimulatedNsm> {
   // or destroyed (framing in transport.h).
   std::unique_ptr<SimulatorServer> serve(const std::string& socket_path);
 
+  // This module's id (fixed at init()) and its state folder.
   const std::string& module_id() const { return module_id_; }
   const std::string& dir() const { return dir_; }
   // The simulator's root certificate (DIR/root.pem), the only anchor its documents meet.
@@ -96,12 +97,15 @@ class SimulatedNsm : public std::enable_shared_from_this<SimulatedNsm> {
 // 64 at once). Stopping closes every connection and removes the socket file.
 class SimulatorServer {
  public:
+  // Listens on socket_path now (Error(kIo) when it cannot) and shares ownership of nsm.
   SimulatorServer(std::shared_ptr<SimulatedNsm> nsm, const std::string& socket_path);
   ~SimulatorServer();
   SimulatorServer(const SimulatorServer&) = delete;
   SimulatorServer& operator=(const SimulatorServer&) = delete;
 
+  // Stops serving (idempotent; the destructor calls it).
   void stop();
+  // Where clients connect.
   const std::string& socket_path() const;
 
  private:

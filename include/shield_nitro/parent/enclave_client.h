@@ -103,6 +103,8 @@ class EnclaveClient {
   // a fixed set...). Without one, refresh hints are ignored.
   void set_credentials_provider(std::shared_ptr<kms::CredentialsProvider> provider);
 
+  // The describe / stats response bodies as the enclave sent them (docs/enclave-api.md);
+  // parent::to_json() renders them. Always plain requests: they carry nothing secret.
   cbor::Value describe();
   cbor::Value stats();
 
@@ -153,9 +155,8 @@ class EnclaveClient {
   net::Client& connection();
   void close();
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit EnclaveClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -11,6 +11,7 @@
 
 namespace shield_nitro::parent {
 
+// The JSON form of v (rules above); map order kept, non-finite floats become null. Never throws.
 nlohmann::ordered_json to_json(const cbor::Value& v);
 
 }  // namespace shield_nitro::parent

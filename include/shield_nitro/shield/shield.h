@@ -114,6 +114,8 @@ class Shield {
   // is left in either before the tag verifies.
   void decrypt_split_into(ByteView message, std::span<uint8_t> head, SecureBytes& body) const;
 
+  // The suite this instance encrypts with (options.suite), and whether it was built from a
+  // password (0x03) rather than a key (0x13).
   Suite suite() const;
   bool password_mode() const;
   // Entries in the decrypt-side salt cache (for tests and monitoring).

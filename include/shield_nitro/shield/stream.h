@@ -73,9 +73,13 @@ class StreamDecryptor {
   StreamDecryptor(const StreamDecryptor&) = delete;
   StreamDecryptor& operator=(const StreamDecryptor&) = delete;
 
+  // Takes the next bytes of the container (any split) and emits every chunk that verified;
+  // throws as decrypt_stream (kFormat, kAuth...), and kUsage after finish(). emit's view is
+  // valid only during the call.
   void push(ByteView data, const Emit& emit);
   // Throws kAuth if the stream ended early (no header, no last chunk).
   void finish(const Emit& emit);
+  // Plaintext bytes emitted so far.
   uint64_t plaintext_bytes() const;
 
  private:
@@ -106,7 +110,9 @@ class StreamAssembler {
   StreamAssembler(const StreamAssembler&) = delete;
   StreamAssembler& operator=(const StreamAssembler&) = delete;
 
+  // The next bytes of the container, in order (any split); errors as described above.
   void push(ByteView data);
+  // The whole plaintext once exactly container_size bytes arrived and the last chunk verified.
   SecureBytes finish();
   // The plaintext size once the header arrived (0 before).
   uint64_t plaintext_size() const;
@@ -122,8 +128,10 @@ class StreamAssembler {
 struct StreamGeometry {
   size_t header_size;
   uint32_t chunk_size;
+  // Bytes of one full chunk's record: ciphertext and tag.
   size_t record_size() const { return size_t{chunk_size} + kTagSize; }
 };
+// The geometry of the stream that prefix starts, or nullopt (see above). Never throws.
 std::optional<StreamGeometry> peek_stream_geometry(ByteView prefix);
 
 // Random access: authenticates the header and decrypts chunk N alone, e.g. to load one
@@ -138,9 +146,11 @@ class StreamReader {
   StreamReader(const StreamReader&) = delete;
   StreamReader& operator=(const StreamReader&) = delete;
 
+  // The geometry read from the authenticated header.
   uint32_t chunk_size() const;
   uint64_t chunk_count() const;
   uint64_t plaintext_size() const;
+  // Chunk index's plaintext: Error(kNotFound) past the last chunk, kAuth when it does not verify.
   SecureBytes read_chunk(uint64_t index) const;
 
  private:
