@@ -3,6 +3,7 @@
 // replays or substitutes what it relays. The client must refuse every such answer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -12,6 +13,7 @@
 #include "support/fake_releaser.h"
 #include "support/temp_dir.h"
 #include "support/expect_error.h"
+#include "support/freed_memory_scan.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
@@ -157,6 +159,34 @@ TEST_F(InProcessEnclave, ChannelVerifiesTheEnclaveThenCarriesInvokeAndDecrypt) {
   c->open_channel(policy(), root());
   EXPECT_NE(c->channel_info().session_id, first);
   EXPECT_EQ(to_string(c->decrypt(l.key, ct).view()), "a record");
+}
+
+// The secret access key pushed through the channel, and a plaintext decrypted through it, are
+// never left in freed memory by either side (client, enclave, the network layer between):
+// they live only in SecureBytes and in wiped CBOR values (cbor::SecretValue).
+TEST_F(InProcessEnclave, ChannelCredentialsAndPlaintextLeaveNoCopyInFreedMemory) {
+  constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY-SCAN-ME-1";
+  constexpr char kPlain[] = "PLAINTEXT-RECORD-scan-me-0123456789";
+  auto c = direct();
+  Loaded l = load_everything(*c);
+  c->open_channel(policy(), root());
+  Bytes ct = shield::Shield::with_key(data_key).encrypt(as_bytes(kPlain));
+  kms::Credentials creds;
+  creds.access_key_id = "AKIDTEST";
+  creds.secret_access_key = SecureBytes(as_bytes(kSecret));
+  creds.session_token = SecureBytes(as_bytes(kSecret));
+  {
+    test_support::FreedMemoryScan scan(as_bytes(kSecret));
+    c->push_credentials(std::move(creds));
+    EXPECT_EQ(scan.hits(), 0u);
+  }
+  EXPECT_NO_THROW(c->load_key(shield::Shield::with_key(kek).encrypt(data_key.expose_secret())));  // they work
+  {
+    test_support::FreedMemoryScan scan(as_bytes(kPlain));
+    SecureBytes pt = c->decrypt(l.key, ct);
+    EXPECT_TRUE(std::ranges::equal(pt.view(), as_bytes(kPlain)));
+    EXPECT_EQ(scan.hits(), 0u);
+  }
 }
 
 TEST_F(InProcessEnclave, AttestAndVerifyUsesAFreshNonce) {
