@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "support/process.h"
-#include "shield_nitro/core/random.h"
+#include "support/temp_dir.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/net/endpoint.h"
 
@@ -20,15 +20,7 @@ using namespace shield_nitro;
 
 namespace {
 
-// A short folder (unix socket paths are limited), removed with the object.
-struct Dir {
-  std::string path = "/tmp/sn-serve-" + hex_encode(os_random().bytes(4));
-  Dir() { std::filesystem::create_directories(path); }
-  ~Dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using test_support::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -69,19 +61,19 @@ std::vector<std::string> serve_args(const std::string& listen, const std::string
 }  // namespace
 
 TEST(ServeCli, ListenFailuresAreOneLineAndExit3) {
-  Dir d;
-  ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path + "/nsm"}, d.path).status, 0);
-  sn_test::Process sim({SN_CLI, "nsm-sim", "serve", d.path + "/nsm"}, d.path + "/sim.log");
-  sim.wait_ready([&] { return can_connect(d.path + "/nsm/nsm.sock"); });
+  TempDir d("sn-serve");
+  ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path() + "/nsm"}, d.path()).status, 0);
+  sn_test::Process sim({SN_CLI, "nsm-sim", "serve", d.path() + "/nsm"}, d.path() + "/sim.log");
+  sim.wait_ready([&] { return can_connect(d.path() + "/nsm/nsm.sock"); });
 
   net::UniqueFd taken = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
   net::Endpoint port = net::bound_endpoint(taken.get(), net::Endpoint::parse("tcp://127.0.0.1:0"));
   const std::pair<std::string, std::string> cases[] = {
       {port.to_string(), "address already in use"},
-      {"unix:" + d.path + "/missing/enc.sock", "no such file or directory"},
+      {"unix:" + d.path() + "/missing/enc.sock", "no such file or directory"},
   };
   for (const auto& [listen, reason] : cases) {
-    sn_test::RunResult r = enclave_program(serve_args(listen, d.path + "/nsm"), d.path);
+    sn_test::RunResult r = enclave_program(serve_args(listen, d.path() + "/nsm"), d.path());
     EXPECT_EQ(r.status, 3) << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
     EXPECT_NE(r.out.find(listen), std::string::npos) << r.out;
@@ -91,26 +83,26 @@ TEST(ServeCli, ListenFailuresAreOneLineAndExit3) {
 }
 
 TEST(ServeCli, WaitsForASimulatedNsmThatIsStillStarting) {
-  Dir d;
-  ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path + "/nsm"}, d.path).status, 0);
-  std::string log = d.path + "/serve.log", sock = d.path + "/enc.sock";
-  sn_test::Process serve({SN_ENCLAVE, "serve", "--listen", "unix:" + sock, "--nsm", "sim:" + d.path + "/nsm",
+  TempDir d("sn-serve");
+  ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path() + "/nsm"}, d.path()).status, 0);
+  std::string log = d.path() + "/serve.log", sock = d.path() + "/enc.sock";
+  sn_test::Process serve({SN_ENCLAVE, "serve", "--listen", "unix:" + sock, "--nsm", "sim:" + d.path() + "/nsm",
                           "--nsm-wait", "60", "--kms-endpoint", "https://127.0.0.1:1"},
                          log);
   // The simulator starts only once the service says it waits for it.
   serve.wait_ready([&] { return slurp(log).find("waiting up to 60 s for the simulated NSM") != std::string::npos; });
   EXPECT_FALSE(can_connect(sock));
-  sn_test::Process sim({SN_CLI, "nsm-sim", "serve", d.path + "/nsm"}, d.path + "/sim.log");
+  sn_test::Process sim({SN_CLI, "nsm-sim", "serve", d.path() + "/nsm"}, d.path() + "/sim.log");
   serve.wait_ready([&] { return can_connect(sock); });
   net::Client client(net::Endpoint::unix_path(sock));
   EXPECT_TRUE(client.request("describe").ok);
   EXPECT_NE(slurp(log).find("the simulated NSM answered after"), std::string::npos) << slurp(log);
 
   // Without a simulator, the wait ends and so does the service: one line, exit 3.
-  Dir none;
-  std::vector<std::string> args = serve_args("unix:" + none.path + "/enc.sock", none.path + "/nsm");
+  TempDir none("sn-serve");
+  std::vector<std::string> args = serve_args("unix:" + none.path() + "/enc.sock", none.path() + "/nsm");
   args.insert(args.end(), {"--nsm-wait", "1"});
-  sn_test::RunResult r = enclave_program(args, none.path);
+  sn_test::RunResult r = enclave_program(args, none.path());
   EXPECT_EQ(r.status, 3) << r.out;
   EXPECT_NE(r.out.find("waiting up to 1 s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no simulated NSM is serving"), std::string::npos) << r.out;
