@@ -15,6 +15,7 @@
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/core/reader.h"
 #include "shield_nitro/core/secure_bytes.h"
+#include "support/temp_dir.h"
 
 using namespace shield_nitro;
 
@@ -180,47 +181,33 @@ TEST(Errors, ExitCodes) {
 }
 
 TEST(FileIo, AtomicWriteLeavesNothingOnFailure) {
-  auto dir = std::filesystem::temp_directory_path() / ("sn-core-" + hex_encode(os_random().bytes(4)));
-  std::filesystem::create_directories(dir);
-  std::string path = (dir / "out.bin").string();
+  test_support::TempDir dir;
+  std::string path = dir / "out.bin";
   {
     AtomicFileWriter w(path, 0600);
     w.write(as_bytes("partial"));
     // destroyed without commit: as if an exception unwound
   }
   EXPECT_FALSE(file_exists(path));
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 0);
+  EXPECT_EQ(dir.entries(), 0u);
   write_file_atomic(path, as_bytes("whole"), 0600);
   EXPECT_EQ(read_text_file(path), "whole");
   struct stat st{};
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_THROW(read_file((dir / "missing").string()), Error);
-  std::filesystem::remove_all(dir);
+  EXPECT_THROW(read_file(dir / "missing"), Error);
 }
-
-namespace {
-size_t entries(const std::filesystem::path& dir) {
-  return static_cast<size_t>(
-      std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()));
-}
-std::filesystem::path fresh_dir() {
-  auto dir = std::filesystem::temp_directory_path() / ("sn-core-" + hex_encode(os_random().bytes(4)));
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-}  // namespace
 
 TEST(FileIo, AnonymousOutputHasNoNameUntilCommit) {
-  auto dir = fresh_dir();
-  std::string path = (dir / "out.bin").string();
+  test_support::TempDir dir;
+  std::string path = dir / "out.bin";
   write_file_atomic(path, as_bytes("old contents"), 0644);
   {
     AtomicFileWriter w(path, 0600);
     ASSERT_TRUE(w.anonymous()) << "the test folder's filesystem has no O_TMPFILE";
     w.write(as_bytes("new ..... data"));
     w.write_at(4, as_bytes("whole"));
-    EXPECT_EQ(entries(dir), 1u);  // only the old file: nothing visible while writing
+    EXPECT_EQ(dir.entries(), 1u);  // only the old file: nothing visible while writing
     EXPECT_EQ(read_text_file(path), "old contents");
     w.commit();
   }
@@ -229,36 +216,34 @@ TEST(FileIo, AnonymousOutputHasNoNameUntilCommit) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_nlink, 1u);  // the hidden name used to replace the old file is gone
-  EXPECT_EQ(entries(dir), 1u);
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(dir.entries(), 1u);
 }
 
 TEST(FileIo, NamedFallbackIsRemovedWhenAbandoned) {
-  auto dir = fresh_dir();
-  std::string path = (dir / "out.bin").string();
+  test_support::TempDir dir;
+  std::string path = dir / "out.bin";
   {
     AtomicFileWriter w(path, 0600, AtomicFileWriter::Temp::kNamed);
     EXPECT_FALSE(w.anonymous());
     w.write(as_bytes("partial"));
-    EXPECT_EQ(entries(dir), 1u);  // the hidden temporary
+    EXPECT_EQ(dir.entries(), 1u);  // the hidden temporary
   }
-  EXPECT_EQ(entries(dir), 0u);
+  EXPECT_EQ(dir.entries(), 0u);
   {
     AtomicFileWriter w(path, 0600, AtomicFileWriter::Temp::kNamed);
     w.write(as_bytes("done"));
     w.commit();
   }
   EXPECT_EQ(read_text_file(path), "done");
-  EXPECT_EQ(entries(dir), 1u);
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(dir.entries(), 1u);
 }
 
 // An interrupt in the middle of a write: exit 128+signal, one line, and no file of any kind.
 TEST(FileIo, InterruptRemovesUnfinishedOutputs) {
   for (int sig : {SIGINT, SIGTERM}) {
     for (auto temp : {AtomicFileWriter::Temp::kAnonymous, AtomicFileWriter::Temp::kNamed}) {
-      auto dir = fresh_dir();
-      std::string path = (dir / "plain.bin").string();
+      test_support::TempDir dir;
+      std::string path = dir / "plain.bin";
       const char* expected = sig == SIGINT ? "^shield-nitro: decrypt interrupted by SIGINT; no output was written\n$"
                                            : "^shield-nitro: decrypt interrupted by SIGTERM; no output was written\n$";
       EXPECT_EXIT(
@@ -269,25 +254,23 @@ TEST(FileIo, InterruptRemovesUnfinishedOutputs) {
             ::raise(sig);
           },
           ::testing::ExitedWithCode(128 + sig), expected);
-      EXPECT_EQ(entries(dir), 0u) << "signal " << sig;
-      std::filesystem::remove_all(dir);
+      EXPECT_EQ(dir.entries(), 0u) << "signal " << sig;
     }
   }
 }
 
 TEST(FileIo, CommitAllLeavesNeitherWhenOneFails) {
-  auto dir = fresh_dir();
-  std::string first = (dir / "key.bin").string();
+  test_support::TempDir dir;
+  std::string first = dir / "key.bin";
   std::filesystem::create_directories(dir / "taken");  // a folder where the second file should go
   {
-    AtomicFileWriter a(first, 0600), b((dir / "taken").string(), 0600);
+    AtomicFileWriter a(first, 0600), b(dir / "taken", 0600);
     a.write(as_bytes("data key"));
     b.write(as_bytes("blob"));
     EXPECT_THROW(AtomicFileWriter::commit_all({&a, &b}), Error);
   }
   EXPECT_FALSE(file_exists(first));
-  EXPECT_EQ(entries(dir), 1u);  // only the folder
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(dir.entries(), 1u);  // only the folder
 }
 
 TEST(Clock, FixedClock) {
