@@ -397,6 +397,24 @@ struct LocalKms::Impl {
     return principal;
   }
 
+  // ---- keys past their DeletionDate are deleted (as KMS does when the waiting period ends) ----
+
+  bool expired(const LocalKey& k) const {
+    return k.key_state == "PendingDeletion" && k.deletion_date <= static_cast<double>(clock.now_s());
+  }
+
+  LocalKey resolve(const std::string& ref) {
+    LocalKey k = store.resolve(ref);
+    if (!expired(k)) return k;
+    store.delete_key(k.key_id);
+    throw_not_found("Key '" + k.arn + "' does not exist");
+  }
+
+  void delete_expired() {
+    for (const auto& k : store.keys())
+      if (expired(k)) store.delete_key(k.key_id);
+  }
+
   // ---- authorization ----
 
   std::string account_of(const std::string& principal) {
@@ -568,7 +586,7 @@ struct LocalKms::Impl {
   }
 
   json set_enabled(const json& body, const std::string& principal, bool enable) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     authorize(k, enable ? "kms:EnableKey" : "kms:DisableKey", principal, {});
     require_not_pending_deletion(k);
     store.update_key(k.key_id, [&](LocalKey& u) {
@@ -579,7 +597,7 @@ struct LocalKms::Impl {
   }
 
   json schedule_key_deletion(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     auto days = opt_int(body, "PendingWindowInDays");
     if (days && (*days < 7 || *days > 30))
       throw_validation("1 validation error detected: Value '" + std::to_string(*days) +
@@ -598,7 +616,7 @@ struct LocalKms::Impl {
   }
 
   json cancel_key_deletion(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     authorize(k, "kms:CancelKeyDeletion", principal, {});
     store.update_key(k.key_id, [&](LocalKey& x) {
       if (x.key_state != "PendingDeletion") throw KmsError(400, "KMSInvalidStateException", x.arn + " is not pending deletion.");
@@ -611,7 +629,7 @@ struct LocalKms::Impl {
   }
 
   json tag_resource(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     if (!body.contains("Tags")) req_string(body, "Tags");
     auto tags = tags_member(body);
     authorize(k, "kms:TagResource", principal, {});
@@ -624,7 +642,7 @@ struct LocalKms::Impl {
   }
 
   json untag_resource(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     const json* keys = member(body, "TagKeys", json::value_t::array, "a list of strings");
     if (!keys) req_string(body, "TagKeys");
     for (const auto& t : *keys)
@@ -638,7 +656,7 @@ struct LocalKms::Impl {
   }
 
   json list_resource_tags(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     authorize(k, "kms:ListResourceTags", principal, {});
     std::vector<std::pair<std::string, std::string>> tags(k.tags.begin(), k.tags.end());
     return paginate(body, tags, 50, 50, [](const auto& t) { return t.first; },
@@ -646,7 +664,7 @@ struct LocalKms::Impl {
   }
 
   json get_public_key(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     authorize(k, "kms:GetPublicKey", principal, {});
     require_enabled(k);
     if (k.key_spec == "SYMMETRIC_DEFAULT") unsupported(k.arn + " is a symmetric key: it has no public key");
@@ -660,7 +678,7 @@ struct LocalKms::Impl {
   }
 
   json generate_data_key_pair(const json& body, const std::string& principal, bool with_plaintext) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     std::string spec = req_string(body, "KeyPairSpec");
     check_enum(spec, "keyPairSpec", kKeyPairSpecs);
     if (spec == "SM2" || spec == "ECC_NIST_EDWARDS25519") unsupported("kms-local does not generate " + spec + " key pairs");
@@ -689,7 +707,7 @@ struct LocalKms::Impl {
   }
 
   json derive_shared_secret(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     std::string alg = req_string(body, "KeyAgreementAlgorithm");
     check_enum(alg, "keyAgreementAlgorithm", {"ECDH"});
     Bytes peer_der = blob_member(body, "PublicKey", true);
@@ -737,13 +755,14 @@ struct LocalKms::Impl {
   }
 
   json describe_key(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     authorize(k, "kms:DescribeKey", principal, {});
     return {{"KeyMetadata", key_metadata(k, opt.account)}};
   }
 
   json list_keys(const json& body, const std::string& principal) {
     authorize_account(principal, "kms:ListKeys");
+    delete_expired();
     return paginate(body, store.keys(), 1000, 100, [](const LocalKey& k) { return k.key_id; },
                     [](const LocalKey& k) { return json{{"KeyId", k.key_id}, {"KeyArn", k.arn}}; }, "Keys");
   }
@@ -753,7 +772,7 @@ struct LocalKms::Impl {
     std::string target = req_string(body, "TargetKeyId");
     if (target.rfind("alias/", 0) == 0 || target.find(":alias/") != std::string::npos)
       throw_validation("Aliases must refer to keys. Not aliases");
-    LocalKey k = store.resolve(target);
+    LocalKey k = resolve(target);
     require_not_pending_deletion(k);
     if (name.rfind("alias/", 0) != 0 || name.size() <= 6 || name.size() > 256)
       throw_validation("Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html");
@@ -768,8 +787,9 @@ struct LocalKms::Impl {
 
   json list_aliases(const json& body, const std::string& principal) {
     authorize_account(principal, "kms:ListAliases");
+    delete_expired();
     std::string filter = opt_string(body, "KeyId");
-    std::string filter_id = filter.empty() ? "" : store.resolve(filter).key_id;
+    std::string filter_id = filter.empty() ? "" : resolve(filter).key_id;
     std::vector<LocalAlias> selected;
     for (auto& a : store.aliases())
       if (filter_id.empty() || a.target_key_id == filter_id) selected.push_back(std::move(a));
@@ -783,7 +803,7 @@ struct LocalKms::Impl {
   }
 
   json put_key_policy(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     std::string name = opt_string(body, "PolicyName");
     if (!name.empty() && name != "default") throw_not_found("Policy name '" + name.substr(0, 64) + "' does not exist; only 'default'");
     std::string policy = req_string(body, "Policy");
@@ -795,7 +815,7 @@ struct LocalKms::Impl {
   }
 
   json get_key_policy(const json& body, const std::string& principal) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     std::string name = opt_string(body, "PolicyName");
     if (!name.empty() && name != "default") throw_not_found("Policy name '" + name.substr(0, 64) + "' does not exist; only 'default'");
     authorize(k, "kms:GetKeyPolicy", principal, {});
@@ -804,7 +824,7 @@ struct LocalKms::Impl {
 
   json encrypt(const json& body, const std::string& principal) {
     Bytes plaintext = blob_member(body, "Plaintext", true);
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     if (plaintext.empty() || plaintext.size() > kMaxPlaintext) throw_validation("Plaintext must be 1..4096 bytes");
     check_algorithm(body);
     // Encrypt has no Recipient member: KMS ignores it like any unknown member, and so do we.
@@ -828,9 +848,9 @@ struct LocalKms::Impl {
     if (blob.size() > 6144) throw_validation("CiphertextBlob must be at most 6144 bytes");
     check_algorithm(body);
     std::string blob_id = blob_key_id(blob);
-    LocalKey k = store.resolve(blob_id);
+    LocalKey k = resolve(blob_id);
     std::string want = opt_string(body, "KeyId");
-    if (!want.empty() && store.resolve(want).key_id != k.key_id)
+    if (!want.empty() && resolve(want).key_id != k.key_id)
       throw KmsError(400, "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.");
     auto ec = encryption_context(body);
     auto rcpt = recipient(body);
@@ -845,7 +865,7 @@ struct LocalKms::Impl {
   }
 
   json generate_data_key(const json& body, const std::string& principal, bool with_plaintext) {
-    LocalKey k = store.resolve(req_string(body, "KeyId"));
+    LocalKey k = resolve(req_string(body, "KeyId"));
     int n = data_key_size(body);
     auto ec = encryption_context(body);
     std::optional<RecipientInfo> rcpt;

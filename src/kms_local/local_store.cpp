@@ -196,6 +196,27 @@ void LocalStore::create_alias(const std::string& name, const std::string& key_id
   aliases_[name] = LocalAlias{name, key_id, now, now};
 }
 
+void LocalStore::delete_key(const std::string& key_id) {
+  std::unique_lock lock(mu_);
+  for (auto it = aliases_.begin(); it != aliases_.end();) {
+    if (it->second.target_key_id != key_id) {
+      ++it;
+      continue;
+    }
+    std::string path = dir_ + "/aliases/" + hex_encode(as_bytes(it->first)) + ".json";
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+    it = aliases_.erase(it);
+  }
+  std::string path = dir_ + "/keys/" + key_id + ".json";
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+  keys_.erase(key_id);
+  // The removals are durable before the caller answers "not found".
+  for (const char* sub : {"/keys", "/aliases"}) {
+    UniqueFd d(::open((dir_ + sub).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d) ::fsync(d.get());
+  }
+}
+
 LocalKey LocalStore::resolve(const std::string& ref) const {
   std::shared_lock lock(mu_);
   std::string id = ref;
@@ -220,6 +241,8 @@ std::vector<LocalKey> LocalStore::keys() const {
     LocalKey copy;
     copy.key_id = k.key_id;
     copy.arn = k.arn;
+    copy.key_state = k.key_state;
+    copy.deletion_date = k.deletion_date;
     out.push_back(std::move(copy));
   }
   return out;

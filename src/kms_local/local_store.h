@@ -55,9 +55,12 @@ class LocalStore {
   // Applies change to the stored key (under the lock) and persists it; returns the result.
   LocalKey update_key(const std::string& key_id, const std::function<void(LocalKey&)>& change);
   void create_alias(const std::string& name, const std::string& key_id, double now);
+  // Removes a key and the aliases that point at it, durably (files unlinked, folders fsynced).
+  void delete_key(const std::string& key_id);
 
   // Resolves a key id, key ARN, alias name or alias ARN; throws NotFoundException.
   LocalKey resolve(const std::string& key_ref) const;
+  // Every key (id, ARN, state and deletion date; no policy or material).
   std::vector<LocalKey> keys() const;
   std::vector<LocalAlias> aliases() const;
   const std::string& arn_prefix() const { return arn_prefix_; }

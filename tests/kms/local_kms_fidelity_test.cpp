@@ -194,6 +194,24 @@ TEST_F(LocalKmsFidelityTest, KeyStateGatesUseAndShowsInMetadata) {
             "Disabled");
 }
 
+TEST_F(LocalKmsFidelityTest, AKeyIsDeletedWhenItsWaitingPeriodEnds) {
+  const std::string admin = "arn:aws:iam::111122223333:role/shield-admin";
+  std::string doomed = kms_->dispatch("CreateKey", json::object(), admin)["KeyMetadata"]["KeyId"];
+  std::string kept = kms_->dispatch("CreateKey", json::object(), admin)["KeyMetadata"]["KeyId"];
+  kms_->dispatch("CreateAlias", {{"AliasName", "alias/doomed"}, {"TargetKeyId", doomed}}, admin);
+  kms_->dispatch("ScheduleKeyDeletion", {{"KeyId", doomed}, {"PendingWindowInDays", 7}}, admin);
+  clock_.advance_ms(7LL * 86400 * 1000 - 1000);
+  EXPECT_EQ(kms_->dispatch("DescribeKey", {{"KeyId", doomed}}, admin)["KeyMetadata"]["KeyState"], "PendingDeletion");
+  clock_.advance_ms(1000);
+  EXPECT_EQ(error_type([&] { kms_->dispatch("DescribeKey", {{"KeyId", doomed}}, admin); }), "NotFoundException");
+  EXPECT_EQ(error_type([&] { kms_->dispatch("DescribeKey", {{"KeyId", "alias/doomed"}}, admin); }), "NotFoundException");
+  json keys = kms_->dispatch("ListKeys", json::object(), admin)["Keys"];
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0]["KeyId"], kept);
+  EXPECT_TRUE(kms_->dispatch("ListAliases", json::object(), admin)["Aliases"].empty());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "state/keys" / (doomed + ".json")));
+}
+
 TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
   KmsClient admin = client("admin");
   for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"}) {
