@@ -10,6 +10,7 @@
 #include "shield_nitro/attest/document.h"
 #include "shield_nitro/attest/trust_anchor.h"
 #include "shield_nitro/core/file_io.h"
+#include "support/temp_dir.h"
 #include "test_pki.h"
 
 namespace shield_nitro {
@@ -26,22 +27,17 @@ struct CliRun {
 };
 
 struct AttestCli : ::testing::Test {
-  fs::path dir;
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("sn-attest-cli-" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
+  test_support::TempDir dir;
 
   CliRun run(const std::string& args, const std::string& stdin_file = "") {
-    std::string out = (dir / "out").string(), err = (dir / "err").string();
+    std::string out = dir / "out", err = dir / "err";
     std::string cmd = std::string(SN_CLI) + " " + args + " >" + out + " 2>" + err;
     if (!stdin_file.empty()) cmd += " <" + stdin_file;
     int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text_file(out), read_text_file(err)};
   }
   std::string write(const std::string& name, ByteView data) {
-    std::string path = (dir / name).string();
+    std::string path = dir / name;
     std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data.data()), static_cast<long>(data.size()));
     return path;
   }
@@ -197,7 +193,7 @@ TEST_F(AttestCli, UsageAndIoErrors) {
   EXPECT_EQ(run(base + " --aws-root --root /tmp/x.pem").code, 2);
   EXPECT_EQ(run("attest verify " + kAnjuna + " --at yesterday").code, 2);
   EXPECT_EQ(run("attest verify " + kAnjuna + " --at 2021-03-17T22:30:00").code, 2);
-  EXPECT_EQ(run("attest verify " + (dir / "missing.cbor").string()).code, 3);
+  EXPECT_EQ(run("attest verify " + dir / "missing.cbor").code, 3);
   EXPECT_EQ(run("attest verify " + kAnjuna + " --at 2021-03-17T23:30:00+01:00").code, 0);
   EXPECT_EQ(run("attest verify " + kAnjuna + " --at 2021-03-17T22:30:00.5Z").code, 0);
 }

@@ -15,6 +15,7 @@
 
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/random.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace shield_nitro;
@@ -51,15 +52,12 @@ std::set<std::string> names_in(const fs::path& dir) {
 class Interrupt : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("sn-interrupt-" + hex_encode(os_random().bytes(4)));
-    fs::create_directories(dir_);
     ASSERT_EQ(run_cli({"keygen", "-o", path("k")}, path("err.txt")), 0);
     write_file_atomic(path("plain"), os_random().bytes(24 << 20));
     ASSERT_EQ(run_cli({"encrypt", "--key-file", path("k"), "--stream", path("plain"), path("sealed")}, path("err.txt")), 0);
     ASSERT_EQ(::mkfifo(path("in.fifo").c_str(), 0600), 0);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return dir_ / name; }
 
   // Runs `decrypt` reading from a FIFO, feeds it half the sealed file (so it has decrypted and
   // written megabytes of plaintext), then sends the signal. Returns the wait status.
@@ -83,14 +81,14 @@ class Interrupt : public ::testing::TestWithParam<int> {
     return st;
   }
 
-  fs::path dir_;
+  test_support::TempDir dir_;
 };
 
 TEST_P(Interrupt, StreamDecryptLeavesNoPlaintextAndSaysSo) {
   int sig = GetParam();
   ::signal(SIGPIPE, SIG_IGN);
   int st = interrupt_decrypt_midway(sig);
-  EXPECT_EQ(names_in(dir_), (std::set<std::string>{"k", "plain", "sealed", "in.fifo", "err.txt"}))
+  EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"k", "plain", "sealed", "in.fifo", "err.txt"}))
       << "an interrupted decrypt left a file behind";
   if (sig == SIGKILL) {
     EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
