@@ -97,7 +97,7 @@ Bytes read_input(const std::string& path) { return read_file(path); }
 // Plaintext goes to a file (mode 0600) or stdout, never into logs.
 void write_output(const std::string& path, ByteView data) { write_file_atomic(path, data, kPlaintextMode); }
 
-void print_body(const Value& body) { print_json(parent::to_json(body)); }
+void print_body(const Value& body) { print_json(ordered_json::parse(parent::to_json_text(body))); }
 
 std::string text_or(const Value* v, const std::string& fallback = "") {
   return v && v->is(cbor::Type::kText) ? v->as_text() : fallback;
@@ -139,7 +139,7 @@ void print_describe(const Common& c, const Value& d) {
 // describe's JSON: as the enclave answered, but PCRs in lowercase hex like every other
 // measurement the CLI prints (eif describe, attest --json).
 ordered_json describe_json(const Value& d) {
-  ordered_json j = parent::to_json(d);
+  ordered_json j = ordered_json::parse(parent::to_json_text(d));
   const Value* pcrs = d.find("pcrs");
   if (!pcrs || !pcrs->is(cbor::Type::kMap)) return j;
   ordered_json hex = ordered_json::object();

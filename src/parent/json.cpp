@@ -1,6 +1,7 @@
 #include "shield_nitro/parent/json.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 namespace shield_nitro::parent {
 
@@ -8,6 +9,8 @@ using cbor::Type;
 using nlohmann::ordered_json;
 
 namespace {
+
+ordered_json to_json(const cbor::Value& v);
 
 std::string key_text(const cbor::Value& k) {
   switch (k.type()) {
@@ -21,8 +24,6 @@ std::string key_text(const cbor::Value& k) {
       return to_json(k).dump();  // unusual keys keep a readable, unique form
   }
 }
-
-}  // namespace
 
 ordered_json to_json(const cbor::Value& v) {
   switch (v.type()) {
@@ -57,5 +58,9 @@ ordered_json to_json(const cbor::Value& v) {
   }
   return nullptr;
 }
+
+}  // namespace
+
+std::string to_json_text(const cbor::Value& v, int indent) { return to_json(v).dump(indent); }
 
 }  // namespace shield_nitro::parent

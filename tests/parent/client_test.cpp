@@ -2,6 +2,7 @@
 // refresh, the load-key retry, streaming uploads that stop early, the channel requirement,
 // errors and the JSON view of bodies.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <mutex>
@@ -368,7 +369,7 @@ TEST(ParentJson, BodiesBecomeJsonWithBase64Bytes) {
                            entry("n", Value::integer(-5)), entry("big", Value::uint(UINT64_MAX)),
                            entry("expires_at", Value::null()), entry("ok", Value::boolean(true)),
                            entry("p50", Value::floating(1.5)), entry("tagged", Value::tag(24, Value::text("x")))});
-  nlohmann::ordered_json j = parent::to_json(body);
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(parent::to_json_text(body));
   EXPECT_EQ(j["pcrs"]["0"], "+/8=");
   EXPECT_EQ(j["pcrs"]["1"], "");
   EXPECT_EQ(j["keys"][0]["handle"], "key-1");
@@ -378,5 +379,10 @@ TEST(ParentJson, BodiesBecomeJsonWithBase64Bytes) {
   EXPECT_EQ(j["ok"], true);
   EXPECT_EQ(j["p50"], 1.5);
   EXPECT_EQ(j["tagged"], "x");
-  EXPECT_EQ(parent::to_json(Value::negative_from_raw(UINT64_MAX)).get<double>(), -18446744073709551616.0);
+  EXPECT_EQ(nlohmann::json::parse(parent::to_json_text(Value::negative_from_raw(UINT64_MAX))).get<double>(),
+            -18446744073709551616.0);
+  // One line by default; indent pretty-prints, map order kept.
+  Value small = Value::map({entry("b", Value::uint(1)), entry("a", Value::bytes(Bytes{0xfb, 0xff}))});
+  EXPECT_EQ(parent::to_json_text(small), R"({"b":1,"a":"+/8="})");
+  EXPECT_EQ(parent::to_json_text(small, 2), "{\n  \"b\": 1,\n  \"a\": \"+/8=\"\n}");
 }

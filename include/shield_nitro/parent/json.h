@@ -2,16 +2,21 @@
 // or forward results: byte strings become standard base64, integer map keys (PCR indexes)
 // become decimal strings, tags are dropped (their content kept).
 //
-//   std::cout << parent::to_json(client->describe()).dump(2);
+//   std::cout << parent::to_json_text(client->describe(), 2) << "\n";
+//
+// Text rather than a JSON library's type, so the SDK's headers need no JSON library; parse it
+// with the one you use.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include <string>
 
 #include "shield_nitro/cbor/value.h"
 
 namespace shield_nitro::parent {
 
-// The JSON form of v (rules above); map order kept, non-finite floats become null. Never throws.
-nlohmann::ordered_json to_json(const cbor::Value& v);
+// The JSON text of v (rules above): map order kept, non-finite floats become null, integers
+// below -2^63 become the nearest double. indent < 0: one line; else pretty-printed with that
+// many spaces per level. Never throws for a value cbor::Value can hold.
+std::string to_json_text(const cbor::Value& v, int indent = -1);
 
 }  // namespace shield_nitro::parent
