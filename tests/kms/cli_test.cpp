@@ -19,6 +19,7 @@
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/nsm_sim/simulator.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 
 using namespace shield_nitro;
@@ -65,14 +66,7 @@ Proc run(const std::string& cmd) {
 
 class KmsLocalProcess : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("sn-kms-cli-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    child_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { child_.reset(); }  // the server goes before its folder
   // Starts kms-local on a fresh port; another port when the chosen one turns out to be taken
   // (ports are picked, not bound, here: a concurrent test's client socket may hold one).
   void start(const std::vector<std::string>& extra = {}) {
@@ -99,7 +93,8 @@ class KmsLocalProcess : public ::testing::Test {
     return "AWS_SHARED_CREDENTIALS_FILE=" + (dir_ / "state" / "credentials").string() + " AWS_EC2_METADATA_DISABLED=true " +
            std::string(SN_CLI) + " " + args + " 2>&1";
   }
-  fs::path dir_;
+  test_support::TempDir tmp_{"sn-kms-cli"};
+  fs::path dir_ = tmp_.path();
   int port_ = 0;
   std::unique_ptr<sn_test::Process> child_;
 };
