@@ -839,6 +839,7 @@ struct LocalKms::Impl {
 
   static void check_algorithm(const json& body) {
     std::string alg = opt_string(body, "EncryptionAlgorithm");
+    check_enum(alg, "encryptionAlgorithm", {"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"});
     if (!alg.empty() && alg != "SYMMETRIC_DEFAULT")
       throw KmsError(400, "InvalidKeyUsageException", "Only SYMMETRIC_DEFAULT is supported for this key");
   }

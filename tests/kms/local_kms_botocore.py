@@ -172,6 +172,11 @@ def run(kms):
     # ---- validation ----
     check(error_of(lambda: kms.create_key(KeyUsage="SIGN_ENCRYPT")) == "ValidationException", "bad KeyUsage")
     check(error_of(lambda: kms.create_key(KeySpec="RSA_1024")) == "ValidationException", "bad KeySpec")
+    check(error_of(lambda: kms.encrypt(KeyId=key, Plaintext=b"x", EncryptionAlgorithm="AES"))
+          == "ValidationException", "bad EncryptionAlgorithm")
+    check(error_of(lambda: kms.encrypt(KeyId=key, Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256"))
+          == "InvalidKeyUsageException", "RSA algorithm with a symmetric key")
+    check(error_of(lambda: kms.generate_data_key(KeyId=key, KeySpec="AES_512")) == "ValidationException", "bad data KeySpec")
     check(error_of(lambda: kms.create_key(Origin="EXTERNAL")) == "UnsupportedOperationException", "Origin EXTERNAL")
     check(error_of(lambda: kms.create_key(MultiRegion=True)) == "UnsupportedOperationException", "MultiRegion")
     check(error_of(lambda: kms.create_key(Description="d" * 8193)) == "ValidationException", "Description 8193")
