@@ -2,6 +2,8 @@
 // policy generator, and the local KMS-compatible server.
 #include <signal.h>
 
+#include <cctype>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +45,7 @@ std::unique_ptr<NsmRecipient> make_nsm_recipient(const std::string& spec) {
 
 struct KmsArgs {
   std::string endpoint, region, via, ca, profile, recipient_nsm, key_id, blob_out;
+  std::string key_pair_spec, public_key_in, public_key_out;
   std::vector<std::string> context;
   int bytes = 32;
   bool json = false;
@@ -93,6 +96,25 @@ void write_secret(const std::string& path, const SecureBytes& s, bool json) {
   write_file_atomic(path, s.view(), kSecretMode);
 }
 
+// The peer's public key for derive-shared-secret as DER SubjectPublicKeyInfo, from a DER file
+// or a PEM "PUBLIC KEY" one (what `openssl pkey -pubout` writes).
+Bytes public_key_der(const Bytes& file) {
+  const std::string begin = "-----BEGIN PUBLIC KEY-----", end = "-----END PUBLIC KEY-----";
+  std::string text(file.begin(), file.end());
+  size_t b = text.find(begin);
+  if (b == std::string::npos) return file;
+  size_t e = text.find(end, b);
+  if (e == std::string::npos) throw Error(Errc::kUsage, "--public-key: PEM without its END PUBLIC KEY line");
+  std::string body;
+  for (char c : text.substr(b + begin.size(), e - b - begin.size()))
+    if (!std::isspace(static_cast<unsigned char>(c))) body += c;
+  try {
+    return base64_decode(body);
+  } catch (const Error& err) {
+    throw Error(Errc::kUsage, std::string("--public-key: the PEM body is not base64: ") + err.what());
+  }
+}
+
 void run_kms(const std::string& op, const KmsArgs& a) {
   KmsClient kms = make_client(a);
   auto recipient = a.recipient_nsm.empty() ? nullptr : make_nsm_recipient(a.recipient_nsm);
@@ -135,6 +157,58 @@ void run_kms(const std::string& op, const KmsArgs& a) {
     SecureBytes bytes = kms.generate_random(a.bytes, r);
     write_secret(a.files[0], bytes, a.json);
     out = {{"NumberOfBytes", bytes.size()}, {"Recipient", r != nullptr}};
+  } else if (op == "generate-data-key-pair") {
+    need_key(a);
+    need_files(a, 1, "OUT|- (the private key, DER PKCS #8), --blob-out FILE and --public-key-out FILE");
+    if (a.blob_out.empty() || a.public_key_out.empty())
+      throw Error(Errc::kUsage, "--blob-out FILE and --public-key-out FILE are required: they receive the encrypted "
+                                "private key and the public key");
+    check_secret_output(a.files[0], a.json);
+    DataKeyPairResult d = kms.generate_data_key_pair(a.key_id, a.key_pair_spec, ctx, r);
+    // All three or none: a private key without its wrapped copy or public key is half a pair.
+    AtomicFileWriter blob(a.blob_out), pub(a.public_key_out), key(a.files[0], kSecretMode);
+    blob.write(d.private_key_ciphertext_blob);
+    pub.write(d.public_key);
+    key.write(d.private_key.view());
+    AtomicFileWriter::commit_all({&blob, &pub, &key});
+    out = {{"KeyId", d.key_id}, {"KeyPairSpec", d.key_pair_spec}, {"PublicKey", base64_encode(d.public_key)},
+           {"PrivateKeyCiphertextBlob", base64_encode(d.private_key_ciphertext_blob)}, {"Recipient", r != nullptr}};
+  } else if (op == "generate-data-key-pair-without-plaintext") {
+    need_key(a);
+    need_files(a, 1, "OUT|- (the encrypted private key) and --public-key-out FILE");
+    if (a.public_key_out.empty()) throw Error(Errc::kUsage, "--public-key-out FILE is required: it receives the public key");
+    DataKeyPairResult d = kms.generate_data_key_pair_without_plaintext(a.key_id, a.key_pair_spec, ctx);
+    AtomicFileWriter blob(a.files[0]), pub(a.public_key_out);
+    blob.write(d.private_key_ciphertext_blob);
+    pub.write(d.public_key);
+    AtomicFileWriter::commit_all({&blob, &pub});
+    out = {{"KeyId", d.key_id}, {"KeyPairSpec", d.key_pair_spec}, {"PublicKey", base64_encode(d.public_key)}};
+  } else if (op == "derive-shared-secret") {
+    need_key(a);
+    need_files(a, 1, "OUT|- (the shared secret) and --public-key FILE (the peer's, DER or PEM)");
+    if (a.public_key_in.empty()) throw Error(Errc::kUsage, "--public-key FILE is required: the peer's EC public key (DER or PEM)");
+    check_secret_output(a.files[0], a.json);
+    SharedSecretResult s = kms.derive_shared_secret(a.key_id, public_key_der(read_file(a.public_key_in)), r);
+    write_secret(a.files[0], s.shared_secret, a.json);
+    out = {{"KeyId", s.key_id}, {"KeyAgreementAlgorithm", s.key_agreement_algorithm},
+           {"SharedSecretBytes", s.shared_secret.size()}, {"Recipient", r != nullptr}};
+  } else if (op == "get-public-key") {
+    need_key(a);
+    if (a.files.size() > 1) throw Error(Errc::kUsage, "expected at most OUT|- (the DER public key)");
+    PublicKeyResult p = kms.get_public_key(a.key_id);
+    if (!a.files.empty()) write_file_atomic(a.files[0], p.public_key);
+    out = {{"KeyId", p.key_id}, {"KeySpec", p.key_spec}, {"KeyUsage", p.key_usage},
+           {"PublicKey", base64_encode(p.public_key)}};
+    auto add_list = [&out](const char* name, const std::vector<std::string>& list) {
+      if (!list.empty()) out[name] = list;
+    };
+    add_list("EncryptionAlgorithms", p.encryption_algorithms);
+    add_list("SigningAlgorithms", p.signing_algorithms);
+    add_list("KeyAgreementAlgorithms", p.key_agreement_algorithms);
+    if (a.files.empty()) {
+      print_json(out);  // nothing written: the metadata is the answer
+      return;
+    }
   } else {
     need_key(a);
     need_files(a, 0, "no positional arguments");
@@ -152,22 +226,35 @@ void add_kms_op(CLI::App* kms, const std::string& op, const std::string& what, c
   sub->add_option("--kms-via", args->via, "Tunnel: vsock://CID:PORT (enclave -> parent proxy, e.g. vsock://3:8000) or unix:PATH; TLS stays end to end");
   sub->add_option("--kms-ca", args->ca, "PEM CA bundle to trust instead of the system store (e.g. kms-local's)");
   sub->add_option("--profile", args->profile, "Profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials)");
-  if (op == "decrypt" || op == "generate-data-key" || op == "generate-random")
+  bool pair = op.rfind("generate-data-key-pair", 0) == 0;
+  if (op == "decrypt" || op == "generate-data-key" || op == "generate-random" || op == "generate-data-key-pair" ||
+      op == "derive-shared-secret")
     sub->add_option("--recipient-nsm", args->recipient_nsm,
                     "Attestation-gated: attest with this NSM (/dev/nsm or sim:DIR); KMS answers CiphertextForRecipient, opened in-process");
   if (op != "generate-random") sub->add_option("--key-id", args->key_id, "Key id, key ARN, alias/NAME or alias ARN");
-  if (op != "describe-key" && op != "generate-random")
+  if (op != "describe-key" && op != "generate-random" && op != "derive-shared-secret" && op != "get-public-key")
     sub->add_option("--encryption-context", args->context, "K=V pair bound to the ciphertext (repeatable)")->allow_extra_args(false);
-  if (op.rfind("generate", 0) == 0) sub->add_option("--bytes", args->bytes, "Number of bytes (32 = AES_256, 16 = AES_128)")->check(CLI::Range(1, 1024));
+  if (op.rfind("generate", 0) == 0 && !pair) sub->add_option("--bytes", args->bytes, "Number of bytes (32 = AES_256, 16 = AES_128)")->check(CLI::Range(1, 1024));
   if (op == "generate-data-key") sub->add_option("--blob-out", args->blob_out, "Where to write the encrypted data key (CiphertextBlob)");
+  if (pair) {
+    sub->add_option("--key-pair-spec", args->key_pair_spec,
+                    "RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384 or ECC_NIST_P521")->required();
+    sub->add_option("--public-key-out", args->public_key_out, "Where to write the public key (DER SubjectPublicKeyInfo)");
+  }
+  if (op == "generate-data-key-pair")
+    sub->add_option("--blob-out", args->blob_out, "Where to write the encrypted private key (PrivateKeyCiphertextBlob)");
+  if (op == "derive-shared-secret")
+    sub->add_option("--public-key", args->public_key_in, "The peer's EC public key (DER SubjectPublicKeyInfo or PEM), same curve as the KMS key");
   sub->add_flag("--json", args->json, "Print the result metadata as JSON (never secrets)");
   if (op != "describe-key") sub->add_option("files", args->files, "IN|- and/or OUT|- (see usage)");
-  sub->footer("Example:\n  " + example);
+  std::string secrets = pair || op == "derive-shared-secret" ? "The private key or secret goes only to OUT (mode 0600), never into --json.\n" : "";
+  sub->footer(secrets + "Example:\n  " + example);
   sub->callback([op, args] { run_kms(op, *args); });
 }
 
 void setup_kms(CLI::App& app) {
-  auto* kms = app.add_subcommand("kms", "Call AWS KMS (or kms-local): encrypt, decrypt, data keys, random, describe-key. "
+  auto* kms = app.add_subcommand("kms", "Call AWS KMS (or kms-local): encrypt, decrypt, data keys and key pairs, shared secrets, random, "
+                                        "public keys, describe-key. "
                                         "With --recipient-nsm the key is released only to this attested enclave.");
   kms->require_subcommand(1);
   kms->footer("Credentials come from the environment, the shared credentials file (--profile) or IMDSv2, in that order.\n"
@@ -179,6 +266,20 @@ void setup_kms(CLI::App& app) {
   add_kms_op(kms, "generate-data-key-without-plaintext", "Generate a data key, keeping only its encrypted copy",
              "shield-nitro kms generate-data-key-without-plaintext --key-id alias/app dk.kms");
   add_kms_op(kms, "generate-random", "Random bytes from KMS", "shield-nitro kms generate-random --bytes 32 --recipient-nsm sim:/tmp/nsm out.bin");
+  add_kms_op(kms, "generate-data-key-pair",
+             "Generate an RSA or EC data key pair: private key (DER PKCS #8) to OUT, its encrypted copy to --blob-out, "
+             "public key to --public-key-out",
+             "shield-nitro kms generate-data-key-pair --key-id alias/app --key-pair-spec ECC_NIST_P256 \\\n"
+             "      --blob-out pair.kms --public-key-out pub.der --recipient-nsm /dev/nsm priv.der");
+  add_kms_op(kms, "generate-data-key-pair-without-plaintext",
+             "Generate a data key pair, keeping only the encrypted private key (OUT) and the public key",
+             "shield-nitro kms generate-data-key-pair-without-plaintext --key-id alias/app --key-pair-spec RSA_3072 \\\n"
+             "      --public-key-out pub.der pair.kms");
+  add_kms_op(kms, "derive-shared-secret",
+             "ECDH between a KEY_AGREEMENT KMS key and a peer's public key: the raw shared secret to OUT",
+             "shield-nitro kms derive-shared-secret --key-id alias/agree --public-key peer.pem --recipient-nsm /dev/nsm secret.bin");
+  add_kms_op(kms, "get-public-key", "Print an asymmetric KMS key's metadata as JSON, or write its public key (DER) to OUT",
+             "shield-nitro kms get-public-key --key-id alias/agree --json kms-pub.der");
   add_kms_op(kms, "describe-key", "Print a key's metadata as JSON", "shield-nitro kms describe-key --key-id alias/app");
 }
 
@@ -186,7 +287,7 @@ void setup_kms(CLI::App& app) {
 
 struct PolicyArgs {
   std::string eif, role, admin, producer, account;
-  std::vector<std::string> pcrs;
+  std::vector<std::string> pcrs, context;
   bool signed_by_pcr8 = false;
 };
 
@@ -209,6 +310,7 @@ void run_policy(const PolicyArgs& a) {
   r.producer_arn = a.producer;
   r.account = a.account;
   r.signed_by_pcr8 = a.signed_by_pcr8;
+  r.encryption_context = parse_context(a.context);
   print_json(nlohmann::ordered_json::parse(generate_key_policy(r)));
 }
 
@@ -224,8 +326,12 @@ void setup_policy(CLI::App& app) {
   sub->add_option("--producer-arn", args->producer, "Principal allowed to Encrypt / GenerateDataKeyWithoutPlaintext");
   sub->add_option("--account", args->account, "12-digit account id (default: from --role-arn)");
   sub->add_flag("--signed-by-pcr8", args->signed_by_pcr8, "Pin PCR8 (signing certificate) instead of PCR0, to survive rebuilds");
+  sub->add_option("--encryption-context", args->context,
+                  "K=V the role's Decrypt/GenerateDataKey/GenerateDataKeyPair must carry (repeatable): refuses wrapped keys "
+                  "made for another purpose (docs/threat-model.md, key substitution)")
+      ->allow_extra_args(false);
   sub->footer("Example:\n  shield-nitro policy --eif app.eif --role-arn arn:aws:iam::111122223333:role/enclave \\\n"
-              "      --admin-arn arn:aws:iam::111122223333:role/kms-admin > policy.json\n"
+              "      --admin-arn arn:aws:iam::111122223333:role/kms-admin --encryption-context app=inference > policy.json\n"
               "  aws kms put-key-policy --key-id alias/app --policy-name default --policy file://policy.json\n"
               "All-zero PCRs (debug-mode enclaves) are refused: such a policy would admit any debug enclave.");
   sub->callback([args] { run_policy(*args); });

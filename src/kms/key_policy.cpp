@@ -10,7 +10,10 @@ namespace shield_nitro::kms {
 
 namespace {
 
-const char* const kReleaseActions[] = {"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateRandom"};
+// The role's attested operations, split by whether KMS gives them an encryption context: a
+// context pin on the others (they have none) would deny them always.
+const char* const kContextActions[] = {"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair"};
+const char* const kContextFreeActions[] = {"kms:DeriveSharedSecret", "kms:GenerateRandom"};
 const char* const kRecipientActions[] = {"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair",
                                          "kms:DeriveSharedSecret", "kms:GenerateRandom"};
 const char* const kAdminActions[] = {"kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
@@ -113,9 +116,25 @@ std::string generate_key_policy(const KeyPolicyRequest& r) {
     statements.push_back(statement("ProducersMayEncrypt", "Allow", r.producer_arn,
                                    actions({"kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"})));
   }
-  auto allow = statement("EnclaveOnlyWithAttestation", "Allow", r.role_arn, actions(kReleaseActions));
-  allow["Condition"] = {{"StringEqualsIgnoreCase", match}};
-  statements.push_back(allow);
+  nlohmann::ordered_json attested = {{"StringEqualsIgnoreCase", match}};
+  if (r.encryption_context.empty()) {
+    auto allow = statement("EnclaveOnlyWithAttestation", "Allow", r.role_arn, actions(kRecipientActions));
+    allow["Condition"] = attested;
+    statements.push_back(allow);
+  } else {
+    nlohmann::ordered_json pinned = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : r.encryption_context) {
+      if (k.empty()) throw Error(Errc::kUsage, "--encryption-context: a key must not be empty");
+      pinned["kms:EncryptionContext:" + k] = v;
+    }
+    auto allow = statement("EnclaveOnlyWithAttestation", "Allow", r.role_arn, actions(kContextActions));
+    allow["Condition"] = attested;
+    allow["Condition"]["StringEquals"] = pinned;  // exact values: a context is case-sensitive
+    statements.push_back(allow);
+    auto rest = statement("EnclaveContextFreeWithAttestation", "Allow", r.role_arn, actions(kContextFreeActions));
+    rest["Condition"] = attested;
+    statements.push_back(rest);
+  }
   auto deny = statement("DenyReleaseWithoutAttestation", "Deny", r.role_arn, actions(kRecipientActions));
   deny["Condition"] = {{"Null", {{"kms:RecipientAttestation:ImageSha384", "true"}}}};
   statements.push_back(deny);

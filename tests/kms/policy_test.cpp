@@ -47,7 +47,8 @@ TEST(KeyPolicyGen, ShapeMatchesTheIssue) {
   auto& allow = p["Statement"][1];
   EXPECT_EQ(allow["Effect"], "Allow");
   EXPECT_EQ(allow["Principal"]["AWS"], kRole);
-  EXPECT_EQ(allow["Action"], nlohmann::ordered_json({"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateRandom"}));
+  EXPECT_EQ(allow["Action"], nlohmann::ordered_json({"kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair",
+                                                      "kms:DeriveSharedSecret", "kms:GenerateRandom"}));
   auto& cond = allow["Condition"]["StringEqualsIgnoreCase"];
   EXPECT_EQ(cond["kms:RecipientAttestation:ImageSha384"], hex_encode(pcr(0xab)));
   EXPECT_EQ(cond["kms:RecipientAttestation:PCR2"], hex_encode(pcr(0x02)));

@@ -13,6 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/random.h"
@@ -59,6 +60,28 @@ struct DataKeyResult {
   SecureBytes plaintext;  // empty for GenerateDataKeyWithoutPlaintext
 };
 
+// GenerateDataKeyPair(WithoutPlaintext). public_key is DER SubjectPublicKeyInfo; private_key
+// is DER PKCS #8 PrivateKeyInfo (empty for ...WithoutPlaintext), checked to belong to public_key.
+struct DataKeyPairResult {
+  std::string key_id;
+  std::string key_pair_spec;
+  Bytes public_key;
+  Bytes private_key_ciphertext_blob;
+  SecureBytes private_key;
+};
+
+struct SharedSecretResult {
+  std::string key_id;
+  std::string key_agreement_algorithm;
+  SecureBytes shared_secret;  // the raw ECDH secret (x coordinate), field-size bytes
+};
+
+struct PublicKeyResult {
+  std::string key_id, key_spec, key_usage;
+  Bytes public_key;  // DER SubjectPublicKeyInfo
+  std::vector<std::string> encryption_algorithms, signing_algorithms, key_agreement_algorithms;
+};
+
 // kms.<region>.amazonaws.com, with the partition suffixes SDK-C knows.
 std::string kms_endpoint_for_region(const std::string& region, bool fips = false);
 
@@ -83,6 +106,18 @@ class KmsClient {
                                                     const EncryptionContext& context = {});
   SecureBytes generate_random(int number_of_bytes, const Recipient* recipient = nullptr);
   nlohmann::json describe_key(const std::string& key_id);
+  // key_pair_spec: RSA_2048|RSA_3072|RSA_4096|ECC_NIST_P256|ECC_NIST_P384|ECC_NIST_P521 (else
+  // Error(kUsage), nothing sent). With a Recipient the private key comes back in
+  // CiphertextForRecipient and is opened here.
+  DataKeyPairResult generate_data_key_pair(const std::string& key_id, const std::string& key_pair_spec,
+                                           const EncryptionContext& context = {}, const Recipient* recipient = nullptr);
+  DataKeyPairResult generate_data_key_pair_without_plaintext(const std::string& key_id, const std::string& key_pair_spec,
+                                                             const EncryptionContext& context = {});
+  // ECDH between the KMS key (KEY_AGREEMENT) and peer_public_key (DER SPKI on NIST P-256,
+  // P-384 or P-521, else Error(kUsage)); with a Recipient the secret is opened here.
+  SharedSecretResult derive_shared_secret(const std::string& key_id, ByteView peer_public_key,
+                                          const Recipient* recipient = nullptr, const std::string& algorithm = "ECDH");
+  PublicKeyResult get_public_key(const std::string& key_id);
 
   // One signed call with retries. Throws KmsError on a KMS error answer, Error otherwise.
   nlohmann::json call(const std::string& operation, const nlohmann::json& request);
@@ -95,6 +130,11 @@ class KmsClient {
   nlohmann::json call_once(const std::string& operation, const std::string& body);
   nlohmann::json call_with_recipient(const std::string& operation, nlohmann::json request, const Recipient* recipient,
                                      SecureBytes& released);
+  // call_with_recipient for answers whose clear secret is not "Plaintext": without a Recipient
+  // the secret is taken from clear_field (and wiped from the answer); with one, an answer that
+  // also carries clear_field is refused.
+  nlohmann::json call_releasing(const std::string& operation, const nlohmann::json& request, const Recipient* recipient,
+                                const char* clear_field, SecureBytes& released);
   KmsClientOptions options_;
   std::shared_ptr<CredentialsProvider> credentials_;
   const Clock& clock_;

@@ -21,6 +21,9 @@ struct KeyPolicyRequest {
   std::string producer_arn;   // optional: may Encrypt / GenerateDataKeyWithoutPlaintext
   std::string account;        // empty: taken from role_arn
   bool signed_by_pcr8 = false;  // pin PCR8 (signing cert) instead of PCR0, to survive rebuilds
+  // Pairs the role's context-bearing operations (Decrypt, GenerateDataKey, GenerateDataKeyPair)
+  // must carry: StringEquals on kms:EncryptionContext:K (docs/threat-model.md, key substitution).
+  std::map<std::string, std::string> encryption_context;
 };
 
 // The key policy document as compact JSON text (statements: admin, the attested role's use,
