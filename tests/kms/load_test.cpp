@@ -322,42 +322,103 @@ TEST(KmsHttpLoad, AnOversizeBodyIsReadAndDiscardedThenAnswered413) {
   EXPECT_EQ(handled.load(), 0);
 }
 
-TEST(KmsHttpLoad, AnOversizeBodyOverTlsIsAnswered413) {
-  TempDir dir("sn-kms-load");
-  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
-                         (dir / "k.pem") + " -out " + (dir / "c.pem") +
-                         " -days 2 -subj /CN=localhost >/dev/null 2>&1").c_str()),
-            0);
-  HttpServer server({"127.0.0.1:0", dir / "c.pem", dir / "k.pem"}, ok);
-  server.start();
-  UniqueFd fd = connect_to(server.port());
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd.get());
-  ASSERT_EQ(SSL_connect(ssl), 1);
-  std::string out = oversize_head() + std::string(kOversize, 'x');
-  for (size_t off = 0; off < out.size();) {
-    int n = SSL_write(ssl, out.data() + off, static_cast<int>(std::min<size_t>(out.size() - off, 65536)));
-    ASSERT_GT(n, 0) << "SSL_write failed after " << off << " bytes: " << std::strerror(errno);
-    off += static_cast<size_t>(n);
+namespace {
+
+// A self-signed certificate for the TLS tests.
+struct TlsFiles {
+  TempDir dir{"sn-kms-load"};
+  std::string cert = dir / "c.pem", key = dir / "k.pem";
+  TlsFiles() {
+    EXPECT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + key +
+                           " -out " + cert + " -days 2 -subj /CN=localhost >/dev/null 2>&1").c_str()),
+              0);
   }
-  Answer a;
-  std::string data;
-  char buf[4096];
-  while (!parse_answer(data, a)) {
-    int n = SSL_read(ssl, buf, sizeof buf);
-    if (n <= 0) {
-      a.error = errno;
-      break;
+};
+
+// A blocking TLS client (no certificate check: the server's is self-signed).
+class TlsClient {
+ public:
+  explicit TlsClient(int port) : fd_(connect_to(port)), ctx_(SSL_CTX_new(TLS_client_method())), ssl_(SSL_new(ctx_)) {
+    SSL_set_fd(ssl_, fd_.get());
+    connected_ = SSL_connect(ssl_) == 1;
+    ERR_clear_error();
+  }
+  ~TlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+  }
+  bool connected() const { return connected_; }
+  bool send(const std::string& data) {
+    for (size_t off = 0; off < data.size();) {
+      int n = SSL_write(ssl_, data.data() + off, static_cast<int>(std::min<size_t>(data.size() - off, 65536)));
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
     }
-    data.append(buf, static_cast<size_t>(n));
+    return true;
   }
-  expect_413(a);
-  // Then the server's close_notify: a clean TLS end, not a reset.
-  EXPECT_EQ(SSL_read(ssl, buf, sizeof buf), 0);
-  EXPECT_EQ(SSL_get_error(ssl, 0), SSL_ERROR_ZERO_RETURN);
-  ERR_clear_error();
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
+  Answer read_answer() {
+    Answer a;
+    std::string data;
+    char buf[4096];
+    while (!parse_answer(data, a)) {
+      int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n <= 0) {
+        a.error = errno;
+        break;
+      }
+      data.append(buf, static_cast<size_t>(n));
+    }
+    return a;
+  }
+  // The server's close_notify: a clean TLS end, not a reset.
+  bool closes_cleanly() {
+    char buf[256];
+    int n = SSL_read(ssl_, buf, sizeof buf);
+    bool clean = n == 0 && SSL_get_error(ssl_, n) == SSL_ERROR_ZERO_RETURN;
+    ERR_clear_error();
+    return clean;
+  }
+
+ private:
+  UniqueFd fd_;
+  SSL_CTX* ctx_;
+  SSL* ssl_;
+  bool connected_ = false;
+};
+
+}  // namespace
+
+TEST(KmsHttpLoad, AnOversizeBodyOverTlsIsAnswered413) {
+  TlsFiles files;
+  HttpServer server({"127.0.0.1:0", files.cert, files.key}, ok);
+  server.start();
+  TlsClient c(server.port());
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(oversize_head() + std::string(kOversize, 'x'))) << std::strerror(errno);
+  expect_413(c.read_answer());
+  EXPECT_TRUE(c.closes_cleanly());
 }
 
+// TLS handshakes run in the event loop without blocking it: 100 clients that stop after the
+// first byte of their ClientHello (more than the old 64-thread cap) do not keep others from
+// being served, and are closed at their deadline (a FIN: they have nothing unread).
+TEST(KmsHttpLoad, StalledTlsHandshakesDoNotBlockOthers) {
+  TlsFiles files;
+  HttpServerOptions o{"127.0.0.1:0", files.cert, files.key};
+  o.request_timeout_s = 1;
+  HttpServer server(o, ok);
+  server.start();
+  std::vector<UniqueFd> stalled;
+  for (int i = 0; i < 100; ++i) {
+    stalled.push_back(connect_to(server.port()));
+    send_all(stalled.back().get(), std::string(1, '\x16'));  // a TLS handshake record starts
+  }
+  for (int i = 0; i < 10; ++i) {
+    TlsClient c(server.port());
+    ASSERT_TRUE(c.connected()) << "client " << i;
+    ASSERT_TRUE(c.send(kRequest));
+    Answer a = c.read_answer();
+    EXPECT_EQ(a.status(), 200) << "client " << i << ": errno " << a.error << " " << a.head;
+  }
+  for (auto& fd : stalled) EXPECT_TRUE(closes_cleanly(fd.get()));
+}
