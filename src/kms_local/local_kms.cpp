@@ -785,6 +785,37 @@ struct LocalKms::Impl {
     return json::object();
   }
 
+  // The alias named in body["AliasName"] (alias/... or its ARN) and its current key.
+  std::pair<std::string, LocalKey> existing_alias(const json& body) {
+    std::string name = req_string(body, "AliasName");
+    if (name.rfind(store.arn_prefix(), 0) == 0) name = name.substr(store.arn_prefix().size());
+    if (name.rfind("alias/", 0) != 0) throw_validation("Alias must start with the prefix \"alias/\"");
+    return {name, resolve(name)};
+  }
+
+  json update_alias(const json& body, const std::string& principal) {
+    auto [name, old_key] = existing_alias(body);
+    std::string target = req_string(body, "TargetKeyId");
+    if (target.rfind("alias/", 0) == 0 || target.find(":alias/") != std::string::npos)
+      throw_validation("Aliases must refer to keys. Not aliases");
+    LocalKey new_key = resolve(target);
+    require_not_pending_deletion(new_key);
+    if (new_key.key_spec != old_key.key_spec || new_key.key_usage != old_key.key_usage)
+      throw_validation("The new target key must have the same key spec and key usage as the current one");
+    // KMS checks kms:UpdateAlias on both keys.
+    authorize(old_key, "kms:UpdateAlias", principal, {});
+    authorize(new_key, "kms:UpdateAlias", principal, {});
+    store.update_alias(name, new_key.key_id, static_cast<double>(clock.now_s()));
+    return json::object();
+  }
+
+  json delete_alias(const json& body, const std::string& principal) {
+    auto [name, key] = existing_alias(body);
+    authorize(key, "kms:DeleteAlias", principal, {});
+    store.delete_alias(name);
+    return json::object();
+  }
+
   json list_aliases(const json& body, const std::string& principal) {
     authorize_account(principal, "kms:ListAliases");
     delete_expired();
@@ -916,6 +947,8 @@ json LocalKms::dispatch(const std::string& op, const json& body, const std::stri
   if (op == "GenerateDataKey") return m.generate_data_key(body, principal, true);
   if (op == "GenerateDataKeyWithoutPlaintext") return m.generate_data_key(body, principal, false);
   if (op == "GenerateRandom") return m.generate_random(body, principal);
+  if (op == "UpdateAlias") return m.update_alias(body, principal);
+  if (op == "DeleteAlias") return m.delete_alias(body, principal);
   if (op == "EnableKey") return m.set_enabled(body, principal, true);
   if (op == "DisableKey") return m.set_enabled(body, principal, false);
   if (op == "ScheduleKeyDeletion") return m.schedule_key_deletion(body, principal);

@@ -196,6 +196,27 @@ void LocalStore::create_alias(const std::string& name, const std::string& key_id
   aliases_[name] = LocalAlias{name, key_id, now, now};
 }
 
+void LocalStore::update_alias(const std::string& name, const std::string& key_id, double now) {
+  std::unique_lock lock(mu_);
+  auto it = aliases_.find(name);
+  if (it == aliases_.end()) throw_not_found("Alias " + arn_prefix_ + name + " is not found.");
+  if (!keys_.count(key_id)) throw_not_found("Key '" + arn_prefix_ + "key/" + key_id + "' does not exist");
+  json j = {{"AliasName", name}, {"TargetKeyId", key_id}, {"CreationDate", it->second.creation_date}, {"LastUpdatedDate", now}};
+  write_file_atomic(dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json", as_bytes(j.dump(2)), 0600);
+  it->second.target_key_id = key_id;
+  it->second.last_updated_date = now;
+}
+
+void LocalStore::delete_alias(const std::string& name) {
+  std::unique_lock lock(mu_);
+  if (!aliases_.count(name)) throw_not_found("Alias " + arn_prefix_ + name + " is not found.");
+  std::string path = dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json";
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+  UniqueFd d(::open((dir_ + "/aliases").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) ::fsync(d.get());
+  aliases_.erase(name);
+}
+
 void LocalStore::delete_key(const std::string& key_id) {
   std::unique_lock lock(mu_);
   for (auto it = aliases_.begin(); it != aliases_.end();) {

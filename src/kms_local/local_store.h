@@ -55,6 +55,10 @@ class LocalStore {
   // Applies change to the stored key (under the lock) and persists it; returns the result.
   LocalKey update_key(const std::string& key_id, const std::function<void(LocalKey&)>& change);
   void create_alias(const std::string& name, const std::string& key_id, double now);
+  // Points an existing alias at another key (LastUpdatedDate = now); NotFoundException when absent.
+  void update_alias(const std::string& name, const std::string& key_id, double now);
+  // Removes an alias; NotFoundException when absent.
+  void delete_alias(const std::string& name);
   // Removes a key and the aliases that point at it, durably (files unlinked, folders fsynced).
   void delete_key(const std::string& key_id);
 

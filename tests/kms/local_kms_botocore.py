@@ -123,6 +123,11 @@ def run(kms):
     check([a["AliasName"] for a in aliases] == [f"alias/p{i}" for i in range(5)], "ListAliases paginates")
     check(all("CreationDate" in a and "LastUpdatedDate" in a for a in aliases),
           "ListAliases entries carry CreationDate and LastUpdatedDate")
+    kms.update_alias(AliasName="alias/p0", TargetKeyId=keys[4])
+    moved = kms.list_aliases(KeyId=keys[4])["Aliases"]
+    check(sorted(x["AliasName"] for x in moved) == ["alias/p0", "alias/p4"], "UpdateAlias moves the alias")
+    kms.delete_alias(AliasName="alias/p4")
+    check([x["AliasName"] for x in kms.list_aliases(KeyId=keys[4])["Aliases"]] == ["alias/p0"], "DeleteAlias")
     for bad in (0, 1001):
         check(error_of(lambda: kms.list_keys(Limit=bad)) == "ValidationException", f"ListKeys Limit {bad}")
         check(error_of(lambda: kms.list_aliases(Limit=bad)) == "ValidationException", f"ListAliases Limit {bad}")

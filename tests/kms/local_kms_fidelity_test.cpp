@@ -212,6 +212,28 @@ TEST_F(LocalKmsFidelityTest, AKeyIsDeletedWhenItsWaitingPeriodEnds) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "state/keys" / (doomed + ".json")));
 }
 
+TEST_F(LocalKmsFidelityTest, UpdateAliasMovesLastUpdatedDateAndDeleteAliasRemovesIt) {
+  const std::string admin = "arn:aws:iam::111122223333:role/shield-admin";
+  std::string a = kms_->dispatch("CreateKey", json::object(), admin)["KeyMetadata"]["KeyId"];
+  std::string b = kms_->dispatch("CreateKey", json::object(), admin)["KeyMetadata"]["KeyId"];
+  std::string ecc = kms_->dispatch("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}}, admin)["KeyMetadata"]["KeyId"];
+  kms_->dispatch("CreateAlias", {{"AliasName", "alias/app"}, {"TargetKeyId", a}}, admin);
+  double created = clock_.now_s();
+  clock_.advance_ms(60'000);
+  kms_->dispatch("UpdateAlias", {{"AliasName", "alias/app"}, {"TargetKeyId", b}}, admin);
+  json alias = kms_->dispatch("ListAliases", json::object(), admin)["Aliases"][0];
+  EXPECT_EQ(alias["TargetKeyId"], b);
+  EXPECT_EQ(alias["CreationDate"].get<double>(), created);
+  EXPECT_EQ(alias["LastUpdatedDate"].get<double>(), created + 60);
+  EXPECT_EQ(error_type([&] { kms_->dispatch("UpdateAlias", {{"AliasName", "alias/app"}, {"TargetKeyId", ecc}}, admin); }),
+            "ValidationException");
+  EXPECT_EQ(error_type([&] { kms_->dispatch("UpdateAlias", {{"AliasName", "alias/none"}, {"TargetKeyId", a}}, admin); }),
+            "NotFoundException");
+  kms_->dispatch("DeleteAlias", {{"AliasName", "alias/app"}}, admin);
+  EXPECT_TRUE(kms_->dispatch("ListAliases", json::object(), admin)["Aliases"].empty());
+  EXPECT_EQ(error_type([&] { kms_->dispatch("DeleteAlias", {{"AliasName", "alias/app"}}, admin); }), "NotFoundException");
+}
+
 TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
   KmsClient admin = client("admin");
   for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"}) {
