@@ -1,13 +1,14 @@
 // `shield-nitro kms generate-data-key-pair | generate-data-key-pair-without-plaintext |
 // derive-shared-secret | get-public-key` and `policy --encryption-context`, run as the built CLI
 // against the fake KMS: what each writes where (secrets only to mode 0600 files, never in
-// --json), and its refusals.
+// --json), and its refusals; and attested through `--recipient-nsm sim:DIR` against kms-local.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 
 #include "fake_kms.h"
+#include "local_stack.h"
 #include "shield_nitro/core/file_io.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -125,4 +126,53 @@ TEST_F(KmsAsymmetricCli, PolicyPinsEncryptionContext) {
            "--encryption-context", "=x"},
           dir_.path());
   EXPECT_EQ(r.status, 2) << r.err;
+}
+
+// The enclave's role through the CLI: only with --recipient-nsm does kms-local's generated
+// policy release a key pair or a shared secret.
+TEST_F(KmsAsymmetricCli, RecipientThroughTheSimulatorAgainstKmsLocal) {
+  LocalStack s;
+  auto nsm_server = s.sim->serve(nsm::simulator_socket_path(s.dir / "nsm"));
+  std::string pairs = s.admin->call("CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
+  std::string agree =
+      s.admin->call("CreateKey", {{"KeySpec", "ECC_NIST_P384"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  s.put_policy(pairs, {{"app", "inference"}});
+  s.put_policy(agree);
+  Credentials role = s.credentials("enclave");
+  ::setenv("AWS_ACCESS_KEY_ID", role.access_key_id.c_str(), 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", to_string(role.secret_access_key.view()).c_str(), 1);
+  auto cli = [&](const std::string& op, std::vector<std::string> args) {
+    std::vector<std::string> argv = {SN_CLI, "kms", op, "--endpoint", s.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, dir_.path());
+  };
+  const std::vector<std::string> pair_args = {"--key-id", pairs, "--key-pair-spec", "ECC_NIST_P256", "--encryption-context",
+                                              "app=inference", "--blob-out", at("b"), "--public-key-out", at("p"), "--json"};
+  auto with = [](std::vector<std::string> v, std::vector<std::string> more) {
+    v.insert(v.end(), more.begin(), more.end());
+    return v;
+  };
+  auto r = cli("generate-data-key-pair", with(pair_args, {"--recipient-nsm", "sim:" + (s.dir / "nsm"), at("k")}));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out)["Recipient"].get<bool>());
+  Bytes priv = read_file(at("k"));
+  const unsigned char* p = priv.data();
+  ossl::Ptr<EVP_PKEY> key(d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(priv.size())));
+  ASSERT_TRUE(key);
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), from_spki(read_file(at("p"))).get()), 1);
+  r = cli("generate-data-key-pair", with(pair_args, {at("k2")}));
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("AccessDenied"), std::string::npos) << r.err;
+
+  r = cli("get-public-key", {"--key-id", agree, at("agree.der")});  // the role may not: admin's job
+  EXPECT_EQ(r.status, 1) << r.err;
+  write_file_atomic(at("agree.der"), s.admin->get_public_key(agree).public_key);
+  auto peer = keygen("ECC_NIST_P384");
+  write_file_atomic(at("peer.der"), spki(peer.get()));
+  r = cli("derive-shared-secret",
+          {"--key-id", agree, "--public-key", at("peer.der"), "--recipient-nsm", "sim:" + (s.dir / "nsm"), at("secret")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(at("secret")), ecdh(peer.get(), from_spki(read_file(at("agree.der"))).get()));
+  r = cli("derive-shared-secret", {"--key-id", agree, "--public-key", at("peer.der"), at("secret2")});
+  EXPECT_EQ(r.status, 1) << r.err;
 }
