@@ -247,7 +247,7 @@ void add_kms_op(CLI::App* kms, const std::string& op, const std::string& what, c
     sub->add_option("--public-key", args->public_key_in, "The peer's EC public key (DER SubjectPublicKeyInfo or PEM), same curve as the KMS key");
   sub->add_flag("--json", args->json, "Print the result metadata as JSON (never secrets)");
   if (op != "describe-key") sub->add_option("files", args->files, "IN|- and/or OUT|- (see usage)");
-  std::string secrets = pair || op == "derive-shared-secret" ? "The private key or secret goes only to OUT (mode 0600), never into --json.\n" : "";
+  std::string secrets = op == "generate-data-key-pair" || op == "derive-shared-secret" ? "The private key or secret goes only to OUT (mode 0600), never into --json.\n" : "";
   sub->footer(secrets + "Example:\n  " + example);
   sub->callback([op, args] { run_kms(op, *args); });
 }
