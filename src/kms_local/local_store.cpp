@@ -82,6 +82,17 @@ UniqueFd lock_state_folder(const std::string& dir) {
   return fd;
 }
 
+void remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+}
+
+// fsync of a folder, so an unlink in it survives a crash.
+void sync_dir(const std::string& dir) {
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d) ::fsync(d.get());
+}
+
 bool is_uuid(const std::string& s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -210,10 +221,8 @@ void LocalStore::update_alias(const std::string& name, const std::string& key_id
 void LocalStore::delete_alias(const std::string& name) {
   std::unique_lock lock(mu_);
   if (!aliases_.count(name)) throw_not_found("Alias " + arn_prefix_ + name + " is not found.");
-  std::string path = dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json";
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
-  UniqueFd d(::open((dir_ + "/aliases").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d) ::fsync(d.get());
+  remove_file(dir_ + "/aliases/" + hex_encode(as_bytes(name)) + ".json");
+  sync_dir(dir_ + "/aliases");
   aliases_.erase(name);
 }
 
@@ -224,18 +233,14 @@ void LocalStore::delete_key(const std::string& key_id) {
       ++it;
       continue;
     }
-    std::string path = dir_ + "/aliases/" + hex_encode(as_bytes(it->first)) + ".json";
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+    remove_file(dir_ + "/aliases/" + hex_encode(as_bytes(it->first)) + ".json");
     it = aliases_.erase(it);
   }
-  std::string path = dir_ + "/keys/" + key_id + ".json";
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw Error(Errc::kIo, "kms-local: cannot remove " + path + ": " + std::strerror(errno));
+  remove_file(dir_ + "/keys/" + key_id + ".json");
   keys_.erase(key_id);
   // The removals are durable before the caller answers "not found".
-  for (const char* sub : {"/keys", "/aliases"}) {
-    UniqueFd d(::open((dir_ + sub).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d) ::fsync(d.get());
-  }
+  sync_dir(dir_ + "/keys");
+  sync_dir(dir_ + "/aliases");
 }
 
 LocalKey LocalStore::resolve(const std::string& ref) const {
