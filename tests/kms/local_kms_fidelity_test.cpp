@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -24,6 +25,7 @@
 #include "shield_nitro/kms_local/recipient_verifier.h"
 #include "shield_nitro/nsm_sim/simulator.h"
 #include "support/expect_error.h"
+#include "support/process.h"
 #include "support/temp_dir.h"
 
 using namespace shield_nitro;
@@ -378,6 +380,38 @@ TEST_F(LocalKmsFidelityTest, OldStateFilesLoadAsEnabledSymmetricKeys) {
   json a = again.dispatch("ListAliases", json::object(), admin)["Aliases"][0];
   EXPECT_EQ(a["LastUpdatedDate"], 1.7e9);
   EXPECT_TRUE(again.dispatch("Encrypt", {{"KeyId", id}, {"Plaintext", base64_encode(as_bytes("x"))}}, admin).contains("CiphertextBlob"));
+}
+
+TEST_F(LocalKmsFidelityTest, AwsCliPaginatesAndManagesKeyState) {
+  if (!std::filesystem::exists("/usr/bin/aws")) GTEST_SKIP() << "/usr/bin/aws is not installed";
+  auto aws = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env", "AWS_SHARED_CREDENTIALS_FILE=" + kms_->credentials_path(),
+                                     "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "/usr/bin/aws", "--profile", "admin",
+                                     "--region", "us-east-1", "--endpoint-url", server_->url(), "--output", "json", "kms"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    sn_test::RunResult r = sn_test::run(argv, tmp_.path());
+    EXPECT_EQ(r.status, 0) << r.err;
+    return r.out.empty() ? json::object() : json::parse(r.out);
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(aws({"create-key"})["KeyMetadata"]["KeyId"]);
+  std::sort(ids.begin(), ids.end());
+  // The CLI follows NextMarker itself: one key a page, every key once.
+  json all = aws({"list-keys", "--page-size", "1"})["Keys"];
+  ASSERT_EQ(all.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(all[i]["KeyId"], ids[i]);
+  json first = aws({"list-keys", "--no-paginate", "--limit", "2"});
+  EXPECT_EQ(first["Truncated"], true);
+  EXPECT_EQ(first["Keys"].size(), 2u);
+  aws({"disable-key", "--key-id", ids[0]});
+  EXPECT_EQ(aws({"describe-key", "--key-id", ids[0]})["KeyMetadata"]["KeyState"], "Disabled");
+  aws({"tag-resource", "--key-id", ids[1], "--tags", "TagKey=team,TagValue=ml"});
+  EXPECT_EQ(aws({"list-resource-tags", "--key-id", ids[1]})["Tags"][0]["TagValue"], "ml");
+  json pair = aws({"generate-data-key-pair", "--key-id", ids[1], "--key-pair-spec", "ECC_NIST_P384"});
+  EXPECT_TRUE(pair.contains("PrivateKeyPlaintext") && pair.contains("PrivateKeyCiphertextBlob"));
+  std::string rsa = aws({"create-key", "--key-spec", "RSA_3072", "--key-usage", "SIGN_VERIFY"})["KeyMetadata"]["KeyId"];
+  EXPECT_EQ(aws({"get-public-key", "--key-id", rsa})["KeySpec"], "RSA_3072");
+  EXPECT_EQ(aws({"schedule-key-deletion", "--key-id", ids[2], "--pending-window-in-days", "7"})["PendingWindowInDays"], 7);
 }
 
 }  // namespace
