@@ -6,8 +6,10 @@
 #include <thread>
 
 #include "support/enclave_host.h"
+#include "support/freed_memory_scan.h"
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/cbor/cose.h"
+#include "shield_nitro/cbor/secret.h"
 #include "shield_nitro/channel/handshake.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -163,6 +165,40 @@ TEST_F(Fixture, RefusesTamperedArtifactsWrongKeysAndMissingCredentials) {
   EXPECT_EQ(h.rfind("art-", 0), 0u);
   // And the service still answers.
   EXPECT_NO_THROW(client->call("describe"));
+}
+
+// Credentials pushed inside the channel, accepted or refused after the secret was read (a bad
+// expiration), leave no copy of the secret in the enclave's freed memory: the decoded request
+// is a wiped cbor::SecretValue and the secret goes from it into SecureBytes by reference.
+TEST_F(Fixture, SealedCredentialsLeaveNoCopyInFreedMemoryAlsoWhenRefused) {
+  constexpr char kSecret[] = "wJalrXUtnFEMI-enclave-side-SCAN-ME-0077";
+  Bytes session;
+  auto box = open_channel(&session);
+  // Sealed before the scan starts, and the test's own copies wiped: a heap block freed unwiped
+  // here could be reused, half overwritten, by a buffer the scan then sees freed.
+  auto sealed_push = [&](Value expiration) {
+    cbor::SecretValue request(cbor::map_of(
+        cbor::entry("op", Value::text("set-credentials")),
+        cbor::entry("body", cbor::map_of(cbor::entry("access_key_id", Value::text("AKIDTEST")),
+                                         cbor::entry("secret_access_key", Value::text(kSecret)),
+                                         cbor::entry("expiration", std::move(expiration))))));
+    Bytes inner = cbor::encode(*request);
+    Bytes sealed = box->seal(inner);
+    secure_wipe(inner.data(), inner.size());
+    return sealed;
+  };
+  Bytes refused = sealed_push(Value::text("soon"));
+  Bytes accepted = sealed_push(Value::null());
+  test_support::FreedMemoryScan scan(as_bytes(kSecret));
+  std::vector<bool> ok;
+  for (const Bytes* sealed : {&refused, &accepted}) {
+    Value r = client->call("sealed", cbor::map_of(cbor::entry("session", Value::bytes(session)),
+                                                  cbor::entry("data", Value::bytes(*sealed))));
+    SecureBytes reply = box->open(r.find("data")->as_bytes());
+    ok.push_back(cbor::decode(reply.view()).find("ok")->as_bool());
+  }
+  EXPECT_EQ(ok, (std::vector<bool>{false, true}));
+  EXPECT_EQ(scan.hits(), 0u);
 }
 
 TEST_F(Fixture, ChannelRefusesReplaysAndUnknownSessions) {
