@@ -17,6 +17,8 @@
 
 namespace shield_nitro::enclave {
 
+constexpr size_t kMaxAttestNonce = 512;  // the NSM's limit for a nonce
+
 using cbor::Value;
 
 namespace {
@@ -186,15 +188,17 @@ struct EnclaveService::Impl {
   }
 
   Value op_attest(const Call& c) {
+    // Any challenge the NSM takes (1-512 bytes); only a 32-byte one can later open a channel.
     const Bytes& nonce = bytes_field(c.body, "nonce");
-    if (nonce.size() != channel::kNonceSize) throw Error(Errc::kFormat, "attest: nonce must be 32 bytes");
+    if (nonce.empty() || nonce.size() > kMaxAttestNonce)
+      throw Error(Errc::kFormat, "attest: nonce must be 1-512 bytes, got " + std::to_string(nonce.size()));
     nsm::AttestationRequest req;
     req.nonce = nonce;
     if (const Value* ud = c.body.find("user_data"); ud && !ud->is_null()) req.user_data = bytes_field(c.body, "user_data");
     auto key = channels.current_key();
     req.public_key = key.spki;
     Bytes doc = nsm->attestation(req);
-    channels.remember_attestation(nonce, doc, key);
+    if (nonce.size() == channel::kNonceSize) channels.remember_attestation(nonce, doc, key);
     return Value::map({cbor::entry("document", Value::bytes(std::move(doc)))});
   }
 

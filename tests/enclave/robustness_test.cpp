@@ -138,7 +138,8 @@ TEST_F(Robust, WrongCborTypesInEveryPlainOpBodyAreFormatErrorsNamingTheField) {
   };
   std::vector<Case> cases = {
       {"attest", with({{"nonce", Value::text("n")}}), Errc::kFormat, "nonce"},
-      {"attest", with({{"nonce", Value::bytes(Bytes(31, 1))}}), Errc::kFormat, "nonce"},
+      {"attest", with({{"nonce", Value::bytes(Bytes())}}), Errc::kFormat, "nonce"},
+      {"attest", with({{"nonce", Value::bytes(Bytes(513, 1))}}), Errc::kFormat, "nonce"},
       {"attest", with({}), Errc::kFormat, "nonce"},
       {"attest", with({{"nonce", Value::bytes(n32)}, {"user_data", Value::uint(5)}}), Errc::kFormat, "user_data"},
       {"channel-open", with({{"nonce", Value::uint(1)}, {"client_public", Value::bytes(n32)}}), Errc::kFormat, "nonce"},
@@ -182,6 +183,22 @@ TEST_F(Robust, WrongCborTypesInEveryPlainOpBodyAreFormatErrorsNamingTheField) {
   Value d = client->call("describe");
   EXPECT_EQ(d.find("keys")->as_array().size(), 1u);
   EXPECT_TRUE(d.find("artifacts")->as_array().empty());
+  EXPECT_TRUE(still_serves());
+}
+
+// A relying party's challenge may be any size the NSM takes (1-512 bytes); only a 32-byte one,
+// as the channel handshake uses, can then open a channel.
+TEST_F(Robust, AttestTakesNoncesOfOneTo512BytesAndOnlyThe32ByteOnesOpenChannels) {
+  for (size_t n : {size_t{1}, size_t{31}, size_t{32}, size_t{512}}) {
+    Bytes nonce(n, 0x5c);
+    Bytes doc = client->call("attest", Value::map({entry("nonce", Value::bytes(nonce))})).find("document")->as_bytes();
+    Value payload = cbor::decode(cose::decode_sign1(doc).payload);
+    EXPECT_EQ(payload.find("nonce")->as_bytes(), nonce) << n;
+  }
+  net::Response r = client->request("channel-open", Value::map({entry("nonce", Value::bytes(Bytes(31, 0x5c))),
+                                                                entry("client_public", Value::bytes(Bytes(32, 9)))}));
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.message.find("no attestation was issued for this nonce"), std::string::npos) << r.message;
   EXPECT_TRUE(still_serves());
 }
 
