@@ -72,6 +72,13 @@ TEST(Client, CallThrowsRemoteErrorsWithTheirCode) {
     EXPECT_EQ(e.code(), Errc::kNotFound);
     EXPECT_EQ(std::string(e.what()), "fail: refused on purpose");
   }
+  // A message that names its operation already is not prefixed twice ("fail: fail: ...").
+  try {
+    c.call("fail", Value::map({entry("code", Value::text("usage")), entry("message", Value::text("fail: bad size"))}));
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "fail: bad size");
+  }
 }
 
 TEST(Client, TimeoutLeavesTheConnectionUsable) {

@@ -47,7 +47,8 @@ inline void add_test_handlers(net::Server& s, std::shared_ptr<Gate> gate) {
     return net::Response::success(r.body);
   });
   s.handle("fail", [](const net::Request& r, net::RequestContext&) -> net::Response {
-    throw Error(errc_from_name(r.body.find("code")->as_text()), "refused on purpose");
+    const cbor::Value* message = r.body.find("message");
+    throw Error(errc_from_name(r.body.find("code")->as_text()), message ? message->as_text() : "refused on purpose");
   });
   s.handle("crash", [](const net::Request&, net::RequestContext&) -> net::Response {
     throw std::runtime_error("boom");
