@@ -666,9 +666,9 @@ struct HttpServer::Loop {
     c.in.erase(0, used);
     if (c.plain_on_tls) return answer(c, https_refusal(), true);
     bool keep = req.keep_alive && !eof;
-    if (c.shed) return answer(c, throttled(std::to_string(opt.max_connections) + " connections open"), true);
+    if (c.shed) return answer(c, throttled("connection limit " + std::to_string(opt.max_connections) + " reached"), true);
     if (!submit(c.id, std::move(req)))
-      return answer(c, throttled(std::to_string(opt.max_queued) + " requests queued"), !keep);
+      return answer(c, throttled("request queue of " + std::to_string(opt.max_queued) + " full"), !keep);
     c.close_after = !keep;
     c.state = State::kWaiting;
     c.deadline = 0;

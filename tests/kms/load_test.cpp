@@ -17,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -225,10 +226,61 @@ TEST(KmsHttpLoad, AConnectionPastTheCapGetsAThrottlingExceptionNotAReset) {
   EXPECT_TRUE(a.has("x-amzn-RequestId: ")) << a.head;
   EXPECT_TRUE(a.has("Date: ")) << a.head;
   EXPECT_TRUE(a.has("Connection: close")) << a.head;
+  EXPECT_NE(a.body.find("connection limit 4 reached"), std::string::npos) << a.body;
   EXPECT_TRUE(closes_cleanly(extra.get()));
   gate.release();
   for (auto& fd : held) EXPECT_EQ(read_answer(fd.get()).status(), 200);
   EXPECT_EQ(gate.entered, 4);
+}
+
+// With the one handler busy and its queue (1) full, the next request is answered at once with a
+// ThrottlingException on a connection that stays open; the queued one is served after.
+TEST(KmsHttpLoad, AFullQueueAnswersThrottlingExceptionAndKeepsTheConnection) {
+  Gate gate;
+  HttpServerOptions o{"127.0.0.1:0"};
+  o.workers = 1;
+  o.max_queued = 1;
+  HttpServer server(o, [&](const HttpServerRequest& r) { return gate.pass(r); });
+  server.start();
+  UniqueFd busy = connect_to(server.port());
+  send_all(busy.get(), kRequest);
+  ASSERT_TRUE(gate.wait_entered(1));
+  UniqueFd b = connect_to(server.port()), c = connect_to(server.port());
+  send_all(b.get(), kRequest);
+  send_all(c.get(), kRequest);
+  // Whichever of b and c arrived second is refused; the first answer can only be that refusal.
+  pollfd p[2] = {{b.get(), POLLIN, 0}, {c.get(), POLLIN, 0}};
+  ASSERT_GT(::poll(p, 2, 30000), 0);
+  int refused = (p[0].revents & POLLIN) ? b.get() : c.get();
+  int queued = refused == b.get() ? c.get() : b.get();
+  Answer a = read_answer(refused);
+  ASSERT_TRUE(a.complete) << "errno " << a.error;
+  EXPECT_TRUE(is_throttling(a)) << a.head << "\n" << a.body;
+  EXPECT_NE(a.body.find("request queue of 1 full"), std::string::npos) << a.body;
+  EXPECT_TRUE(a.has("Connection: keep-alive")) << a.head;
+  gate.release();
+  EXPECT_EQ(read_answer(busy.get()).status(), 200);
+  EXPECT_EQ(read_answer(queued).status(), 200);
+  send_all(refused, kRequest);  // the SDK's retry, on the same connection
+  EXPECT_EQ(read_answer(refused).status(), 200);
+}
+
+// A handler that throws is answered 500 KMSInternalException; the server keeps serving.
+TEST(KmsHttpLoad, AThrowingHandlerIsAnswered500) {
+  std::atomic<int> calls{0};
+  HttpServer server({"127.0.0.1:0"}, [&](const HttpServerRequest& r) -> HttpServerResponse {
+    if (calls++ == 0) throw std::runtime_error("boom");
+    return ok(r);
+  });
+  server.start();
+  UniqueFd fd = connect_to(server.port());
+  send_all(fd.get(), kRequest);
+  Answer a = read_answer(fd.get());
+  EXPECT_EQ(a.status(), 500) << a.head;
+  EXPECT_NE(a.body.find("\"__type\":\"KMSInternalException\""), std::string::npos) << a.body;
+  EXPECT_EQ(a.body.find("boom"), std::string::npos) << "internal detail leaked: " << a.body;
+  send_all(fd.get(), kRequest);
+  EXPECT_EQ(read_answer(fd.get()).status(), 200);
 }
 
 // 100 clients trickling headers a byte at a time hold connections open (more than the old
