@@ -15,6 +15,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -173,6 +175,17 @@ struct Gate {
     open = true;
     cv.notify_all();
   }
+  // A started server whose handler waits here; the gate opens before it stops (so a failed
+  // assertion cannot leave a handler waiting forever).
+  std::unique_ptr<HttpServer, std::function<void(HttpServer*)>> serve(HttpServerOptions o) {
+    std::unique_ptr<HttpServer, std::function<void(HttpServer*)>> s(
+        new HttpServer(std::move(o), [this](const HttpServerRequest& r) { return pass(r); }), [this](HttpServer* p) {
+          release();
+          delete p;
+        });
+    s->start();
+    return s;
+  }
 };
 
 }  // namespace
@@ -208,17 +221,15 @@ TEST(KmsHttpLoad, AThousandConcurrentConnectionsAreAllAnswered) {
 TEST(KmsHttpLoad, AConnectionPastTheCapGetsAThrottlingExceptionNotAReset) {
   Gate gate;
   HttpServerOptions o{"127.0.0.1:0"};
-  o.max_connections = 4;
-  o.workers = 4;
-  HttpServer server(o, [&](const HttpServerRequest& r) { return gate.pass(r); });
-  server.start();
+  o.max_connections = o.workers = 4;
+  auto server = gate.serve(o);
   std::vector<UniqueFd> held;
   for (int i = 0; i < 4; ++i) {
-    held.push_back(connect_to(server.port()));
+    held.push_back(connect_to(server->port()));
     send_all(held.back().get(), kRequest);
   }
   ASSERT_TRUE(gate.wait_entered(4));
-  UniqueFd extra = connect_to(server.port());
+  UniqueFd extra = connect_to(server->port());
   send_all(extra.get(), kRequest);
   Answer a = read_answer(extra.get());
   ASSERT_TRUE(a.complete) << "errno " << a.error << " " << std::strerror(a.error);
@@ -240,12 +251,11 @@ TEST(KmsHttpLoad, AFullQueueAnswersThrottlingExceptionAndKeepsTheConnection) {
   HttpServerOptions o{"127.0.0.1:0"};
   o.workers = 1;
   o.max_queued = 1;
-  HttpServer server(o, [&](const HttpServerRequest& r) { return gate.pass(r); });
-  server.start();
-  UniqueFd busy = connect_to(server.port());
+  auto server = gate.serve(o);
+  UniqueFd busy = connect_to(server->port());
   send_all(busy.get(), kRequest);
   ASSERT_TRUE(gate.wait_entered(1));
-  UniqueFd b = connect_to(server.port()), c = connect_to(server.port());
+  UniqueFd b = connect_to(server->port()), c = connect_to(server->port());
   send_all(b.get(), kRequest);
   send_all(c.get(), kRequest);
   // Whichever of b and c arrived second is refused; the first answer can only be that refusal.
