@@ -794,8 +794,8 @@ struct LocalKms::Impl {
   }
 
   json update_alias(const json& body, const std::string& principal) {
+    std::string target = req_string(body, "TargetKeyId");  // required members first, as KMS
     auto [name, old_key] = existing_alias(body);
-    std::string target = req_string(body, "TargetKeyId");
     if (target.rfind("alias/", 0) == 0 || target.find(":alias/") != std::string::npos)
       throw_validation("Aliases must refer to keys. Not aliases");
     LocalKey new_key = resolve(target);
