@@ -91,6 +91,11 @@ void check_secret_output(const std::string& path, bool json) {
   if (path == "-" && json) throw Error(Errc::kUsage, "--json prints to stdout, so write the secret to a file, not '-'");
 }
 
+// Private keys and shared secrets go only to a file (mode 0600): not to a terminal or pipe.
+void check_secret_file(const std::string& path, const char* what) {
+  if (path == "-") throw Error(Errc::kUsage, std::string(what) + " goes only to a file (mode 0600), not to stdout ('-')");
+}
+
 void write_secret(const std::string& path, const SecureBytes& s, bool json) {
   check_secret_output(path, json);
   write_file_atomic(path, s.view(), kSecretMode);
@@ -159,11 +164,11 @@ void run_kms(const std::string& op, const KmsArgs& a) {
     out = {{"NumberOfBytes", bytes.size()}, {"Recipient", r != nullptr}};
   } else if (op == "generate-data-key-pair") {
     need_key(a);
-    need_files(a, 1, "OUT|- (the private key, DER PKCS #8), --blob-out FILE and --public-key-out FILE");
+    need_files(a, 1, "OUT (the private key, DER PKCS #8), --blob-out FILE and --public-key-out FILE");
     if (a.blob_out.empty() || a.public_key_out.empty())
       throw Error(Errc::kUsage, "--blob-out FILE and --public-key-out FILE are required: they receive the encrypted "
                                 "private key and the public key");
-    check_secret_output(a.files[0], a.json);
+    check_secret_file(a.files[0], "the private key");
     DataKeyPairResult d = kms.generate_data_key_pair(a.key_id, a.key_pair_spec, ctx, r);
     // All three or none: a private key without its wrapped copy or public key is half a pair.
     AtomicFileWriter blob(a.blob_out), pub(a.public_key_out), key(a.files[0], kSecretMode);
@@ -185,9 +190,9 @@ void run_kms(const std::string& op, const KmsArgs& a) {
     out = {{"KeyId", d.key_id}, {"KeyPairSpec", d.key_pair_spec}, {"PublicKey", base64_encode(d.public_key)}};
   } else if (op == "derive-shared-secret") {
     need_key(a);
-    need_files(a, 1, "OUT|- (the shared secret) and --public-key FILE (the peer's, DER or PEM)");
+    need_files(a, 1, "OUT (the shared secret) and --public-key FILE (the peer's, DER or PEM)");
     if (a.public_key_in.empty()) throw Error(Errc::kUsage, "--public-key FILE is required: the peer's EC public key (DER or PEM)");
-    check_secret_output(a.files[0], a.json);
+    check_secret_file(a.files[0], "the shared secret");
     SharedSecretResult s = kms.derive_shared_secret(a.key_id, public_key_der(read_file(a.public_key_in)), r);
     write_secret(a.files[0], s.shared_secret, a.json);
     out = {{"KeyId", s.key_id}, {"KeyAgreementAlgorithm", s.key_agreement_algorithm},

@@ -4,6 +4,7 @@
 // --json), and its refusals; and attested through `--recipient-nsm sim:DIR` against kms-local.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
@@ -64,10 +65,20 @@ TEST_F(KmsAsymmetricCli, GenerateDataKeyPairWritesThreeFilesAndNoSecretInJson) {
 }
 
 TEST_F(KmsAsymmetricCli, GenerateDataKeyPairRefusals) {
-  // The secret on stdout together with --json: usage, nothing asked of KMS.
-  auto r = kms("generate-data-key-pair", {"--key-id", "alias/app", "--key-pair-spec", "RSA_2048", "--blob-out", at("b"),
-                                          "--public-key-out", at("p"), "--json", "-"});
+  // The secret on stdout, with or without --json: usage, nothing asked of KMS.
+  for (bool json_too : {true, false}) {
+    std::vector<std::string> args = {"--key-id", "alias/app", "--key-pair-spec", "RSA_2048", "--blob-out", at("b"),
+                                     "--public-key-out", at("p"), "-"};
+    if (json_too) args.insert(args.begin(), "--json");
+    auto r = kms("generate-data-key-pair", args);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("only to a file"), std::string::npos) << r.err;
+  }
+  auto peer = keygen("ECC_NIST_P256");
+  write_file_atomic(at("peer.der"), spki(peer.get()));
+  auto r = kms("derive-shared-secret", {"--key-id", "alias/agree", "--public-key", at("peer.der"), "-"});
   EXPECT_EQ(r.status, 2) << r.err;
+  ::unlink(at("peer.der").c_str());
   r = kms("generate-data-key-pair", {"--key-id", "alias/app", "--key-pair-spec", "RSA_1024", "--blob-out", at("b"),
                                      "--public-key-out", at("p"), at("k")});
   EXPECT_EQ(r.status, 2) << r.err;
