@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
@@ -862,27 +863,67 @@ struct LocalKms::Impl {
     auto ec = encryption_context(body);
     authorize(k, "kms:Encrypt", principal, context_keys(ec));
     require_enabled(k);
-    require_usage(k, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "Encrypt");
-    Bytes blob = seal_blob(k, plaintext, ec);
+    if (k.key_usage != "ENCRYPT_DECRYPT") require_usage(k, "ENCRYPT_DECRYPT", "", "Encrypt");
+    std::string alg = algorithm_for(k, body, ec);
+    Bytes blob = alg == "SYMMETRIC_DEFAULT" ? seal_blob(k, plaintext, ec) : to_bytes(rsa_oaep(k, alg, plaintext, true).view());
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
-    return {{"CiphertextBlob", base64_encode(blob)}, {"KeyId", k.arn}, {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
+    return {{"CiphertextBlob", base64_encode(blob)}, {"KeyId", k.arn}, {"EncryptionAlgorithm", alg}};
   }
 
   static void check_algorithm(const json& body) {
+    check_enum(opt_string(body, "EncryptionAlgorithm"), "encryptionAlgorithm",
+               {"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"});
+  }
+
+  // The request's EncryptionAlgorithm (default SYMMETRIC_DEFAULT), if key k can use it.
+  static std::string algorithm_for(const LocalKey& k, const json& body, const std::map<std::string, std::string>& ec) {
     std::string alg = opt_string(body, "EncryptionAlgorithm");
-    check_enum(alg, "encryptionAlgorithm", {"SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"});
-    if (!alg.empty() && alg != "SYMMETRIC_DEFAULT")
-      throw KmsError(400, "InvalidKeyUsageException", "Only SYMMETRIC_DEFAULT is supported for this key");
+    if (alg.empty()) alg = "SYMMETRIC_DEFAULT";
+    auto allowed = encryption_algorithms(k);
+    if (std::find(allowed.begin(), allowed.end(), alg) == allowed.end())
+      throw KmsError(400, "InvalidKeyUsageException", k.arn + " (" + k.key_spec + ") cannot use encryption algorithm " + alg);
+    if (alg != "SYMMETRIC_DEFAULT" && !ec.empty())
+      throw_validation("EncryptionContext is supported only with symmetric encryption keys");
+    return alg;
+  }
+
+  // RSAES-OAEP with the key's private key (decrypt) or its public half (encrypt).
+  static SecureBytes rsa_oaep(const LocalKey& k, const std::string& alg, ByteView in, bool encrypt) {
+    auto pkey = load_private_key(k.material.view());
+    const EVP_MD* md = alg == "RSAES_OAEP_SHA_1" ? EVP_sha1() : EVP_sha256();
+    size_t max_in = static_cast<size_t>(EVP_PKEY_get_size(pkey.get())) - 2 * static_cast<size_t>(EVP_MD_get_size(md)) - 2;
+    if (encrypt && in.size() > max_in)
+      throw_validation("Plaintext is " + std::to_string(in.size()) + " bytes; " + k.key_spec + " with " + alg + " takes at most " + std::to_string(max_in));
+    ossl::Ptr<EVP_PKEY_CTX> c(EVP_PKEY_CTX_new(pkey.get(), nullptr));
+    bool ok = c && (encrypt ? EVP_PKEY_encrypt_init(c.get()) : EVP_PKEY_decrypt_init(c.get())) == 1 &&
+              EVP_PKEY_CTX_set_rsa_padding(c.get(), RSA_PKCS1_OAEP_PADDING) == 1 &&
+              EVP_PKEY_CTX_set_rsa_oaep_md(c.get(), md) == 1 && EVP_PKEY_CTX_set_rsa_mgf1_md(c.get(), md) == 1;
+    size_t n = 0;
+    ok = ok && (encrypt ? EVP_PKEY_encrypt(c.get(), nullptr, &n, in.data(), in.size())
+                        : EVP_PKEY_decrypt(c.get(), nullptr, &n, in.data(), in.size())) == 1;
+    SecureBytes out(n);
+    ok = ok && (encrypt ? EVP_PKEY_encrypt(c.get(), out.data(), &n, in.data(), in.size())
+                        : EVP_PKEY_decrypt(c.get(), out.data(), &n, in.data(), in.size())) == 1;
+    if (!ok) {
+      if (!encrypt) throw KmsError(400, "InvalidCiphertextException", "");
+      throw_openssl("RSAES-OAEP encryption");
+    }
+    SecureBytes exact(n);
+    std::memcpy(exact.data(), out.data(), n);
+    return exact;
   }
 
   json decrypt(const json& body, const std::string& principal) {
     Bytes blob = blob_member(body, "CiphertextBlob", true);
     if (blob.size() > 6144) throw_validation("CiphertextBlob must be at most 6144 bytes");
     check_algorithm(body);
-    std::string blob_id = blob_key_id(blob);
-    LocalKey k = resolve(blob_id);
     std::string want = opt_string(body, "KeyId");
-    if (!want.empty() && resolve(want).key_id != k.key_id)
+    std::optional<LocalKey> named;
+    if (!want.empty()) named = resolve(want);
+    // An RSA ciphertext names no key: the request's KeyId does (KMS requires it then).
+    bool asymmetric = named && named->key_spec != "SYMMETRIC_DEFAULT";
+    LocalKey k = asymmetric ? named->clone() : resolve(blob_key_id(blob));
+    if (named && named->key_id != k.key_id)
       throw KmsError(400, "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.");
     auto ec = encryption_context(body);
     auto rcpt = recipient(body);
@@ -890,8 +931,10 @@ struct LocalKms::Impl {
     if (rcpt) ctx.insert(rcpt->conditions.begin(), rcpt->conditions.end());
     authorize(k, "kms:Decrypt", principal, ctx);
     require_enabled(k);
-    SecureBytes plaintext = open_blob(k, blob, ec);
-    json resp = {{"KeyId", k.arn}, {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
+    if (k.key_usage != "ENCRYPT_DECRYPT") require_usage(k, "ENCRYPT_DECRYPT", "", "Decrypt");
+    std::string alg = algorithm_for(k, body, ec);
+    SecureBytes plaintext = asymmetric ? rsa_oaep(k, alg, blob, false) : open_blob(k, blob, ec);
+    json resp = {{"KeyId", k.arn}, {"EncryptionAlgorithm", alg}};
     release(resp, plaintext.view(), rcpt);
     return resp;
   }

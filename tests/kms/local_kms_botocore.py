@@ -212,6 +212,14 @@ def run(kms):
         pk = kms.get_public_key(KeyId=md["KeyId"])
         pub = serialization.load_der_public_key(pk["PublicKey"])
         check(pk["KeySpec"] == spec and pk["KeyUsage"] == usage and pub is not None, f"GetPublicKey {spec}")
+    rsa = kms.create_key(KeySpec="RSA_3072", KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    rsa_pub = serialization.load_der_public_key(kms.get_public_key(KeyId=rsa)["PublicKey"])
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    ct = rsa_pub.encrypt(b"offline", oaep)  # what a producer without KMS access does
+    check(kms.decrypt(KeyId=rsa, CiphertextBlob=ct, EncryptionAlgorithm="RSAES_OAEP_SHA_256")["Plaintext"] == b"offline",
+          "RSA key decrypts what its public key encrypted")
     check(error_of(lambda: kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="ENCRYPT_DECRYPT")) == "ValidationException",
           "ECC key for ENCRYPT_DECRYPT")
     for spec in ("RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1"):

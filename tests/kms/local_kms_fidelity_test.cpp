@@ -261,6 +261,41 @@ TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
   EXPECT_EQ(error_type([&] { admin.call("GetPublicKey", {{"KeyId", sym}}); }), "UnsupportedOperationException");
 }
 
+TEST_F(LocalKmsFidelityTest, RsaKeysEncryptAndDecryptWithOaep) {
+  KmsClient admin = client("admin");
+  std::string rsa = admin.call("CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "ENCRYPT_DECRYPT"}})["KeyMetadata"]["Arn"];
+  for (std::string alg : {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"}) {
+    json e = admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("model key"))}, {"EncryptionAlgorithm", alg}});
+    EXPECT_EQ(e["EncryptionAlgorithm"], alg);
+    EXPECT_EQ(b64(e["CiphertextBlob"]).size(), 256u);
+    json d = admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg}});
+    EXPECT_EQ(b64(d["Plaintext"]), to_bytes(as_bytes("model key")));
+    // With a Recipient: only enveloped.
+    json r = admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg},
+                                    {"Recipient", recipient()}});
+    EXPECT_FALSE(r.contains("Plaintext"));
+    EXPECT_EQ(to_bytes(recipient_keys_->open(b64(r["CiphertextForRecipient"])).view()), to_bytes(as_bytes("model key")));
+  }
+  json e = admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}});
+  // The wrong OAEP hash, no algorithm, a context, an oversize plaintext.
+  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_1"}}); }),
+            "InvalidCiphertextException");
+  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}}); }),
+            "InvalidKeyUsageException");
+  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))},
+                                                     {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}, {"EncryptionContext", {{"a", "b"}}}}); }),
+            "ValidationException");
+  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(191, 1))},
+                                                     {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
+            "ValidationException");
+  EXPECT_TRUE(admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(190, 1))},
+                                     {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}).contains("CiphertextBlob"));
+  std::string signing = admin.call("CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "SIGN_VERIFY"}})["KeyMetadata"]["Arn"];
+  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", signing}, {"Plaintext", base64_encode(as_bytes("x"))},
+                                                     {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
+            "InvalidKeyUsageException");
+}
+
 TEST_F(LocalKmsFidelityTest, GenerateDataKeyPairWithAndWithoutRecipient) {
   KmsClient admin = client("admin");
   std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
