@@ -978,6 +978,9 @@ std::string LocalKms::credentials_path() const { return impl_->credentials_path(
 
 json LocalKms::dispatch(const std::string& op, const json& body, const std::string& principal) {
   Impl& m = *impl_;
+  // KMS's DryRun checks permissions without acting; kms-local says it cannot rather than act.
+  if (auto d = member(body, "DryRun", json::value_t::boolean, "a boolean"); d && d->get<bool>())
+    throw KmsError(400, "UnsupportedOperationException", "kms-local does not support DryRun");
   if (op == "CreateKey") return m.create_key(body, principal);
   if (op == "DescribeKey") return m.describe_key(body, principal);
   if (op == "ListKeys") return m.list_keys(body, principal);

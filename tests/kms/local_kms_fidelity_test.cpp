@@ -449,6 +449,8 @@ TEST_F(LocalKmsFidelityTest, MalformedRequestsToTheNewOperationsAreKmsErrors) {
       {"GetPublicKey", {{"KeyId", "alias/none"}}, "NotFoundException"},
       {"UpdateAlias", {{"AliasName", "alias/x"}}, "ValidationException"},
       {"DeleteAlias", {{"AliasName", "nope"}}, "ValidationException"},
+      {"Encrypt", {{"KeyId", sym}, {"Plaintext", "eA=="}, {"DryRun", true}}, "UnsupportedOperationException"},
+      {"GenerateRandom", {{"NumberOfBytes", 8}, {"DryRun", "yes"}}, "SerializationException"},
   };
   for (const auto& [op, body, type] : cases) {
     std::string got;
