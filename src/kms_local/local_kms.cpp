@@ -923,6 +923,8 @@ struct LocalKms::Impl {
     // An RSA ciphertext names no key: the request's KeyId does (KMS requires it then).
     bool asymmetric = named && named->key_spec != "SYMMETRIC_DEFAULT";
     LocalKey k = asymmetric ? named->clone() : resolve(blob_key_id(blob));
+    // A blob naming an asymmetric key was never made by kms-local: its material is no AES key.
+    if (!asymmetric && k.key_spec != "SYMMETRIC_DEFAULT") throw KmsError(400, "InvalidCiphertextException", "");
     if (named && named->key_id != k.key_id)
       throw KmsError(400, "IncorrectKeyException", "The key ID in the request does not identify a CMK that can perform this operation.");
     auto ec = encryption_context(body);

@@ -290,6 +290,16 @@ TEST_F(LocalKmsFidelityTest, RsaKeysEncryptAndDecryptWithOaep) {
             "ValidationException");
   EXPECT_TRUE(admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(190, 1))},
                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}).contains("CiphertextBlob"));
+  // A self-describing blob that names the RSA key (as if its material were an AES key) is refused
+  // without a KeyId, whatever the algorithm.
+  std::string rsa_id = rsa.substr(rsa.size() - 36);
+  Bytes forged = to_bytes(as_bytes("SNK1"));
+  forged.push_back(36);
+  forged.insert(forged.end(), rsa_id.begin(), rsa_id.end());
+  forged.resize(forged.size() + 12 + 16 + 4, 0);
+  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(forged)}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
+            "InvalidCiphertextException");
+  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(forged)}}); }), "InvalidCiphertextException");
   std::string signing = admin.call("CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "SIGN_VERIFY"}})["KeyMetadata"]["Arn"];
   EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", signing}, {"Plaintext", base64_encode(as_bytes("x"))},
                                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
