@@ -253,7 +253,8 @@ ChannelClient open_channel() {
   auto opened = hs.finish(doc, claims.public_key.value);
   ChannelClient c;
   c.session = h.control->call("channel-open", Value::map({entry("nonce", Value::bytes(hs.nonce())),
-                                                          entry("client_public", Value::bytes(opened.client_public))}))
+                                                          entry("client_public", Value::bytes(opened.client_public)),
+                                                          entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}))
                   .find("session")->as_bytes();
   c.box = std::make_unique<channel::SealedBox>(opened.keys, channel::Role::kClient);
   c.inner = cbor::encode(Value::map({entry("op", Value::text("encrypt")), entry("body", encrypt_body())}));

@@ -140,7 +140,8 @@ struct Harness {
     Value payload = cbor::decode(cose::decode_sign1(doc).payload);
     auto opened = hs.finish(doc, payload.find("public_key")->as_bytes());
     session = call("channel-open", Value::map({entry("nonce", Value::bytes(hs.nonce())),
-                                               entry("client_public", Value::bytes(opened.client_public))}))
+                                               entry("client_public", Value::bytes(opened.client_public)),
+                                               entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}))
                   .find("session")->as_bytes();
     box = std::make_unique<channel::SealedBox>(opened.keys, channel::Role::kClient);
     dirty = false;

@@ -29,7 +29,7 @@ import cbor2
 
 from . import attestation
 from .attestation import Claims, Policy
-from .channel import ClientHandshake, SealedBox
+from .channel import MAX_PAD_BUCKET, VERSION as CHANNEL_VERSION, ClientHandshake, SealedBox
 from .credentials import Credentials, CredentialsProvider, static_provider
 from .errors import CODES, ShieldNitroError, io_error, prefixed
 from .results import ArtifactInfo, Description, KeyHandle, Stats
@@ -54,6 +54,7 @@ class Channel:
         self._box = box
         self.claims = claims
         self.document = document
+        self._send_lock = threading.Lock()  # the enclave accepts requests in seq order: seal+send atomically
 
     @property
     def session_id(self) -> bytes:
@@ -63,12 +64,15 @@ class Channel:
     def call(self, op: str, body: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Runs ``op`` inside the channel and returns its body (ShieldNitroError on failure)."""
         inner = encode_request_body(op, body)
-        outer = self._client._call_plain("sealed", {"session": self._box.session_id, "data": self._box.seal(inner)},
-                                         timeout)
+        conn = self._client.connection
+        with self._send_lock:
+            record, seq = self._box.seal_request(inner)
+            pending = conn.request_async("sealed", {"session": self._box.session_id, "data": record})
+        outer = conn._wait(pending, "sealed", timeout).value("sealed")
         sealed = outer.get("data")
         if not isinstance(sealed, bytes):
             raise ShieldNitroError("format", f"{op}: the sealed response lacks data")
-        result = _decode_sealed_result(self._box.open(sealed), op)
+        result = _decode_sealed_result(self._box.open_reply(sealed, seq), op)
         self._client._maybe_refresh(result)
         return result
 
@@ -228,19 +232,24 @@ class EnclaveClient:
         return document, attestation.verify(document, policy.with_nonce(nonce), root=root, at_time=at_time)
 
     def open_channel(self, policy: Optional[Policy] = None, *, root: Optional[TrustRoot] = None,
-                     at_time: Timestamp = None) -> Channel:
+                     at_time: Timestamp = None, pad: int = 0) -> Channel:
         """attest -> verify (nonce, PCR policy, trust root) -> X25519 -> channel-open.
 
         The policy must pin PCR0 or PCR8 (UsageError otherwise): the channel carries plaintext
         to whichever enclave passes it. Afterwards invoke/decrypt (and every other op sent
-        with ``channel.call``) are sealed.
+        with ``channel.call``) are sealed. ``pad`` > 0 asks that every record's plaintext be
+        padded to a multiple of it (hides sizes from the parent; at most 65536).
         """
+        if not isinstance(pad, int) or not 0 <= pad <= MAX_PAD_BUCKET:
+            raise ShieldNitroError("usage", f"open_channel: pad must be 0..{MAX_PAD_BUCKET}, got {pad!r}")
         hs = ClientHandshake()
         policy = _channel_policy(policy, hs.nonce)
         document = self.attest(hs.nonce)
         claims = attestation.verify(document, _require_key(policy), root=root, at_time=at_time)
-        keys, client_public = hs.finish(document, claims.public_key)
-        session = self._call_plain("channel-open", {"nonce": hs.nonce, "client_public": client_public}).get("session")
+        keys, client_public = hs.finish(document, claims.public_key, pad=pad)
+        # The keys bind version 2 and pad, so a relay that changes either gets another session.
+        session = self._call_plain("channel-open", {"nonce": hs.nonce, "client_public": client_public,
+                                                    "versions": [CHANNEL_VERSION], "pad": pad}).get("session")
         if not isinstance(session, bytes) or not hmac.compare_digest(session, keys.session_id):
             raise ShieldNitroError("verify", "channel-open: the enclave derived a different session")
         self.channel = Channel(self, SealedBox(keys), claims, document)

@@ -63,19 +63,22 @@ class FakeEnclave:
 
     def op_channel_open(self, body, parts):
         doc = self.pending.pop(body["nonce"])
+        version, pad = ch.negotiate(body.get("versions") or [], body.get("pad") or 0)
         shared = ch.agree(self.key, body["client_public"])
-        keys = ch.derive_session_keys(shared, ch.transcript_hash(body["nonce"], doc, body["client_public"]))
+        keys = ch.derive_session_keys(shared, ch.transcript_hash(body["nonce"], doc, body["client_public"], version, pad),
+                                      pad)
         self.sessions[keys.session_id] = ch.SealedBox(keys, ch.ENCLAVE)
-        return {"session": keys.session_id}
+        return {"session": keys.session_id, "version": version, "pad": pad}
 
     def op_sealed(self, body, parts):
         box = self.sessions[body["session"]]
-        req = cbor2.loads(box.open(body["data"]))
+        plain, seq = box.open_request(body["data"])
+        req = cbor2.loads(plain)
         try:
             out = {"ok": True, "body": self.dispatch(req["op"], req["body"], [], in_channel=True)}
         except ShieldNitroError as e:
             out = {"ok": False, "error": {"code": e.code, "message": e.message}}
-        return {"data": box.seal(cbor2.dumps(out))}
+        return {"data": box.seal_reply(seq, cbor2.dumps(out))}
 
     def op_set_credentials(self, body, parts):
         self.creds = body

@@ -9,13 +9,15 @@ namespace shield_nitro::channel {
 
 ClientHandshake::ClientHandshake(Random& rng) : nonce_(rng.bytes(kNonceSize)) {}
 
-ClientHandshake::Opened ClientHandshake::finish(ByteView document, ByteView enclave_spki) const {
+ClientHandshake::Opened ClientHandshake::finish(ByteView document, ByteView enclave_spki,
+                                                  const ChannelParams& params) const {
   Bytes enclave_raw = x25519_raw_from_spki(enclave_spki);
   X25519KeyPair mine = X25519KeyPair::generate();
   Opened out;
   out.client_public = mine.public_raw();
   SecureBytes shared = mine.agree(enclave_raw);
-  out.keys = derive_session_keys(shared.view(), transcript_hash(nonce_, document, out.client_public));
+  out.keys = derive_session_keys(shared.view(), transcript_hash(nonce_, document, out.client_public, params),
+                                 params.pad_bucket);
   return out;
 }
 
@@ -57,7 +59,15 @@ void ChannelServer::remember_attestation(ByteView nonce, ByteView document, cons
   pending_[to_bytes(nonce)] = Pending{to_bytes(document), key.pair, now()};
 }
 
-std::shared_ptr<SealedBox> ChannelServer::open(ByteView nonce, ByteView client_public_raw) {
+ChannelParams negotiate(const std::vector<uint64_t>& offered_versions, uint64_t pad_bucket) {
+  if (std::find(offered_versions.begin(), offered_versions.end(), kChannelVersion) == offered_versions.end())
+    throw Error(Errc::kVerify, "channel-open: this enclave speaks channel version 2; upgrade the SDK");
+  if (pad_bucket > kMaxPadBucket)
+    throw Error(Errc::kUsage, "channel-open: pad bucket " + std::to_string(pad_bucket) + " is above 65536");
+  return ChannelParams{kChannelVersion, static_cast<uint32_t>(pad_bucket)};
+}
+
+std::shared_ptr<SealedBox> ChannelServer::open(ByteView nonce, ByteView client_public_raw, const ChannelParams& params) {
   Pending p;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -69,8 +79,9 @@ std::shared_ptr<SealedBox> ChannelServer::open(ByteView nonce, ByteView client_p
     pending_.erase(it);
   }
   SecureBytes shared = p.pair->agree(client_public_raw);
-  SessionKeys keys = derive_session_keys(shared.view(), transcript_hash(nonce, p.document, client_public_raw));
-  auto box = std::make_shared<SealedBox>(keys, Role::kEnclave);
+  SessionKeys keys = derive_session_keys(shared.view(), transcript_hash(nonce, p.document, client_public_raw, params),
+                                         params.pad_bucket);
+  auto box = std::make_shared<SealedBox>(keys, Role::kEnclave, options_.limits);
   std::lock_guard<std::mutex> lock(mu_);
   if (sessions_.size() >= options_.max_sessions) {
     auto oldest = sessions_.begin();

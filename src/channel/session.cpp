@@ -1,9 +1,14 @@
 #include "shield_nitro/channel/session.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+
+#include <chrono>
+#include <climits>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/hkdf.h"
+#include "shield_nitro/core/openssl_ptr.h"
 
 namespace shield_nitro::channel {
 namespace {
@@ -15,85 +20,309 @@ void put_prefixed(Bytes& out, ByteView part) {
 
 std::string info(std::string_view purpose) { return std::string(kLabel) + " " + std::string(purpose); }
 
+void nonce_for(const DirectionKeys& k, uint64_t seq, uint8_t nonce[kIvSize]) {
+  for (size_t i = 0; i < kIvSize; ++i) nonce[i] = k.iv.data()[i];
+  for (int i = 0; i < 8; ++i) nonce[kIvSize - 1 - i] ^= static_cast<uint8_t>(seq >> (8 * i));
+}
+
+ossl::Ptr<EVP_CIPHER_CTX> gcm_ctx(const DirectionKeys& k, uint64_t seq, bool encrypt) {
+  if (k.key.size() != kKeySize || k.iv.size() != kIvSize) throw Error(Errc::kInternal, "channel: record keys are not set");
+  ossl::Ptr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  uint8_t nonce[kIvSize];
+  nonce_for(k, seq, nonce);
+  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, k.key.data(), nonce, encrypt ? 1 : 0) != 1)
+    throw_openssl("channel: AES-256-GCM init failed");
+  return ctx;
+}
+
+// EVP lengths are int: feed large buffers in pieces.
+void update(EVP_CIPHER_CTX* ctx, uint8_t* out, const uint8_t* in, size_t n) {
+  while (n > 0) {
+    int piece = static_cast<int>(std::min<size_t>(n, INT_MAX / 2));
+    int len = 0;
+    if (EVP_CipherUpdate(ctx, out, &len, in, piece) != 1) throw_openssl("channel: AES-256-GCM failed");
+    if (out) out += piece;
+    in += piece;
+    n -= static_cast<size_t>(piece);
+  }
+}
+
 }  // namespace
 
-Bytes transcript_hash(ByteView nonce, ByteView document, ByteView client_public_raw) {
+Bytes transcript_hash(ByteView nonce, ByteView document, ByteView client_public_raw, const ChannelParams& params) {
   Bytes t;
   put_prefixed(t, as_bytes(kLabel));
   put_prefixed(t, nonce);
   put_prefixed(t, document);
   put_prefixed(t, client_public_raw);
+  Bytes negotiated{params.version};
+  put_u32be(negotiated, params.pad_bucket);
+  put_prefixed(t, negotiated);
   Bytes digest(32);
   unsigned int len = 0;
   if (EVP_Digest(t.data(), t.size(), digest.data(), &len, EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 failed");
   return digest;
 }
 
-SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript) {
+SessionKeys derive_session_keys(ByteView shared_secret, ByteView transcript, uint32_t pad_bucket) {
   SessionKeys k;
-  k.client_to_enclave = hkdf_sha256(shared_secret, transcript, as_bytes(info("client->enclave")), 32);
-  k.enclave_to_client = hkdf_sha256(shared_secret, transcript, as_bytes(info("enclave->client")), 32);
-  SecureBytes id = hkdf_sha256(shared_secret, transcript, as_bytes(info("session id")), kSessionIdSize);
+  auto d = [&](const char* purpose, size_t n) { return hkdf_sha256(shared_secret, transcript, as_bytes(info(purpose)), n); };
+  k.client_to_enclave = {d("client->enclave key", kKeySize), d("client->enclave iv", kIvSize)};
+  k.enclave_to_client = {d("enclave->client key", kKeySize), d("enclave->client iv", kIvSize)};
+  SecureBytes id = d("session id", kSessionIdSize);
   k.session_id = to_bytes(id.view());
+  k.pad_bucket = pad_bucket;
   return k;
 }
 
-namespace {
-shield::Shield direction(const SecureBytes& key) {
-  return shield::Shield::with_key(shield::ShieldKey::from_bytes(key.view()));
-}
-}  // namespace
-
-SealedBox::SealedBox(const SessionKeys& keys, Role role)
-    : send_(direction(role == Role::kClient ? keys.client_to_enclave : keys.enclave_to_client)),
-      recv_(direction(role == Role::kClient ? keys.enclave_to_client : keys.client_to_enclave)),
-      session_id_(keys.session_id) {}
-
-Bytes SealedBox::seal(ByteView payload) {
-  Bytes out;
-  seal_into(payload, out);
-  return out;
+DirectionKeys next_keys(const DirectionKeys& current) {
+  return {hkdf_sha256(current.key.view(), {}, as_bytes(info("key update key")), kKeySize),
+          hkdf_sha256(current.key.view(), {}, as_bytes(info("key update iv")), kIvSize)};
 }
 
-void SealedBox::seal_into(ByteView payload, Bytes& out) {
-  // relaxed: the counter only has to hand out each value once; nothing else is ordered by it.
-  const uint64_t seq = next_send_.fetch_add(1, std::memory_order_relaxed);
-  uint8_t prefix[8];
-  for (int i = 0; i < 8; ++i) prefix[i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
-  send_.encrypt_into(ByteView(prefix, sizeof prefix), payload, out);
+void seal_record(const DirectionKeys& k, uint8_t flags, ByteView session_id, uint64_t seq, ByteView payload,
+                 uint32_t pad_bucket, Bytes& out) {
+  if (session_id.size() != kSessionIdSize) throw Error(Errc::kInternal, "channel: the session id must be 16 bytes");
+  if (pad_bucket > kMaxPadBucket) throw Error(Errc::kUsage, "channel: pad bucket above 65536");
+  size_t inner = payload.size();
+  if (pad_bucket > 0) {
+    flags |= kFlagPadded;
+    inner = (payload.size() + 1 + pad_bucket - 1) / pad_bucket * pad_bucket;  // room for the 0x80 marker
+  }
+  out.resize(kHeaderSize + inner + kTagSize);
+  uint8_t* h = out.data();
+  h[0] = kChannelVersion;
+  h[1] = flags;
+  std::copy(session_id.begin(), session_id.end(), h + 2);
+  for (int i = 0; i < 8; ++i) h[2 + kSessionIdSize + i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
+  auto ctx = gcm_ctx(k, seq, true);
+  update(ctx.get(), nullptr, h, kHeaderSize);
+  uint8_t* body = h + kHeaderSize;
+  update(ctx.get(), body, payload.data(), payload.size());
+  if (flags & kFlagPadded) {
+    Bytes tail(inner - payload.size(), 0);
+    tail[0] = 0x80;
+    update(ctx.get(), body + payload.size(), tail.data(), tail.size());
+  }
+  int len = 0;
+  if (EVP_CipherFinal_ex(ctx.get(), body + inner, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, body + inner) != 1)
+    throw_openssl("channel: AES-256-GCM final failed");
 }
 
-SecureBytes SealedBox::open(ByteView message) {
-  SecureBytes payload;
-  open_into(message, payload);
-  return payload;
+RecordHeader parse_record_header(ByteView record) {
+  if (record.size() < kHeaderSize + kTagSize)
+    throw Error(Errc::kFormat, "channel: record of " + std::to_string(record.size()) + " bytes is shorter than its header and tag");
+  RecordHeader h;
+  h.version = record[0];
+  h.flags = record[1];
+  if (h.version != kChannelVersion)
+    throw Error(Errc::kVerify, "channel: record version " + std::to_string(h.version) + "; this side speaks channel version 2");
+  if (h.flags & ~(kFlagReply | kFlagKeyUpdate | kFlagPadded))
+    throw Error(Errc::kVerify, "channel: record has unknown flags");
+  h.session_id = record.subspan(2, kSessionIdSize);
+  h.seq = get_u64be(record.data() + 2 + kSessionIdSize);
+  return h;
 }
 
-void SealedBox::open_into(ByteView message, SecureBytes& payload) {
-  uint8_t prefix[8];
-  recv_.decrypt_split_into(message, prefix, payload);  // authenticates before anything is used
+void open_record(const DirectionKeys& k, ByteView record, SecureBytes& payload) {
+  RecordHeader h = parse_record_header(record);
+  const size_t inner = record.size() - kHeaderSize - kTagSize;
+  auto ctx = gcm_ctx(k, h.seq, false);
+  payload.resize_for_overwrite(inner);
   try {
-    accept(get_u64be(prefix));
-  } catch (const Error&) {
+    update(ctx.get(), nullptr, record.data(), kHeaderSize);
+    update(ctx.get(), payload.data(), record.data() + kHeaderSize, inner);
+    uint8_t tag[kTagSize];
+    std::copy(record.end() - kTagSize, record.end(), tag);
+    int len = 0;
+    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag) != 1 ||
+        EVP_CipherFinal_ex(ctx.get(), nullptr, &len) != 1)
+      throw Error(Errc::kAuth, "channel: record failed authentication (wrong key, session or direction, or tampered)");
+    if (h.flags & kFlagPadded) {
+      size_t n = inner;
+      while (n > 0 && payload.data()[n - 1] == 0) --n;
+      if (n == 0 || payload.data()[n - 1] != 0x80) throw Error(Errc::kFormat, "channel: record padding is malformed");
+      payload.resize(n - 1);
+    }
+  } catch (...) {
     payload.clear();
     throw;
   }
 }
 
-void SealedBox::accept(uint64_t seq) {
-  std::lock_guard<std::mutex> lock(recv_mu_);
-  if (seq >= highest_seen_) {
-    uint64_t shift = seq + 1 - highest_seen_;
-    if (shift >= kReplayWindow) window_.reset();
-    else window_ <<= static_cast<size_t>(shift);
-    window_.set(0);
-    highest_seen_ = seq + 1;
+// ---------------- SealedBox ----------------
+
+SealedBox::SealedBox(const SessionKeys& keys, Role role, RecordLimits limits)
+    : role_(role), limits_(limits), session_id_(keys.session_id), pad_bucket_(keys.pad_bucket) {
+  auto e = std::make_shared<Epoch>();
+  const bool client = role == Role::kClient;
+  e->send = (client ? keys.client_to_enclave : keys.enclave_to_client).clone();
+  e->recv = (client ? keys.enclave_to_client : keys.client_to_enclave).clone();
+  epoch_ = std::move(e);
+}
+
+SealedBox::EpochPtr SealedBox::ratchet(const Epoch& e) {
+  auto n = std::make_shared<Epoch>();
+  n->index = e.index + 1;
+  n->send = next_keys(e.send);
+  n->recv = next_keys(e.recv);
+  return n;
+}
+
+uint64_t SealedBox::key_epoch() {
+  std::lock_guard lock(mu_);
+  return epoch_->index;
+}
+
+void SealedBox::remember_unanswered_locked(uint64_t seq, EpochPtr epoch) {
+  if (unanswered_.size() >= limits_.max_unanswered) unanswered_.erase(unanswered_.begin());  // its reply is lost
+  unanswered_.emplace(seq, std::move(epoch));
+}
+
+Bytes SealedBox::seal(ByteView payload, uint64_t* seq) {
+  Bytes out;
+  seal_into(payload, out, seq);
+  return out;
+}
+
+void SealedBox::seal_into(ByteView payload, Bytes& out, uint64_t* seq_out) {
+  if (role_ == Role::kEnclave) {
+    uint64_t seq;
+    {
+      std::lock_guard lock(mu_);
+      if (unanswered_.empty()) throw Error(Errc::kUsage, "channel: no request is waiting for a reply");
+      seq = unanswered_.begin()->first;
+    }
+    seal_reply_into(seq, payload, out);
+    if (seq_out) *seq_out = seq;
     return;
   }
-  uint64_t age = highest_seen_ - 1 - seq;
-  if (age >= kReplayWindow) throw Error(Errc::kVerify, "channel: message is older than the replay window");
-  if (window_.test(static_cast<size_t>(age))) throw Error(Errc::kVerify, "channel: replayed message");
-  window_.set(static_cast<size_t>(age));
+  EpochPtr epoch;
+  uint64_t seq;
+  uint8_t flags = 0;
+  {
+    // The seq, the key and the counters move together; the AES work runs outside the lock.
+    std::lock_guard lock(mu_);
+    if (epoch_records_ >= limits_.max_records || epoch_bytes_ >= limits_.max_bytes) {
+      epoch_ = ratchet(*epoch_);
+      epoch_records_ = 0;
+      epoch_bytes_ = 0;
+      flags |= kFlagKeyUpdate;
+    }
+    seq = next_send_++;
+    ++epoch_records_;
+    epoch_bytes_ += payload.size();
+    epoch = epoch_;
+    remember_unanswered_locked(seq, epoch);
+  }
+  seal_record(epoch->send, flags, session_id_, seq, payload, pad_bucket_, out);
+  if (seq_out) *seq_out = seq;
+}
+
+void SealedBox::seal_reply_into(uint64_t seq, ByteView payload, Bytes& out) {
+  if (role_ != Role::kEnclave) throw Error(Errc::kUsage, "channel: only the enclave seals replies");
+  EpochPtr epoch;
+  {
+    std::lock_guard lock(mu_);
+    auto it = unanswered_.find(seq);
+    if (it == unanswered_.end()) throw Error(Errc::kUsage, "channel: request " + std::to_string(seq) + " has no reply pending");
+    epoch = std::move(it->second);
+    unanswered_.erase(it);
+  }
+  seal_record(epoch->send, kFlagReply, session_id_, seq, payload, pad_bucket_, out);
+}
+
+SecureBytes SealedBox::open(ByteView record, uint64_t* seq) {
+  SecureBytes payload;
+  open_into(record, payload, seq);
+  return payload;
+}
+
+SecureBytes SealedBox::open_reply(ByteView record, uint64_t seq) {
+  if (role_ != Role::kClient) throw Error(Errc::kUsage, "channel: only the client opens replies");
+  SecureBytes payload;
+  accept_reply(record, &seq, payload, nullptr);
+  return payload;
+}
+
+void SealedBox::open_into(ByteView record, SecureBytes& payload, uint64_t* seq) {
+  payload.clear();
+  if (role_ == Role::kEnclave) accept_request(record, payload, seq);
+  else accept_reply(record, nullptr, payload, seq);
+}
+
+RecordHeader SealedBox::check_header(ByteView record, bool want_reply) const {
+  RecordHeader h = parse_record_header(record);
+  if (CRYPTO_memcmp(h.session_id.data(), session_id_.data(), kSessionIdSize) != 0)
+    throw Error(Errc::kVerify, "channel: record belongs to another session");
+  if (((h.flags & kFlagReply) != 0) != want_reply)
+    throw Error(Errc::kVerify, want_reply ? "channel: expected a reply, got a request (wrong direction)"
+                                          : "channel: expected a request, got a reply (wrong direction)");
+  return h;
+}
+
+void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out) {
+  RecordHeader h = check_header(record, false);
+  std::unique_lock lock(mu_);
+  // Workers run requests concurrently; each waits for its predecessors, so records are
+  // accepted in the order the connection delivered them (the client sends in seq order).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.order_wait_ms);
+  while (!failed_ && next_recv_ < h.seq) {
+    if (turn_.wait_until(lock, deadline) == std::cv_status::timeout && !failed_ && next_recv_ < h.seq) {
+      failed_ = true;
+      turn_.notify_all();
+      throw Error(Errc::kVerify, "channel: request " + std::to_string(next_recv_) + " never arrived; the session is over");
+    }
+  }
+  if (failed_) throw Error(Errc::kVerify, "channel: an earlier request failed; the session is over, open a new channel");
+  if (h.seq < next_recv_)
+    throw Error(Errc::kVerify, "channel: replayed or reordered request (seq " + std::to_string(h.seq) + ", expected " +
+                                   std::to_string(next_recv_) + ")");
+  try {
+    EpochPtr epoch = epoch_;
+    uint64_t records = epoch_records_, bytes = epoch_bytes_;
+    if (h.flags & kFlagKeyUpdate) {
+      epoch = ratchet(*epoch_);
+      records = bytes = 0;
+    } else if (records >= limits_.max_records) {
+      throw Error(Errc::kVerify, "channel: the client did not update its keys after " + std::to_string(records) + " records");
+    }
+    open_record(epoch->recv, record, payload);
+    epoch_ = epoch;
+    epoch_records_ = records + 1;
+    epoch_bytes_ = bytes + payload.size();
+    remember_unanswered_locked(h.seq, epoch_);
+    ++next_recv_;
+  } catch (...) {
+    failed_ = true;
+    turn_.notify_all();
+    throw;
+  }
+  turn_.notify_all();
+  if (seq_out) *seq_out = h.seq;
+}
+
+void SealedBox::accept_reply(ByteView record, const uint64_t* expected, SecureBytes& payload, uint64_t* seq_out) {
+  RecordHeader h = check_header(record, true);
+  if (expected && h.seq != *expected)
+    throw Error(Errc::kVerify, "channel: reply " + std::to_string(h.seq) + " answers another request than " +
+                                   std::to_string(*expected));
+  EpochPtr epoch;
+  {
+    std::lock_guard lock(mu_);
+    auto it = unanswered_.find(h.seq);
+    if (it == unanswered_.end())
+      throw Error(Errc::kVerify, "channel: replayed or unexpected reply (seq " + std::to_string(h.seq) + ")");
+    epoch = it->second;
+  }
+  open_record(epoch->recv, record, payload);  // a forgery leaves the request waiting for its real reply
+  std::lock_guard lock(mu_);
+  if (unanswered_.erase(h.seq) == 0) {
+    payload.clear();
+    throw Error(Errc::kVerify, "channel: replayed reply (seq " + std::to_string(h.seq) + ")");
+  }
+  if (epoch == epoch_) epoch_bytes_ += payload.size();
 }
 
 }  // namespace shield_nitro::channel

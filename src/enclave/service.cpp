@@ -202,9 +202,25 @@ struct EnclaveService::Impl {
     return Value::map({cbor::entry("document", Value::bytes(std::move(doc)))});
   }
 
+  // Version negotiation (docs/protocol.md): the client offers "versions"; only 2 is spoken, so
+  // an SDK that offers none (version 1) or no 2 gets a refusal that says to upgrade.
   Value op_channel_open(const Call& c) {
-    auto box = channels.open(bytes_field(c.body, "nonce"), bytes_field(c.body, "client_public"));
-    return Value::map({cbor::entry("session", Value::bytes(box->session_id()))});
+    const Bytes& nonce = bytes_field(c.body, "nonce");  // malformed fields first: a format error names them
+    const Bytes& client_public = bytes_field(c.body, "client_public");
+    std::vector<uint64_t> offered;
+    if (const Value* v = c.body.find("versions"); v && v->is(cbor::Type::kArray))
+      for (const Value& x : v->as_array())
+        if (x.is(cbor::Type::kUnsigned)) offered.push_back(x.as_uint());
+    uint64_t pad = 0;
+    if (const Value* p = c.body.find("pad"); p && !p->is_null()) {
+      if (!p->is(cbor::Type::kUnsigned)) throw Error(Errc::kUsage, "channel-open: 'pad' must be an unsigned integer");
+      pad = p->as_uint();
+    }
+    channel::ChannelParams params = channel::negotiate(offered, pad);
+    auto box = channels.open(nonce, client_public, params);
+    return Value::map({cbor::entry("session", Value::bytes(box->session_id())),
+                       cbor::entry("version", Value::uint(params.version)),
+                       cbor::entry("pad", Value::uint(params.pad_bucket))});
   }
 
   Value op_sealed(const Call& c) {
@@ -217,9 +233,10 @@ struct EnclaveService::Impl {
       ~WipeAfter() { s.wipe(); }
     } wipe_after{scratch};  // however this returns
     Bytes sealed;
-    box->open_into(bytes_field(c.body, "data"), scratch.request);
+    uint64_t seq = 0;
+    box->open_into(bytes_field(c.body, "data"), scratch.request, &seq);  // in wire order
     sealed_reply(scratch.request.view(), scratch.reply);
-    box->seal_into(scratch.reply, sealed);
+    box->seal_reply_into(seq, scratch.reply, sealed);  // replies carry their request's seq
     return cbor::map_of(cbor::entry("data", Value::bytes(std::move(sealed))));
   }
 

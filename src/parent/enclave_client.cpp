@@ -56,10 +56,20 @@ Value EnclaveClient::Impl::call_plain(std::string_view op, Value body) {
 
 cbor::SecretValue EnclaveClient::Impl::exchange_sealed(detail::SealedChannel& ch, std::string_view op,
                                                        const cbor::SecretValue& body) {
-  Bytes sealed = ch.seal_request(op, body);
-  Value outer = call_plain("sealed", Value::map({cbor::entry("session", Value::bytes(ch.info().session_id)),
-                                                 cbor::entry("data", Value::bytes(std::move(sealed)))}));
-  return ch.open_reply(op, bytes_in(outer, op, "data"));
+  // The enclave accepts requests in seq order, so taking the seq and writing the frame happen
+  // under one lock; the reply is awaited outside it (calls stay pipelined).
+  uint64_t seq = 0;
+  std::future<net::Response> pending;
+  {
+    std::lock_guard send_lock(ch.send_mutex());
+    Bytes sealed = ch.seal_request(op, body, seq);
+    pending = conn->request_async("sealed", Value::map({cbor::entry("session", Value::bytes(ch.info().session_id)),
+                                                        cbor::entry("data", Value::bytes(std::move(sealed)))}));
+  }
+  net::Response r = pending.get();
+  if (!r.ok) throw Error(r.code, r.message.rfind("sealed: ", 0) == 0 ? r.message : "sealed: " + r.message);
+  const Value& outer = r.body;
+  return ch.open_reply(op, bytes_in(outer, op, "data"), seq);
 }
 
 cbor::SecretValue EnclaveClient::Impl::call_sealed(detail::SealedChannel& ch, std::string_view op, cbor::SecretValue body) {
@@ -147,8 +157,11 @@ const ChannelInfo& EnclaveClient::open_channel(const attest::Policy& policy, con
   if (!claims.public_key.has_value())
     throw Error(Errc::kVerify, "open_channel: the attestation document carries no public key to agree a channel with");
   channel::ClientHandshake::Opened opened = hs.finish(document, claims.public_key.value);
-  Value answer = impl_->call_plain("channel-open", Value::map({cbor::entry("nonce", Value::bytes(hs.nonce())),
-                                                              cbor::entry("client_public", Value::bytes(opened.client_public))}));
+  // Offers channel version 2 only; the keys bind it (and no padding), so a relay cannot change them.
+  Value answer = impl_->call_plain(
+      "channel-open", Value::map({cbor::entry("nonce", Value::bytes(hs.nonce())),
+                                  cbor::entry("client_public", Value::bytes(opened.client_public)),
+                                  cbor::entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}));
   check_session(answer, opened.keys.session_id);
   ChannelInfo info{opened.keys.session_id, std::move(document), std::move(claims)};
   auto ch = std::make_shared<detail::SealedChannel>(opened.keys, std::move(info));

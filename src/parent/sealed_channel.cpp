@@ -31,7 +31,7 @@ cbor::SecretValue decode_reply(std::string_view op, const SecureBytes& payload) 
 SealedChannel::SealedChannel(const channel::SessionKeys& keys, ChannelInfo info)
     : box_(keys, channel::Role::kClient), info_(std::move(info)) {}
 
-Bytes SealedChannel::seal_request(std::string_view op, const cbor::SecretValue& body) {
+Bytes SealedChannel::seal_request(std::string_view op, const cbor::SecretValue& body, uint64_t& seq) {
   // {"op": op, "body": body}, written around the body rather than built as a Value (which
   // would hold a second, unwiped copy of it).
   Bytes inner;
@@ -44,7 +44,7 @@ Bytes SealedChannel::seal_request(std::string_view op, const cbor::SecretValue& 
   cbor::encode_append(*body, inner);
   Bytes sealed;
   try {
-    sealed = box_.seal(inner);
+    sealed = box_.seal(inner, &seq);
   } catch (...) {
     OPENSSL_cleanse(inner.data(), inner.size());
     throw;
@@ -53,8 +53,8 @@ Bytes SealedChannel::seal_request(std::string_view op, const cbor::SecretValue& 
   return sealed;
 }
 
-cbor::SecretValue SealedChannel::open_reply(std::string_view op, ByteView sealed) {
-  SecureBytes payload = box_.open(sealed);
+cbor::SecretValue SealedChannel::open_reply(std::string_view op, ByteView sealed, uint64_t seq) {
+  SecureBytes payload = box_.open_reply(sealed, seq);
   cbor::SecretValue msg = decode_reply(op, payload);
   const Value* ok = msg->find("ok");
   if (!msg->is(cbor::Type::kMap) || !ok || !ok->is(cbor::Type::kBool))

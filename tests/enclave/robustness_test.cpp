@@ -54,7 +54,8 @@ struct Robust : ::testing::Test, test_support::EnclaveHost {
     auto opened = hs.finish(doc, payload.find("public_key")->as_bytes());
     Channel c;
     c.session = client->call("channel-open", Value::map({entry("nonce", Value::bytes(hs.nonce())),
-                                                         entry("client_public", Value::bytes(opened.client_public))}))
+                                                         entry("client_public", Value::bytes(opened.client_public)),
+                                                         entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}))
                     .find("session")->as_bytes();
     c.box = std::make_unique<channel::SealedBox>(opened.keys, channel::Role::kClient);
     return c;
@@ -196,7 +197,8 @@ TEST_F(Robust, AttestTakesNoncesOfOneTo512BytesAndOnlyThe32ByteOnesOpenChannels)
     EXPECT_EQ(payload.find("nonce")->as_bytes(), nonce) << n;
   }
   net::Response r = client->request("channel-open", Value::map({entry("nonce", Value::bytes(Bytes(31, 0x5c))),
-                                                                entry("client_public", Value::bytes(Bytes(32, 9)))}));
+                                                                entry("client_public", Value::bytes(Bytes(32, 9))),
+                                                                entry("versions", Value::array({Value::uint(2)}))}));
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.message.find("no attestation was issued for this nonce"), std::string::npos) << r.message;
   EXPECT_TRUE(still_serves());

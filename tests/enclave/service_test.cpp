@@ -42,7 +42,8 @@ struct Fixture : ::testing::Test, test_support::EnclaveHost {
     EXPECT_EQ(payload.find("nonce")->as_bytes(), hs.nonce());
     auto opened = hs.finish(doc, payload.find("public_key")->as_bytes());
     Value r = client->call("channel-open", Value::map({cbor::entry("nonce", Value::bytes(hs.nonce())),
-                                                       cbor::entry("client_public", Value::bytes(opened.client_public))}));
+                                                       cbor::entry("client_public", Value::bytes(opened.client_public)),
+                                                       cbor::entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}));
     *session = r.find("session")->as_bytes();
     return std::make_unique<channel::SealedBox>(opened.keys, channel::Role::kClient);
   }

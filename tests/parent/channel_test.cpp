@@ -291,3 +291,45 @@ TEST_F(InProcessEnclave, ReplayedOrKeylessDocumentsAreRejected) {
   EXPECT_EQ(code_of([&] { c->open_channel(policy(), root()); }), Errc::kVerify);
   EXPECT_FALSE(c->channel_open());
 }
+
+// A version-1 SDK offers no versions at channel-open: the enclave refuses it in words that say
+// what to do, and the nonce stays unused (a v2 client could still open with it).
+TEST_F(InProcessEnclave, OldChannelVersionPeerIsRefusedClearly) {
+  auto c = direct();
+  Bytes nonce = os_random().bytes(32);
+  c->attest(nonce);
+  for (Value versions : {Value::array({}), Value::array({Value::uint(1)})}) {
+    net::Response r = c->connection().request(
+        "channel-open", Value::map({entry("nonce", Value::bytes(nonce)), entry("client_public", Value::bytes(Bytes(32, 9))),
+                                    entry("versions", std::move(versions))}));
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.code, Errc::kVerify);
+    EXPECT_NE(r.message.find("this enclave speaks channel version 2; upgrade the SDK"), std::string::npos) << r.message;
+  }
+  net::Response none = c->connection().request(
+      "channel-open", Value::map({entry("nonce", Value::bytes(nonce)), entry("client_public", Value::bytes(Bytes(32, 9)))}));
+  EXPECT_NE(none.message.find("upgrade the SDK"), std::string::npos) << none.message;
+}
+
+// A parent that sends an accepted sealed request again: the enclave refuses it by its sequence
+// number (before running anything), and the session goes on.
+TEST_F(InProcessEnclave, SealedRequestReplayedByTheParentIsRefused) {
+  Loaded l = load_everything(*direct());  // handles belong to the enclave; the relay does not stream
+  auto c = through_mitm();
+  c->open_channel(policy(), root());
+  std::mutex mu;
+  Value first;
+  mitm->set_hook([&](const std::string& op, const Value& request, Value&) {
+    std::lock_guard lock(mu);
+    if (op == "sealed" && first.is_null()) first = request;
+  });
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("ab")).view()), "weights:3000|ba");
+  mitm->set_hook(nullptr);
+  // The relay sends the already-accepted request again on its own connection.
+  net::Response again = c->connection().request("sealed", first);
+  EXPECT_FALSE(again.ok);
+  EXPECT_EQ(again.code, Errc::kVerify);
+  EXPECT_NE(again.message.find("replayed or reordered"), std::string::npos) << again.message;
+  // The session goes on: a replay is refused without ending it.
+  EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("cd")).view()), "weights:3000|dc");
+}

@@ -5,7 +5,7 @@
 //   Bytes doc = enclave.attest(hs.nonce());              // relayed by the parent
 //   auto verified = attest::verify(doc, policy_with_nonce(hs.nonce()));
 //   auto opened = hs.finish(doc, verified.public_key);   // X25519 + HKDF
-//   enclave.channel_open(hs.nonce(), opened.client_public);
+//   enclave.channel_open(hs.nonce(), opened.client_public, versions = [2], pad);
 //   SealedBox box(opened.keys, Role::kClient);
 //
 // Enclave: ChannelServer keeps the X25519 key pair (rotated), remembers which document it
@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "shield_nitro/channel/session.h"
 #include "shield_nitro/channel/x25519.h"
@@ -38,9 +39,10 @@ class ClientHandshake {
   };
   // document: the exact bytes the enclave returned (already verified by the caller);
   // enclave_spki: the verified document's public_key.
-  // Throws Error(kFormat) when enclave_spki is not an X25519 key, Error(kVerify) for a
-  // low-order one. Fresh ephemeral key per call.
-  Opened finish(ByteView document, ByteView enclave_spki) const;
+  // params: what channel-open will ask for (bound into the keys). Throws Error(kFormat) when
+  // enclave_spki is not an X25519 key, Error(kVerify) for a low-order one. Fresh ephemeral key
+  // per call.
+  Opened finish(ByteView document, ByteView enclave_spki, const ChannelParams& params = {}) const;
 
  private:
   Bytes nonce_;
@@ -51,8 +53,13 @@ struct ChannelServerOptions {
   int64_t attestation_ttl_ms = 5 * 60 * 1000;  // channel-open must follow attest within this
   size_t max_pending = 1024;                  // attestations awaiting channel-open
   size_t max_sessions = 4096;                 // oldest sessions are dropped beyond this
+  RecordLimits limits;                        // per session
   const Clock* clock = nullptr;               // tests only
 };
+
+// channel-open's version negotiation: 2 when offered, else Error(kVerify) with a message that
+// tells an old SDK to upgrade. pad_bucket above kMaxPadBucket is Error(kUsage).
+ChannelParams negotiate(const std::vector<uint64_t>& offered_versions, uint64_t pad_bucket);
 
 // The enclave's side: key rotation, pending attestations and open sessions. Thread-safe.
 class ChannelServer {
@@ -73,7 +80,7 @@ class ChannelServer {
 
   // channel-open: completes the handshake for a remembered nonce (each nonce opens once).
   // Throws Error(kVerify) for an unknown/expired/used nonce.
-  std::shared_ptr<SealedBox> open(ByteView nonce, ByteView client_public_raw);
+  std::shared_ptr<SealedBox> open(ByteView nonce, ByteView client_public_raw, const ChannelParams& params = {});
 
   // The session named by id, or nullptr.
   std::shared_ptr<SealedBox> find(ByteView session_id);
