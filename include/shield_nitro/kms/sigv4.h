@@ -5,7 +5,7 @@
 // each step against the AWS suite. The KMS client signs exactly the bytes it sends.
 //
 // Verifier (for kms-local): parses an Authorization header, recomputes the signature over
-// the headers it names, compares in constant time and checks the date against a 15-minute
+// the headers it names, compares in constant time and checks the date against KMS's 5-minute
 // skew window, failing with the error types AWS returns (KmsError).
 #pragma once
 
@@ -101,7 +101,7 @@ struct VerifyOptions {
   std::string region;              // expected scope region
   std::string service = "kms";
   int64_t now_s = 0;
-  int64_t max_skew_s = 15 * 60;    // AWS: 15 minutes either way
+  int64_t max_skew_s = 5 * 60;     // KMS: 5 minutes either way
 };
 
 // Verifies request (whose headers include Authorization). Returns the access key id.
