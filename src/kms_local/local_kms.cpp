@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <mutex>
 
@@ -446,7 +447,13 @@ struct LocalKms::Impl {
 
   static std::map<std::string, std::string> context_keys(const std::map<std::string, std::string>& ec) {
     std::map<std::string, std::string> out;
-    for (const auto& [k, v] : ec) out["kms:encryptioncontext:" + k] = v;
+    // Condition keys are case-insensitive, the context key in them too (the policy side is
+    // lower-cased by the evaluator): "App" in a request matches kms:EncryptionContext:app.
+    for (const auto& [k, v] : ec) {
+      std::string key = "kms:encryptioncontext:" + k;
+      for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out[key] = v;
+    }
     return out;
   }
 

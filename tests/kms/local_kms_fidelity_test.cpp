@@ -402,6 +402,32 @@ TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
   EXPECT_EQ(recipient_keys_->open(b64(rnd["CiphertextForRecipient"])).size(), 24u);
 }
 
+// The context key in kms:EncryptionContext:KEY is case-insensitive, like every condition key;
+// its value is compared as the operator says (StringEquals: exactly).
+TEST_F(LocalKmsFidelityTest, EncryptionContextConditionKeysIgnoreCase) {
+  KmsClient admin = client("admin"), enclave = client("enclave");
+  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  json policy = {{"Version", "2012-10-17"},
+                 {"Statement",
+                  {{{"Effect", "Allow"},
+                    {"Principal", {{"AWS", "arn:aws:iam::111122223333:role/shield-admin"}}},
+                    {"Action", "kms:*"},
+                    {"Resource", "*"}},
+                   {{"Effect", "Allow"},
+                    {"Principal", {{"AWS", kEnclaveRole}}},
+                    {"Action", "kms:GenerateDataKey"},
+                    {"Resource", "*"},
+                    {"Condition", {{"StringEquals", {{"kms:EncryptionContext:app", "demo"}}}}}}}}};
+  admin.call("PutKeyPolicy", {{"KeyId", key}, {"Policy", policy.dump()}});
+  json ask = {{"KeyId", key}, {"KeySpec", "AES_256"}};
+  for (const char* k : {"app", "App", "APP"}) {
+    ask["EncryptionContext"] = {{k, "demo"}};
+    EXPECT_TRUE(enclave.call("GenerateDataKey", ask).contains("CiphertextBlob")) << k;
+  }
+  ask["EncryptionContext"] = {{"app", "Demo"}};  // the value is compared exactly
+  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKey", ask); }), "AccessDeniedException");
+}
+
 TEST_F(LocalKmsFidelityTest, OldStateFilesLoadAsEnabledSymmetricKeys) {
   // A key file as kms-local wrote it before key state, tags and asymmetric keys.
   server_.reset();
