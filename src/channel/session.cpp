@@ -25,12 +25,19 @@ void nonce_for(const DirectionKeys& k, uint64_t seq, uint8_t nonce[kIvSize]) {
   for (int i = 0; i < 8; ++i) nonce[kIvSize - 1 - i] ^= static_cast<uint8_t>(seq >> (8 * i));
 }
 
+// Fetched once: EVP_aes_256_gcm() would make OpenSSL 3 look the cipher up on every record.
+const EVP_CIPHER* aes_256_gcm() {
+  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  if (!c) throw_openssl("channel: AES-256-GCM is not available");
+  return c;
+}
+
 ossl::Ptr<EVP_CIPHER_CTX> gcm_ctx(const DirectionKeys& k, uint64_t seq, bool encrypt) {
   if (k.key.size() != kKeySize || k.iv.size() != kIvSize) throw Error(Errc::kInternal, "channel: record keys are not set");
   ossl::Ptr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   uint8_t nonce[kIvSize];
   nonce_for(k, seq, nonce);
-  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, k.key.data(), nonce, encrypt ? 1 : 0) != 1)
+  if (!ctx || EVP_CipherInit_ex2(ctx.get(), aes_256_gcm(), k.key.data(), nonce, encrypt ? 1 : 0, nullptr) != 1)
     throw_openssl("channel: AES-256-GCM init failed");
   return ctx;
 }
@@ -266,10 +273,17 @@ void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
   RecordHeader h = check_header(record, false);
   std::unique_lock lock(mu_);
   // Workers run requests concurrently; each waits for its predecessors, so records are
-  // accepted in the order the connection delivered them (the client sends in seq order).
+  // accepted in the order the connection delivered them (the client sends in seq order). The
+  // one whose turn it is decrypts outside the lock (replies keep flowing meanwhile); a copy of
+  // it (a replay racing the original) waits for its outcome.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.order_wait_ms);
-  while (!failed_ && next_recv_ < h.seq) {
-    if (turn_.wait_until(lock, deadline) == std::cv_status::timeout && !failed_ && next_recv_ < h.seq) {
+  auto ready = [&] { return failed_ || next_recv_ > h.seq || (next_recv_ == h.seq && !turn_taken_); };
+  while (!ready()) {
+    if (next_recv_ == h.seq) {  // the original is being decrypted: its outcome decides
+      turn_.wait(lock);
+      continue;
+    }
+    if (turn_.wait_until(lock, deadline) == std::cv_status::timeout && !ready() && next_recv_ < h.seq) {
       failed_ = true;
       turn_.notify_all();
       throw Error(Errc::kVerify, "channel: request " + std::to_string(next_recv_) + " never arrived; the session is over");
@@ -279,26 +293,32 @@ void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
   if (h.seq < next_recv_)
     throw Error(Errc::kVerify, "channel: replayed or reordered request (seq " + std::to_string(h.seq) + ", expected " +
                                    std::to_string(next_recv_) + ")");
+  turn_taken_ = true;
+  EpochPtr epoch = epoch_;
+  uint64_t records = epoch_records_, bytes = epoch_bytes_;
+  lock.unlock();
   try {
-    EpochPtr epoch = epoch_;
-    uint64_t records = epoch_records_, bytes = epoch_bytes_;
     if (h.flags & kFlagKeyUpdate) {
-      epoch = ratchet(*epoch_);
+      epoch = ratchet(*epoch);
       records = bytes = 0;
     } else if (records >= limits_.max_records) {
       throw Error(Errc::kVerify, "channel: the client did not update its keys after " + std::to_string(records) + " records");
     }
     open_record(epoch->recv, record, payload);
-    epoch_ = epoch;
-    epoch_records_ = records + 1;
-    epoch_bytes_ = bytes + payload.size();
-    remember_unanswered_locked(h.seq, epoch_);
-    ++next_recv_;
   } catch (...) {
+    lock.lock();
     failed_ = true;
+    turn_taken_ = false;
     turn_.notify_all();
     throw;
   }
+  lock.lock();
+  epoch_ = epoch;
+  epoch_records_ = records + 1;
+  epoch_bytes_ = bytes + payload.size();
+  remember_unanswered_locked(h.seq, epoch_);
+  ++next_recv_;
+  turn_taken_ = false;
   turn_.notify_all();
   if (seq_out) *seq_out = h.seq;
 }

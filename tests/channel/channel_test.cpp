@@ -109,6 +109,29 @@ TEST(Channel, LaterRequestWaitsForItsPredecessor) {
   EXPECT_TRUE(second_done.load());
 }
 
+// The same record delivered twice at once (a relay racing its own replay): one opens.
+TEST(Channel, ConcurrentCopiesOfOneRequestOpenOnce) {
+  ChannelServer server;
+  Pair p = handshake(server);
+  for (int round = 0; round < 50; ++round) {
+    Bytes m = p.client->seal(Bytes(4096, 1));
+    std::atomic<int> ok{0}, refused{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&] {
+        try {
+          p.enclave->open(m);
+          ++ok;
+        } catch (const Error& e) {
+          if (e.code() == Errc::kVerify) ++refused;
+        }
+      });
+    for (auto& th : ts) th.join();
+    ASSERT_EQ(ok.load(), 1) << round;
+    ASSERT_EQ(refused.load(), 3) << round;
+  }
+}
+
 TEST(Channel, FlippedHeaderByteFailsAuthenticationAndEndsTheSession) {
   ChannelServer server;
   Pair p = handshake(server);

@@ -151,6 +151,7 @@ class SealedBox {
   uint64_t epoch_records_ = 0;     // records under epoch_ (requests)
   uint64_t epoch_bytes_ = 0;       // bytes under epoch_ (both directions, as this side saw)
   bool failed_ = false;            // enclave: a request in its turn failed; the session is over
+  bool turn_taken_ = false;        // enclave: request next_recv_ is being decrypted
   std::map<uint64_t, EpochPtr> unanswered_;  // request seq -> the keys its reply uses
 };
 
