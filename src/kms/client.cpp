@@ -63,6 +63,7 @@ namespace {
 using detail::b64_field;
 using detail::context_json;
 using detail::str_field;
+using detail::wipe_json_strings;
 
 std::string partition_suffix(const std::string& region) {
   const std::pair<const char*, const char*> table[] = {

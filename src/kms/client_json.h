@@ -19,6 +19,9 @@ nlohmann::json context_json(const EncryptionContext& ctx);
 // A secret field (Plaintext, PrivateKeyPlaintext, SharedSecret) into SecureBytes; the JSON
 // string it came in is wiped, so the answer can be kept or dropped without the secret.
 SecureBytes take_secret(nlohmann::json& j, const char* name, const std::string& op);
+// Every string inside j (values and nested values, recursively) zeroed in place, for the JSON a
+// secret had to pass through.
+void wipe_json_strings(nlohmann::json& j);
 // For answers that must not carry the secret in clear (a Recipient request's, a ...WithoutPlaintext
 // one's): Error(kVerify) when field `name` is there, after wiping it.
 void refuse_clear_secret(nlohmann::json& j, const char* name, const std::string& op);

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "client_json.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/http_client.h"
@@ -39,7 +40,7 @@ struct WipeOnExit {
     if (profiles)
       for (auto& [name, values] : *profiles)
         for (auto& [key, value] : values) wipe_string(value);
-    if (json) wipe_json_strings(*json);
+    if (json) detail::wipe_json_strings(*json);
   }
 };
 
@@ -66,10 +67,10 @@ void wipe_string(std::string& s) {
   s.resize(n);
 }
 
-void wipe_json_strings(nlohmann::json& j) {
+void detail::wipe_json_strings(nlohmann::json& j) {
   if (j.is_string()) wipe_string(j.get_ref<std::string&>());
   else if (j.is_structured())
-    for (auto& item : j) wipe_json_strings(item);
+    for (auto& item : j) detail::wipe_json_strings(item);
 }
 
 Credentials Credentials::clone() const {

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "../support/freed_memory_scan.h"
+#include "client_json.h"  // src/kms: the private JSON helpers
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/client.h"
@@ -280,7 +281,7 @@ TEST(Credentials, WipeStringZeroesTheSpareCapacityToo) {
   EXPECT_EQ(s.size(), 10u);
   EXPECT_EQ(std::string_view(p, 100), std::string(100, '\0'));
   nlohmann::json j = {{"Plaintext", "c2VjcmV0"}, {"nested", {{"Token", "abc"}}}, {"n", 1}};
-  wipe_json_strings(j);
+  detail::wipe_json_strings(j);
   EXPECT_EQ(j["Plaintext"].get<std::string>(), std::string(8, '\0'));
   EXPECT_EQ(j["nested"]["Token"].get<std::string>(), std::string(3, '\0'));
   EXPECT_EQ(j["n"], 1);

@@ -55,6 +55,9 @@ class Writer {
  public:
   explicit Writer(Bytes& out) : out_(out) {}
   void head(uint8_t major, uint64_t arg);  // shortest form
+  // One item each, in the shortest form, appended to the buffer; begin_* are followed by n items
+  // (or, indefinite, by items and end_indefinite()); raw() appends already-encoded bytes. The
+  // writer checks nothing: the caller keeps counts and nesting right.
   void uint(uint64_t v) { head(0, v); }
   void integer(int64_t v);
   void bytes(ByteView b);

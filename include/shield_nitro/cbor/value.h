@@ -20,6 +20,7 @@ namespace shield_nitro::cbor {
 
 enum class Type { kUnsigned, kNegative, kBytes, kText, kArray, kMap, kTag, kBool, kNull, kUndefined, kFloat };
 
+// "unsigned", "bytes", "map", ...: for messages that name what was found.
 const char* type_name(Type t);
 
 class Value;
@@ -37,6 +38,7 @@ class Value {
   Value& operator=(Value&& other) noexcept;
   ~Value() = default;
 
+  // Constructors of each kind. A text Value must hold UTF-8 (the decoder checks; builders trust).
   static Value uint(uint64_t v);
   // Any int64: non-negative values become kUnsigned, negative ones kNegative.
   static Value integer(int64_t v);
@@ -53,6 +55,7 @@ class Value {
   static Value undefined();
   static Value floating(double d);
 
+  // The kind of value; is_integer() is true for both integer kinds.
   Type type() const { return type_; }
   bool is(Type t) const { return type_ == t; }
   bool is_null() const { return type_ == Type::kNull; }
@@ -80,6 +83,7 @@ class Value {
   const Value* find(std::string_view text_key) const;
   const Value* find_int(int64_t key) const;
 
+  // Whether an array or map was (or will be) encoded with indefinite length.
   bool indefinite() const { return indefinite_; }
   void set_indefinite(bool v) { indefinite_ = v; }
 

@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -27,10 +26,13 @@ struct Credentials {
   int64_t expiration_s = 0;   // Unix seconds; 0 = does not expire
   std::string source;         // "environment", "profile admin", "imds role R", "pushed"
 
+  // A deep copy (the secrets copied into fresh SecureBytes).
   Credentials clone() const;
   std::string describe() const;  // "AKID... from <source>" (never the secret)
 };
 
+// Where credentials come from (environment, profile, IMDS, static); implementations cache
+// and refresh as they need. Thread-safe.
 class CredentialsProvider {
  public:
   virtual ~CredentialsProvider() = default;
@@ -118,10 +120,8 @@ class StaticCredentials final : public CredentialsProvider {
 // "2026-01-02T03:04:05Z" -> Unix seconds; kFormat on anything else.
 int64_t parse_iso8601_utc(const std::string& text);
 
-// For the std::strings a library forces a secret into (libcurl's bodies, nlohmann::json, the
+// For the std::strings a library forces a secret into (libcurl's bodies, JSON values, the
 // SigV4 header values): zeroes s, its spare capacity included, keeping its size.
 void wipe_string(std::string& s);
-// Every string inside j (values and object keys' values, recursively).
-void wipe_json_strings(nlohmann::json& j);
 
 }  // namespace shield_nitro::kms
