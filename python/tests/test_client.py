@@ -1,6 +1,7 @@
 """EnclaveClient against an in-process fake enclave (the real service is exercised in test_e2e)."""
 import io
 import os
+import threading
 import time
 
 import cbor2
@@ -284,3 +285,40 @@ def test_remote_error_messages_name_the_op_once(enclave, monkeypatch):
         with pytest.raises(FormatError) as e:
             client.attest(b"n")
         assert str(e.value) == "format: attest: nonce must be 32 bytes"
+
+
+def test_concurrent_calls_in_a_padded_channel(enclave, monkeypatch):
+    """Threads share one channel: the fake enclave answers each request on its own thread and
+    accepts them only in seq order, so this passes only if seal+send is atomic per request and
+    each reply is matched to its own request. pad=128 makes every record a multiple of 128."""
+    fake, endpoint = enclave
+    sizes = []
+    original = fake.op_sealed
+    monkeypatch.setattr(fake, "op_sealed", lambda body, parts: sizes.append(len(body["data"])) or original(body, parts))
+    with EnclaveClient.connect(endpoint) as client:
+        chan = client.open_channel(Policy(pcrs={0: PCRS[0]}), root=fake.ca.root, pad=128)
+        results = []
+
+        def worker():
+            for _ in range(10):
+                results.append(chan.call("describe")["module_id"])
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == ["i-0sim-enc0"] * 40
+        assert len(sizes) == 40 and all((n - ch.HEADER_SIZE - ch.TAG_SIZE) % 128 == 0 for n in sizes)
+        with pytest.raises(ShieldNitroError) as e:
+            client.open_channel(Policy(pcrs={0: PCRS[0]}), root=fake.ca.root, pad=70000)
+        assert e.value.code == "usage"
+
+
+def test_old_enclave_refusal_reaches_the_caller(enclave, monkeypatch):
+    """An enclave refusing the offered versions: the SDK surfaces its message unchanged."""
+    fake, endpoint = enclave
+    monkeypatch.setattr(fake, "op_channel_open", lambda body, parts: ch.negotiate([1]))
+    with EnclaveClient.connect(endpoint) as client:
+        with pytest.raises(ShieldNitroError, match="upgrade the SDK") as e:
+            client.open_channel(Policy(pcrs={0: PCRS[0]}), root=fake.ca.root)
+        assert e.value.code == "verify" and client.channel is None

@@ -271,55 +271,72 @@ RecordHeader SealedBox::check_header(ByteView record, bool want_reply) const {
 
 void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out) {
   RecordHeader h = check_header(record, false);
+  auto replayed = [&] {
+    return Error(Errc::kVerify, "channel: replayed or reordered request (seq " + std::to_string(h.seq) + ", expected " +
+                                    std::to_string(next_recv_) + ")");
+  };
+  EpochPtr base, keys;
+  {
+    std::lock_guard lock(mu_);
+    if (failed_) throw Error(Errc::kVerify, "channel: a request never arrived; the session is over, open a new channel");
+    if (h.seq < next_recv_) throw replayed();
+    base = epoch_;
+  }
+  // Workers decrypt concurrently, under the keys current now (a predecessor's key update is
+  // caught below), then take their turn: records are accepted in the order the connection
+  // delivered them (the client sends in seq order).
+  keys = (h.flags & kFlagKeyUpdate) ? ratchet(*base) : base;
+  bool opened = true;
+  try {
+    open_record(keys->recv, record, payload);
+  } catch (const Error& e) {
+    if (e.code() != Errc::kAuth) throw;
+    opened = false;
+  }
   std::unique_lock lock(mu_);
-  // Workers run requests concurrently; each waits for its predecessors, so records are
-  // accepted in the order the connection delivered them (the client sends in seq order). The
-  // one whose turn it is decrypts outside the lock (replies keep flowing meanwhile); a copy of
-  // it (a replay racing the original) waits for its outcome.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limits_.order_wait_ms);
-  auto ready = [&] { return failed_ || next_recv_ > h.seq || (next_recv_ == h.seq && !turn_taken_); };
-  while (!ready()) {
-    if (next_recv_ == h.seq) {  // the original is being decrypted: its outcome decides
-      turn_.wait(lock);
-      continue;
-    }
-    if (turn_.wait_until(lock, deadline) == std::cv_status::timeout && !ready() && next_recv_ < h.seq) {
+  while (!failed_ && next_recv_ < h.seq) {
+    ++waiters_;
+    const bool timed_out = turn_.wait_until(lock, deadline) == std::cv_status::timeout;
+    --waiters_;
+    if (timed_out && !failed_ && next_recv_ < h.seq) {
       failed_ = true;
       turn_.notify_all();
+      payload.clear();
       throw Error(Errc::kVerify, "channel: request " + std::to_string(next_recv_) + " never arrived; the session is over");
     }
   }
-  if (failed_) throw Error(Errc::kVerify, "channel: an earlier request failed; the session is over, open a new channel");
-  if (h.seq < next_recv_)
-    throw Error(Errc::kVerify, "channel: replayed or reordered request (seq " + std::to_string(h.seq) + ", expected " +
-                                   std::to_string(next_recv_) + ")");
-  turn_taken_ = true;
-  EpochPtr epoch = epoch_;
-  uint64_t records = epoch_records_, bytes = epoch_bytes_;
-  lock.unlock();
-  try {
-    if (h.flags & kFlagKeyUpdate) {
-      epoch = ratchet(*epoch);
-      records = bytes = 0;
-    } else if (records >= limits_.max_records) {
-      throw Error(Errc::kVerify, "channel: the client did not update its keys after " + std::to_string(records) + " records");
-    }
-    open_record(epoch->recv, record, payload);
-  } catch (...) {
-    lock.lock();
-    failed_ = true;
-    turn_taken_ = false;
-    turn_.notify_all();
-    throw;
+  if (failed_) {
+    payload.clear();
+    throw Error(Errc::kVerify, "channel: a request never arrived; the session is over, open a new channel");
   }
-  lock.lock();
-  epoch_ = epoch;
-  epoch_records_ = records + 1;
-  epoch_bytes_ = bytes + payload.size();
-  remember_unanswered_locked(h.seq, epoch_);
+  if (h.seq < next_recv_) {  // a copy of a request accepted meanwhile
+    payload.clear();
+    throw replayed();
+  }
+  if (epoch_ != base) {  // a predecessor updated the keys after this record was decrypted: rare
+    keys = (h.flags & kFlagKeyUpdate) ? ratchet(*epoch_) : epoch_;
+    try {
+      open_record(keys->recv, record, payload);
+      opened = true;
+    } catch (const Error& e) {
+      if (e.code() != Errc::kAuth) throw;
+      opened = false;
+    }
+  }
+  // A forgery is refused without taking the seq: the genuine record may still come.
+  if (!opened) throw Error(Errc::kAuth, "channel: record failed authentication (wrong key, session or direction, or tampered)");
+  const bool update = (h.flags & kFlagKeyUpdate) != 0;
+  if (!update && epoch_records_ >= limits_.max_records) {
+    payload.clear();
+    throw Error(Errc::kVerify, "channel: the client did not update its keys after " + std::to_string(epoch_records_) + " records");
+  }
+  epoch_ = keys;
+  epoch_records_ = (update ? 0 : epoch_records_) + 1;
+  epoch_bytes_ = (update ? 0 : epoch_bytes_) + payload.size();
+  remember_unanswered_locked(h.seq, keys);
   ++next_recv_;
-  turn_taken_ = false;
-  turn_.notify_all();
+  if (waiters_ > 0) turn_.notify_all();
   if (seq_out) *seq_out = h.seq;
 }
 

@@ -132,14 +132,15 @@ TEST(Channel, ConcurrentCopiesOfOneRequestOpenOnce) {
   }
 }
 
-TEST(Channel, FlippedHeaderByteFailsAuthenticationAndEndsTheSession) {
+// A tampered copy is refused and takes no seq: the genuine record still opens after it.
+TEST(Channel, FlippedHeaderByteFailsAuthentication) {
   ChannelServer server;
   Pair p = handshake(server);
   Bytes m0 = p.client->seal(as_bytes("a"));
   Bytes flipped = m0;
   flipped[1] ^= kFlagPadded;  // a flag the header check accepts: only the AEAD notices
   EXPECT_EQ(code_of([&] { p.enclave->open(flipped); }), Errc::kAuth);
-  EXPECT_EQ(code_of([&] { p.enclave->open(m0); }), Errc::kVerify);
+  EXPECT_EQ(to_string(p.enclave->open(m0).view()), "a");
   flipped = m0;
   flipped[0] = 1;  // an old version byte
   EXPECT_EQ(code_of([&] { parse_record_header(flipped); }), Errc::kVerify);

@@ -114,10 +114,10 @@ class SealedBox {
   // Enclave: the reply to request seq (each answered once; Error(kUsage) otherwise).
   void seal_reply_into(uint64_t seq, ByteView payload, Bytes& out);
 
-  // Enclave: the next request, in order (waits up to order_wait_ms for its predecessors).
-  // Client: a reply to any unanswered request. Throws Error(kVerify) for a replay, a
-  // reordered record, another session or the wrong direction, Error(kAuth) for a forgery;
-  // a forged request in its turn ends the session (later ones fail at once).
+  // Enclave: the next request, in order (waits up to order_wait_ms for its predecessors; when
+  // one never comes the session is over). Client: a reply to any unanswered request. Throws
+  // Error(kVerify) for a replay, a reordered record, another session or the wrong direction,
+  // Error(kAuth) for a forgery (which takes no seq: the genuine record may still come).
   SecureBytes open(ByteView record, uint64_t* seq = nullptr);
   void open_into(ByteView record, SecureBytes& payload, uint64_t* seq = nullptr);
   // Client: the reply to request seq, and nothing else.
@@ -150,8 +150,8 @@ class SealedBox {
   uint64_t next_recv_ = 0;         // enclave: the request seq whose turn it is
   uint64_t epoch_records_ = 0;     // records under epoch_ (requests)
   uint64_t epoch_bytes_ = 0;       // bytes under epoch_ (both directions, as this side saw)
-  bool failed_ = false;            // enclave: a request in its turn failed; the session is over
-  bool turn_taken_ = false;        // enclave: request next_recv_ is being decrypted
+  bool failed_ = false;            // enclave: a request never arrived; the session is over
+  size_t waiters_ = 0;             // enclave: workers waiting for their turn
   std::map<uint64_t, EpochPtr> unanswered_;  // request seq -> the keys its reply uses
 };
 
