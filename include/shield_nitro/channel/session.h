@@ -61,6 +61,7 @@ Bytes transcript_hash(ByteView nonce, ByteView attestation_document, ByteView cl
 struct DirectionKeys {
   SecureBytes key;  // 32 bytes, AES-256-GCM
   SecureBytes iv;   // 12 bytes
+  // A deep copy (SecureBytes has one owner).
   DirectionKeys clone() const { return {key.clone(), iv.clone()}; }
 };
 
@@ -123,6 +124,7 @@ class SealedBox {
   // Client: the reply to request seq, and nothing else.
   SecureBytes open_reply(ByteView record, uint64_t seq);
 
+  // The 16-byte public id of the session.
   const Bytes& session_id() const { return session_id_; }
   // The number of key updates so far (of the newest keys this side holds).
   uint64_t key_epoch();
