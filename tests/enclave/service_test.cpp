@@ -211,7 +211,7 @@ TEST_F(Fixture, ChannelRefusesReplaysAndUnknownSessions) {
   EXPECT_EQ(error_of(client->request("sealed", req)), Errc::kVerify);
   Value unknown = Value::map({cbor::entry("session", Value::bytes(Bytes(16, 0))), cbor::entry("data", Value::bytes(box->seal(inner)))});
   EXPECT_EQ(error_of(client->request("sealed", unknown)), Errc::kVerify);
-  EXPECT_EQ(error_of(client->request("attest", Value::map({cbor::entry("nonce", Value::bytes(Bytes(5, 1)))}))), Errc::kFormat);
+  EXPECT_EQ(error_of(client->request("attest", Value::map({cbor::entry("nonce", Value::bytes(Bytes(513, 1)))}))), Errc::kFormat);
   EXPECT_EQ(error_of(client->request("load-key", Value::map({cbor::entry("ciphertext_blob", Value::text("x"))}))), Errc::kFormat);
   EXPECT_EQ(error_of(client->request("no-such-op")), Errc::kUnsupported);
 }
