@@ -201,6 +201,7 @@ Bytes secret_message(const Value& extra = Value::uint(1)) {
 }  // namespace
 
 TEST(CborSecret, APlainValueLeavesItsStringsInFreedMemory) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   // The control: the scan does see secrets that are dropped unwiped.
   Bytes wire = secret_message();
   FreedMemoryScan scan(as_bytes(kMarker));
@@ -209,6 +210,7 @@ TEST(CborSecret, APlainValueLeavesItsStringsInFreedMemory) {
 }
 
 TEST(CborSecret, DroppingASecretValueWipesEveryString) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   Bytes wire = secret_message();
   FreedMemoryScan scan(as_bytes(kMarker));
   {
@@ -221,6 +223,7 @@ TEST(CborSecret, DroppingASecretValueWipesEveryString) {
 }
 
 TEST(CborSecret, AnExceptionWhileHoldingOneWipesIt) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   Bytes wire = secret_message();
   FreedMemoryScan scan(as_bytes(kMarker));
   try {
@@ -232,6 +235,7 @@ TEST(CborSecret, AnExceptionWhileHoldingOneWipesIt) {
 }
 
 TEST(CborSecret, MalformedInputAfterTheSecretLeavesNothingBehind) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   // The secrets decode, then the input breaks off (truncated), runs on (trailing bytes) or
   // repeats a key: the partial items must be wiped as the error propagates.
   Bytes truncated = secret_message(Value::bytes(Bytes(100, 7)));
@@ -255,20 +259,24 @@ TEST(CborSecret, MalformedInputAfterTheSecretLeavesNothingBehind) {
 }
 
 TEST(CborSecret, MovesLeaveNoCopyInTheMovedFromValue) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   // A short text lives inside the string object (small-string buffer), so the objects are put
   // on the heap where the scan sees them when they are freed. The control: a bare std::string
   // keeps its characters there after a move.
   constexpr char kShort[] = "pw-5ecr3t";  // 9 bytes: fits the small-string buffer
+  // What a move leaves: libstdc++ writes a terminator over the first character, so the scan
+  // looks for the rest (8 bytes), which a leftover copy holds as well.
+  const ByteView tail = as_bytes(kShort + 1);
   {
     auto* s = new std::string(kShort);
-    FreedMemoryScan scan(as_bytes(kShort));
+    FreedMemoryScan scan(tail);
     std::string moved = std::move(*s);
     delete s;
     EXPECT_EQ(scan.hits(), 1u);
   }
   Bytes wire = cbor::encode(Value::text(kShort));
   Bytes wire_map = cbor::encode(cbor::map_of(cbor::entry("body", Value::text(kShort))));
-  FreedMemoryScan scan(as_bytes(kShort));
+  FreedMemoryScan scan(tail);
   auto* a = new cbor::SecretValue(cbor::decode_secret(wire));
   auto* b = new cbor::SecretValue(std::move(*a));
   delete a;

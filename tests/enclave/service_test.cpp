@@ -172,6 +172,7 @@ TEST_F(Fixture, RefusesTamperedArtifactsWrongKeysAndMissingCredentials) {
 // expiration), leave no copy of the secret in the enclave's freed memory: the decoded request
 // is a wiped cbor::SecretValue and the secret goes from it into SecureBytes by reference.
 TEST_F(Fixture, SealedCredentialsLeaveNoCopyInFreedMemoryAlsoWhenRefused) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   constexpr char kSecret[] = "wJalrXUtnFEMI-enclave-side-SCAN-ME-0077";
   Bytes session;
   auto box = open_channel(&session);

@@ -248,6 +248,7 @@ static_assert(std::is_same_v<decltype(enclave::PushedCredentials::session_token)
 // Reading credentials leaves no copy of the secret in freed memory (no std::string on the way
 // from the environment or the file into SecureBytes, and the file's text is wiped).
 TEST(Credentials, SourcesLeaveNoCopyOfTheSecretInFreedMemory) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   constexpr char kSecret[] = "wJalrXUtnFEMI-file-secret-SCAN-ME-0042";
   constexpr char kToken[] = "IQoJb3JpZ2luX2VjE-token-SCAN-ME-0043";
   EnvGuard env;

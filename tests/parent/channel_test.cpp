@@ -165,6 +165,7 @@ TEST_F(InProcessEnclave, ChannelVerifiesTheEnclaveThenCarriesInvokeAndDecrypt) {
 // never left in freed memory by either side (client, enclave, the network layer between):
 // they live only in SecureBytes and in wiped CBOR values (cbor::SecretValue).
 TEST_F(InProcessEnclave, ChannelCredentialsAndPlaintextLeaveNoCopyInFreedMemory) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
   constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY-SCAN-ME-1";
   constexpr char kPlain[] = "PLAINTEXT-RECORD-scan-me-0123456789";
   auto c = direct();

@@ -13,12 +13,14 @@
 // Include in exactly one source file of a test binary (it defines the global operators).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <malloc.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 
 #include "shield_nitro/core/bytes.h"
 
@@ -53,7 +55,25 @@ class FreedMemoryScan {
   size_t hits() const { return FreedMemoryWatch::hits.load(); }
 };
 
+// Whether freed blocks really pass through the scan in this binary. Under AddressSanitizer its
+// runtime's operator delete wins and nothing is seen, so a test expecting no hits would pass
+// without looking: such tests skip there (SN_SKIP_UNLESS_FREED_MEMORY_SCANNED, first thing).
+inline bool freed_memory_is_scanned() {
+  static const bool works = [] {
+    const char probe[] = "SN-FREED-MEMORY-PROBE-7c1e0d9a";  // longer than a small-string buffer
+    FreedMemoryScan scan(as_bytes(probe));
+    delete new std::string(probe);
+    return scan.hits() > 0;
+  }();
+  return works;
+}
+
 }  // namespace shield_nitro::test_support
+
+#define SN_SKIP_UNLESS_FREED_MEMORY_SCANNED()                                        \
+  if (!::shield_nitro::test_support::freed_memory_is_scanned())                      \
+  GTEST_SKIP() << "freed memory is not scanned in this build (the sanitizer runtime " \
+                  "replaces operator delete)"
 
 void* operator new(size_t n) {
   if (void* p = std::malloc(n ? n : 1)) return p;
