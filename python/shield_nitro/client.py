@@ -198,6 +198,10 @@ class EnclaveClient:
                     self._refreshing.release()
 
     def _push(self, creds: Credentials) -> Optional[int]:
+        # Sealed once a channel is open (as the C++ SDK does): the network layers on both sides
+        # then carry only ciphertext, and the enclave takes the secret straight into wiped memory.
+        if self.channel is not None:
+            return self.channel.call("set-credentials", creds.to_body()).get("expires_at")
         return self.connection.call("set-credentials", creds.to_body()).get("expires_at")
 
     # -- operations ------------------------------------------------------------------------

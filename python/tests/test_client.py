@@ -27,6 +27,7 @@ class FakeEnclave:
         self.pending, self.sessions = {}, {}
         self.creds = None
         self.pushes = 0
+        self.sealed_pushes = 0
         self.artifacts = {}
         self.uploads = []
         self.keys = []
@@ -47,6 +48,8 @@ class FakeEnclave:
     def dispatch(self, op, body, parts, in_channel):
         if op in ("invoke", "decrypt") and not in_channel:
             raise ShieldNitroError("policy", f"'{op}' is answered only inside the attested channel")
+        if op == "set-credentials" and in_channel:
+            self.sealed_pushes += 1
         return getattr(self, "op_" + op.replace("-", "_"))(body, parts)
 
     def op_describe(self, body, parts):
@@ -142,6 +145,7 @@ def test_full_flow_through_the_channel(enclave):
             client.load_key(b"blob", key_id="arn:k")
         assert e.value.code == "environment"
         assert client.push_credentials(creds) == creds.expiration
+        assert fake.sealed_pushes == 1   # once the channel is open, credentials travel sealed
         key = client.load_key(b"blob", key_id="arn:k", encryption_context={"app": "demo"})
         artifact = os.urandom(50_000)
         blob = Shield.with_key(DATA_KEY).encrypt(artifact)
