@@ -366,23 +366,29 @@ TEST_F(LocalKmsFidelityTest, DeriveSharedSecretWithAndWithoutRecipient) {
   EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "InvalidKeyUsageException");
 }
 
+// A key policy: the admin keeps every action; the enclave role gets `actions` under `condition`.
+json admin_and_enclave_policy(const json& actions, const json& condition) {
+  return {{"Version", "2012-10-17"},
+          {"Statement",
+           {{{"Effect", "Allow"},
+             {"Principal", {{"AWS", "arn:aws:iam::111122223333:role/shield-admin"}}},
+             {"Action", "kms:*"},
+             {"Resource", "*"}},
+            {{"Effect", "Allow"},
+             {"Principal", {{"AWS", kEnclaveRole}}},
+             {"Action", actions},
+             {"Resource", "*"},
+             {"Condition", condition}}}}};
+}
+
 TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
   KmsClient admin = client("admin"), enclave = client("enclave");
   std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
   std::string ecc = admin.call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   // The enclave role may use the keys only with an attested PCR0 of 0xab..; the admin keeps control.
-  json policy = {{"Version", "2012-10-17"},
-                 {"Statement",
-                  {{{"Effect", "Allow"},
-                    {"Principal", {{"AWS", "arn:aws:iam::111122223333:role/shield-admin"}}},
-                    {"Action", "kms:*"},
-                    {"Resource", "*"}},
-                   {{"Effect", "Allow"},
-                    {"Principal", {{"AWS", kEnclaveRole}}},
-                    {"Action", {"kms:GenerateDataKeyPair", "kms:DeriveSharedSecret", "kms:GetPublicKey"}},
-                    {"Resource", "*"},
-                    {"Condition",
-                     {{"StringEqualsIgnoreCase", {{"kms:RecipientAttestation:ImageSha384", hex_encode(Bytes(48, 0xab))}}}}}}}}};
+  json policy = admin_and_enclave_policy(
+      {"kms:GenerateDataKeyPair", "kms:DeriveSharedSecret", "kms:GetPublicKey"},
+      {{"StringEqualsIgnoreCase", {{"kms:RecipientAttestation:ImageSha384", hex_encode(Bytes(48, 0xab))}}}});
   for (const auto& k : {sym, ecc}) admin.call("PutKeyPolicy", {{"KeyId", k}, {"Policy", policy.dump()}});
   auto mine = ec_key("P-256");
   json dss = {{"KeyId", ecc}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(mine.get()))}};
@@ -407,17 +413,8 @@ TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
 TEST_F(LocalKmsFidelityTest, EncryptionContextConditionKeysIgnoreCase) {
   KmsClient admin = client("admin"), enclave = client("enclave");
   std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
-  json policy = {{"Version", "2012-10-17"},
-                 {"Statement",
-                  {{{"Effect", "Allow"},
-                    {"Principal", {{"AWS", "arn:aws:iam::111122223333:role/shield-admin"}}},
-                    {"Action", "kms:*"},
-                    {"Resource", "*"}},
-                   {{"Effect", "Allow"},
-                    {"Principal", {{"AWS", kEnclaveRole}}},
-                    {"Action", "kms:GenerateDataKey"},
-                    {"Resource", "*"},
-                    {"Condition", {{"StringEquals", {{"kms:EncryptionContext:app", "demo"}}}}}}}}};
+  json policy = admin_and_enclave_policy("kms:GenerateDataKey",
+                                         {{"StringEquals", {{"kms:EncryptionContext:app", "demo"}}}});
   admin.call("PutKeyPolicy", {{"KeyId", key}, {"Policy", policy.dump()}});
   json ask = {{"KeyId", key}, {"KeySpec", "AES_256"}};
   for (const char* k : {"app", "App", "APP"}) {
