@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "shield_nitro/core/clock.h"
 #include "x509_util.h"
 
 namespace shield_nitro::attest {
@@ -34,14 +35,7 @@ CertificateSummary detail::summarize(X509* cert, ByteView der) {
   return s;
 }
 
-std::string format_utc_seconds(int64_t unix_s) {
-  std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  if (!gmtime_r(&t, &tm)) return std::to_string(unix_s);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string format_utc_seconds(int64_t unix_s) { return format_utc(unix_s, "%Y-%m-%dT%H:%M:%SZ"); }
 
 std::string format_utc_millis(int64_t unix_ms) {
   int64_t s = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;

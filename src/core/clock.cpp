@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <ctime>
+
 namespace shield_nitro {
 namespace {
 class SystemClock final : public Clock {
@@ -23,6 +25,14 @@ int64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string format_utc(int64_t unix_s, const char* strftime_format) {
+  std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  char buf[64];
+  if (!gmtime_r(&t, &tm) || std::strftime(buf, sizeof buf, strftime_format, &tm) == 0) return std::to_string(unix_s);
+  return buf;
 }
 
 }  // namespace shield_nitro

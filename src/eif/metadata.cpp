@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/version.h"
 
@@ -57,14 +58,7 @@ int64_t parse_build_time(const std::string& text) {
   return static_cast<int64_t>(timegm(&tm));
 }
 
-std::string format_build_time(int64_t epoch_seconds) {
-  std::time_t t = static_cast<std::time_t>(epoch_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
-  return buf;
-}
+std::string format_build_time(int64_t epoch_seconds) { return format_utc(epoch_seconds, "%Y-%m-%dT%H:%M:%S+00:00"); }
 
 std::optional<std::pair<std::string, std::string>> kernel_config_info(const std::string& config_text) {
   std::istringstream in(config_text);

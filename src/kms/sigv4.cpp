@@ -7,6 +7,7 @@
 #include <ctime>
 #include <map>
 
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/kms/kms_error.h"
 
@@ -194,14 +195,7 @@ SecureBytes sigv4_signing_key(ByteView secret, const std::string& date, const st
   return SecureBytes(hmac_sha256(k.view(), as_bytes("aws4_request")));
 }
 
-std::string amz_date(int64_t unix_s) {
-  time_t t = static_cast<time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string amz_date(int64_t unix_s) { return format_utc(unix_s, "%Y%m%dT%H%M%SZ"); }
 
 int64_t parse_amz_date(const std::string& stamp) {
   bool ok = stamp.size() == 16 && stamp[8] == 'T' && stamp[15] == 'Z';

@@ -171,14 +171,7 @@ namespace {
 int64_t now_ns() { return monotonic_ns(); }
 constexpr int64_t kSecond = 1'000'000'000;
 
-std::string http_date() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
-}
+std::string http_date() { return format_utc(system_clock().now_s(), "%a, %d %b %Y %H:%M:%S GMT"); }
 
 bool has_header(const HeaderList& h, const char* name) { return find_header(h, name).has_value(); }
 

@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "local_store.h"
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -305,14 +306,7 @@ json key_metadata(const LocalKey& k, const std::string& account) {
 }
 
 // RFC 7231 IMF-fixdate, the HTTP Date header.
-std::string http_date(int64_t unix_s) {
-  std::time_t t = static_cast<std::time_t>(unix_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
-}
+std::string http_date(int64_t unix_s) { return format_utc(unix_s, "%a, %d %b %Y %H:%M:%S GMT"); }
 
 
 std::string random_secret() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace shield_nitro {
 
@@ -34,5 +35,9 @@ class FixedClock final : public Clock {
 
 // Monotonic nanoseconds, for latency measurement only.
 int64_t monotonic_ns();
+
+// unix_s as UTC text in a strftime format: "%Y-%m-%dT%H:%M:%SZ" (RFC 3339), "%Y%m%dT%H%M%SZ"
+// (SigV4), "%a, %d %b %Y %H:%M:%S GMT" (HTTP Date). The decimal seconds if out of range.
+std::string format_utc(int64_t unix_s, const char* strftime_format);
 
 }  // namespace shield_nitro
