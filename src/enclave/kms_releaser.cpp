@@ -3,18 +3,9 @@
 #include "shield_nitro/kms/attested.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/recipient_key.h"
-#include "shield_nitro/net/endpoint.h"
 
 namespace shield_nitro::enclave {
 namespace {
-
-// Under the simulator (SHIELD_NITRO_VSOCK_DIR set) the parent's vsock://3:8000 is the unix socket
-// DIR/3_8000.sock, like every other vsock endpoint of the enclave; on Nitro it stays AF_VSOCK.
-std::string kms_tunnel(const std::string& via) {
-  if (via.rfind("vsock://", 0) != 0) return via;
-  net::Endpoint ep = net::map_simulated_vsock(net::Endpoint::parse(via), false);
-  return ep.kind == net::Endpoint::Kind::kUnix ? "unix:" + ep.path : via;
-}
 
 // KMS Decrypt with Recipient: documents from the enclave's own NSM carry the RSA recipient key.
 class KmsReleaser final : public KeyReleaser {
@@ -22,7 +13,7 @@ class KmsReleaser final : public KeyReleaser {
   KmsReleaser(const KmsReleaserOptions& o, nsm::NsmClient& nsm) : documents_(nsm) {
     options_.region = o.region;
     options_.endpoint = o.endpoint;
-    options_.transport.via = kms_tunnel(o.via);
+    options_.transport.via = o.via;  // vsock resolves through the process's vsock network (sim or real)
     options_.transport.ca_file = o.ca_file;
   }
 
