@@ -307,6 +307,17 @@ void BM_LoadFloorRawEcho(benchmark::State& state) {
 }
 
 // Floor 2: kms-local's HTTP server with a handler that answers at once.
+// Best of 3 runs of state.range(0) connections sending signed GenerateRandom requests (statuses
+// checked) to the server on unix:path: the same load for the floor and for kms-local.
+HttpLoad load_signed_generate_random(benchmark::State& state, Rig& r, const std::string& path) {
+  std::string req = signed_generate_random(*r.kms);
+  int conns = static_cast<int>(state.range(0));
+  HttpLoad l;
+  for (auto _ : state)
+    l = best_of_3([&] { return drive_http(net::Endpoint::unix_path(path), conns, req, load_requests(conns), true); });
+  return l;
+}
+
 void BM_LoadFloorHttpTrivial(benchmark::State& state) {
   Rig& r = rig();
   std::string path = (r.dir / "trivial.sock").string();
@@ -314,11 +325,7 @@ void BM_LoadFloorHttpTrivial(benchmark::State& state) {
     return HttpServerResponse{200, {{"Content-Type", "application/x-amz-json-1.1"}}, "{}"};
   });
   server.start();
-  std::string req = signed_generate_random(*r.kms);
-  HttpLoad l;
-  int conns = static_cast<int>(state.range(0));
-  for (auto _ : state)
-    l = best_of_3([&] { return drive_http(net::Endpoint::unix_path(path), conns, req, load_requests(conns), true); });
+  HttpLoad l = load_signed_generate_random(state, r, path);
   g_http_floor[state.range(0)] = l;
   report_load(state, l);
   if (g_echo_floor.count(state.range(0))) state.counters["x_echo_rps"] = l.req_per_s / g_echo_floor[state.range(0)].req_per_s;
@@ -330,11 +337,7 @@ void BM_LoadKmsLocalGenerateRandom(benchmark::State& state) {
   std::string path = (r.dir / "kms.sock").string();
   HttpServer server({"unix:" + path}, [&r](const HttpServerRequest& q) { return r.kms->handle(q); });
   server.start();
-  std::string req = signed_generate_random(*r.kms);
-  HttpLoad l;
-  int conns = static_cast<int>(state.range(0));
-  for (auto _ : state)
-    l = best_of_3([&] { return drive_http(net::Endpoint::unix_path(path), conns, req, load_requests(conns), true); });
+  HttpLoad l = load_signed_generate_random(state, r, path);
   report_load(state, l);
   state.counters["not_200"] = static_cast<double>(l.not_ok);
   if (auto it = g_echo_floor.find(state.range(0)); it != g_echo_floor.end()) {

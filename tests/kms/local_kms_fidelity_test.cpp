@@ -11,6 +11,7 @@
 #include <functional>
 #include <tuple>
 
+#include "local_stack.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -91,13 +92,7 @@ class LocalKmsFidelityTest : public ::testing::Test {
     server_.reset();
     kms_.reset();
   }
-  KmsClient client(const std::string& profile) {
-    auto creds = credentials_from_file(kms_->credentials_path(), profile);
-    KmsClientOptions o;
-    o.endpoint = server_->url() + "/";
-    o.max_attempts = 1;
-    return KmsClient(o, std::make_shared<StaticCredentials>(std::move(*creds)));
-  }
+  KmsClient client(const std::string& profile) { return sn_test::local_kms_client(*kms_, server_->url() + "/", profile); }
   // A Recipient member with a fresh attestation document for recipient_keys_.
   json recipient() {
     Bytes doc = source_->attestation_document(recipient_keys_->spki_der());

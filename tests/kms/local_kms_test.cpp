@@ -13,6 +13,7 @@
 #include <functional>
 #include <thread>
 
+#include "local_stack.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/attested.h"
@@ -92,13 +93,7 @@ class LocalKmsTest : public ::testing::Test {
     kms_.reset();
     start();
   }
-  KmsClient client(const std::string& profile) {
-    auto creds = credentials_from_file(kms_->credentials_path(), profile);
-    KmsClientOptions o;
-    o.endpoint = server_->url() + "/";
-    o.max_attempts = 1;
-    return KmsClient(o, std::make_shared<StaticCredentials>(std::move(*creds)));
-  }
+  KmsClient client(const std::string& profile) { return sn_test::local_kms_client(*kms_, server_->url() + "/", profile); }
   std::string create_key(KmsClient& c) { return c.call("CreateKey", {{"Description", "test"}})["KeyMetadata"]["Arn"]; }
   void put_generated_policy(KmsClient& admin, const std::string& key, uint8_t pcr0) {
     KeyPolicyRequest r;

@@ -25,6 +25,14 @@ using namespace shield_nitro::kms;
 inline const std::string kEnclaveRole = "arn:aws:iam::111122223333:role/shield-enclave";
 inline const std::string kAdminRole = "arn:aws:iam::111122223333:role/shield-admin";
 
+// A client of kms-local at endpoint, signing as `profile` of its credentials file, no retries.
+inline KmsClient local_kms_client(const LocalKms& kms, const std::string& endpoint, const std::string& profile) {
+  KmsClientOptions o;
+  o.endpoint = endpoint;
+  o.max_attempts = 1;
+  return KmsClient(o, std::make_shared<StaticCredentials>(std::move(*credentials_from_file(kms.credentials_path(), profile))));
+}
+
 struct LocalStack {
   test_support::TempDir dir{"sn-kms-stack"};
   std::shared_ptr<nsm::SimulatedNsm> sim;
@@ -58,10 +66,7 @@ struct LocalStack {
     return std::move(*credentials_from_file(kms->credentials_path(), profile));
   }
   std::unique_ptr<KmsClient> client(const std::string& profile) const {
-    KmsClientOptions o;
-    o.endpoint = url();
-    o.max_attempts = 1;
-    return std::make_unique<KmsClient>(o, std::make_shared<StaticCredentials>(credentials(profile)));
+    return std::make_unique<KmsClient>(local_kms_client(*kms, url(), profile));
   }
   // The attested policy for the simulated enclave's role, the admin also producer.
   void put_policy(const std::string& key, const EncryptionContext& pinned = {}) {
