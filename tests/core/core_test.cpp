@@ -273,6 +273,13 @@ TEST(FileIo, CommitAllLeavesNeitherWhenOneFails) {
   EXPECT_EQ(dir.entries(), 1u);  // only the folder
 }
 
+TEST(Clock, FormatUtc) {
+  EXPECT_EQ(format_utc(0, "%Y-%m-%dT%H:%M:%SZ"), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_utc(1440938160, "%Y%m%dT%H%M%SZ"), "20150830T123600Z");  // the SigV4 suite's stamp
+  EXPECT_EQ(format_utc(784111777, "%a, %d %b %Y %H:%M:%S GMT"), "Sun, 06 Nov 1994 08:49:37 GMT");  // RFC 7231
+  EXPECT_EQ(format_utc(INT64_MAX, "%Y"), std::to_string(INT64_MAX));  // out of range: the number
+}
+
 TEST(Clock, FixedClock) {
   FixedClock c(1000);
   c.advance_ms(500);
