@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/random.h"
@@ -87,35 +88,82 @@ class StreamDecryptor {
   std::unique_ptr<State> s_;
 };
 
+// Tuning of a StreamAssembler.
+struct AssemblerOptions {
+  // Threads that decrypt records while push() keeps receiving; 0 = one per core
+  // (std::thread::hardware_concurrency). Exactly this many threads run the AEAD; the thread
+  // calling push() only parses, hands out and (for a borrowed push) copies.
+  unsigned workers = 0;
+  // Received records not yet decrypted, in bytes (copies, or borrowed pieces kept alive):
+  // push() blocks while the next record would go past it. At least workers + 1 records are
+  // always allowed, so a stream of 16 MiB chunks still keeps every worker busy.
+  uint64_t max_in_flight_bytes = uint64_t{8} << 20;
+  // Refuse headers announcing bigger chunks.
+  uint32_t max_chunk_size = kStreamMaxChunkSize;
+};
+
+// Where a StreamAssembler writes the plaintext (e.g. a file in a tmpfs, mmap'd). Called once,
+// from the push() that completes the header and after the sizes were checked (never for a
+// refused stream), with the exact plaintext size; returns writable memory of exactly that many
+// bytes (any other size is Error(kUsage)), which must stay valid and unread until finish()
+// returns or the assembler is destroyed. It may throw: push() passes the exception on and the
+// assembler is failed. For an empty plaintext it is called with 0 and may return an empty span.
+using PlaintextDestination = std::function<std::span<uint8_t>(uint64_t plaintext_size)>;
+
 // Decrypts a container whose total size is known in advance (announced by the sender) while
-// it arrives in order, e.g. an artifact streamed into an enclave. The plaintext is allocated
-// once, at its exact size, as soon as the header is in (no growth, no copies), and every chunk
-// is decrypted straight into its place after its own tag verified; the final chunk is known by
-// its position. A piece of input that holds whole records is decrypted where it lies; only a
-// record split between pieces is gathered (one record of memory). Single-threaded.
+// it arrives in order, e.g. an artifact streamed into an enclave, on a small pool of worker
+// threads. The plaintext's place is fixed as soon as the header is in (an own SecureBytes
+// allocated once at its exact size, or the caller's PlaintextDestination), and each record is
+// decrypted by a worker straight into its offset there while the receiving thread keeps
+// reading. A record's position is the order in which push() received it, so records cannot be
+// reordered, and the final chunk is known by its position.
+//
+// Copies: push(data, keepalive) decrypts the whole records lying in data where they lie (no
+// copy) and releases keepalive once they are done; push(data) copies them first (one copy).
+// Only a record split between pieces is gathered. Memory: the plaintext plus at most
+// max_in_flight_bytes of received records (plus one record being gathered).
 //
 //   StreamAssembler a(shield, container_size, max_plaintext);
 //   while (piece) a.push(piece);
 //   SecureBytes plaintext = a.finish();
 //
-// A stream longer or shorter than announced fails (kFormat): more bytes on push(), fewer on
-// finish(). On any exception the partial plaintext is wiped with the assembler.
+// Until finish() returns, the destination may hold plaintext of chunks whose tag failed or of
+// a stream that later fails: never use it before. Every failure fails the whole load: a bad
+// tag in any record (kAuth, naming the chunk), a stream longer or shorter than announced
+// (kFormat: more bytes on push(), fewer on finish()), a malformed header (kFormat /
+// kUnsupported), over max_plaintext (kPolicy, before anything is allocated). A worker's
+// failure is thrown by the next push() or by finish(); after any failure every call throws
+// the same error again. On failure, and on destruction before a successful finish(), the
+// workers are stopped and every byte of the destination they may have written is wiped.
+// push()/finish() are for one thread at a time; the destructor joins the workers.
 class StreamAssembler {
  public:
+  // Decrypts into an own SecureBytes (huge pages from 4 MiB), returned by finish().
   // max_plaintext: refuse (Error(kPolicy), before allocating) a header and size that add up
   // to a bigger plaintext.
   StreamAssembler(const Shield& shield, uint64_t container_size, uint64_t max_plaintext,
-                  const StreamDecryptOptions& options = {});
+                  const AssemblerOptions& options = {});
+  // Decrypts into the memory destination returns (see PlaintextDestination); finish() then
+  // returns an empty SecureBytes.
+  StreamAssembler(const Shield& shield, uint64_t container_size, uint64_t max_plaintext,
+                  PlaintextDestination destination, const AssemblerOptions& options = {});
   ~StreamAssembler();
   StreamAssembler(const StreamAssembler&) = delete;
   StreamAssembler& operator=(const StreamAssembler&) = delete;
 
-  // The next bytes of the container, in order (any split); errors as described above.
+  // The next bytes of the container, in order (any split), copied before push() returns.
   void push(ByteView data);
-  // The whole plaintext once exactly container_size bytes arrived and the last chunk verified.
+  // The same without a copy: data must stay valid while keepalive (its owner, e.g. the
+  // received frame) lives; the assembler holds keepalive until every record in data was
+  // decrypted, and drops it at the latest when finish() returns or the assembler is destroyed.
+  void push(ByteView data, std::shared_ptr<const void> keepalive);
+  // Waits for the workers. Own buffer: the whole plaintext; with a destination: an empty
+  // SecureBytes, every destination byte written and verified. Throws as described above.
   SecureBytes finish();
   // The plaintext size once the header arrived (0 before).
   uint64_t plaintext_size() const;
+  // The worker count this assembler uses (options.workers, or the core count for 0).
+  unsigned workers() const;
 
  private:
   struct State;
