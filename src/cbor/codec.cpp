@@ -72,6 +72,9 @@ struct WipeOnUnwind {
 class Decoder {
  public:
   Decoder(ByteView data, const Limits& limits) : r_(data), limits_(limits) {}
+  // Definite-length byte strings point into the input (kept alive by owner, if any).
+  Decoder(ByteView data, const Limits& limits, std::shared_ptr<const void> owner)
+      : r_(data), limits_(limits), borrow_(true), owner_(std::move(owner)) {}
 
   Value item(size_t depth) {
     if (depth > limits_.max_depth) fail("nesting deeper than " + std::to_string(limits_.max_depth), r_.offset());
@@ -85,7 +88,9 @@ class Decoder {
     switch (major) {
       case 0: return Value::uint(arg);
       case 1: return Value::negative_from_raw(arg);
-      case 2: return Value::bytes(string_bytes(arg, at));
+      case 2:
+        if (borrow_) return Value::borrowed_bytes(string_view(arg, at), owner_);
+        return Value::bytes(string_bytes(arg, at));
       case 3: return text_value(string_view(arg, at), at);
       case 4: return array(arg, false, depth, at);
       case 5: return map(arg, false, depth, at);
@@ -277,6 +282,8 @@ class Decoder {
 
   ByteReader r_;
   const Limits& limits_;
+  bool borrow_ = false;
+  std::shared_ptr<const void> owner_;
 };
 
 }  // namespace
@@ -285,6 +292,16 @@ Value decode_prefix(ByteView data, size_t& consumed, const Limits& limits) {
   Decoder d(data, limits);
   Value v = d.item(0);
   consumed = d.offset();
+  return v;
+}
+
+Value decode_borrowed(ByteView data, std::shared_ptr<const void> owner, const Limits& limits) {
+  Decoder d(data, limits, std::move(owner));
+  Value v = d.item(0);
+  if (d.offset() != data.size()) {
+    v.wipe_strings();
+    fail(std::to_string(data.size() - d.offset()) + " trailing bytes", d.offset());
+  }
   return v;
 }
 
@@ -337,7 +354,7 @@ void encode_append(const Value& v, Bytes& out) {
   switch (v.type()) {
     case Type::kUnsigned: w.uint(v.as_uint()); break;
     case Type::kNegative: w.head(1, v.negative_raw()); break;
-    case Type::kBytes: w.bytes(v.as_bytes()); break;
+    case Type::kBytes: w.bytes(v.bytes_view()); break;
     case Type::kText: w.text(v.as_text()); break;
     case Type::kArray:
       if (v.indefinite()) w.begin_indefinite_array();
@@ -378,7 +395,7 @@ size_t encoded_size(const Value& v) {
   switch (v.type()) {
     case Type::kUnsigned: return head_size(v.as_uint());
     case Type::kNegative: return head_size(v.negative_raw());
-    case Type::kBytes: return head_size(v.as_bytes().size()) + v.as_bytes().size();
+    case Type::kBytes: return head_size(v.bytes_view().size()) + v.bytes_view().size();
     case Type::kText: return head_size(v.as_text().size()) + v.as_text().size();
     case Type::kArray: {
       size_t n = v.indefinite() ? 2 : head_size(v.as_array().size());

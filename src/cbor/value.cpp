@@ -1,5 +1,6 @@
 #include "shield_nitro/cbor/value.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "shield_nitro/core/error.h"
@@ -88,6 +89,14 @@ Value Value::bytes(Bytes&& b) {
   x.data_ = std::move(b);
   return x;
 }
+Value Value::borrowed_bytes(ByteView b, std::shared_ptr<const void> owner) {
+  Value x(Type::kBytes);
+  x.data_ = Borrowed{b, std::move(owner)};
+  return x;
+}
+bool Value::Borrowed::operator==(const Borrowed& o) const {
+  return view.size() == o.view.size() && std::equal(view.begin(), view.end(), o.view.begin());
+}
 Value Value::text(std::string_view s) {
   Value x(Type::kText);
   x.data_ = std::string(s);
@@ -146,8 +155,15 @@ uint64_t Value::negative_raw() const {
 }
 const Bytes& Value::as_bytes() const {
   if (type_ != Type::kBytes) mismatch(Type::kBytes, type_);
-  return std::get<Bytes>(data_);
+  if (const Bytes* b = std::get_if<Bytes>(&data_)) return *b;
+  throw Error(Errc::kUsage, "cbor: this byte string is borrowed from its message; read it with bytes_view()");
 }
+ByteView Value::bytes_view() const {
+  if (type_ != Type::kBytes) mismatch(Type::kBytes, type_);
+  if (const Bytes* b = std::get_if<Bytes>(&data_)) return *b;
+  return std::get<Borrowed>(data_).view;
+}
+bool Value::borrowed() const { return std::holds_alternative<Borrowed>(data_); }
 const std::string& Value::as_text() const {
   if (type_ != Type::kText) mismatch(Type::kText, type_);
   return std::get<std::string>(data_);
@@ -214,6 +230,10 @@ bool Value::operator==(const Value& o) const {
       return true;
     case Type::kTag:
       return num_ == o.num_ && tagged() == o.tagged();
+    case Type::kBytes: {  // owned and borrowed alike
+      ByteView a = bytes_view(), b = o.bytes_view();
+      return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+    }
     default:
       return data_ == o.data_;
   }

@@ -18,13 +18,20 @@ Value dec(std::string hex, const cbor::Limits& l = cbor::Limits()) {
   return cbor::decode(hex_decode(hex), l);
 }
 std::string enc(const Value& v) { return hex_encode(cbor::encode(v)); }
+// Both decoders, the copying and the borrowing one, must refuse it for the same reason.
 void expect_reject(const std::string& hex, const std::string& why, const cbor::Limits& l = cbor::Limits()) {
-  try {
-    dec(hex, l);
-    ADD_FAILURE() << hex << " decoded, expected: " << why;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::kFormat);
-    EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+  for (bool borrow : {false, true}) {
+    try {
+      std::string h = hex;
+      std::erase(h, ' ');
+      Bytes in = hex_decode(h);
+      if (borrow) cbor::decode_borrowed(in, nullptr, l);
+      else cbor::decode(in, l);
+      ADD_FAILURE() << hex << " decoded (borrow " << borrow << "), expected: " << why;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::kFormat);
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
   }
 }
 }  // namespace
@@ -308,4 +315,54 @@ TEST(Cbor, EncodedSizeIsTheEncodingsLength) {
   }
   Value big = Value::bytes(Bytes(70000, 1));
   EXPECT_EQ(cbor::encoded_size(big), 70005u);
+}
+
+TEST(CborBorrowed, ByteStringsPointIntoTheInputAndDecodeLikeCopies) {
+  // {"key": "k1", "plaintext": h'68656c6c6f', "list": [h'0102', 7], "chunks": (_ h'01', h'02')}
+  Bytes in = hex_decode("a4636b6579626b3169706c61696e746578744568656c6c6f646c69737482420102076663687"
+                        "56e6b735f41014102ff");
+  Value copy = cbor::decode(in);
+  Value v = cbor::decode_borrowed(in);
+  EXPECT_EQ(v, copy);
+  EXPECT_EQ(cbor::encode(v), cbor::encode(copy));
+  EXPECT_EQ(cbor::encoded_size(v), cbor::encode(copy).size());
+  const Value& pt = *v.find("plaintext");
+  ASSERT_TRUE(pt.borrowed());
+  EXPECT_EQ(pt.bytes_view().data(), in.data() + 19);  // no copy: the input's own bytes
+  EXPECT_EQ(to_bytes(pt.bytes_view()), to_bytes(as_bytes(std::string_view("hello"))));
+  EXPECT_TRUE(v.find("list")->as_array()[0].borrowed());
+  EXPECT_FALSE(v.find("chunks")->borrowed());  // an indefinite string is gathered, so owned
+  EXPECT_EQ(v.find("chunks")->as_bytes(), Bytes({1, 2}));
+  EXPECT_FALSE(copy.find("plaintext")->borrowed());
+  EXPECT_EQ(copy.find("plaintext")->bytes_view().data(), copy.find("plaintext")->as_bytes().data());
+  try {
+    pt.as_bytes();  // a caller expecting an owned string gets a clear refusal, not a dangling copy
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::kUsage);
+    EXPECT_NE(std::string(e.what()).find("bytes_view"), std::string::npos);
+  }
+}
+
+TEST(CborBorrowed, TheOwnerKeepsTheBufferAliveForEveryCopy) {
+  auto buf = std::make_shared<Bytes>(hex_decode("a1646461746143010203"));  // {"data": h'010203'}
+  std::weak_ptr<Bytes> watch = buf;
+  Value copy;
+  {
+    Value v = cbor::decode_borrowed(*buf, buf);
+    buf.reset();
+    copy = *v.find("data");
+  }
+  ASSERT_FALSE(watch.expired());  // the copy holds the frame
+  EXPECT_EQ(to_bytes(copy.bytes_view()), Bytes({1, 2, 3}));
+  copy = Value::null();
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST(CborBorrowed, WipeStringsLeavesTheOwnersBufferToItsOwner) {
+  Bytes in = hex_decode("a2617842abcd617962c3a9");  // {"x": h'abcd', "y": "é"}
+  Value v = cbor::decode_borrowed(in);
+  v.wipe_strings();
+  EXPECT_EQ(v.find("y")->as_text(), std::string(2, '\0'));  // owned text: wiped
+  EXPECT_EQ(to_bytes(v.find("x")->bytes_view()), Bytes({0xab, 0xcd}));  // borrowed: untouched
 }

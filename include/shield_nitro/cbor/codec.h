@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "shield_nitro/cbor/value.h"
 #include "shield_nitro/core/bytes.h"
@@ -35,6 +36,13 @@ struct Limits {
 
 // Decodes exactly one data item; trailing bytes are an error.
 Value decode(ByteView data, const Limits& limits = Limits());
+
+// decode() with the same checks, but every definite-length byte string is borrowed: it points
+// into data instead of being copied (Value::bytes_view(); as_bytes() refuses it). owner, when
+// given, keeps data alive as long as any part of the result; without one the caller keeps data
+// alive and unchanged while the result is used. Indefinite byte strings are gathered (owned).
+// For hot paths that read a message and drop it (requests): nothing is copied out of it.
+Value decode_borrowed(ByteView data, std::shared_ptr<const void> owner = nullptr, const Limits& limits = Limits());
 
 // Decodes one data item from the front of data and returns how many bytes it used.
 Value decode_prefix(ByteView data, size_t& consumed, const Limits& limits = Limits());

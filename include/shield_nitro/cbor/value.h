@@ -46,6 +46,10 @@ class Value {
   static Value negative_from_raw(uint64_t n);
   static Value bytes(ByteView b);
   static Value bytes(Bytes&& b);
+  // A byte string that points into someone else's buffer instead of copying it (what
+  // decode_borrowed() makes). owner, when given, keeps that buffer alive as long as any copy of
+  // this Value; without one the caller keeps it alive and unchanged while the Value is used.
+  static Value borrowed_bytes(ByteView b, std::shared_ptr<const void> owner = nullptr);
   static Value text(std::string_view s);
   static Value array(Array items = {}, bool indefinite = false);
   static Value map(MapEntries entries = {}, bool indefinite = false);
@@ -68,7 +72,12 @@ class Value {
   int64_t as_int() const;
   // For kNegative: the encoded argument n of the value -1 - n.
   uint64_t negative_raw() const;
+  // An owned byte string; a borrowed one throws Error(kUsage) (read those with bytes_view()).
   const Bytes& as_bytes() const;
+  // The bytes of a byte string, owned or borrowed (valid while this Value is).
+  ByteView bytes_view() const;
+  // True for a byte string that points into another buffer (borrowed_bytes, decode_borrowed).
+  bool borrowed() const;
   const std::string& as_text() const;
   const Array& as_array() const;
   Array& as_array();
@@ -91,7 +100,8 @@ class Value {
   bool operator==(const Value& other) const;
 
   // Zeroes every byte and text string inside (map keys excepted) with secure_wipe, including
-  // their spare capacity, keeping sizes and shape. Value does not wipe itself when dropped:
+  // their spare capacity, keeping sizes and shape. Borrowed byte strings are left alone: their
+  // buffer belongs to its owner, who wipes it. Value does not wipe itself when dropped:
   // hold a decoded message that may carry a secret in a SecretValue (cbor/secret.h), which
   // calls this. A tag's content is wiped only when no copy shares it.
   void wipe_strings();
@@ -102,7 +112,12 @@ class Value {
   bool indefinite_ = false;
   uint64_t num_ = 0;  // kUnsigned value, kNegative raw n, kTag number, kBool
   double float_ = 0;
-  std::variant<std::monostate, Bytes, std::string, Array, MapEntries, std::shared_ptr<Value>> data_;
+  struct Borrowed {
+    ByteView view;
+    std::shared_ptr<const void> owner;
+    bool operator==(const Borrowed& o) const;
+  };
+  std::variant<std::monostate, Bytes, std::string, Array, MapEntries, std::shared_ptr<Value>, Borrowed> data_;
 };
 
 // Map-building helper: cbor::entry("nonce", Value::bytes(n)).
