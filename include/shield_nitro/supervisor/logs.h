@@ -1,0 +1,87 @@
+// The supervisor's log pipeline: the app's stdout/stderr lines and the supervisor's own events,
+// as JSON lines (the host link's "logs" op, /tmp/hostlink.md and docs/runtime.md):
+//   {"time":"2026-12-06T08:00:00.123Z","source":"app","stream":"stdout","line":"..."}
+//   {"time":...,"source":"supervisor","stream":"event","event":"app_exited","line":"...","status":3}
+//
+// Every record goes to two destinations, each with its own thread and its own bounded queue of
+// `buffer_bytes`: the console (the supervisor's stderr; only a debug-mode enclave's console can be
+// read) and, once add_host() is called, the host agent. Adding a record never blocks (the app's
+// pipes are read by the thread that adds them, so the app never waits on a slow destination):
+// when a destination's queue is full the line is dropped and counted there, and the next record
+// that fits is preceded by a "logs_dropped" event with the count. Events have a reserve beyond
+// the queue (64 KiB), so app_exited is not lost to a flood of app lines.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "shield_nitro/core/unique_fd.h"
+
+namespace shield_nitro::supervisor {
+
+// RFC 3339 UTC with milliseconds: "2026-12-06T08:00:00.123Z".
+std::string format_log_time(int64_t unix_ms);
+
+// One record as a JSON line (ending in '\n'). Bytes that are not UTF-8 are replaced (U+FFFD).
+std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line);
+// An event: fields (a JSON object, or null) are added beside time/source/stream/event/line.
+std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text,
+                           const nlohmann::json& fields = nullptr);
+
+struct LogOptions {
+  size_t buffer_bytes = size_t{1024} << 10;  // per destination (runtime config logs.buffer_kib)
+  int console_fd = 2;                        // borrowed; -1: no console
+  // How long close() waits for queued records to go out before it gives up on a destination.
+  std::chrono::milliseconds flush_timeout{std::chrono::seconds(5)};
+  // After the host connection fails (or cannot be made), the next attempt waits this long.
+  std::chrono::milliseconds reconnect_every{std::chrono::seconds(2)};
+};
+
+// Counters of one destination, for tests and the supervisor's final event.
+struct LogSinkStats {
+  uint64_t written = 0;  // records written out
+  uint64_t dropped = 0;  // records dropped because the queue was full
+};
+
+class LogRouter {
+ public:
+  explicit LogRouter(LogOptions options = {});
+  ~LogRouter();  // close(options.flush_timeout)
+  LogRouter(const LogRouter&) = delete;
+  LogRouter& operator=(const LogRouter&) = delete;
+
+  // Starts the host destination. open() runs on that destination's thread and returns a
+  // connected stream (the host link's "logs" op); it may throw Error. It is called again after
+  // a failure, at most every reconnect_every; records wait (bounded) meanwhile. Call once.
+  using OpenHost = std::function<UniqueFd()>;
+  void add_host(OpenHost open);
+
+  // One line of the app's output (stream "stdout" or "stderr"). Never blocks.
+  void app_line(std::string_view stream, std::string_view line);
+  // One supervisor event. Never blocks. Returns the JSON line (tests, and the caller's own use).
+  std::string event(std::string_view name, std::string_view text, const nlohmann::json& fields = nullptr);
+
+  // Waits until every queued record went out, or timeout; then stops the destinations.
+  // Idempotent; later records are dropped silently.
+  void close(std::chrono::milliseconds timeout);
+
+  LogSinkStats console_stats() const;
+  LogSinkStats host_stats() const;
+
+ private:
+  class Sink;
+  void push(std::string json, bool is_event);
+  LogOptions options_;
+  std::mutex open_mu_;
+  OpenHost open_host_;
+  std::unique_ptr<Sink> console_;
+  std::unique_ptr<Sink> host_;
+};
+
+}  // namespace shield_nitro::supervisor
