@@ -28,7 +28,16 @@ Bytes encode_frame(ByteView payload) {
   return out;
 }
 
+void FrameDecoder::release_last() {
+  last_ = {};
+  if (last_direct_) {
+    last_direct_ = false;
+    Bytes().swap(direct_buf_);
+  }
+}
+
 std::span<uint8_t> FrameDecoder::read_area() {
+  release_last();
   if (direct_ && direct_fill_ < direct_len_) {
     size_t prepared = std::min(direct_len_, std::max(direct_buf_.size(), direct_fill_ + kDirectSlice));
     if (direct_buf_.size() < prepared) direct_buf_.resize(prepared);
@@ -72,7 +81,42 @@ void FrameDecoder::start_direct(size_t len) {
   pos_ = size_ = 0;
 }
 
+std::optional<ByteView> FrameDecoder::next_view() {
+  release_last();
+  if (direct_) {
+    if (direct_fill_ < direct_len_) return std::nullopt;
+    direct_ = false;
+    direct_fill_ = direct_len_ = 0;
+    last_direct_ = true;
+    return last_ = ByteView(direct_buf_);
+  }
+  size_t avail = size_ - pos_;
+  if (avail < kFrameHeaderSize) return std::nullopt;
+  size_t len = get_u32be(buf_.data() + pos_);
+  if (len > max_frame_)
+    throw Error(Errc::kFormat, "frame of " + std::to_string(len) + " bytes exceeds the limit of " +
+                                   std::to_string(max_frame_) + " bytes");
+  if (len == 0) throw Error(Errc::kFormat, "empty frame (a frame must carry one CBOR message)");
+  if (avail - kFrameHeaderSize < len) {
+    if (len >= kDirectFrom) start_direct(len);
+    return std::nullopt;
+  }
+  last_ = ByteView(buf_.data() + pos_ + kFrameHeaderSize, len);
+  pos_ += kFrameHeaderSize + len;  // the bytes stay where they are until the next read_area()
+  return last_;
+}
+
+std::shared_ptr<const Bytes> FrameDecoder::hold_last() {
+  if (last_direct_) {
+    last_direct_ = false;
+    last_ = {};
+    return std::make_shared<const Bytes>(std::move(direct_buf_));
+  }
+  return std::make_shared<const Bytes>(last_.begin(), last_.end());
+}
+
 std::optional<Bytes> FrameDecoder::next() {
+  release_last();
   if (direct_) {
     if (direct_fill_ < direct_len_) return std::nullopt;
     direct_ = false;

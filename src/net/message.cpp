@@ -17,10 +17,11 @@ cbor::Limits message_limits(size_t max_string) {
   return l;
 }
 
-Value decode_top(ByteView payload, size_t max_string) {
+Value decode_top(ByteView payload, size_t max_string, bool borrow = false, std::shared_ptr<const void> owner = nullptr) {
   Value msg;
   try {
-    msg = cbor::decode(payload, message_limits(max_string));
+    msg = borrow ? cbor::decode_borrowed(payload, std::move(owner), message_limits(max_string))
+                 : cbor::decode(payload, message_limits(max_string));
   } catch (const Error& e) {
     throw ProtocolError(0, Errc::kFormat, std::string("message is not valid CBOR: ") + e.what());
   }
@@ -165,8 +166,8 @@ void append_response_frame(Bytes& out, const Response& r) {
   append_framed(out, [&](Bytes& o) { encode_response_into(o, r); });
 }
 
-Request decode_request(ByteView payload, size_t max_string) {
-  Value msg = decode_top(payload, max_string);
+namespace {
+Request request_from(Value msg) {
   Request r;
   r.id = read_header(msg);
   if (const Value* op = field(msg, "op", Type::kText, r.id, false)) {
@@ -178,6 +179,13 @@ Request decode_request(ByteView payload, size_t max_string) {
   r.more = more && more->as_bool();
   r.body = take_body(msg, r.id);
   return r;
+}
+}  // namespace
+
+Request decode_request(ByteView payload, size_t max_string) { return request_from(decode_top(payload, max_string)); }
+
+Request decode_request_borrowed(ByteView payload, std::shared_ptr<const void> owner, size_t max_string) {
+  return request_from(decode_top(payload, max_string, true, std::move(owner)));
 }
 
 Response decode_response(ByteView payload, size_t max_string) {

@@ -56,6 +56,7 @@ struct Conn {
   UniqueFd fd;
   FrameDecoder decoder;
   int64_t partial_since_ns = 0;
+  bool flush_due = false;  // fast-path answers appended to out, written after the read's frames
   std::atomic<int64_t> last_activity_ns{0};
 
   std::mutex mu;  // guards everything below (and Stream contents)
@@ -85,7 +86,11 @@ struct Server::Impl {
   Endpoint requested;
   Endpoint bound;
   ServerOptions opt;
-  std::unordered_map<std::string, Handler> handlers;
+  struct OpEntry {
+    Handler handler;
+    FastPath fast;  // may be empty
+  };
+  std::unordered_map<std::string, OpEntry> handlers;
   std::function<void(uint64_t)> disconnect_cb;
 
   UniqueFd listen_fd;
@@ -183,11 +188,11 @@ struct Server::Impl {
     }
   }
 
-  // Queues one encoded frame behind any earlier output and writes what it can.
-  void send_frame(Conn& c, ByteView frame) {
+  void send_response(Conn& c, const Response& r) {
     if (c.closed || c.doomed) return;
     bool was_empty = c.pending_out() == 0;
-    c.out.insert(c.out.end(), frame.begin(), frame.end());
+    append_response_frame(c.out, r);  // encoded in place: no frame buffer, no copy
+    if (!r.ok) n_errors.fetch_add(1, std::memory_order_relaxed);
     flush(c);
     if (!was_empty && c.pending_out() > opt.output_buffer_limit) {  // past backpressure: in-flight replies
       log_warn("net: connection " + std::to_string(c.id) + " dropped: " + std::to_string(c.pending_out()) +
@@ -197,11 +202,15 @@ struct Server::Impl {
     c.last_activity_ns.store(monotonic_ns(), std::memory_order_relaxed);
   }
 
-  void send_response(Conn& c, const Response& r) {
-    Bytes frame;
-    append_response_frame(frame, r);
+  // A fast-path answer: queued behind earlier output and written with the other answers of
+  // the same read (decode_frames flushes), so a batch of pipelined requests costs one send.
+  void queue_response(Conn& c, const Response& r) {
+    std::lock_guard lock(c.mu);
+    if (c.closed || c.doomed) return;
+    append_response_frame(c.out, r);
     if (!r.ok) n_errors.fetch_add(1, std::memory_order_relaxed);
-    send_frame(c, frame);
+    account_output(c);
+    c.flush_due = true;
   }
 
   bool wants_close(const Conn& c) const {
@@ -231,6 +240,8 @@ struct Server::Impl {
   bool decode_frames(const std::shared_ptr<Conn>& c);
   void shed_output();
   void on_frame(const std::shared_ptr<Conn>& c, Bytes frame);
+  bool on_frame_view(const std::shared_ptr<Conn>& c, ByteView frame);
+  void dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size);
   void on_continuation(Conn& c, Request& req, size_t frame_size);
   void on_peer_eof(Conn& c);
   void close_conn(uint64_t id, const char* why);
@@ -307,9 +318,6 @@ void Server::Impl::run_handler(const std::shared_ptr<Conn>& conn, const std::sha
 }
 
 void Server::Impl::finish_request(Conn& c, const std::shared_ptr<Stream>& stream, Response& r) {
-  Bytes frame;
-  append_response_frame(frame, r);
-  if (!r.ok) n_errors.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(c.mu);
   if (stream) {
     stream->handler_done = true;
@@ -318,7 +326,7 @@ void Server::Impl::finish_request(Conn& c, const std::shared_ptr<Stream>& stream
   }
   c.in_flight--;
   n_in_flight--;
-  send_frame(c, frame);
+  send_response(c, r);
   update_events(c);
   if (!c.closed && wants_close(c)) wake_loop(c.id);
 }
@@ -431,20 +439,37 @@ void Server::Impl::on_readable(const std::shared_ptr<Conn>& c) {
 // thousands of small requests: each one counts against the in-flight and output bounds).
 // False when framing is lost.
 bool Server::Impl::decode_frames(const std::shared_ptr<Conn>& c) {
+  auto flush_answers = [&] {  // the fast-path answers of this read, in one write
+    if (!c->flush_due) return;
+    c->flush_due = false;
+    std::lock_guard lock(c->mu);
+    flush(*c);
+    update_events(*c);
+    c->last_activity_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  };
   try {
     for (;;) {
       {
         std::lock_guard lock(c->mu);
         if (!reading_allowed(*c)) {
           c->frames_waiting = !c->closed;
-          return true;
+          break;
         }
       }
-      auto frame = c->decoder.next();
-      if (!frame) return true;
-      on_frame(c, std::move(*frame));
+      if (opt.borrow_bytes) {
+        auto view = c->decoder.next_view();
+        if (!view) break;
+        if (!on_frame_view(c, *view)) break;
+      } else {
+        auto frame = c->decoder.next();
+        if (!frame) break;
+        on_frame(c, std::move(*frame));
+      }
     }
+    flush_answers();
+    return true;
   } catch (const Error& e) {  // oversize or empty frame: framing is lost, so answer and close
+    flush_answers();
     log_warn("net: connection " + std::to_string(c->id) + ": " + e.what());
     std::lock_guard lock(c->mu);
     send_response(*c, Response::failure(e.code(), e.what()));
@@ -486,14 +511,80 @@ void Server::Impl::on_frame(const std::shared_ptr<Conn>& c, Bytes frame) {
     send_response(*c, r);
     return;
   }
-  if (req.continuation()) return on_continuation(*c, req, frame.size());
+  dispatch_request(c, std::move(req), frame.size());
+}
+
+namespace {
+FastOutcome call_fast(const FastPath& fast, const Request& req, RequestContext& ctx) {
+  try {
+    return fast(req, ctx);
+  } catch (const Error& e) {
+    return FastOutcome::answer(Response::failure(e.code(), e.what()));
+  } catch (const std::exception& e) {
+    return FastOutcome::answer(Response::failure(Errc::kInternal, std::string("handler failed: ") + e.what()));
+  } catch (...) {
+    return FastOutcome::answer(Response::failure(Errc::kInternal, "handler failed with a non-standard exception"));
+  }
+}
+}  // namespace
+
+// borrow_bytes: the request is decoded in the decoder's buffer; a fast path answers it there
+// (no copy of the frame at all). Anything else gets the frame in a buffer of its own (handed
+// over, not copied, when it was received in place) and is decoded again against it. False
+// when framing is lost (never here: the frame is complete).
+bool Server::Impl::on_frame_view(const std::shared_ptr<Conn>& c, ByteView frame) {
+  Request req;
+  try {
+    req = decode_request_borrowed(frame, nullptr, opt.max_frame);
+  } catch (const ProtocolError& e) {
+    Response r = Response::failure(e.code(), e.what());
+    r.id = e.request_id();
+    queue_response(*c, r);
+    return true;
+  }
+  if (!req.continuation() && !req.more && !stopping.load()) {
+    auto it = handlers.find(req.op);
+    if (it != handlers.end() && it->second.fast) {
+      Context ctx(*this, c, nullptr);
+      FastOutcome out = call_fast(it->second.fast, req, ctx);
+      if (out.response) {
+        n_requests.fetch_add(1, std::memory_order_relaxed);
+        out.response->id = req.id;
+        queue_response(*c, *out.response);
+        return true;
+      }
+      if (out.rest) {
+        std::lock_guard lock(c->mu);
+        c->in_flight++;
+        n_in_flight++;
+        n_requests.fetch_add(1, std::memory_order_relaxed);
+        update_events(*c);
+        batch.push_back([this, c, id = req.id, rest = std::move(out.rest)]() mutable {
+          Context ctx(*this, c, nullptr);
+          Response r = call_handler([&](const Request&, RequestContext& x) { return rest(x); }, Request{}, ctx);
+          r.id = id;
+          finish_request(*c, nullptr, r);
+        });
+        return true;
+      }
+    }
+  }
+  std::shared_ptr<const Bytes> owned = c->decoder.hold_last();
+  const size_t size = owned->size();
+  req = decode_request_borrowed(*owned, owned, opt.max_frame);  // decoded once already: cannot fail
+  dispatch_request(c, std::move(req), size);
+  return true;
+}
+
+void Server::Impl::dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size) {
+  if (req.continuation()) return on_continuation(*c, req, frame_size);
 
   const Handler* handler = nullptr;
   Response refusal;
   if (stopping.load()) {
     refusal = Response::failure(Errc::kIo, "server is shutting down");
   } else if (auto it = handlers.find(req.op); it != handlers.end()) {
-    handler = &it->second;
+    handler = &it->second.handler;
   } else {
     refusal = Response::failure(Errc::kUnsupported, "unknown operation '" + req.op + "'");
   }
@@ -722,8 +813,13 @@ Server::~Server() { stop(); }
 void Server::handle(const std::string& op, Handler handler) {
   if (impl_->started) throw Error(Errc::kUsage, "Server::handle('" + op + "') after start()");
   if (op.empty() || !handler) throw Error(Errc::kUsage, "Server::handle: empty op name or handler");
-  if (!impl_->handlers.emplace(op, std::move(handler)).second)
+  if (!impl_->handlers.emplace(op, Impl::OpEntry{std::move(handler), nullptr}).second)
     throw Error(Errc::kUsage, "Server::handle: op '" + op + "' registered twice");
+}
+
+void Server::handle(const std::string& op, Handler handler, FastPath fast) {
+  handle(op, std::move(handler));
+  impl_->handlers[op].fast = std::move(fast);
 }
 
 void Server::on_disconnect(std::function<void(uint64_t)> callback) { impl_->disconnect_cb = std::move(callback); }

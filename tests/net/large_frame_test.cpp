@@ -119,3 +119,37 @@ TEST(LargeFrame, SendBytesFillsPartsInPlace) {
   EXPECT_EQ(r.body.find("parts")->as_uint(), 4u);  // three data parts + the empty last one
   EXPECT_THROW(up.send_bytes("data", 10, fill), Error);  // after finish
 }
+
+// next_view(): the payloads without a copy, in order, in any split; hold_last() keeps one
+// beyond the next read, handing a large frame's own buffer over (same bytes, same address).
+TEST(LargeFrame, ViewsAndHeldFramesMatchTheCopies) {
+  Bytes small1(100, 1), big(kBig + 12345, 2), small2(3000, 3);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
+  Bytes stream = net::encode_frame(small1);
+  for (const Bytes* p : {&big, &small2}) net::append_frame(stream, *p);
+  for (size_t step : {size_t{1} << 20, size_t{4096}, size_t{777}}) {
+    net::FrameDecoder dec;
+    std::vector<Bytes> seen;
+    std::vector<std::shared_ptr<const Bytes>> held;
+    for (size_t off = 0; off < stream.size();) {
+      std::span<uint8_t> area = dec.read_area();
+      size_t n = std::min({step, area.size(), stream.size() - off});
+      std::memcpy(area.data(), stream.data() + off, n);
+      dec.commit(n);
+      off += n;
+      while (auto v = dec.next_view()) {
+        seen.push_back(to_bytes(*v));
+        const uint8_t* at = v->data();
+        held.push_back(dec.hold_last());
+        if (v->size() >= kBig) EXPECT_EQ(held.back()->data(), at) << "a large frame is handed over, not copied";
+      }
+    }
+    ASSERT_EQ(seen.size(), 3u) << step;
+    EXPECT_EQ(seen[0], small1);
+    EXPECT_EQ(seen[1], big);
+    EXPECT_EQ(seen[2], small2);
+    EXPECT_EQ(*held[0], small1);  // still intact after the decoder moved on
+    EXPECT_EQ(*held[1], big);
+    EXPECT_EQ(*held[2], small2);
+  }
+}

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <numeric>
+#include <set>
 #include <thread>
 
 #include "server_fixture.h"
@@ -558,4 +560,135 @@ TEST(Server, RegistrationAndLifecycleErrors) {
   EXPECT_THROW(other.start(), Error);
   s.stop();
   s.stop();
+}
+
+// ---- fast paths (Server::handle with a FastPath) and borrowed request bytes ----
+
+namespace {
+// "fast": the fast path answers {"n", "via": "fast"} and notes who ran it; body "defer" hands
+// the request to the handler, "finish" finishes on a worker, "refuse" throws.
+struct FastServer {
+  explicit FastServer(bool borrow = true) : server(net::Endpoint::unix_path(tmp.sock()), options(borrow)) {
+    server.handle(
+        "fast",
+        [this](const net::Request& r, net::RequestContext&) {
+          std::lock_guard lock(mu);
+          worker_threads.push_back(std::this_thread::get_id());
+          return net::Response::success(Value::map({entry("n", *r.body.find("n")), entry("via", Value::text("handler"))}));
+        },
+        [this](const net::Request& r, net::RequestContext&) -> net::FastOutcome {
+          {
+            std::lock_guard lock(mu);
+            fast_threads.push_back(std::this_thread::get_id());
+            fast_order.push_back(r.body.find("n")->as_uint());
+          }
+          if (r.body.find("defer")) return net::FastOutcome::defer();
+          if (r.body.find("refuse")) throw Error(Errc::kPolicy, "refused by the fast path");
+          uint64_t n = r.body.find("n")->as_uint();
+          if (r.body.find("finish"))
+            return net::FastOutcome::finish_on_worker([this, n](net::RequestContext&) {
+              std::lock_guard lock(mu);
+              worker_threads.push_back(std::this_thread::get_id());
+              return net::Response::success(Value::map({entry("n", Value::uint(n)), entry("via", Value::text("finish"))}));
+            });
+          return net::FastOutcome::answer(
+              net::Response::success(Value::map({entry("n", Value::uint(n)), entry("via", Value::text("fast"))})));
+        });
+    server.handle("inspect", [](const net::Request& r, net::RequestContext& ctx) {
+      const Value& d = *r.body.find("data");
+      uint64_t parts_borrowed = 0, part_bytes = 0;
+      while (auto part = ctx.next_part()) {
+        if (const Value* pd = part->find("data")) {
+          parts_borrowed += pd->borrowed();
+          part_bytes += pd->bytes_view().size();
+        }
+      }
+      return net::Response::success(Value::map({entry("borrowed", Value::boolean(d.borrowed())),
+                                                entry("data", Value::bytes(d.bytes_view())),
+                                                entry("parts_borrowed", Value::uint(parts_borrowed)),
+                                                entry("part_bytes", Value::uint(part_bytes))}));
+    });
+    server.start();
+  }
+  static net::ServerOptions options(bool borrow) {
+    net::ServerOptions o;
+    o.workers = 2;
+    o.borrow_bytes = borrow;
+    return o;
+  }
+  TempDir tmp;
+  net::Server server;
+  std::mutex mu;
+  std::vector<std::thread::id> fast_threads, worker_threads;
+  std::vector<uint64_t> fast_order;
+};
+}  // namespace
+
+TEST(ServerFastPath, AnswersOnTheEventLoopInArrivalOrder) {
+  FastServer t;
+  UniqueFd fd = net::connect(t.server.endpoint());
+  Bytes wire;
+  for (uint64_t i = 0; i < 200; ++i) {
+    Bytes f = request_frame(i + 1, "fast", Value::map({entry("n", Value::uint(i))}));
+    wire.insert(wire.end(), f.begin(), f.end());
+  }
+  write_all(fd.get(), wire);  // one write: many requests per read
+  net::FrameDecoder dec;
+  std::set<uint64_t> ids;
+  for (int i = 0; i < 200; ++i) {
+    auto r = read_response(fd.get(), dec);
+    ASSERT_TRUE(r && r->ok);
+    EXPECT_EQ(r->body.find("via")->as_text(), "fast");
+    EXPECT_EQ(r->body.find("n")->as_uint() + 1, r->id);
+    ids.insert(r->id);
+  }
+  EXPECT_EQ(ids.size(), 200u);
+  std::lock_guard lock(t.mu);
+  std::vector<uint64_t> want(200);
+  std::iota(want.begin(), want.end(), 0);
+  EXPECT_EQ(t.fast_order, want);  // the wire order
+  EXPECT_TRUE(t.worker_threads.empty());
+  EXPECT_EQ(std::count(t.fast_threads.begin(), t.fast_threads.end(), t.fast_threads[0]), 200);  // one thread
+  EXPECT_NE(t.fast_threads[0], std::this_thread::get_id());
+  EXPECT_EQ(t.server.stats().requests, 200u);
+}
+
+TEST(ServerFastPath, DefersFinishesOnAWorkerOrRefuses) {
+  FastServer t;
+  net::Client c(t.server.endpoint());
+  Value deferred = c.call("fast", Value::map({entry("n", Value::uint(1)), entry("defer", Value::boolean(true))}));
+  EXPECT_EQ(deferred.find("via")->as_text(), "handler");
+  Value finished = c.call("fast", Value::map({entry("n", Value::uint(2)), entry("finish", Value::boolean(true))}));
+  EXPECT_EQ(finished.find("via")->as_text(), "finish");
+  EXPECT_EQ(finished.find("n")->as_uint(), 2u);
+  net::Response refused = c.request("fast", Value::map({entry("n", Value::uint(3)), entry("refuse", Value::boolean(true))}));
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.code, Errc::kPolicy);
+  EXPECT_EQ(refused.message, "refused by the fast path");
+  // A stream never takes the fast path: its handler gets the parts.
+  auto up = c.stream("fast", Value::map({entry("n", Value::uint(4))}));
+  EXPECT_EQ(up.finish().value_or_throw().find("via")->as_text(), "handler");
+  std::lock_guard lock(t.mu);
+  EXPECT_EQ(t.fast_order, (std::vector<uint64_t>{1, 2, 3}));
+  ASSERT_EQ(t.worker_threads.size(), 3u);
+  for (auto w : t.worker_threads) EXPECT_NE(w, t.fast_threads[0]);  // handler and finish ran on workers
+  EXPECT_EQ(t.server.stats().requests_in_flight, 0u);
+  EXPECT_EQ(t.server.stats().error_responses, 1u);
+}
+
+TEST(ServerFastPath, BorrowedBytesPointIntoTheFrameForHandlersAndStreamParts) {
+  for (bool borrow : {true, false}) {
+    FastServer t(borrow);
+    net::Client c(t.server.endpoint());
+    Bytes small(100, 0x11), large(net::FrameDecoder::kDirectFrom + 1000, 0x22);
+    for (const Bytes* data : {&small, &large}) {
+      auto up = c.stream("inspect", Value::map({entry("data", Value::bytes(*data))}));
+      for (int i = 0; i < 3; ++i) up.send(Value::map({entry("data", Value::bytes(Bytes(300 * 1024, static_cast<uint8_t>(i))))}));
+      Value r = up.finish().value_or_throw();
+      EXPECT_EQ(r.find("borrowed")->as_bool(), borrow);
+      EXPECT_EQ(r.find("data")->as_bytes(), *data);  // intact after the decoder moved on
+      EXPECT_EQ(r.find("parts_borrowed")->as_uint(), borrow ? 3u : 0u);
+      EXPECT_EQ(r.find("part_bytes")->as_uint(), 3u * 300 * 1024);
+    }
+  }
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -48,6 +49,13 @@ class FrameDecoder {
   // naming both sizes when a frame announces more than max_frame (the stream is then
   // unusable: the caller must close it) or an empty payload.
   std::optional<Bytes> next();
+  // next() without the copy: the payload in the decoder's buffer, valid until the next call on
+  // the decoder. Same checks and errors as next().
+  std::optional<ByteView> next_view();
+  // The payload next_view() returned last, in a buffer of its own that outlives the decoder's:
+  // a frame received in place is handed over (same address, no copy), a small one is copied.
+  // Call it before any other call on the decoder.
+  std::shared_ptr<const Bytes> hold_last();
 
   // True while bytes of an unfinished frame are buffered (used for read timeouts).
   bool partial() const { return size_ > pos_ || direct_; }
@@ -56,6 +64,7 @@ class FrameDecoder {
 
  private:
   void start_direct(size_t len);
+  void release_last();
   size_t max_frame_;
   Bytes buf_;
   size_t pos_ = 0;   // start of the first unconsumed byte
@@ -66,6 +75,8 @@ class FrameDecoder {
   Bytes direct_buf_;
   size_t direct_len_ = 0;
   size_t direct_fill_ = 0;
+  ByteView last_;             // what next_view() returned last
+  bool last_direct_ = false;  // ... and it is direct_buf_, complete (freed at the next call)
 };
 
 }  // namespace shield_nitro::net

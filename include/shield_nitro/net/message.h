@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "shield_nitro/cbor/value.h"
@@ -74,5 +75,9 @@ void append_response_frame(Bytes& out, const Response& r);
 // An error code name we do not know decodes as kRemote.
 Request decode_request(ByteView payload, size_t max_string = size_t{64} << 20);
 Response decode_response(ByteView payload, size_t max_string = size_t{64} << 20);
+// decode_request() whose body's byte strings point into payload (cbor::decode_borrowed: read
+// them with bytes_view()); owner, when given, keeps payload alive as long as the body.
+Request decode_request_borrowed(ByteView payload, std::shared_ptr<const void> owner = nullptr,
+                                size_t max_string = size_t{64} << 20);
 
 }  // namespace shield_nitro::net

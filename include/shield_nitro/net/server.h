@@ -51,6 +51,10 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{std::chrono::seconds(30)};  // to finish a started frame
   std::chrono::milliseconds drain_timeout{std::chrono::seconds(10)}; // stop(): wait for in-flight
   ListenOptions listen;
+  // Request bodies' byte strings point into the received frame instead of being copied
+  // (cbor::decode_borrowed): handlers read them with bytes_view(), as_bytes() refuses them.
+  // The frame stays alive as long as any copy of the body (stream parts likewise).
+  bool borrow_bytes = false;
 };
 
 // What a handler knows about the connection its request came on.
@@ -76,6 +80,25 @@ class RequestContext {
 // connection, so handlers must be thread-safe.
 using Handler = std::function<Response(const Request&, RequestContext&)>;
 
+// What an op's fast path decided about one request (see Server::handle with a FastPath).
+struct FastOutcome {
+  std::optional<Response> response;               // answered at once, from the event loop
+  std::function<Response(RequestContext&)> rest;  // else, if set: runs on a worker instead of the handler
+
+  static FastOutcome answer(Response r) { return {std::move(r), {}}; }
+  // The op's handler runs on a worker, as if there were no fast path.
+  static FastOutcome defer() { return {}; }
+  // The fast path did the in-order part (e.g. accepted a sealed record); `rest` finishes on a
+  // worker. It must not refer to the request's borrowed bytes (they are gone by then).
+  static FastOutcome finish_on_worker(std::function<Response(RequestContext&)> rest) { return {std::nullopt, std::move(rest)}; }
+};
+// Runs on the event-loop thread, for every request of its op that is not a stream, in the
+// order the connection's frames arrived, before any worker sees the request. It must not block
+// and should cost about what a small AEAD does: every connection waits while it runs. With
+// borrow_bytes, the request's byte strings are valid only during the call. Throwing
+// shield_nitro::Error answers with that error.
+using FastPath = std::function<FastOutcome(const Request&, RequestContext&)>;
+
 struct ServerStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_open = 0;
@@ -98,6 +121,9 @@ class Server {
 
   // Registers the handler for one op. Call before start(); a name registered twice throws.
   void handle(const std::string& op, Handler handler);
+  // The same with a fast path: answers of the fast path cost no hand-off to a worker, and the
+  // answers to one read's requests go out in one write.
+  void handle(const std::string& op, Handler handler, FastPath fast);
   // Called (on the event-loop thread) after a connection closed, for any reason.
   void on_disconnect(std::function<void(uint64_t connection_id)> callback);
 
