@@ -18,44 +18,33 @@
 namespace shield_nitro::supervisor {
 namespace {
 
-using Json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 // Beyond a destination's queue, room kept for the supervisor's events.
 constexpr size_t kEventReserve = 64 << 10;
 
-std::string dump_line(const Json& j) {
-  // Not-UTF-8 app output is replaced, never a throw (an app may print anything).
-  return j.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-}
-
 int64_t now_ms() { return system_clock().now_ms(); }
 
 }  // namespace
 
-std::string format_log_time(int64_t unix_ms) {
-  int64_t s = unix_ms / 1000, ms = unix_ms % 1000;
-  if (ms < 0) {
-    ms += 1000;
-    --s;
-  }
-  char frac[8];
-  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms));
-  return format_utc(s, "%Y-%m-%dT%H:%M:%S") + frac;
-}
-
 std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line) {
-  Json j = {{"time", format_log_time(unix_ms)}, {"source", "app"}, {"stream", stream}, {"line", line}};
-  return dump_line(j);
+  host_link::LogRecord r;
+  r.time = host_link::format_log_time(unix_ms);
+  r.source = "app";
+  r.stream = std::string(stream);
+  r.line = std::string(line);
+  return host_link::format_log_record(r) + "\n";
 }
 
-std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text, const Json& fields) {
-  Json j = {{"time", format_log_time(unix_ms)}, {"source", "supervisor"}, {"stream", "event"}, {"event", event},
-            {"line", text}};
-  if (fields.is_object())
-    for (const auto& [k, v] : fields.items())
-      if (!j.contains(k)) j[k] = v;
-  return dump_line(j);
+std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text, const EventFields& fields) {
+  host_link::LogRecord r;
+  r.time = host_link::format_log_time(unix_ms);
+  r.source = "supervisor";
+  r.stream = "event";
+  r.event = std::string(event);
+  r.line = std::string(text);
+  r.fields = fields;
+  return host_link::format_log_record(r) + "\n";
 }
 
 // One destination: a bounded queue and the thread that writes it out.
@@ -118,7 +107,7 @@ class LogRouter::Sink {
   void queue_drop_notice_locked() {
     std::string notice = event_log_line(now_ms(), "logs_dropped",
                                         std::to_string(dropped_pending_) + " log lines dropped: the log buffer was full",
-                                        {{"count", dropped_pending_}});
+                                        {{"count", static_cast<int64_t>(dropped_pending_)}});
     dropped_pending_ = 0;
     bytes_ += notice.size();
     queue_.push_back(std::move(notice));
@@ -273,7 +262,7 @@ void LogRouter::push(std::string json, bool is_event) {
 
 void LogRouter::app_line(std::string_view stream, std::string_view line) { push(app_log_line(now_ms(), stream, line), false); }
 
-std::string LogRouter::event(std::string_view name, std::string_view text, const nlohmann::json& fields) {
+std::string LogRouter::event(std::string_view name, std::string_view text, const EventFields& fields) {
   std::string line = event_log_line(now_ms(), name, text, fields);
   push(line, true);
   return line;

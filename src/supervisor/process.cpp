@@ -33,8 +33,9 @@ namespace {
 
 constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGQUIT};
-// A longer line is logged in pieces of this size (a JSON line must stay bounded).
-constexpr size_t kMaxLine = 16 << 10;
+// A longer line is logged in pieces of this size: a log record must fit the host link's 4 KiB
+// line with its JSON escaping and the other members.
+constexpr size_t kMaxLine = 3 << 10;
 
 bool is_stop_signal(int sig) { return std::find(std::begin(kStopSignals), std::end(kStopSignals), sig) != std::end(kStopSignals); }
 
@@ -252,10 +253,10 @@ AppProcess::Pipes AppProcess::start(const Prepared& p, uint32_t restarts) {
     throw Error(Errc::kEnvironment, why);
   }
   pid_ = pid;
-  double since_ms = start_ns_ ? static_cast<double>(monotonic_ns() - start_ns_) / 1e6 : 0.0;
+  int64_t since_us = start_ns_ ? (monotonic_ns() - start_ns_) / 1000 : 0;
   logs_.event("app_started",
               "app started: pid " + std::to_string(pid) + (restarts ? ", restart " + std::to_string(restarts) : ""),
-              {{"pid", pid}, {"restarts", restarts}, {"since_start_ms", since_ms}});
+              {{"pid", int64_t{pid}}, {"restarts", int64_t{restarts}}, {"since_start_us", since_us}});
   for (int fd : {out_r.get(), err_r.get()}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   Pipes pipes;
   pipes.out.fd = std::move(out_r);
@@ -316,11 +317,11 @@ int AppProcess::run() {
       ::kill(-pid_, SIGKILL);  // its process group (setsid: the pgid is its pid)
       int st = *exited;
       last_status = exit_status(st);
-      nlohmann::json fields = {{"status", last_status}, {"pid", pid_}};
+      EventFields fields = {{"status", int64_t{last_status}}, {"pid", int64_t{pid_}}};
       if (WIFSIGNALED(st))
-        fields["signal"] = WTERMSIG(st);
+        fields["signal"] = int64_t{WTERMSIG(st)};
       else
-        fields["code"] = WEXITSTATUS(st);
+        fields["code"] = int64_t{WEXITSTATUS(st)};
       logs_.event("app_exited", "app " + status_text(st), fields);
       pid_ = 0;
       exited.reset();
@@ -328,12 +329,12 @@ int AppProcess::run() {
       if (stopping || restart_.policy == runtime::RestartPolicy::kNever || !failed) return last_status;
       if (restarts >= restart_.max_restarts) {
         logs_.event("restart_limit", "not restarting: " + std::to_string(restarts) + " restarts already (app.max_restarts)",
-                    {{"restarts", restarts}});
+                    {{"restarts", int64_t{restarts}}});
         return last_status;
       }
       uint32_t delay = restart_delay_ms(restart_, restarts);
       logs_.event("app_restarting", "restarting the app in " + std::to_string(delay) + " ms",
-                  {{"restarts", restarts + 1}, {"delay_ms", delay}});
+                  {{"restarts", int64_t{restarts} + 1}, {"delay_ms", int64_t{delay}}});
       restart_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay);
       waiting = true;
     }
@@ -366,9 +367,9 @@ int AppProcess::run() {
       if (is_stop_signal(sig)) stopping = true;
       if (pid_ > 0) {
         ::kill(pid_, sig);
-        logs_.event("signal", std::string("forwarded ") + strsignal(sig) + " to the app", {{"signal", sig}, {"pid", pid_}});
+        logs_.event("signal", std::string("forwarded ") + strsignal(sig) + " to the app", {{"signal", int64_t{sig}}, {"pid", int64_t{pid_}}});
       } else if (stopping) {
-        logs_.event("signal", std::string(strsignal(sig)) + " while waiting to restart: not restarting", {{"signal", sig}});
+        logs_.event("signal", std::string(strsignal(sig)) + " while waiting to restart: not restarting", {{"signal", int64_t{sig}}});
         return last_status;
       }
     }

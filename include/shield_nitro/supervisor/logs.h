@@ -1,5 +1,5 @@
 // The supervisor's log pipeline: the app's stdout/stderr lines and the supervisor's own events,
-// as JSON lines (the host link's "logs" op, /tmp/hostlink.md and docs/runtime.md):
+// as JSON lines (host_link::format_log_record, the host link's "logs" op, docs/host-agent.md):
 //   {"time":"2026-12-06T08:00:00.123Z","source":"app","stream":"stdout","line":"..."}
 //   {"time":...,"source":"supervisor","stream":"event","event":"app_exited","line":"...","status":3}
 //
@@ -15,24 +15,25 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "shield_nitro/core/unique_fd.h"
+#include "shield_nitro/host_link/host_link.h"
 
 namespace shield_nitro::supervisor {
 
-// RFC 3339 UTC with milliseconds: "2026-12-06T08:00:00.123Z".
-std::string format_log_time(int64_t unix_ms);
+// Fields of an event: integers or text (what the host agent's parser accepts).
+using EventFields = std::map<std::string, host_link::LogField>;
 
-// One record as a JSON line (ending in '\n'). Bytes that are not UTF-8 are replaced (U+FFFD).
+// One record as a JSON line (ending in '\n'; at most host_link::kMaxLineBytes: a longer text is
+// cut). Bytes that are not UTF-8 are replaced (U+FFFD).
 std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line);
-// An event: fields (a JSON object, or null) are added beside time/source/stream/event/line.
-std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text,
-                           const nlohmann::json& fields = nullptr);
+// An event: fields are added beside time/source/stream/event/line (never replacing them).
+std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text, const EventFields& fields = {});
 
 struct LogOptions {
   size_t buffer_bytes = size_t{1024} << 10;  // per destination (runtime config logs.buffer_kib)
@@ -65,7 +66,7 @@ class LogRouter {
   // One line of the app's output (stream "stdout" or "stderr"). Never blocks.
   void app_line(std::string_view stream, std::string_view line);
   // One supervisor event. Never blocks. Returns the JSON line (tests, and the caller's own use).
-  std::string event(std::string_view name, std::string_view text, const nlohmann::json& fields = nullptr);
+  std::string event(std::string_view name, std::string_view text, const EventFields& fields = {});
 
   // Waits until every queued record went out, or timeout; then stops the destinations.
   // Idempotent; later records are dropped silently.

@@ -18,7 +18,7 @@
 //   run outlives it into the next, and logs app_exited with its status;
 // - restart policy on-failure: a non-zero status starts the app again after
 //   backoff_ms * 2^(restarts so far), at most max_backoff_ms, up to max_restarts times.
-// Events logged: app_started {pid, restarts, since_start_ms}, signal {signal, pid},
+// Events logged: app_started {pid, restarts, since_start_us}, signal {signal, pid},
 // app_exited {status, code | signal, pid}, app_restarting {restarts, delay_ms},
 // restart_limit {restarts}, exec_failed {error}.
 #pragma once
