@@ -116,31 +116,14 @@ std::shared_ptr<const Bytes> FrameDecoder::hold_last() {
 }
 
 std::optional<Bytes> FrameDecoder::next() {
-  release_last();
-  if (direct_) {
-    if (direct_fill_ < direct_len_) return std::nullopt;
-    direct_ = false;
-    direct_fill_ = direct_len_ = 0;
+  auto view = next_view();
+  if (!view) return std::nullopt;
+  if (last_direct_) {  // received in place: handed over
+    last_direct_ = false;
+    last_ = {};
     return std::move(direct_buf_);
   }
-  size_t avail = size_ - pos_;
-  if (avail < kFrameHeaderSize) return std::nullopt;
-  size_t len = get_u32be(buf_.data() + pos_);
-  if (len > max_frame_)
-    throw Error(Errc::kFormat, "frame of " + std::to_string(len) + " bytes exceeds the limit of " +
-                                   std::to_string(max_frame_) + " bytes");
-  if (len == 0) throw Error(Errc::kFormat, "empty frame (a frame must carry one CBOR message)");
-  if (avail - kFrameHeaderSize < len) {
-    // The rest of a large frame goes straight into its own buffer (only bytes of this frame
-    // are buffered, since it is incomplete).
-    if (len >= kDirectFrom) start_direct(len);
-    return std::nullopt;
-  }
-  const uint8_t* start = buf_.data() + pos_ + kFrameHeaderSize;
-  Bytes frame(start, start + len);
-  pos_ += kFrameHeaderSize + len;
-  if (pos_ == size_) pos_ = size_ = 0;
-  return frame;
+  return Bytes(view->begin(), view->end());
 }
 
 }  // namespace shield_nitro::net
