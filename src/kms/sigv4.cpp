@@ -214,13 +214,6 @@ int64_t parse_amz_date(const std::string& stamp) {
   return static_cast<int64_t>(timegm(&tm));
 }
 
-std::optional<std::string> find_header(const HeaderList& headers, const std::string& name) {
-  std::string want = lower(name);
-  for (const auto& [k, v] : headers)
-    if (lower(k) == want) return v;
-  return std::nullopt;
-}
-
 SigV4Result sigv4_sign(const SignableRequest& request, const SigV4Params& params) {
   if (params.amz_date.size() != 16) throw Error(Errc::kUsage, "SigV4: amz_date must be YYYYMMDDTHHMMSSZ");
   SigV4Result r;

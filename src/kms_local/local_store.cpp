@@ -121,14 +121,6 @@ LocalKey LocalKey::clone() const {
   return k;
 }
 
-std::string random_uuid() {
-  Bytes b = os_random().bytes(16);
-  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
-  std::string h = hex_encode(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
-}
-
 LocalStore::LocalStore(std::string dir, std::string arn_prefix) : dir_(std::move(dir)), arn_prefix_(std::move(arn_prefix)) {
   make_dirs(dir_, 0700);
   lock_fd_ = lock_state_folder(dir_);

@@ -12,6 +12,7 @@
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/core/unique_fd.h"
+#include "shield_nitro/kms/http_errors.h"  // random_uuid
 
 namespace shield_nitro::kms {
 
@@ -79,8 +80,5 @@ class LocalStore {
   std::map<std::string, LocalKey> keys_;
   std::map<std::string, LocalAlias> aliases_;
 };
-
-// A random RFC 4122 version-4 UUID.
-std::string random_uuid();
 
 }  // namespace shield_nitro::kms

@@ -18,10 +18,12 @@
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/secure_bytes.h"
+#include "shield_nitro/net/http_headers.h"
 
 namespace shield_nitro::kms {
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
+// The wire header list (net owns it: the HTTP server and parser use it too).
+using HeaderList = net::HeaderList;
 
 // A request as it goes on the wire. path is the raw (not yet URI-encoded) path, or already
 // percent-encoded: encoding is idempotent for the unreserved set. query excludes the '?'.
@@ -110,7 +112,7 @@ struct VerifyOptions {
 std::string sigv4_verify(const SignableRequest& request, const SecretLookup& lookup,
                          const VerifyOptions& options);
 
-// Case-insensitive header lookup; nullopt when absent.
-std::optional<std::string> find_header(const HeaderList& headers, const std::string& name);
+// Case-insensitive header lookup (net's); nullopt when absent.
+using net::find_header;
 
 }  // namespace shield_nitro::kms

@@ -1,110 +1,38 @@
-// A small HTTP/1.1 server for kms-local: TCP or Unix socket, optional TLS (OpenSSL). One epoll
-// thread does all socket and TLS I/O without blocking; complete requests go to a fixed pool of
-// handler threads through a bounded queue. Every request gets an answer: past a cap (open
-// connections or queued requests) a KMS-shaped ThrottlingException, never a reset; a slow
-// client gets 408 at its deadline; an oversize body is read and discarded (up to a bound)
-// before its 413, so the client reads the 413 instead of ECONNRESET.
-//
-// parse_http_request() is the pure parser (fuzzed): it never reads past the buffer, refuses
-// chunked bodies, duplicate Content-Length, oversize headers or bodies, and reports what to
-// answer (400 / 413 / 431 / 501) instead of crashing.
+// kms-local's HTTP server: net::HttpServer (net/http_server.h) with the answers the server makes
+// itself (overload, malformed request, timeout, failed handler) in KMS's JSON error shape and
+// x-amzn-RequestId on every answer (kms/http_errors.h). The request/response types and the
+// parser are net's, named here in kms:: for kms-local's code, tests and fuzz target.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
-#include <functional>
-#include <memory>
-#include <mutex>
-#include <set>
 #include <string>
-#include <thread>
+#include <utility>
 
-#include "shield_nitro/core/unique_fd.h"
-#include "shield_nitro/kms/sigv4.h"
+#include "shield_nitro/kms/http_errors.h"
+#include "shield_nitro/net/http_server.h"
 
 namespace shield_nitro::kms {
 
-struct HttpServerRequest {
-  std::string method;
-  std::string path;
-  std::string query;
-  HeaderList headers;
-  std::string body;
-  bool keep_alive = true;
-};
+using net::HttpHandler;
+using net::HttpLimits;
+using net::HttpParse;
+using net::HttpParseError;
+using net::HttpServerOptions;
+using net::HttpServerRequest;
+using net::HttpServerResponse;
+using net::http_reason;
+using net::parse_http_request;
 
-struct HttpServerResponse {
-  int status = 200;
-  HeaderList headers;
-  std::string body;
-};
-
-struct HttpLimits {
-  size_t max_header_bytes = 16 * 1024;
-  size_t max_body_bytes = 1024 * 1024;
-  // An oversize body is read and discarded up to this many bytes before the 413 is sent.
-  size_t max_discard_bytes = 64 * 1024 * 1024;
-};
-
-// Thrown by the parser: status to answer and why (the connection is closed afterwards).
-struct HttpParseError {
-  int status;
-  std::string message;
-};
-
-enum class HttpParse { kNeedMore, kComplete };
-
-// Parses one request from the front of buffer. kComplete sets consumed (bytes used).
-HttpParse parse_http_request(std::string_view buffer, const HttpLimits& limits, HttpServerRequest& out,
-                             size_t& consumed);
-
-using HttpHandler = std::function<HttpServerResponse(const HttpServerRequest&)>;
-
-struct HttpServerOptions {
-  std::string listen;    // "HOST:PORT" (PORT 0 = pick one) or "unix:PATH"
-  std::string tls_cert;  // PEM chain; with tls_key enables TLS
-  std::string tls_key;
-  HttpLimits limits;
-  int max_connections = 4096;  // open at once; past it a request is answered ThrottlingException
-  int idle_timeout_s = 30;      // an idle keep-alive connection, or a peer that stops reading
-  int request_timeout_s = 10;   // TLS handshake, and a request from its first byte (then 408)
-  int workers = 0;              // handler threads; 0: one per CPU, at least 2
-  size_t max_queued = 1024;     // requests waiting for a handler; past it ThrottlingException
-};
-
-// An HTTP/1.1 server (TLS when configured) calling handler from its worker threads: the
-// handler must be thread-safe. A handler that throws is answered 500 KMSInternalException.
-class HttpServer {
+// net::HttpServer speaking KMS's error shape (kms_http_options); a listen name of "kms-local".
+class HttpServer final : public net::HttpServer {
  public:
-  // Serves nothing until start().
-  HttpServer(HttpServerOptions options, HttpHandler handler);
-  ~HttpServer();
-  HttpServer(const HttpServer&) = delete;
-  HttpServer& operator=(const HttpServer&) = delete;
-
-  // Binds and starts serving on background threads; raises RLIMIT_NOFILE's soft limit to the
-  // hard one so thousands of connections fit. Error(kUsage) for a malformed listen address or
-  // a TLS certificate/key that cannot be loaded, Error(kIo) when it cannot listen.
-  void start();
-  // Stops accepting, closes live connections and joins every thread (a handler call in
-  // progress finishes first).
-  void stop();
-  // The bound port (TCP) after start().
-  int port() const { return port_; }
-  std::string url() const;
+  HttpServer(HttpServerOptions options, HttpHandler handler)
+      : net::HttpServer(with_kms_shape(std::move(options)), std::move(handler)) {}
 
  private:
-  struct Tls;
-  struct Loop;
-  HttpServerOptions options_;
-  HttpHandler handler_;
-  std::unique_ptr<Tls> tls_;
-  std::unique_ptr<Loop> loop_;
-  UniqueFd listen_fd_;
-  int port_ = 0;
+  static HttpServerOptions with_kms_shape(HttpServerOptions options) {
+    if (options.name == HttpServerOptions{}.name) options.name = "kms-local";
+    return kms_http_options(std::move(options));
+  }
 };
-
-// Reason phrase for a status code.
-const char* http_reason(int status);
 
 }  // namespace shield_nitro::kms

@@ -1,4 +1,4 @@
-#include "shield_nitro/kms_local/http_server.h"
+#include "shield_nitro/net/http_server.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -23,17 +23,15 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include "local_store.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 
-namespace shield_nitro::kms {
+namespace shield_nitro::net {
 
 namespace {
 
@@ -97,10 +95,22 @@ size_t content_length(const HttpServerRequest& req, const HttpLimits& limits) {
 
 }  // namespace
 
+std::optional<std::string> find_header(const HeaderList& headers, const std::string& name) {
+  std::string want = lower(name);
+  for (const auto& [k, v] : headers)
+    if (lower(k) == want) return v;
+  return std::nullopt;
+}
+
+HttpServerResponse plain_fault_response(HttpFault, int status, const std::string& message) {
+  return {status, {{"Content-Type", "text/plain; charset=utf-8"}}, message + "\n"};
+}
+
 const char* http_reason(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -175,25 +185,11 @@ std::string http_date() { return format_utc(system_clock().now_s(), "%a, %d %b %
 
 bool has_header(const HeaderList& h, const char* name) { return find_header(h, name).has_value(); }
 
-// A KMS-shaped JSON error for a request that never reached the handler.
-std::string parse_error_body(int status, const std::string& message) {
-  const char* type = status == 501 ? "UnsupportedOperationException"
-                     : status == 400 || status == 505 ? "SerializationException"
-                                                      : "ValidationException";
-  return nlohmann::json{{"__type", type}, {"message", message}}.dump(-1, ' ', false,
-                                                                   nlohmann::json::error_handler_t::replace);
-}
-
-HttpServerResponse kms_error(int status, const std::string& type, const std::string& message) {
-  return {status,
-          {{"Content-Type", "application/x-amz-json-1.1"}},
-          nlohmann::json{{"__type", type}, {"message", message}}.dump()};
-}
-
-// Every answer carries x-amzn-RequestId and Date (the SDKs correct clock skew from it), also
-// the ones the server makes itself (413, 408, ThrottlingException).
-std::string serialize(HttpServerResponse r, bool keep_alive) {
-  if (!has_header(r.headers, "x-amzn-RequestId")) r.headers.emplace_back("x-amzn-RequestId", random_uuid());
+// Every answer carries Date (AWS SDKs correct clock skew from it) and the configured request
+// id header, also the ones the server makes itself (413, 408, overload).
+std::string serialize(HttpServerResponse r, bool keep_alive, const HttpServerOptions& opt) {
+  if (!opt.request_id_header.empty() && opt.request_id && !has_header(r.headers, opt.request_id_header.c_str()))
+    r.headers.emplace_back(opt.request_id_header, opt.request_id());
   if (!has_header(r.headers, "Date")) r.headers.emplace_back("Date", http_date());
   std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + http_reason(r.status) + "\r\n";
   for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
@@ -394,8 +390,11 @@ struct HttpServer::Loop {
       try {
         resp = server.handler_(job.request);
       } catch (const std::exception& e) {
-        log_warn(std::string("kms-local: request handler failed: ") + e.what());
-        resp = kms_error(500, "KMSInternalException", "the server failed to handle the request");
+        log_warn(opt.name + ": request handler failed: " + e.what());
+        resp = fault(HttpFault::kHandlerFailed, 500, "the server failed to handle the request");
+      } catch (...) {
+        log_warn(opt.name + ": request handler failed with a non-standard exception");
+        resp = fault(HttpFault::kHandlerFailed, 500, "the server failed to handle the request");
       }
       bool first;
       {
@@ -455,7 +454,7 @@ struct HttpServer::Loop {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           // Out of descriptors: leave the rest in the listen backlog (they wait, they are not
           // reset) until a connection closes or 100 ms pass.
-          log_warn(std::string("kms-local: cannot accept: ") + std::strerror(errno));
+          log_warn(opt.name + ": cannot accept: " + std::strerror(errno));
           arm_listen(false);
           accept_paused_until = now_ns() + kSecond / 10;
         }
@@ -575,7 +574,7 @@ struct HttpServer::Loop {
       return;
     }
     if (head[0] >= 'A' && head[0] <= 'Z') {
-      log_debug("plain HTTP on the TLS port: answered 400");
+      log_debug(opt.name + ": plain HTTP on the TLS port: answered 400");
       SSL_free(c.ssl);
       c.ssl = nullptr;
       c.plain_on_tls = true;
@@ -623,8 +622,20 @@ struct HttpServer::Loop {
             "This port speaks HTTPS: the request was plain HTTP. Use an https:// URL."};
   }
 
-  static HttpServerResponse throttled(const std::string& why) {
-    return kms_error(400, "ThrottlingException", "kms-local is shedding load (" + why + "): retry later");
+  // The server's own answer, shaped by the configured responder (which must not throw: a
+  // throwing one falls back to plain text rather than taking the event loop down).
+  HttpServerResponse fault(HttpFault f, int status, const std::string& message) const {
+    if (opt.fault_response) {
+      try {
+        return opt.fault_response(f, status, message);
+      } catch (...) {
+      }
+    }
+    return plain_fault_response(f, status, message);
+  }
+
+  HttpServerResponse throttled(const std::string& why) const {
+    return fault(HttpFault::kOverloaded, 503, opt.name + " is shedding load (" + why + "): retry later");
   }
 
   void process(Connection& c, bool eof) {
@@ -637,8 +648,7 @@ struct HttpServer::Loop {
       }
     } catch (const HttpParseError& e) {
       if (c.plain_on_tls) return answer(c, https_refusal(), true);
-      HttpServerResponse resp{e.status, {{"Content-Type", "application/x-amz-json-1.1"}},
-                              parse_error_body(e.status, e.message)};
+      HttpServerResponse resp = fault(HttpFault::kMalformed, e.status, e.message);
       if (e.status == 413) {
         // Read what the client is still sending before answering: closing with its body
         // unread would reset the connection before it reads the 413.
@@ -669,7 +679,7 @@ struct HttpServer::Loop {
   }
 
   void answer(Connection& c, HttpServerResponse resp, bool close) {
-    c.out = serialize(std::move(resp), !close);
+    c.out = serialize(std::move(resp), !close, opt);
     c.out_off = 0;
     c.close_after = close;
     c.state = State::kWriting;
@@ -767,8 +777,8 @@ struct HttpServer::Loop {
             close_conn(c);  // idle keep-alive connection
           } else {
             c.in.clear();
-            answer(c, kms_error(408, "RequestTimeoutException",
-                                "the request did not arrive within " + std::to_string(opt.request_timeout_s) + " s"),
+            answer(c, fault(HttpFault::kTimeout, 408,
+                            "the request did not arrive within " + std::to_string(opt.request_timeout_s) + " s"),
                    true);
           }
           break;
@@ -825,4 +835,4 @@ void HttpServer::stop() {
   if (options_.listen.rfind("unix:", 0) == 0) ::unlink(options_.listen.substr(5).c_str());
 }
 
-}  // namespace shield_nitro::kms
+}  // namespace shield_nitro::net
