@@ -12,8 +12,9 @@ std::string too_big(uint64_t max) { return "artifact exceeds the size limit of "
 
 }  // namespace
 
-ArtifactUpload::ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size)
-    : shield_(shield), max_(max_bytes), announced_(announced_size) {}
+ArtifactUpload::ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size,
+                               unsigned workers)
+    : shield_(shield), max_(max_bytes), workers_(workers), announced_(announced_size) {}
 
 void ArtifactUpload::append_plain(ByteView p) {
   if (plaintext_.size() + p.size() > max_) throw Error(Errc::kPolicy, too_big(max_));
@@ -40,7 +41,7 @@ void ArtifactUpload::start_if_detected() {
     return;
   }
   if (announced_) {
-    assembler_ = std::make_unique<shield::StreamAssembler>(shield_, *announced_, max_);
+    assembler_ = std::make_unique<shield::StreamAssembler>(shield_, *announced_, max_, shield::AssemblerOptions{.workers = workers_});
     assembler_->push(pending_);
   } else {
     stream_ = std::make_unique<shield::StreamDecryptor>(shield_);
@@ -56,6 +57,17 @@ void ArtifactUpload::push(ByteView data) {
   if (pending_.size() + data.size() > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
   pending_.insert(pending_.end(), data.begin(), data.end());
   start_if_detected();
+}
+
+void ArtifactUpload::push_part(cbor::Value part) {
+  const cbor::Value* d = part.find("data");
+  if (!d || d->is_null()) return;
+  if (!d->is(cbor::Type::kBytes)) throw Error(Errc::kFormat, "field 'data' must be a byte string");
+  if (!assembler_) return push(d->as_bytes());
+  auto kept = std::make_shared<const cbor::Value>(std::move(part));  // moving keeps the bytes where they are
+  ByteView data = kept->find("data")->as_bytes();
+  count(data.size());
+  assembler_->push(data, std::move(kept));
 }
 
 SecureBytes ArtifactUpload::finish() {

@@ -3,14 +3,16 @@
 // is gathered up to the size limit and then opened.
 //
 // When the sender announced the container's size (load-artifact's "size"), a stream is
-// decrypted by a StreamAssembler: the plaintext is allocated once at its exact size and each
-// chunk lands in its place; a stream of another length is refused. Without it, the plaintext
+// decrypted by a StreamAssembler: the plaintext is allocated once at its exact size and a pool
+// of workers decrypts each chunk into its place while the parts keep arriving (a part's bytes
+// are lent, not copied); a stream of another length is refused. Without it, the plaintext
 // grows as chunks arrive (StreamDecryptor).
 #pragma once
 
 #include <memory>
 #include <optional>
 
+#include "shield_nitro/cbor/value.h"
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/shield/format.h"
 #include "shield_nitro/shield/shield.h"
@@ -21,9 +23,15 @@ namespace shield_nitro::enclave {
 class ArtifactUpload {
  public:
   // announced_size: the sealed artifact's bytes as the sender announced them, if it did.
-  ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size = std::nullopt);
+  // workers: decrypting threads of a stream of announced size (0 = one per core).
+  ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size = std::nullopt,
+                 unsigned workers = 0);
 
+  // The next bytes, copied if kept.
   void push(ByteView data);
+  // A continuation part of load-artifact ({"data": bytes}, or no/null data): its bytes are
+  // decrypted where they lie, the part kept alive until then. Error(kFormat) for other data.
+  void push_part(cbor::Value part);
   // The plaintext; throws Error(kAuth) for a wrong key / tampering / truncation,
   // Error(kFormat) when the bytes are neither format or not the announced size,
   // Error(kPolicy) over the size limit.
@@ -36,6 +44,7 @@ class ArtifactUpload {
 
   shield::Shield shield_;
   uint64_t max_;
+  unsigned workers_;
   std::optional<uint64_t> announced_;
   uint64_t received_ = 0;
   shield::Format format_ = shield::Format::kUnknown;

@@ -331,11 +331,10 @@ struct EnclaveService::Impl {
       if (!z->is(cbor::Type::kUnsigned)) throw Error(Errc::kFormat, "field 'size' must be an unsigned integer");
       announced = z->as_uint();
     }
-    ArtifactUpload upload(s, opts.policy.max_artifact_bytes(), announced);
+    ArtifactUpload upload(s, opts.policy.max_artifact_bytes(), announced, opts.artifact_workers);
     if (const Value* d = c.body.find("data"); d && !d->is_null()) upload.push(bytes_field(c.body, "data"));
     if (c.net && c.net->streaming()) {
-      while (auto part = c.net->next_part())
-        if (const Value* d = part->find("data"); d && !d->is_null()) upload.push(bytes_field(*part, "data"));
+      while (auto part = c.net->next_part()) upload.push_part(std::move(*part));  // lent, not copied
     }
     SecureBytes plaintext = upload.finish();
     opts.policy.check_artifact(kind == ArtifactKind::kCode, plaintext.size());

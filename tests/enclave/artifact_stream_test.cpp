@@ -130,3 +130,52 @@ TEST_F(ArtifactStream, TamperedChunkInTheMiddleOfALargeArtifactLeavesNothingLoad
   ASSERT_TRUE(r.ok) << r.message;
   EXPECT_EQ(loaded_artifacts(), 1u);
 }
+
+TEST_F(ArtifactStream, APartWhoseDataIsNotBytesIsRefusedOnceTheStreamStarted) {
+  Bytes sealed = seal(3u << 20);
+  auto up = client->stream("load-artifact", Value::map({cbor::entry("key", Value::text(key)), cbor::entry("kind", Value::text("model")),
+                                                        cbor::entry("name", Value::text("m")),
+                                                        cbor::entry("size", Value::uint(sealed.size()))}));
+  try {
+    up.send(Value::map({cbor::entry("data", Value::bytes(ByteView(sealed).first(kChunk)))}));
+    up.send(Value::map({cbor::entry("data", Value::text("not bytes"))}));
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(code(up.finish()), Errc::kFormat);
+  EXPECT_EQ(loaded_artifacts(), 0u);
+}
+
+// Each worker count of the service's option loads the artifact and refuses a tampered one.
+struct ArtifactWorkers : ::testing::TestWithParam<unsigned>, test_support::EnclaveHost {
+  ArtifactWorkers() : EnclaveHost("sn-artworkers-") {}
+};
+
+TEST_P(ArtifactWorkers, LoadsAndRefusesWithThisWorkerCount) {
+  enclave::ServiceOptions opts;
+  opts.artifact_workers = GetParam();
+  start(std::move(opts));
+  std::string key = load_data_key();
+  Bytes sealed = shield::encrypt_stream(shield::Shield::with_key(data_key), Bytes((5u << 20) + 3, 0x33), {.chunk_size = 65536});
+  for (bool tamper : {true, false}) {
+    Bytes c = sealed;
+    if (tamper) c[c.size() / 2] ^= 0x80;
+    auto up = client->stream("load-artifact", Value::map({cbor::entry("key", Value::text(key)), cbor::entry("kind", Value::text("model")),
+                                                          cbor::entry("name", Value::text("m")),
+                                                          cbor::entry("size", Value::uint(c.size()))}));
+    try {
+      for (size_t off = 0; off < c.size(); off += 200000)
+        up.send(Value::map({cbor::entry("data", Value::bytes(ByteView(c).subspan(off, std::min<size_t>(200000, c.size() - off))))}));
+    } catch (const Error&) {
+      // answered early: the response says why
+    }
+    net::Response r = up.finish();
+    if (tamper) {
+      EXPECT_EQ(code(r), Errc::kAuth);
+    } else {
+      ASSERT_TRUE(r.ok) << r.message;
+      EXPECT_EQ(r.body.find("size")->as_uint(), (5u << 20) + 3);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OneToFour, ArtifactWorkers, ::testing::Values(1u, 2u, 3u, 4u));

@@ -21,6 +21,8 @@ struct ServiceOptions {
   ReleasePolicy policy;
   // Ask the parent for fresh credentials this long before they expire.
   int64_t credentials_refresh_margin_s = 300;
+  // Threads decrypting an artifact of announced size while it arrives (0 = one per core).
+  unsigned artifact_workers = 0;
 };
 
 // One service instance: owns the NSM client, the key releaser and every secret it is given.
