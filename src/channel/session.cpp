@@ -255,8 +255,14 @@ SecureBytes SealedBox::open_reply(ByteView record, uint64_t seq) {
 
 void SealedBox::open_into(ByteView record, SecureBytes& payload, uint64_t* seq) {
   payload.clear();
-  if (role_ == Role::kEnclave) accept_request(record, payload, seq);
+  if (role_ == Role::kEnclave) accept_request(record, payload, seq, true);
   else accept_reply(record, nullptr, payload, seq);
+}
+
+bool SealedBox::try_open_into(ByteView record, SecureBytes& payload, uint64_t* seq) {
+  if (role_ != Role::kEnclave) throw Error(Errc::kUsage, "channel: only the enclave accepts requests");
+  payload.clear();
+  return accept_request(record, payload, seq, false);
 }
 
 RecordHeader SealedBox::check_header(ByteView record, bool want_reply) const {
@@ -269,7 +275,7 @@ RecordHeader SealedBox::check_header(ByteView record, bool want_reply) const {
   return h;
 }
 
-void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out) {
+bool SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out, bool may_wait) {
   RecordHeader h = check_header(record, false);
   auto replayed = [&] {
     return Error(Errc::kVerify, "channel: replayed or reordered request (seq " + std::to_string(h.seq) + ", expected " +
@@ -280,6 +286,7 @@ void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
     std::lock_guard lock(mu_);
     if (failed_) throw Error(Errc::kVerify, "channel: a request never arrived; the session is over, open a new channel");
     if (h.seq < next_recv_) throw replayed();
+    if (!may_wait && h.seq > next_recv_) return false;  // its turn has not come: nothing taken
     base = epoch_;
   }
   // Workers decrypt concurrently, under the keys current now (a predecessor's key update is
@@ -338,6 +345,7 @@ void SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
   ++next_recv_;
   if (waiters_ > 0) turn_.notify_all();
   if (seq_out) *seq_out = h.seq;
+  return true;
 }
 
 void SealedBox::accept_reply(ByteView record, const uint64_t* expected, SecureBytes& payload, uint64_t* seq_out) {

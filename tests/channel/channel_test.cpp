@@ -402,3 +402,31 @@ TEST(Channel, ConcurrentSealAndOpen) {
   EXPECT_EQ(opened.load(), kThreads * kEach);
   EXPECT_EQ(replays.load(), kThreads * kEach);
 }
+
+// try_open_into never waits: a request whose predecessor is outstanding is left untouched (it
+// can still be accepted in its turn), the next one opens, a replay and a forgery are refused.
+TEST(Channel, TryOpenTakesOnlyTheNextRequestAndNeverWaits) {
+  ChannelServer server;
+  Pair p = handshake(server);
+  Bytes m0 = p.client->seal(as_bytes("a"));
+  Bytes m1 = p.client->seal(as_bytes("b"));
+  SecureBytes out;
+  uint64_t seq = 99;
+  EXPECT_FALSE(p.enclave->try_open_into(m1, out, &seq));  // 0 has not come: not its turn
+  EXPECT_EQ(seq, 99u);
+  EXPECT_TRUE(out.empty());
+  Bytes forged = m0;
+  forged[forged.size() - 1] ^= 1;
+  EXPECT_EQ(code_of([&] { p.enclave->try_open_into(forged, out); }), Errc::kAuth);  // takes no seq
+  ASSERT_TRUE(p.enclave->try_open_into(m0, out, &seq));
+  EXPECT_EQ(seq, 0u);
+  EXPECT_EQ(to_string(out.view()), "a");
+  EXPECT_EQ(code_of([&] { p.enclave->try_open_into(m0, out); }), Errc::kVerify);  // replay
+  ASSERT_TRUE(p.enclave->try_open_into(m1, out, &seq));  // now it is 1's turn
+  EXPECT_EQ(seq, 1u);
+  EXPECT_EQ(to_string(out.view()), "b");
+  Bytes reply;
+  p.enclave->seal_reply_into(1, as_bytes("B"), reply);
+  EXPECT_EQ(to_string(p.client->open_reply(reply, 1).view()), "B");
+  EXPECT_EQ(code_of([&] { p.client->try_open_into(reply, out); }), Errc::kUsage);  // enclave only
+}

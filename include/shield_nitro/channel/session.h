@@ -121,6 +121,11 @@ class SealedBox {
   // Error(kAuth) for a forgery (which takes no seq: the genuine record may still come).
   SecureBytes open(ByteView record, uint64_t* seq = nullptr);
   void open_into(ByteView record, SecureBytes& payload, uint64_t* seq = nullptr);
+  // Enclave, from a thread that must not wait (the server's event loop, which reads a
+  // connection's records in order): open_into() when record is the next request in order (or an
+  // old one: refused as a replay); false, having changed nothing, while a predecessor is still
+  // outstanding (then open_into() on a thread that may wait).
+  bool try_open_into(ByteView record, SecureBytes& payload, uint64_t* seq = nullptr);
   // Client: the reply to request seq, and nothing else.
   SecureBytes open_reply(ByteView record, uint64_t seq);
 
@@ -137,7 +142,7 @@ class SealedBox {
   using EpochPtr = std::shared_ptr<const Epoch>;
   static EpochPtr ratchet(const Epoch& e);
   RecordHeader check_header(ByteView record, bool want_reply) const;
-  void accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out);
+  bool accept_request(ByteView record, SecureBytes& payload, uint64_t* seq_out, bool may_wait);
   void accept_reply(ByteView record, const uint64_t* expected, SecureBytes& payload, uint64_t* seq_out);
   void remember_unanswered_locked(uint64_t seq, EpochPtr epoch);
 
