@@ -41,12 +41,6 @@ bool is_env_name(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
-bool is_artifact_name(std::string_view s) {
-  if (s.empty() || s.size() > 64 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
-}
-
 // A DNS name in lowercase: labels of [a-z0-9_-], 1-63 bytes, not starting or ending with '-'.
 bool is_dns_name(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
@@ -189,7 +183,7 @@ void parse_artifacts(const Doc& doc, const YAML::Node& node, const StorageConfig
     ArtifactConfig a;
     YAML::Node n = m.need("name");
     a.name = nonempty(doc, n, m.path("name"));
-    if (!is_artifact_name(a.name))
+    if (!detail::is_simple_name(a.name))
       doc.fail(m.path("name"), n, "expected letters, digits, '.', '_', '-' (at most 64, starting alphanumeric)");
     for (size_t j = 0; j < out.size(); ++j)
       if (out[j].name == a.name) doc.fail(m.path("name"), n, "'" + a.name + "' is already the name of " + index("artifacts", j));

@@ -1,6 +1,8 @@
 #include "yaml_check.h"
 
 #include <algorithm>
+#include <cctype>
+#include <sstream>
 
 #include "shield_nitro/core/error.h"
 
@@ -30,6 +32,20 @@ const char* kind(const YAML::Node& n) {
   }
 }
 
+// Sees documents go by without building them.
+struct DocumentCounter : YAML::EventHandler {
+  YAML::Mark last_start = YAML::Mark::null_mark();
+  void OnDocumentStart(const YAML::Mark& mark) override { last_start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
 
 void Doc::fail_at(const std::string& key, const YAML::Mark& mark, const std::string& why) const {
@@ -37,6 +53,11 @@ void Doc::fail_at(const std::string& key, const YAML::Mark& mark, const std::str
 }
 
 void Doc::fail(const std::string& key, const YAML::Node& at, const std::string& why) const {
+  // A null value is marked where the next token starts: the key's line is the useful one.
+  if (!at.IsDefined() || at.IsNull()) {
+    auto it = key_marks_.find(key);
+    if (it != key_marks_.end()) fail_at(key, it->second, why);
+  }
   fail_at(key, at.IsDefined() ? at.Mark() : YAML::Mark::null_mark(), why);
 }
 
@@ -47,17 +68,25 @@ void Doc::fail(const std::string& key, const std::string& why) const {
 YAML::Node Doc::load(std::string_view yaml) const {
   if (yaml.size() > kMaxConfigBytes)
     fail("", std::to_string(yaml.size()) + " bytes, more than the " + std::to_string(kMaxConfigBytes) + " allowed");
-  std::vector<YAML::Node> docs;
+  std::string input(yaml);
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(yaml));
+    root = YAML::Load(input);
+    // A second document is refused, not ignored. Not YAML::LoadAll: yaml-cpp 0.7 reports a
+    // never-ending run of empty documents after some stray tokens (found by fuzz_runtime_config).
+    std::istringstream stream(input);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    if (parser.HandleNextDocument(counter) && parser.HandleNextDocument(counter))
+      fail_at("", counter.last_start, "expected one YAML document");
   } catch (const YAML::ParserException& e) {
     fail_at("", e.mark, "YAML syntax: " + e.msg);
   } catch (const YAML::Exception& e) {
     fail_at("", e.mark, "YAML: " + e.msg);
   }
-  if (docs.empty()) fail("", "empty file (expected a mapping)");
-  if (docs.size() > 1) fail("", docs[1], "expected one YAML document, found " + std::to_string(docs.size()));
-  return docs[0];
+  if (!root.IsDefined() || (root.IsNull() && yaml.find_first_not_of(" \t\r\n") == std::string_view::npos))
+    fail("", "empty file (expected a mapping)");
+  return root;
 }
 
 std::string join(const std::string& prefix, std::string_view key) {
@@ -76,10 +105,11 @@ Map::Map(const Doc& doc, const YAML::Node& node, std::string path, std::initiali
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       std::string expected;
       for (std::string_view s : known) expected += (expected.empty() ? "" : ", ") + std::string(s);
-      doc.fail(join(path_, name), k, "unknown key (expected one of: " + expected + ")");
+      doc.fail(join(path_, name), k, "unknown key; expected one of: " + expected);
     }
     for (const auto& [seen, _] : values_)
       if (seen == name) doc.fail(join(path_, name), k, "duplicate key");
+    doc.remember(join(path_, name), k.Mark());
     values_.emplace_back(name, kv.second);
   }
 }
@@ -159,9 +189,16 @@ std::map<std::string, std::string> string_map(const Doc& doc, const YAML::Node& 
     std::string key_path = join(path, key);
     if (key.empty()) doc.fail(path, k, "empty key");
     if (out.count(key)) doc.fail(key_path, k, "duplicate key");
+    doc.remember(key_path, k.Mark());
     out[key] = text(doc, kv.second, key_path);
   }
   return out;
+}
+
+bool is_simple_name(std::string_view s) {
+  if (s.empty() || s.size() > 64 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; });
 }
 
 bool is_below(std::string_view child, std::string_view dir) {

@@ -2,6 +2,7 @@
 // refusal is one Error(kFormat) line: "<source>: <key path>: <why> (line N)".
 #pragma once
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
@@ -26,9 +27,12 @@ class Doc {
   [[noreturn]] void fail_at(const std::string& key, const YAML::Mark& mark, const std::string& why) const;
   // Exactly one YAML document of at most kMaxConfigBytes; syntax errors become fail().
   YAML::Node load(std::string_view yaml) const;
+  // Where the key of `key` is, for values without a position of their own (`key:` alone).
+  void remember(const std::string& key, const YAML::Mark& mark) const { key_marks_[key] = mark; }
 
  private:
   std::string source_;
+  mutable std::map<std::string, YAML::Mark> key_marks_;
 };
 
 // "a.b" / "a[2]" key paths.
@@ -66,6 +70,9 @@ std::string abs_path(const Doc& doc, const YAML::Node& node, const std::string& 
 std::vector<YAML::Node> sequence(const Doc& doc, const YAML::Node& node, const std::string& path);
 // A mapping of scalar keys to scalar values, keys unique and non-empty.
 std::map<std::string, std::string> string_map(const Doc& doc, const YAML::Node& node, const std::string& path);
+
+// Letters, digits, '.', '_', '-'; at most 64; starting alphanumeric (artifact and enclave names).
+bool is_simple_name(std::string_view s);
 
 // Whether child lies strictly below dir (both normalized absolute paths).
 bool is_below(std::string_view child, std::string_view dir);
