@@ -99,10 +99,12 @@ class FakeEnclave:
         blob = b"".join(p.get("data", b"") for p in parts)
         if "size" in body and body["size"] != len(blob):   # as the enclave refuses it
             raise ShieldNitroError("format", f"artifact is {len(blob)} bytes, announced {body['size']}")
-        plain = Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
+        # A stream container (which this fake cannot open) is kept as it came.
+        plain = blob if blob[:4] == b"SNST" else Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
         handle = f"art-{len(self.artifacts) + 1}"
         self.artifacts[handle] = plain
-        self.uploads.append({"parts": len(parts), "announced": body.get("size"), "models": body.get("models")})
+        self.uploads.append({"parts": len(parts), "announced": body.get("size"), "models": body.get("models"),
+                             "sizes": [len(p["data"]) for p in parts if "data" in p], "blob": blob})
         return {"handle": handle, "kind": body["kind"], "name": body["name"], "size": len(plain)}
 
     def op_invoke(self, body, parts):
@@ -194,6 +196,62 @@ def test_load_artifact_from_path(enclave, tmp_path):
         assert e.value.code == "io" and "missing.shield" in e.value.message
         with pytest.raises(UsageError):
             client.load_artifact("key-1", io.StringIO("text"))
+
+
+def fake_stream(chunk, records, last, password=False):
+    """Bytes shaped like a stream container (docs/stream-format.md): header, then records."""
+    header = b"SNST\x01\x01" + bytes([0x03 if password else 0x13]) + chunk.to_bytes(4, "big")
+    header += os.urandom((66 if password else 50) - len(header))
+    return header + os.urandom((chunk + 16) * records + last)
+
+
+@pytest.mark.parametrize("password", [False, True])
+def test_a_stream_goes_one_record_per_part_by_sendfile_or_reads(enclave, tmp_path, monkeypatch, password):
+    fake, endpoint = enclave
+    blob = fake_stream(100, 5, 40, password)
+    header = 66 if password else 50
+    path = tmp_path / "model.snst"
+    path.write_bytes(b"xyz" + blob)
+    calls = []
+    real_sendfile = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a) or real_sendfile(*a))
+    with EnclaveClient.connect(endpoint, chunk_size=64) as client:
+        with open(path, "rb") as f:          # a regular file, read in part: sendfile from where it stands
+            f.read(3)
+            client.load_artifact("key-1", f)
+            assert f.tell() == 3 + len(blob)
+        up = fake.uploads[-1]
+        assert up["blob"] == blob and up["announced"] == len(blob)
+        assert up["sizes"] == [header] + [116] * 5 + [40]
+        assert len(calls) >= 7               # every part's bytes went by sendfile
+        calls.clear()
+        client.load_artifact("key-1", io.BytesIO(blob))   # no file: read, cut the same way
+        assert fake.uploads[-1]["blob"] == blob and fake.uploads[-1]["sizes"] == [header] + [116] * 5 + [40]
+        assert not calls
+        # A v4 message (or anything else) goes in chunk_size parts, both ways.
+        v4 = Shield.with_key(DATA_KEY).encrypt(os.urandom(1000))
+        (tmp_path / "m.shield").write_bytes(v4)
+        client.load_artifact("key-1", tmp_path / "m.shield")
+        assert fake.uploads[-1]["sizes"] == [64] * (len(v4) // 64) + [len(v4) % 64] * (len(v4) % 64 > 0)
+        client.load_artifact("key-1", io.BytesIO(v4))
+        assert fake.uploads[-1]["sizes"] == [64] * (len(v4) // 64) + [len(v4) % 64] * (len(v4) % 64 > 0)
+
+
+def test_a_file_part_is_the_frame_a_read_part_would_be(tmp_path):
+    from shield_nitro import transport
+    a, b = __import__("socket").socketpair()
+    with a, b:
+        conn = transport.Connection(a)
+        data = os.urandom(70_000)
+        (tmp_path / "f").write_bytes(b"..." + data)
+        with open(tmp_path / "f", "rb") as f:
+            conn._send_file_part(7, "data", f.fileno(), 3, len(data))
+        expected = transport.encode_frame(transport.encode_request(7, None, {"data": data}, more=True))
+        got = b""
+        while len(got) < len(expected):
+            got += b.recv(len(expected) - len(got))
+        assert got == expected
+        conn.close()
 
 
 def test_policy_mismatch_refuses_channel(enclave):
