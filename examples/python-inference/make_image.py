@@ -2,7 +2,7 @@
 """Builds the python-inference example's container image without Docker, from this machine's
 Debian files: Python 3.11 with its standard library, numpy, botocore (KMS only) and the app.
 
-  make_image.py -o app.tar [--app DIR]
+  make_image.py -o app.tar [--app DIR] [--file SRC:DEST]...
 
 The output is a `docker save` tar (manifest.json + config + one layer) that
 `shield-nitro eif build --image app.tar` reads like any other image. The layer is reproducible:
@@ -126,7 +126,7 @@ class Layer:
         return buf.getvalue()
 
 
-def build_layer(app_dir):
+def build_layer(app_dir, extra_files):
     layer = Layer()
     layer.add_file(PYTHON)
     layer.add_file("/usr/bin/python3")  # a symlink to python3.11
@@ -151,6 +151,10 @@ def build_layer(app_dir):
         host = os.path.join(app_dir, name)
         if os.path.isfile(host) and not name.startswith("."):
             layer.add_data("/app/" + name, open(host, "rb").read(), 0o755 if os.access(host, os.X_OK) else 0o644)
+    for host, dest in extra_files:
+        if not os.path.isabs(dest):
+            fail("--file %s:%s: the destination must be an absolute path in the image" % (host, dest))
+        layer.add_data(dest, open(host, "rb").read(), 0o644)
     return layer.tar_bytes(), len(layer.entries)
 
 
@@ -159,11 +163,19 @@ def main():
     parser.add_argument("-o", "--output", required=True, help="the image tar to write (docker save format)")
     parser.add_argument("--app", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "app"),
                         help="folder whose files become /app (default: this example's app/)")
+    parser.add_argument("--file", action="append", default=[], metavar="SRC:DEST",
+                        help="also put SRC at DEST in the image (repeatable), e.g. a private CA")
     args = parser.parse_args()
+    extra = []
+    for item in args.file:
+        host, sep, dest = item.partition(":")
+        if not sep or not os.path.isfile(host):
+            fail("--file %s: expected SRC:DEST with SRC an existing file" % item)
+        extra.append((host, dest))
     if not os.path.exists(PYTHON):
         fail("%s is missing: this script packs the host's Debian Python" % PYTHON)
 
-    layer, count = build_layer(args.app)
+    layer, count = build_layer(args.app, extra)
     layer_digest = hashlib.sha256(layer).hexdigest()
     config = {
         "architecture": "amd64",
