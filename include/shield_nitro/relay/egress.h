@@ -18,7 +18,8 @@
 //   relay::EgressProxy proxy(o); proxy.start();
 //
 //   relay::HostEgress egress({.egress = enclave.runtime.egress, .name = "egress app"});
-//   egress.serve(std::move(conn), request["target"], leftover_bytes);   // on the connection's thread
+//   host_link::Request req = host_link::parse_request(host_link::read_line(fd, timeout, "enclave"));
+//   if (req.op == host_link::Op::kConnect) egress.serve(std::move(conn), req.host, req.port);  // on its thread
 //
 // Both relay with net::relay (half-close propagated) and count bytes and refusals for metrics.
 #pragma once
@@ -59,7 +60,7 @@ struct EgressProxyStats {
   uint64_t refused = 0;      // 403: not in the allowlist, or refused by the host
   uint64_t bad_requests = 0; // 400/405/408/431/501/503/505 answered by the proxy itself
   uint64_t failed_dials = 0; // 502/504: the tunnel could not be opened
-  uint64_t bytes_up = 0;     // app → destination (after the head), finished connections
+  uint64_t bytes_up = 0;     // app → destination (a forwarded request's rewritten head included), finished connections
   uint64_t bytes_down = 0;   // destination → app, finished connections
 };
 
@@ -102,11 +103,16 @@ class HostEgress {
  public:
   explicit HostEgress(HostEgressOptions options);
 
-  // Serves one connect op on `conn`, whose request line the caller already read: `target` is its
-  // "target" ("host:port", "[v6]:port"), `pending` any bytes read past that line (sent on to the
-  // destination first). Answers one JSON line, then relays until both sides close or stop_fd
-  // becomes readable; closes conn. Thread-safe (one call per connection thread); never throws for
-  // what the enclave or the destination do (refusals and failures are answered, logged, counted).
+  // Serves one connect op on `conn`, whose request line the caller already read (with
+  // host_link::read_line, which never reads past the line): host and port from
+  // host_link::parse_request, `pending` any bytes the caller read past that line (sent on to the
+  // destination first). Answers one host-link line (host_link::answer_ok / answer_error), then
+  // relays until both sides close or stop_fd becomes readable; closes conn. Thread-safe (one call
+  // per connection thread); never throws for what the enclave or the destination do: refusals
+  // and failures are answered, logged and counted.
+  void serve(UniqueFd conn, const std::string& host, uint16_t port, ByteView pending = {}, int stop_fd = -1);
+  // The same with the request's "target" as sent ("host:port", "[v6]:port"); a malformed one is
+  // answered {"ok":false} and counted as refused.
   void serve(UniqueFd conn, std::string_view target, ByteView pending = {}, int stop_fd = -1);
 
   HostEgressStats stats() const;

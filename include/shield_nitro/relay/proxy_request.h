@@ -32,7 +32,7 @@ struct ProxyRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // as sent, in order
   size_t head_size = 0;  // bytes of the head, through the blank line
 
-  // "host:port" ("[::1]:443" for IPv6), for log lines and the host link's "target".
+  // format_authority(host, port), for log lines and the host link's "target".
   std::string authority() const;
 };
 
@@ -61,6 +61,9 @@ ProxyParse parse_proxy_request(std::string_view buffer, const ProxyLimits& limit
 // Keep-Alive) dropped and "Connection: close" added (one request per upstream connection, so a
 // client's next absolute-form request never reaches the wrong host).
 std::string origin_form_head(const ProxyRequest& request);
+
+// "host:port", or "[v6]:port" for an IPv6 literal.
+std::string format_authority(const std::string& host, uint16_t port);
 
 // Splits "host:port" / "[v6]:port" as in a CONNECT target or the host link's "target": false when
 // malformed (the host is checked as in parse_proxy_request: a DNS name or an IP literal).

@@ -1,0 +1,79 @@
+#include "shield_nitro/relay/ingress.h"
+
+#include <atomic>
+
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/log.h"
+#include "shield_nitro/net/acceptor.h"
+
+namespace shield_nitro::relay {
+
+struct IngressForwarder::Impl {
+  IngressOptions opt;
+  std::unique_ptr<net::Acceptor> acceptor;
+  std::atomic<uint64_t> n_failed{0}, n_up{0}, n_down{0};
+
+  void serve(uint64_t id, UniqueFd client, int stop_fd);
+};
+
+void IngressForwarder::Impl::serve(uint64_t id, UniqueFd client, int stop_fd) {
+  std::string name = opt.name + ": conn " + std::to_string(id);
+  int64_t start = monotonic_ns();
+  UniqueFd target;
+  try {
+    target = net::connect(opt.target, opt.connect_timeout);
+  } catch (const Error& e) {
+    n_failed++;
+    // The client gets a plain close (FIN): nothing was sent, and it sent nothing we must drain.
+    log_warn(name + " closed: cannot reach " + opt.target.to_string() + ": " + e.what());
+    return;
+  }
+  net::RelayResult r;
+  if (opt.session) {
+    r = opt.session(client.get(), target.get(), stop_fd);
+  } else {
+    net::RelayOptions ro;
+    ro.stop_fd = stop_fd;
+    r = net::relay(client.get(), target.get(), ro);
+  }
+  n_up += r.up;
+  n_down += r.down;
+  log_debug(name + " " + net::relay_end_name(r.end) + ": up " + std::to_string(r.up) + " bytes, down " +
+            std::to_string(r.down) + " bytes, " + std::to_string((monotonic_ns() - start) / 1000000) + " ms");
+}
+
+IngressForwarder::IngressForwarder(IngressOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = std::move(options);
+  const IngressOptions& o = impl_->opt;
+  auto missing = [](const net::Endpoint& e) { return e.kind == net::Endpoint::Kind::kUnix && e.path.empty(); };
+  if (missing(o.listen) || missing(o.target))
+    throw Error(Errc::kUsage, o.name + ": both a listen and a target endpoint are required");
+  net::AcceptorOptions ao{o.listen, o.listen_options, o.max_connections, o.name};
+  impl_->acceptor = std::make_unique<net::Acceptor>(ao, [impl = impl_.get()](uint64_t id, UniqueFd c, int stop_fd) {
+    impl->serve(id, std::move(c), stop_fd);
+  });
+}
+
+IngressForwarder::~IngressForwarder() { stop(); }
+
+void IngressForwarder::start() {
+  impl_->acceptor->start();
+  log_info(impl_->opt.name + ": listening on " + impl_->acceptor->endpoint().to_string() + ", forwarding to " +
+           impl_->opt.target.to_string());
+}
+
+void IngressForwarder::stop() {
+  if (!impl_->acceptor->running()) return;
+  impl_->acceptor->stop();
+  log_info(impl_->opt.name + ": stopped");
+}
+
+const net::Endpoint& IngressForwarder::endpoint() const { return impl_->acceptor->endpoint(); }
+
+IngressStats IngressForwarder::stats() const {
+  return {impl_->acceptor->accepted(), impl_->n_failed.load(), impl_->n_up.load(), impl_->n_down.load(),
+          impl_->acceptor->active()};
+}
+
+}  // namespace shield_nitro::relay

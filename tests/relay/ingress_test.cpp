@@ -1,0 +1,179 @@
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <stdlib.h>
+
+#include <cstring>
+
+#include <atomic>
+#include <thread>
+
+#include "shield_nitro/relay/ingress.h"
+#include "relay_test_support.h"
+#include "support/echo_server.h"
+
+using namespace shield_nitro;
+using namespace sn_test;
+
+namespace {
+
+relay::IngressOptions forward(const std::string& name, const std::string& listen, const net::Endpoint& target) {
+  relay::IngressOptions o;
+  o.name = name;
+  o.listen = net::Endpoint::parse(listen);
+  o.target = target;
+  return o;
+}
+
+// The host's and the enclave's forwarders in front of an echo server (the app):
+// client → tcp (host) → vsock://16:5000 → (enclave) → tcp://127.0.0.1:<app>.
+struct IngressPath {
+  SimulatedVsock vsock;
+  EchoServer app;
+  relay::IngressForwarder enclave{forward("ingress 5000", "vsock://ANY:5000", net::Endpoint::tcp("127.0.0.1", app.port()))};
+  relay::IngressForwarder host{forward("ingress app", "tcp://127.0.0.1:0", net::Endpoint::vsock(16, 5000))};
+  IngressPath() {
+    enclave.start();
+    host.start();
+  }
+};
+
+// Reads exactly n bytes, or fewer if the peer closes first.
+Bytes read_n(int fd, size_t n) {
+  Bytes got;
+  uint8_t buf[4096];
+  while (got.size() < n) {
+    ssize_t r = ::recv(fd, buf, std::min(sizeof buf, n - got.size()), 0);
+    if (r <= 0) break;
+    got.insert(got.end(), buf, buf + r);
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST(Ingress, FiveHundredConcurrentConnectionsThroughHostAndEnclaveForwarders) {
+  IngressPath path;
+  constexpr int kClients = 500;
+  std::atomic<int> good{0};
+  std::atomic<uint64_t> sent{0};
+  std::vector<std::thread> clients;
+  // Every connection is open at once: each sends its first half, waits for the echo, and only
+  // then, when all are connected, sends the rest (so none finishes before the last one starts).
+  std::atomic<int> connected{0};
+  for (int i = 0; i < kClients; ++i)
+    clients.emplace_back([&, i] {
+      Bytes data = pattern(2048 + static_cast<size_t>(i) * 7, static_cast<uint8_t>(i));
+      sent += data.size();
+      try {
+        UniqueFd fd = net::connect(path.host.endpoint(), std::chrono::seconds(30));
+        size_t half = data.size() / 2;
+        write_all(fd.get(), ByteView(data).first(half));
+        Bytes got = read_n(fd.get(), half);
+        connected++;
+        while (connected < kClients) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        write_all(fd.get(), ByteView(data).subspan(half));
+        ::shutdown(fd.get(), SHUT_WR);
+        EXPECT_TRUE(wait_closed(fd.get(), std::chrono::seconds(60), &got));
+        if (got == data) good++;
+      } catch (const Error& e) {
+        connected++;
+        ADD_FAILURE() << "client " << i << ": " << e.what();
+      }
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(good, kClients);
+  path.host.stop();
+  path.enclave.stop();
+  for (const relay::IngressForwarder* f : {&path.host, &path.enclave}) {
+    relay::IngressStats st = f->stats();
+    EXPECT_EQ(st.connections, static_cast<uint64_t>(kClients));
+    EXPECT_EQ(st.failed_connects, 0u);
+    EXPECT_EQ(st.bytes_up, sent.load());
+    EXPECT_EQ(st.bytes_down, sent.load());
+    EXPECT_EQ(st.active, 0u);
+  }
+}
+
+TEST(Ingress, HalfCloseReachesTheAppWhileItsAnswerStillFlows) {
+  // The app reads until the client's FIN, then answers with the byte count: only a relay that
+  // passes the FIN on while keeping the other direction open delivers the answer.
+  SimulatedVsock vsock;
+  UniqueFd app = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  net::Endpoint app_ep = net::bound_endpoint(app.get(), net::Endpoint::parse("tcp://127.0.0.1:0"));
+  std::thread app_thread([&] {
+    UniqueFd c(::accept(app.get(), nullptr, nullptr));
+    Bytes all;
+    wait_closed(c.get(), std::chrono::seconds(30), &all);
+    std::string answer = "got " + std::to_string(all.size());
+    write_all(c.get(), as_bytes(answer));
+  });
+  relay::IngressForwarder enclave(forward("ingress 5001", "vsock://ANY:5001", app_ep));
+  relay::IngressForwarder host(forward("ingress app", "tcp://127.0.0.1:0", net::Endpoint::vsock(16, 5001)));
+  enclave.start();
+  host.start();
+  UniqueFd fd = net::connect(host.endpoint());
+  write_all(fd.get(), pattern(100000, 1));
+  ::shutdown(fd.get(), SHUT_WR);
+  Bytes got;
+  EXPECT_TRUE(wait_closed(fd.get(), std::chrono::seconds(30), &got));
+  EXPECT_EQ(to_string(got), "got 100000");
+  app_thread.join();
+}
+
+TEST(Ingress, ADeadTargetClosesTheClientCleanly) {
+  SimulatedVsock vsock;
+  // Host side with no enclave listening on the vsock port, enclave side with no app on the port.
+  relay::IngressForwarder host(forward("ingress app", "tcp://127.0.0.1:0", net::Endpoint::vsock(16, 5002)));
+  relay::IngressForwarder enclave(
+      forward("ingress 5003", "vsock://ANY:5003", net::Endpoint::tcp("127.0.0.1", dead_port())));
+  host.start();
+  enclave.start();
+  for (const net::Endpoint& ep : {host.endpoint(), net::Endpoint::vsock(16, 5003)}) {
+    UniqueFd fd = net::connect(ep);
+    uint8_t b;
+    // A FIN (recv returns 0), not a reset and not a hang.
+    pollfd p{fd.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 30000), 1) << ep.to_string();
+    EXPECT_EQ(::recv(fd.get(), &b, 1, 0), 0) << ep.to_string() << ": " << std::strerror(errno);
+  }
+  EXPECT_EQ(host.stats().failed_connects, 1u);
+  EXPECT_EQ(enclave.stats().failed_connects, 1u);
+  // Still serving: the next connection is refused the same way, not left hanging.
+  UniqueFd again = net::connect(host.endpoint());
+  EXPECT_TRUE(wait_closed(again.get(), std::chrono::seconds(30)));
+}
+
+TEST(Ingress, StopClosesOpenConnections) {
+  IngressPath path;
+  UniqueFd fd = net::connect(path.host.endpoint());
+  write_all(fd.get(), as_bytes(std::string("ping")));
+  EXPECT_EQ(to_string(read_n(fd.get(), 4)), "ping");
+  path.host.stop();  // returns although the client keeps its connection open
+  EXPECT_TRUE(wait_closed(fd.get(), std::chrono::seconds(30)));
+  EXPECT_EQ(path.host.stats().active, 0u);
+}
+
+TEST(Ingress, ASessionReplacesThePassthroughRelay) {
+  // The slot the attested-TLS mode uses: here a session that taps what it relays.
+  IngressPath path;
+  std::atomic<uint64_t> tapped{0};
+  relay::IngressOptions o = forward("ingress tapped", "tcp://127.0.0.1:0", net::Endpoint::vsock(16, 5000));
+  o.session = [&](int client, int target, int stop_fd) {
+    net::RelayOptions ro;
+    ro.stop_fd = stop_fd;
+    ro.tap = [&](net::RelayDirection, ByteView b) { tapped += b.size(); };
+    return net::relay(client, target, ro);
+  };
+  relay::IngressForwarder fwd(o);
+  fwd.start();
+  Bytes data = pattern(5000, 9);
+  EXPECT_EQ(round_trip(fwd.endpoint(), data), data);
+  fwd.stop();
+  EXPECT_EQ(tapped, 2 * data.size());
+}
+
+TEST(Ingress, RequiresBothEndpoints) {
+  relay::IngressOptions o;
+  o.target = net::Endpoint::tcp("127.0.0.1", 1);
+  EXPECT_THROW(relay::IngressForwarder{o}, Error);
+}
