@@ -104,6 +104,14 @@ void EgressProxy::Impl::serve(uint64_t id, UniqueFd client, int stop_fd) {
            std::to_string(r.down) + " bytes, " + std::to_string((monotonic_ns() - start) / 1000000) + " ms");
 }
 
+EgressProxyOptions enclave_egress(const runtime::EgressConfig& egress, EgressDial dial) {
+  EgressProxyOptions o;
+  o.listen = net::Endpoint::tcp("127.0.0.1", egress.proxy_port);
+  o.egress = egress;
+  o.dial = std::move(dial);
+  return o;
+}
+
 EgressProxy::EgressProxy(EgressProxyOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
   if (!impl_->opt.dial) throw Error(Errc::kUsage, "egress proxy: a dial callback is required");

@@ -76,4 +76,20 @@ IngressStats IngressForwarder::stats() const {
           impl_->acceptor->active()};
 }
 
+IngressOptions enclave_ingress(const runtime::IngressConfig& entry) {
+  IngressOptions o;
+  o.name = "ingress " + std::to_string(entry.vsock_port);
+  o.listen = net::Endpoint::vsock(net::kVsockCidAny, entry.vsock_port);
+  o.target = net::Endpoint::tcp("127.0.0.1", entry.app_port);
+  return o;
+}
+
+IngressOptions host_ingress(const runtime::HostIngress& entry, const runtime::HostEnclave& enclave) {
+  IngressOptions o;
+  o.name = "ingress " + enclave.name + " " + std::to_string(entry.vsock_port);
+  o.listen = net::Endpoint::parse(entry.listen);
+  o.target = net::Endpoint::vsock(enclave.cid, entry.vsock_port);
+  return o;
+}
+
 }  // namespace shield_nitro::relay

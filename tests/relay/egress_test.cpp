@@ -53,12 +53,12 @@ class HostAgent {
 };
 
 // The enclave's proxy, dialling through the host link like the supervisor does.
-relay::EgressProxyOptions proxy_options(runtime::EgressConfig enclave_copy) {
-  relay::EgressProxyOptions o;
-  o.listen = net::Endpoint::parse("tcp://127.0.0.1:0");
-  o.egress = std::move(enclave_copy);
+relay::EgressProxyOptions proxy_options(const runtime::EgressConfig& enclave_copy) {
   auto link = std::make_shared<host_link::HostLink>(runtime::HostLinkConfig{net::kVsockCidParent, kHostPort});
-  o.dial = [link](const std::string& h, uint16_t p) { return link->connect(h, p); };
+  relay::EgressProxyOptions o =
+      relay::enclave_egress(enclave_copy, [link](const std::string& h, uint16_t p) { return link->connect(h, p); });
+  EXPECT_EQ(o.listen.to_string(), "tcp://127.0.0.1:3128");
+  o.listen = net::Endpoint::parse("tcp://127.0.0.1:0");  // tests run side by side
   return o;
 }
 

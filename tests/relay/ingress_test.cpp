@@ -177,3 +177,17 @@ TEST(Ingress, RequiresBothEndpoints) {
   o.target = net::Endpoint::tcp("127.0.0.1", 1);
   EXPECT_THROW(relay::IngressForwarder{o}, Error);
 }
+
+TEST(Ingress, OptionsFromTheRuntimeAndHostConfigs) {
+  relay::IngressOptions e = relay::enclave_ingress({5000, 8080, runtime::IngressMode::kPassthrough});
+  EXPECT_EQ(e.listen.to_string(), "vsock://ANY:5000");
+  EXPECT_EQ(e.target.to_string(), "tcp://127.0.0.1:8080");
+  runtime::HostEnclave app;
+  app.name = "app";
+  app.cid = 21;
+  relay::IngressOptions h = relay::host_ingress({"tcp://0.0.0.0:8080", 5000}, app);
+  EXPECT_EQ(h.listen.to_string(), "tcp://0.0.0.0:8080");
+  EXPECT_EQ(h.target.to_string(), "vsock://21:5000");
+  EXPECT_EQ(h.name, "ingress app 5000");
+  EXPECT_THROW(relay::host_ingress({"0.0.0.0:8080", 5000}, app), Error);
+}

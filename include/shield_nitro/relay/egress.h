@@ -84,6 +84,10 @@ class EgressProxy {
   std::unique_ptr<Impl> impl_;
 };
 
+// The enclave's proxy for the runtime config's egress section: listens on
+// tcp://127.0.0.1:<proxy_port>, allows what `egress.allow` allows, dials with `dial`.
+EgressProxyOptions enclave_egress(const runtime::EgressConfig& egress, EgressDial dial);
+
 struct HostEgressOptions {
   runtime::EgressConfig egress;  // the host's copy of the enclave's allowlist (from its runtime config)
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(5)};
@@ -115,6 +119,7 @@ class HostEgress {
   // answered {"ok":false} and counted as refused.
   void serve(UniqueFd conn, std::string_view target, ByteView pending = {}, int stop_fd = -1);
 
+  // The counters so far (for the host agent's /metrics).
   HostEgressStats stats() const;
 
  private:

@@ -24,6 +24,7 @@
 
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/net/relay.h"
+#include "shield_nitro/runtime/host_config.h"
 
 namespace shield_nitro::relay {
 
@@ -69,5 +70,13 @@ class IngressForwarder {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The enclave's forwarder for one runtime-config ingress entry:
+// vsock://ANY:<vsock_port> → tcp://127.0.0.1:<app_port>, named "ingress <vsock_port>".
+IngressOptions enclave_ingress(const runtime::IngressConfig& entry);
+// The host's forwarder for one host-config ingress entry of an enclave:
+// <listen> → vsock://<enclave_cid>:<vsock_port>, named "ingress <enclave name> <vsock_port>".
+// Throws Error(kUsage) if listen is not an endpoint.
+IngressOptions host_ingress(const runtime::HostIngress& entry, const runtime::HostEnclave& enclave);
 
 }  // namespace shield_nitro::relay
