@@ -1,7 +1,10 @@
 #include "shield_nitro/enclave/service.h"
 
+#include <atomic>
+#include <climits>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "artifact_upload.h"
 #include "shield_nitro/cbor/codec.h"
@@ -29,10 +32,11 @@ const Value& field(const Value& body, const char* name) {
   if (!v) throw Error(Errc::kFormat, std::string("missing field '") + name + "'");
   return *v;
 }
-const Bytes& bytes_field(const Value& body, const char* name) {
+// Requests arrive with borrowed byte strings (they point into the received frame): a view.
+ByteView bytes_field(const Value& body, const char* name) {
   const Value& v = field(body, name);
   if (!v.is(cbor::Type::kBytes)) throw Error(Errc::kFormat, std::string("field '") + name + "' must be a byte string");
-  return v.as_bytes();
+  return v.bytes_view();
 }
 // Views into the request, which stays the only holder of the text: a secret read this way
 // (set-credentials) is copied once, into SecureBytes, never into a std::string.
@@ -79,6 +83,15 @@ struct SealedScratch {
   }
 };
 
+// Requests whose AEAD input is at most this many bytes run on the server's event loop (the
+// fast path): a 16 KiB AES-GCM takes a few µs, little enough to hold every connection's reads for.
+constexpr size_t kFastBytes = 16 * 1024;
+
+net::ServerOptions with_borrowed_bytes(net::ServerOptions o) {
+  o.borrow_bytes = true;  // every handler here reads byte strings through bytes_field
+  return o;
+}
+
 Value error_value(Errc code, const std::string& message) {
   return Value::map({cbor::entry("code", Value::text(errc_name(code))), cbor::entry("message", Value::text(message))});
 }
@@ -95,6 +108,9 @@ struct EnclaveService::Impl {
   struct Op {
     OpFn fn;
     bool channel_only;
+    const char* aead_input = nullptr;  // the field of an op that is one AEAD: small ones run on the event loop
+    std::string name;
+    size_t stat = OpStats::kUnknown;
   };
 
   std::unique_ptr<nsm::NsmClient> nsm;
@@ -104,61 +120,108 @@ struct EnclaveService::Impl {
   channel::ChannelServer channels;
   KeyStore keys;
   ArtifactStore artifacts;
+  std::map<std::string, Op, std::less<>> ops;
   OpStats stats;
-  std::map<std::string, Op> ops;
+  size_t sealed_stat = stats.index("sealed");
   std::mutex cred_mu;
   std::optional<PushedCredentials> creds;
+  // When replies start carrying "refresh_credentials" (Unix s; max: never): read on every
+  // request without the lock, written with creds.
+  std::atomic<int64_t> refresh_from_s{INT64_MAX};
   int64_t started_ms = system_clock().now_ms();
   std::string module_id, digest;
   std::map<uint16_t, Bytes> boot_pcrs;  // PCRs 0-15: fixed for the enclave's life
 
   Impl(std::unique_ptr<nsm::NsmClient> n, std::unique_ptr<KeyReleaser> r, ServiceOptions o)
-      : nsm(std::move(n)), releaser(std::move(r)), opts(std::move(o)), server(opts.listen, opts.server) {
+      : nsm(std::move(n)),
+        releaser(std::move(r)),
+        opts(std::move(o)),
+        server(opts.listen, with_borrowed_bytes(opts.server)),
+        ops{{"describe", {&Impl::op_describe, false}},     {"attest", {&Impl::op_attest, false}},
+            {"channel-open", {&Impl::op_channel_open, false}}, {"sealed", {&Impl::op_sealed, false}},
+            {"set-credentials", {&Impl::op_set_credentials, false}}, {"load-key", {&Impl::op_load_key, false}},
+            {"load-artifact", {&Impl::op_load_artifact, false}}, {"encrypt", {&Impl::op_encrypt, false, "plaintext"}},
+            {"unload", {&Impl::op_unload, false}},          {"stats", {&Impl::op_stats, false}},
+            {"invoke", {&Impl::op_invoke, true}},           {"decrypt", {&Impl::op_decrypt, true, "ciphertext"}}},
+        stats(op_names(ops)) {
     auto d = nsm->describe_nsm();
     module_id = d.module_id;
     digest = d.digest;
     for (uint16_t i = 0; i < 16; ++i) boot_pcrs[i] = nsm->describe_pcr(i).data;
-    ops = {{"describe", {&Impl::op_describe, false}},     {"attest", {&Impl::op_attest, false}},
-           {"channel-open", {&Impl::op_channel_open, false}}, {"sealed", {&Impl::op_sealed, false}},
-           {"set-credentials", {&Impl::op_set_credentials, false}}, {"load-key", {&Impl::op_load_key, false}},
-           {"load-artifact", {&Impl::op_load_artifact, false}}, {"encrypt", {&Impl::op_encrypt, false}},
-           {"unload", {&Impl::op_unload, false}},          {"stats", {&Impl::op_stats, false}},
-           {"invoke", {&Impl::op_invoke, true}},           {"decrypt", {&Impl::op_decrypt, true}}};
-    for (const auto& [name, op] : ops) {
-      std::string op_name = name;
-      server.handle(name, [this, op_name](const net::Request& req, net::RequestContext& ctx) {
-        return net::Response::success(serve(op_name, req.body, ctx));
-      });
+    for (auto& [name, op] : ops) {
+      op.name = name;
+      op.stat = stats.index(name);
+      const Op* o = &op;  // map nodes stay put
+      net::FastPath fast;
+      if (o->aead_input)  // a small encrypt runs on the event loop, without a worker
+        fast = [this, o](const net::Request& req, net::RequestContext& ctx) {
+          if (!small_input(*o, req.body)) return net::FastOutcome::defer();
+          return net::FastOutcome::answer(net::Response::success(serve(*o, req.body, ctx)));
+        };
+      if (o->fn == &Impl::op_sealed)
+        fast = [this, o](const net::Request& req, net::RequestContext&) { return fast_sealed(*o, req.body); };
+      server.handle(
+          name,
+          [this, o](const net::Request& req, net::RequestContext& ctx) { return net::Response::success(serve(*o, req.body, ctx)); },
+          std::move(fast));
     }
   }
 
-  // Runs one plain (unsealed) request, with stats and the credential-refresh hint.
-  Value serve(const std::string& name, const Value& body, net::RequestContext& ctx) {
+  static std::vector<std::string> op_names(const std::map<std::string, Op, std::less<>>& ops) {
+    std::vector<std::string> names;
+    for (const auto& [name, op] : ops) names.push_back(name);
+    return names;
+  }
+
+  // Runs f as one request of op: stats, the credential-refresh hint, a log line on refusal.
+  template <class F>
+  Value timed(const Op& op, F&& f) {
     int64_t t0 = monotonic_ns();
     try {
-      Value out = dispatch(name, Call{body, &ctx, false});
-      add_refresh_hint(out);
-      stats.record(name, monotonic_ns() - t0, true);
-      return out;
+      return answered(op, t0, f());
     } catch (const Error& e) {
-      stats.record(name, monotonic_ns() - t0, false);
-      log_info(name + " refused: " + e.what());
+      refused(op, t0, e);
       throw;
     }
   }
+  Value answered(const Op& op, int64_t t0, Value out) {
+    add_refresh_hint(out);
+    stats.record(op.stat, monotonic_ns() - t0, true);
+    return out;
+  }
+  void refused(const Op& op, int64_t t0, const Error& e) {
+    stats.record(op.stat, monotonic_ns() - t0, false);
+    log_info(op.name + " refused: " + e.what());
+  }
 
-  Value dispatch(const std::string& name, const Call& call) {
-    auto it = ops.find(name);
-    if (it == ops.end()) throw Error(Errc::kUnsupported, "unknown operation '" + name + "'");  // as net::Server says
-    if (it->second.channel_only && !call.in_channel)
-      throw Error(Errc::kPolicy, "'" + name + "' returns plaintext, so it is answered only inside the attested channel");
+  // Runs one plain (unsealed) request.
+  Value serve(const Op& op, const Value& body, net::RequestContext& ctx) {
+    return timed(op, [&] { return dispatch(op, Call{body, &ctx, false}); });
+  }
+
+  Value dispatch(const Op& op, const Call& call) {
+    if (op.channel_only && !call.in_channel)
+      throw Error(Errc::kPolicy, "'" + op.name + "' returns plaintext, so it is answered only inside the attested channel");
     if (!call.body.is(cbor::Type::kMap)) throw Error(Errc::kFormat, "request body must be a map");
-    return (this->*(it->second.fn))(call);
+    return (this->*(op.fn))(call);
+  }
+
+  const Op* find_op(std::string_view name) const {
+    auto it = ops.find(name);
+    return it == ops.end() ? nullptr : &it->second;
+  }
+
+  // Whether op is one AEAD over at most kFastBytes of body (a malformed body is refused at
+  // once, so it counts as small too).
+  static bool small_input(const Op& op, const Value& body) {
+    if (!op.aead_input) return false;
+    const Value* v = body.find(op.aead_input);
+    return !v || !v->is(cbor::Type::kBytes) || v->bytes_view().size() <= kFastBytes;
   }
 
   void add_refresh_hint(Value& out) {
-    std::lock_guard<std::mutex> lock(cred_mu);
-    if (creds && creds->expiration && *creds->expiration - system_clock().now_s() < opts.credentials_refresh_margin_s)
+    int64_t from = refresh_from_s.load(std::memory_order_relaxed);
+    if (from != INT64_MAX && system_clock().now_s() > from)
       out.as_map().push_back(cbor::entry("refresh_credentials", Value::boolean(true)));
   }
 
@@ -189,12 +252,12 @@ struct EnclaveService::Impl {
 
   Value op_attest(const Call& c) {
     // Any challenge the NSM takes (1-512 bytes); only a 32-byte one can later open a channel.
-    const Bytes& nonce = bytes_field(c.body, "nonce");
+    ByteView nonce = bytes_field(c.body, "nonce");
     if (nonce.empty() || nonce.size() > kMaxAttestNonce)
       throw Error(Errc::kFormat, "attest: nonce must be 1-512 bytes, got " + std::to_string(nonce.size()));
     nsm::AttestationRequest req;
-    req.nonce = nonce;
-    if (const Value* ud = c.body.find("user_data"); ud && !ud->is_null()) req.user_data = bytes_field(c.body, "user_data");
+    req.nonce = to_bytes(nonce);
+    if (const Value* ud = c.body.find("user_data"); ud && !ud->is_null()) req.user_data = to_bytes(bytes_field(c.body, "user_data"));
     auto key = channels.current_key();
     req.public_key = key.spki;
     Bytes doc = nsm->attestation(req);
@@ -205,8 +268,8 @@ struct EnclaveService::Impl {
   // Version negotiation (docs/protocol.md): the client offers "versions"; only 2 is spoken, so
   // an SDK that offers none (version 1) or no 2 gets a refusal that says to upgrade.
   Value op_channel_open(const Call& c) {
-    const Bytes& nonce = bytes_field(c.body, "nonce");  // malformed fields first: a format error names them
-    const Bytes& client_public = bytes_field(c.body, "client_public");
+    ByteView nonce = bytes_field(c.body, "nonce");  // malformed fields first: a format error names them
+    ByteView client_public = bytes_field(c.body, "client_public");
     std::vector<uint64_t> offered;
     if (const Value* v = c.body.find("versions"); v && v->is(cbor::Type::kArray))
       for (const Value& x : v->as_array())
@@ -223,36 +286,104 @@ struct EnclaveService::Impl {
                        cbor::entry("pad", Value::uint(params.pad_bucket))});
   }
 
+  // Per worker (and event-loop) thread, wiped however the request ends.
+  struct WipeAfter {
+    SealedScratch& s;
+    ~WipeAfter() { s.wipe(); }
+  };
+  static SealedScratch& scratch() {
+    thread_local SealedScratch s;
+    return s;
+  }
+
   Value op_sealed(const Call& c) {
     if (c.in_channel) throw Error(Errc::kUsage, "sealed requests do not nest");
     auto box = channels.find(bytes_field(c.body, "session"));
     if (!box) throw Error(Errc::kVerify, "unknown or closed channel session");
-    thread_local SealedScratch scratch;
-    struct WipeAfter {
-      SealedScratch& s;
-      ~WipeAfter() { s.wipe(); }
-    } wipe_after{scratch};  // however this returns
-    Bytes sealed;
+    SealedScratch& s = scratch();
+    WipeAfter wipe_after{s};
     uint64_t seq = 0;
-    box->open_into(bytes_field(c.body, "data"), scratch.request, &seq);  // in wire order
-    sealed_reply(scratch.request.view(), scratch.reply);
-    box->seal_reply_into(seq, scratch.reply, sealed);  // replies carry their request's seq
+    box->open_into(bytes_field(c.body, "data"), s.request, &seq);  // in wire order (waits for its turn)
+    return reply_sealed(*box, seq, s.request.view(), nullptr);
+  }
+
+  // The event loop's part of `sealed` (net::FastPath): it reads each connection's records in
+  // wire order, so it accepts a record in its turn without waiting (try_open_into) and without
+  // workers taking turns. A small AEAD op inside is answered here; any other op finishes on a
+  // worker with the opened request. A record whose predecessor is still outstanding (e.g. on
+  // another connection), and a large one, go to op_sealed on a worker.
+  net::FastOutcome fast_sealed(const Op& sealed_op, const Value& body) {
+    int64_t t0 = monotonic_ns();
+    try {
+      if (!body.is(cbor::Type::kMap)) throw Error(Errc::kFormat, "request body must be a map");
+      auto box = channels.find(bytes_field(body, "session"));
+      if (!box) throw Error(Errc::kVerify, "unknown or closed channel session");
+      ByteView record = bytes_field(body, "data");
+      SealedScratch& s = scratch();
+      WipeAfter wipe_after{s};
+      uint64_t seq = 0;
+      // Not answered here: stats are kept where it is (op_sealed, or the worker below).
+      if (record.size() > kFastBytes + 1024 || !box->try_open_into(record, s.request, &seq))
+        return net::FastOutcome::defer();
+      std::optional<cbor::SecretValue> inner;
+      try {
+        inner.emplace(cbor::decode_borrowed(s.request.view()));
+      } catch (const Error&) {
+        // reply_sealed decodes again and answers the error, sealed
+      }
+      if (inner && !cheap_inner(**inner)) {
+        inner.reset();  // it borrows from s.request, which moves
+        auto opened = std::make_shared<SecureBytes>(std::move(s.request));  // wiped when dropped
+        return net::FastOutcome::finish_on_worker([this, &sealed_op, box, seq, opened](net::RequestContext&) {
+          return net::Response::success(timed(sealed_op, [&] { return reply_sealed(*box, seq, opened->view(), nullptr); }));
+        });
+      }
+      Value reply = reply_sealed(*box, seq, s.request.view(), inner ? &**inner : nullptr);
+      return net::FastOutcome::answer(net::Response::success(answered(sealed_op, t0, std::move(reply))));
+    } catch (const Error& e) {
+      refused(sealed_op, t0, e);
+      throw;
+    }
+  }
+
+  // An inner request that is answered at once: a small AEAD op, or one refused without work.
+  bool cheap_inner(const Value& req) const {
+    const Value* op = req.find("op");
+    const Value* body = req.find("body");
+    if (!op || !op->is(cbor::Type::kText) || !body) return true;
+    const Op* o = find_op(op->as_text());
+    return !o || small_input(*o, *body);
+  }
+
+  // Runs the opened request `inner` (decoded already, or null) and seals the reply to seq.
+  Value reply_sealed(channel::SealedBox& box, uint64_t seq, ByteView inner, const Value* decoded) {
+    SealedScratch& s = scratch();
+    Bytes sealed;
+    sealed_reply(inner, decoded, s.reply);
+    box.seal_reply_into(seq, s.reply, sealed);  // replies carry their request's seq
+    secure_wipe(s.reply.data(), s.reply.size());
+    s.reply.clear();
     return cbor::map_of(cbor::entry("data", Value::bytes(std::move(sealed))));
   }
 
-  // Decodes, runs and encodes one request from inside the channel into out (which the caller
-  // seals and wipes); its errors stay sealed.
+  // Decodes (unless given), runs and encodes one request from inside the channel into out
+  // (which the caller seals and wipes); its errors stay sealed.
   // The request and the reply body are SecretValues (they carry plaintext, credentials):
-  // wiped however this returns.
-  void sealed_reply(ByteView inner, Bytes& out) {
-    std::string name = "sealed";
+  // wiped however this returns. The request's byte strings are borrowed from inner.
+  void sealed_reply(ByteView inner, const Value* decoded, Bytes& out) {
+    size_t stat = sealed_stat;  // a made-up name counts under "sealed": names never grow the stats
     int64_t t0 = monotonic_ns();
     try {
-      cbor::SecretValue req = cbor::decode_secret(inner);
-      std::string op(text_field(*req, "op"));
-      // Stats are keyed by known ops only: a peer's made-up names must not grow the map.
-      if (ops.count(op)) name = op;
-      cbor::SecretValue body(dispatch(op, Call{field(*req, "body"), nullptr, true}));
+      cbor::SecretValue owned;
+      if (!decoded) {
+        owned = cbor::SecretValue(cbor::decode_borrowed(inner));
+        decoded = &*owned;
+      }
+      std::string_view name = text_field(*decoded, "op");
+      const Op* op = find_op(name);
+      if (!op) throw Error(Errc::kUnsupported, "unknown operation '" + std::string(name) + "'");  // as net::Server says
+      stat = op->stat;
+      cbor::SecretValue body(dispatch(*op, Call{field(*decoded, "body"), nullptr, true}));
       add_refresh_hint(body.value());
       // {"ok": true, "body": body}, written straight into the buffer to be sealed, reserved
       // first: growing it would leave partial copies of the reply in freed memory.
@@ -263,9 +394,9 @@ struct EnclaveService::Impl {
       w.boolean(true);
       w.text("body");
       cbor::encode_append(*body, out);
-      stats.record(name, monotonic_ns() - t0, true);
+      stats.record(stat, monotonic_ns() - t0, true);
     } catch (const Error& e) {
-      stats.record(name, monotonic_ns() - t0, false);
+      stats.record(stat, monotonic_ns() - t0, false);
       secure_wipe(out.data(), out.size());
       out.clear();
       cbor::encode_append(cbor::map_of(cbor::entry("ok", Value::boolean(false)),
@@ -287,6 +418,7 @@ struct EnclaveService::Impl {
     if (p.access_key_id.empty() || p.secret_access_key.empty()) throw Error(Errc::kFormat, "set-credentials: empty access key");
     Value expires = p.expiration ? Value::integer(*p.expiration) : Value::null();
     std::lock_guard<std::mutex> lock(cred_mu);
+    refresh_from_s.store(p.expiration ? *p.expiration - opts.credentials_refresh_margin_s : INT64_MAX);
     creds = std::move(p);
     return Value::map({cbor::entry("expires_at", expires)});
   }
@@ -306,7 +438,7 @@ struct EnclaveService::Impl {
 
   Value op_load_key(const Call& c) {
     ReleaseRequest req;
-    req.ciphertext_blob = bytes_field(c.body, "ciphertext_blob");
+    req.ciphertext_blob = to_bytes(bytes_field(c.body, "ciphertext_blob"));
     req.key_id = optional_text(c.body, "key_id");
     req.encryption_context = context_field(c.body);
     opts.policy.check_load_key(req.key_id, req.encryption_context);
@@ -398,8 +530,9 @@ EnclaveService::~EnclaveService() { stop(); }
 void EnclaveService::start() { impl_->server.start(); }
 
 Value EnclaveService::handle(const std::string& op, const Value& body, net::RequestContext& context) {
-  if (!impl_->ops.count(op)) throw Error(Errc::kUnsupported, "unknown operation '" + op + "'");
-  return impl_->serve(op, body, context);
+  const Impl::Op* o = impl_->find_op(op);
+  if (!o) throw Error(Errc::kUnsupported, "unknown operation '" + op + "'");
+  return impl_->serve(*o, body, context);
 }
 
 void EnclaveService::stop() {

@@ -229,3 +229,44 @@ TEST_F(Fixture, AsksForCredentialRefreshBeforeExpiry) {
                                               cbor::entry("expiration", Value::integer(soon + 3600))}));
   EXPECT_EQ(client->call("describe").find("refresh_credentials"), nullptr);
 }
+
+// The event loop accepts a session's records in wire order without waiting; a record whose
+// predecessor has not come (here: sent first, on another connection) waits on a worker, a
+// large one is opened on a worker, and a non-AEAD op finishes on one. Every answer is right.
+TEST_F(Fixture, SealedRequestsOnTwoConnectionsAreAcceptedInSeqOrderWhateverThePath) {
+  std::string key = push_credentials_and_load_key();
+  Bytes session;
+  auto box = open_channel(&session);
+  auto sealed_req = [&](const std::string& op, Value body, uint64_t* seq) {
+    Bytes inner = cbor::encode(Value::map({cbor::entry("op", Value::text(op)), cbor::entry("body", std::move(body))}));
+    return Value::map({cbor::entry("session", Value::bytes(session)), cbor::entry("data", Value::bytes(box->seal(inner, seq)))});
+  };
+  auto encrypt_body = [&](size_t n) {
+    return Value::map({cbor::entry("key", Value::text(key)), cbor::entry("plaintext", Value::bytes(Bytes(n, 0x61)))});
+  };
+  uint64_t s0, s1, s2;
+  Value r0 = sealed_req("encrypt", encrypt_body(1024), &s0);
+  Value r1 = sealed_req("encrypt", encrypt_body(40 * 1024), &s1);  // above the fast path's size
+  Value r2 = sealed_req("describe", Value::map(), &s2);
+  net::Client other(service->endpoint());
+  auto later = other.request_async("sealed", r1);  // its predecessor is still to come
+  net::Response a0 = client->request("sealed", r0);
+  net::Response a2 = client->request("sealed", r2);
+  net::Response a1 = later.get();
+  auto inner_of = [&](const net::Response& r, uint64_t seq) {
+    return cbor::decode(box->open_reply(r.value_or_throw().find("data")->as_bytes(), seq).view());
+  };
+  auto plaintext_size = [&](const Value& reply) {
+    EXPECT_TRUE(reply.find("ok")->as_bool());
+    return shield::Shield::with_key(data_key).decrypt(reply.find("body")->find("ciphertext")->as_bytes()).size();
+  };
+  EXPECT_EQ(plaintext_size(inner_of(a0, s0)), 1024u);
+  EXPECT_EQ(plaintext_size(inner_of(a1, s1)), 40u * 1024);
+  Value d = inner_of(a2, s2);
+  ASSERT_TRUE(d.find("ok")->as_bool());
+  EXPECT_NE(d.find("body")->find("pcrs"), nullptr);
+  Value st = client->call("stats");
+  EXPECT_EQ(st.find("requests")->find("encrypt")->as_uint(), 2u);
+  EXPECT_EQ(st.find("requests")->find("sealed")->as_uint(), 3u);
+  EXPECT_EQ(st.find("errors")->find("sealed")->as_uint(), 0u);
+}
