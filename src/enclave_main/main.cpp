@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "run.h"
 #include "serve.h"
+#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/core/version.h"
@@ -29,10 +31,12 @@ void refuse_core_dumps() {
 int main(int argc, char** argv) {
   using shield_nitro::Errc;
   using shield_nitro::Error;
+  const int64_t start_ns = shield_nitro::monotonic_ns();
   refuse_core_dumps();
   CLI::App app{
-      "shield-nitro-enclave: the program inside the Nitro enclave. It serves attestation, KMS key release\n"
-      "and sealed artifacts to the parent; keys and plaintext never leave enclave memory.\n\n"
+      "shield-nitro-enclave: the program inside the Nitro enclave. `serve` serves attestation, KMS key\n"
+      "release and sealed artifacts to the parent; `run` supervises any app (sealed artifacts, logs,\n"
+      "restarts). Keys and plaintext never leave enclave memory.\n\n"
       "Exit codes: 0 ok, 1 refused, 2 usage, 3 I/O or environment.",
       "shield-nitro-enclave"};
   app.set_version_flag("--version", shield_nitro::version());
@@ -42,13 +46,15 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     if (verbose) shield_nitro::set_log_level(shield_nitro::LogLevel::kDebug);
   });
+  int status = 0;
   shield_nitro::enclave_main::add_serve(app);
+  shield_nitro::enclave_main::add_run(app, status, start_ns);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --help-all, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "shield-nitro-enclave: " << e.what() << "\nRun 'shield-nitro-enclave serve --help' for the options."
+    std::cerr << "shield-nitro-enclave: " << e.what() << "\nRun 'shield-nitro-enclave --help' for the commands and options."
               << std::endl;
     return 2;
   } catch (const Error& e) {
@@ -59,5 +65,5 @@ int main(int argc, char** argv) {
     std::cerr << "shield-nitro-enclave: internal error: " << e.what() << std::endl;
     return 3;
   }
-  return 0;
+  return status;
 }

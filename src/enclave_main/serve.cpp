@@ -1,18 +1,15 @@
 // shield-nitro-enclave serve: the service that runs inside the enclave.
-#include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "serve.h"
-#include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/enclave/kms_releaser.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/server.h"
 #include "shield_nitro/nsm/transport.h"
+#include "shield_nitro/supervisor/start.h"
 
 namespace shield_nitro::enclave_main {
 namespace {
@@ -28,26 +25,6 @@ struct ServeOptions {
   size_t max_buffered_replies_mib = net::ServerOptions{}.total_output_limit >> 20;
 };
 
-// A simulated NSM started alongside the service (the simulator's launcher, a test stack) may
-// not be listening yet: wait for it, bounded and logged. /dev/nsm is there or not: no wait.
-std::unique_ptr<nsm::NsmTransport> open_nsm_waiting(const std::string& spec, unsigned wait_s) {
-  const char* env = std::getenv(nsm::kNsmEnvVar);
-  std::string chosen = spec == nsm::kNsmDefault && env && *env ? env : spec;
-  if (chosen.rfind("sim:", 0) != 0 || wait_s == 0) return nsm::open_nsm(spec);
-  int64_t start = monotonic_ns(), deadline = start + int64_t{wait_s} * 1'000'000'000;
-  for (bool logged = false;; logged = true) {
-    try {
-      auto t = nsm::open_nsm(spec);
-      if (logged) log_info("the simulated NSM answered after " + std::to_string((monotonic_ns() - start) / 1'000'000) + " ms");
-      return t;
-    } catch (const Error& e) {
-      if (e.code() != Errc::kEnvironment || monotonic_ns() >= deadline) throw;
-      if (!logged) log_info("waiting up to " + std::to_string(wait_s) + " s for the simulated NSM (" + e.what() + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-}
-
 void run_serve(const ServeOptions& o) {
   set_log_component("enclave");
   net::block_termination_signals();
@@ -58,7 +35,8 @@ void run_serve(const ServeOptions& o) {
   if (o.max_buffered_replies_mib == 0) throw Error(Errc::kUsage, "--max-buffered-replies-mib must be at least 1");
   so.server.total_output_limit = o.max_buffered_replies_mib << 20;
   if (!o.policy.empty()) so.policy = enclave::ReleasePolicy::load(o.policy);
-  auto nsm_client = std::make_unique<nsm::NsmClient>(open_nsm_waiting(o.nsm, o.nsm_wait_s));
+  auto nsm_client = std::make_unique<nsm::NsmClient>(
+      supervisor::open_nsm_waiting(o.nsm, o.nsm_wait_s, [](const std::string& m) { log_info(m); }));
   nsm::NsmClient& nsm_ref = *nsm_client;
   auto releaser = enclave::make_kms_releaser(o.kms, nsm_ref);
   enclave::EnclaveService service(std::move(nsm_client), std::move(releaser), std::move(so));

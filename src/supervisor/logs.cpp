@@ -123,7 +123,10 @@ class LogRouter::Sink {
       bool past_deadline = closing_ && SteadyClock::now() >= deadline_;
       if (closing_ && (queue_.empty() || past_deadline)) return;
       if (host() && !host_fd_) {
-        if (SteadyClock::now() >= next_attempt_) {
+        // Closing: one last attempt at once, and no waiting for a host that is not there.
+        if (closing_ && last_try_done_) return;
+        if (closing_) last_try_done_ = true;
+        if (closing_ || SteadyClock::now() >= next_attempt_) {
           lock.unlock();
           connect();
           lock.lock();
@@ -228,6 +231,7 @@ class LogRouter::Sink {
   LogSinkStats stats_;
   bool active_ = false;
   bool closing_ = false;
+  bool last_try_done_ = false;
   SteadyClock::time_point deadline_{};
   SteadyClock::time_point next_attempt_{};
   std::thread thread_;

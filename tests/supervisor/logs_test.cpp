@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "shield_nitro/core/error.h"
@@ -81,6 +82,7 @@ TEST(SupervisorLogs, TheHostIsRetriedAndGetsWhatWaited) {
       return UniqueFd(::dup(sv[1]));
     });
     logs.event("step", "early");
+    for (int i = 0; i < 10000 && attempts < 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     logs.close(std::chrono::seconds(10));
   }
   ::close(pipefd[1]);
@@ -92,6 +94,20 @@ TEST(SupervisorLogs, TheHostIsRetriedAndGetsWhatWaited) {
   EXPECT_EQ(console.find("host agent not listening"), console.rfind("host agent not listening")) << "said once";
   ::close(pipefd[0]);
   ::close(sv[0]);
+}
+
+// A host that is not there at the end costs one attempt, not the close deadline.
+TEST(SupervisorLogs, CloseTriesAnAbsentHostOnceAndGoes) {
+  std::atomic<int> attempts{0};
+  LogRouter logs({.console_fd = -1, .flush_timeout = std::chrono::hours(1), .reconnect_every = std::chrono::hours(1)});
+  logs.add_host([&]() -> UniqueFd {
+    ++attempts;
+    throw Error(Errc::kIo, "host agent not listening");
+  });
+  logs.event("step", "unsent");
+  logs.close(std::chrono::hours(1));  // returns (else the test hangs)
+  EXPECT_LE(attempts.load(), 2);
+  EXPECT_EQ(logs.host_stats().written, 0u);
 }
 
 // A host that never reads cannot hold the supervisor: close() gives up at its deadline.

@@ -1,0 +1,55 @@
+// Placing one configured artifact: the sealed file's bytes (from a path in the image or the
+// host agent's stream) are checked against the runtime config while they stream, the data key
+// is released (the caller's KeyRelease: attested KMS Decrypt), and the plaintext is written to
+// its configured path, mode 0400, owned by the app's user.
+//
+// The sealed file's SHA-256 is pinned by the measured runtime config, so the host cannot give
+// another file (not even one sealed under the same key): a digest or size that differs is
+// refused, and the plaintext already written is removed before anything uses it. The header's
+// encryption context must equal the config's (checked before KMS is asked).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "shield_nitro/core/byte_io.h"
+#include "shield_nitro/runtime/config.h"
+#include "shield_nitro/sealed/sealed.h"
+
+namespace shield_nitro::supervisor {
+
+struct InstallOptions {
+  bool set_owner = true;  // chown to uid:gid (needs root)
+  uint32_t uid = 65534;
+  uint32_t gid = 65534;
+  unsigned threads = 0;   // decryption workers; 0 = every core
+};
+
+struct InstallResult {
+  uint64_t sealed_bytes = 0;
+  uint64_t plaintext_bytes = 0;
+};
+
+// Reads the sealed file from `in` (`announced_size`: what the host said it sends, checked to be
+// exactly what arrives; nullopt for a file in the image), opens it with `release` and writes
+// artifact.path. Errors: kVerify for a digest or size other than pinned, kPolicy for a header
+// whose context differs, sealed's kAuth/kFormat for a damaged file, and what release throws.
+// On any error nothing is left at artifact.path.
+InstallResult install_artifact(const runtime::ArtifactConfig& artifact, Source& in, std::optional<uint64_t> announced_size,
+                               const sealed::KeyRelease& release, const InstallOptions& options);
+
+// A Source over a stream socket or pipe (reads until the peer closes); a read that waits more
+// than timeout_ms is Error(kTimeout). Borrows fd.
+class FdSource final : public Source {
+ public:
+  FdSource(int fd, std::string what, int timeout_ms);
+  size_t read(uint8_t* buf, size_t n) override;
+
+ private:
+  int fd_;
+  std::string what_;
+  int timeout_ms_;
+};
+
+}  // namespace shield_nitro::supervisor

@@ -1,0 +1,287 @@
+// The supervisor's start sequence (start.h): every step logged, the first failure ends it
+// before the app exists.
+#include "shield_nitro/supervisor/start.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "shield_nitro/core/clock.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
+#include "shield_nitro/host_link/host_link.h"
+#include "shield_nitro/kms/attested.h"
+#include "shield_nitro/kms/client.h"
+#include "shield_nitro/kms/recipient_key.h"
+#include "shield_nitro/nsm/client.h"
+#include "shield_nitro/nsm/transport.h"
+#include "shield_nitro/runtime/config.h"
+#include "shield_nitro/supervisor/artifact.h"
+#include "shield_nitro/supervisor/logs.h"
+#include "shield_nitro/supervisor/process.h"
+#include "shield_nitro/supervisor/system.h"
+
+extern char** environ;
+
+namespace shield_nitro::supervisor {
+namespace {
+
+// A stop signal arrived before the app started.
+struct Stopped {
+  int signal;
+};
+
+int64_t ms_since(int64_t start_ns) { return (monotonic_ns() - start_ns) / 1'000'000; }
+
+class Sequence {
+ public:
+  Sequence(const RunOptions& o, runtime::RuntimeConfig cfg, LogRouter& logs)
+      : o_(o), cfg_(std::move(cfg)), logs_(logs), link_(cfg_.host) {}
+
+  int run() {
+    const int64_t start_ns = o_.start_ns ? o_.start_ns : monotonic_ns();
+    std::string step = "config";
+    try {
+      logs_.add_host([link = link_]() mutable { return link.open_logs(); });  // outlives this
+      done(step, "runtime config " + o_.config_path + " (host agent at " + link_.describe() + ")");
+
+      step = "user";
+      user();
+      step = "loopback";
+      loopback_up();
+      done(step, "loopback interface up");
+      step = "nsm";
+      nsm();
+      const bool uses_kms = !cfg_.artifacts.empty() || cfg_.kms.api_port != 0;
+      step = "recipient_key";
+      if (uses_kms) {
+        int64_t t0 = monotonic_ns();
+        keys_ = std::make_unique<kms::RecipientKeyManager>();
+        keys_->current();
+        done(step, "RSA-2048 recipient key ready in " + std::to_string(ms_since(t0)) + " ms");
+      } else {
+        done(step, "not needed: no artifacts and no KMS endpoint", {{"skipped", int64_t{1}}});
+      }
+      step = "credentials";
+      if (uses_kms)
+        credentials();
+      else
+        done(step, "not needed: no artifacts and no KMS endpoint", {{"skipped", int64_t{1}}});
+      if (!cfg_.artifacts.empty()) {
+        step = "storage";
+        const char* plain = std::getenv(kPlainStorageEnv);
+        storage_ = std::make_unique<Storage>(cfg_.storage.path, cfg_.storage.size_mib, plain && std::string(plain) == "1");
+        done(step, storage_->description(), {{"plain", int64_t{storage_->plain()}}});
+        for (const auto& a : cfg_.artifacts) {
+          step = "artifact " + a.name;
+          artifact(a);
+        }
+      }
+    } catch (const Stopped& s) {
+      logs_.event("start_failed", std::string("stopped by ") + strsignal(s.signal) + " before the app started",
+                  {{"step", step}, {"signal", int64_t{s.signal}}});
+      return 128 + s.signal;
+    } catch (const Error& e) {
+      logs_.event("start_failed", step + ": " + e.what() + "; the app is not started",
+                  {{"step", step}, {"error", std::string(e.what())}, {"code", std::string(errc_name(e.code()))}});
+      return exit_code(e.code());
+    } catch (const std::exception& e) {
+      logs_.event("start_failed", step + ": internal error: " + e.what() + "; the app is not started",
+                  {{"step", step}, {"error", std::string(e.what())}, {"code", std::string("internal")}});
+      return 3;
+    }
+
+    AppSpec spec;
+    spec.argv = o_.command;
+    spec.env = merge_environment(environ, app_environment());
+    spec.workdir = cfg_.app.workdir;
+    spec.set_user = ::geteuid() == 0;
+    spec.uid = cfg_.app.uid;
+    spec.gid = cfg_.app.gid;
+    RestartOptions restart{cfg_.app.restart, cfg_.app.max_restarts, cfg_.app.restart_backoff_ms};
+    try {
+      AppProcess app(std::move(spec), restart, logs_, start_ns);
+      return app.run();
+    } catch (const Error& e) {
+      return exit_code(e.code());  // exec_failed is logged
+    }
+  }
+
+ private:
+  void done(const std::string& step, const std::string& text, EventFields fields = {}) {
+    fields["step"] = step;
+    logs_.event("step", text, fields);
+  }
+
+  void user() {
+    resolve_app_user(cfg_.app);
+    const std::string who = std::to_string(cfg_.app.uid) + ":" + std::to_string(cfg_.app.gid);
+    if (::geteuid() != 0 && (cfg_.app.uid != ::getuid() || cfg_.app.gid != ::getgid()))
+      throw Error(Errc::kEnvironment, "the app is to run as " + who + " but the supervisor is uid " + std::to_string(::getuid()) +
+                                          " without root: it cannot change user");
+    done("user", "the app runs as " + who + (cfg_.app.user.empty() ? " (app.user not set)" : " (" + cfg_.app.user + ")"));
+  }
+
+  void nsm() {
+    std::string spec = o_.nsm.empty() ? nsm::kNsmDefault : o_.nsm;
+    nsm_ = std::make_unique<nsm::NsmClient>(open_nsm_waiting(spec, o_.nsm_wait_s, [this](const std::string& why) {
+      logs_.event("waiting", why, {{"step", std::string("nsm")}});
+    }));
+    auto d = nsm_->describe_nsm();
+    done("nsm", "NSM " + nsm_->transport().describe() + " (module " + d.module_id + ")");
+  }
+
+  void credentials() {
+    const int64_t t0 = monotonic_ns();
+    const int64_t deadline = t0 + int64_t{o_.credentials_wait_s} * 1'000'000'000;
+    int delay_ms = 100;
+    for (int attempt = 1;; ++attempt) {
+      try {
+        kms::Credentials c = link_.fetch_credentials();
+        std::string what = c.describe();
+        int64_t expires = c.expiration_s;
+        credentials_ = std::make_shared<kms::PushedCredentials>();
+        credentials_->update(std::move(c));
+        done("credentials", "credentials " + what + " after " + std::to_string(attempt) + " attempt(s)",
+             {{"attempts", int64_t{attempt}}, {"expiration", host_link::format_log_time(expires * 1000)}});
+        return;
+      } catch (const Error& e) {
+        if (monotonic_ns() >= deadline)
+          throw Error(e.code() == Errc::kIo ? Errc::kTimeout : e.code(),
+                      "no credentials from the host agent at " + link_.describe() + " within " +
+                          std::to_string(o_.credentials_wait_s) + " s (" + std::to_string(attempt) + " attempts): " + e.what());
+        if (attempt == 1 || attempt % 10 == 0)
+          logs_.event("waiting", std::string("waiting for credentials from the host agent: ") + e.what(),
+                      {{"step", std::string("credentials")}, {"attempts", int64_t{attempt}}});
+      }
+      if (int sig = wait_for_stop_signal(delay_ms)) throw Stopped{sig};
+      delay_ms = std::min(delay_ms * 2, 2000);
+    }
+  }
+
+  kms::KmsClient& kms_client() {
+    if (!kms_) {
+      kms::KmsClientOptions ko;
+      ko.region = cfg_.kms.region;
+      ko.endpoint = cfg_.kms.endpoint;
+      ko.transport.via = "vsock://" + std::to_string(cfg_.host.cid) + ":" + std::to_string(cfg_.kms.proxy_port);
+      ko.transport.ca_file = cfg_.kms.ca_file;
+      kms_ = std::make_unique<kms::KmsClient>(ko, credentials_);
+      documents_ = std::make_unique<kms::NsmAttestationSource>(*nsm_);
+      recipient_ = {documents_.get(), keys_.get()};
+    }
+    return *kms_;
+  }
+
+  void artifact(const runtime::ArtifactConfig& a) {
+    const int64_t t0 = monotonic_ns();
+    make_parent_dirs(cfg_.storage.path, a.path);
+    kms::KmsClient& kms = kms_client();
+    int64_t release_ms = 0;
+    auto release = [&](const sealed::Header& h) {
+      int64_t r0 = monotonic_ns();
+      SecureBytes key = kms.decrypt(h.ciphertext_blob, a.encryption_context, a.key_id, &recipient_).plaintext;
+      release_ms = ms_since(r0);
+      return key;
+    };
+    InstallOptions io;
+    io.set_owner = ::geteuid() == 0;
+    io.uid = cfg_.app.uid;
+    io.gid = cfg_.app.gid;
+    InstallResult r;
+    std::string from;
+    if (a.from_host()) {
+      auto stream = link_.open_artifact(a.name);
+      if (stream.sha256 != a.sha256)
+        throw Error(Errc::kVerify, "the host agent offers a sealed file with sha256 " + stream.sha256 +
+                                       "; the runtime config pins " + a.sha256);
+      FdSource src(stream.fd.get(), "artifact " + a.name + " from the host agent", 60'000);
+      r = install_artifact(a, src, stream.size, release, io);
+      from = "the host agent";
+    } else {
+      FileReader in(a.source);
+      r = install_artifact(a, in, std::nullopt, release, io);
+      from = a.source;
+    }
+    storage_->placed(a.path);
+    logs_.event("artifact_ready",
+                "artifact " + a.name + " from " + from + " at " + a.path + " (" + std::to_string(r.plaintext_bytes) + " bytes)",
+                {{"name", a.name}, {"path", a.path}, {"sealed_bytes", static_cast<int64_t>(r.sealed_bytes)},
+                 {"bytes", static_cast<int64_t>(r.plaintext_bytes)}, {"kms_ms", release_ms}, {"ms", ms_since(t0)}});
+  }
+
+  // What the runtime adds to the app's environment (after app.env, so it wins).
+  std::vector<std::pair<std::string, std::string>> app_environment() const {
+    std::vector<std::pair<std::string, std::string>> env(cfg_.app.env.begin(), cfg_.app.env.end());
+    return env;
+  }
+
+  const RunOptions& o_;
+  runtime::RuntimeConfig cfg_;
+  LogRouter& logs_;
+  host_link::HostLink link_;
+  std::unique_ptr<nsm::NsmClient> nsm_;
+  std::unique_ptr<kms::RecipientKeyManager> keys_;
+  std::shared_ptr<kms::PushedCredentials> credentials_;
+  std::unique_ptr<kms::KmsClient> kms_;
+  std::unique_ptr<kms::NsmAttestationSource> documents_;
+  kms::Recipient recipient_;
+  std::unique_ptr<Storage> storage_;  // unmounted (plaintext gone) when the supervisor ends
+};
+
+}  // namespace
+
+std::unique_ptr<nsm::NsmTransport> open_nsm_waiting(const std::string& spec, unsigned wait_s,
+                                                    const std::function<void(const std::string&)>& on_wait) {
+  const char* env = std::getenv(nsm::kNsmEnvVar);
+  std::string chosen = spec == nsm::kNsmDefault && env && *env ? env : spec;
+  if (chosen.rfind("sim:", 0) != 0 || wait_s == 0) return nsm::open_nsm(spec);
+  int64_t start = monotonic_ns(), deadline = start + int64_t{wait_s} * 1'000'000'000;
+  for (bool waited = false;; waited = true) {
+    try {
+      auto t = nsm::open_nsm(spec);
+      if (waited) on_wait("the simulated NSM answered after " + std::to_string(ms_since(start)) + " ms");
+      return t;
+    } catch (const Error& e) {
+      if (e.code() != Errc::kEnvironment || monotonic_ns() >= deadline) throw;
+      if (!waited) on_wait("waiting up to " + std::to_string(wait_s) + " s for the simulated NSM (" + e.what() + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+int run_supervisor(const RunOptions& o) {
+  const int64_t start_ns = o.start_ns ? o.start_ns : monotonic_ns();
+  runtime::RuntimeConfig cfg;
+  try {
+    if (o.command.empty()) throw Error(Errc::kUsage, "no command: give the app after --");
+    cfg = runtime::load_runtime_config(o.config_path);
+  } catch (const Error& e) {
+    LogRouter logs({.console_fd = o.console_fd});
+    logs.event("start_failed", std::string("config: ") + e.what() + "; the app is not started",
+               {{"step", std::string("config")}, {"error", std::string(e.what())}, {"code", std::string(errc_name(e.code()))}});
+    logs.close(std::chrono::seconds(1));
+    return exit_code(e.code());
+  }
+  LogOptions lo;
+  lo.buffer_bytes = size_t{cfg.logs.buffer_kib} << 10;
+  lo.console_fd = o.console_fd;
+  LogRouter logs(lo);
+  RunOptions with_start = o;
+  with_start.start_ns = start_ns;
+  int status;
+  {
+    Sequence seq(with_start, std::move(cfg), logs);
+    status = seq.run();
+  }
+  logs.close(lo.flush_timeout);
+  return status;
+}
+
+}  // namespace shield_nitro::supervisor
