@@ -2,8 +2,6 @@
 // server makes itself (plain text by default, shaped by fault_response when set, with the
 // configured request id header). kms-local's KMS-shaped flavour is tested in tests/kms/load_test.
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -13,6 +11,7 @@
 
 #include "shield_nitro/core/unique_fd.h"
 #include "shield_nitro/net/http_server.h"
+#include "shield_nitro/net/endpoint.h"
 
 namespace {
 
@@ -75,17 +74,8 @@ TEST(HttpParser, RefusesWhatItDoesNotSupportWithTheStatusToAnswer) {
 
 // ---- the server ----
 
-UniqueFd connect_to(int port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  timeval tv{30, 0};
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
-  return fd;
-}
+// A connection to 127.0.0.1:port.
+UniqueFd connect_to(int port) { return net::connect(net::Endpoint::tcp("127.0.0.1", static_cast<uint16_t>(port))); }
 
 struct Answer {
   int status = 0;
