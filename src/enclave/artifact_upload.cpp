@@ -63,9 +63,9 @@ void ArtifactUpload::push_part(cbor::Value part) {
   const cbor::Value* d = part.find("data");
   if (!d || d->is_null()) return;
   if (!d->is(cbor::Type::kBytes)) throw Error(Errc::kFormat, "field 'data' must be a byte string");
-  if (!assembler_) return push(d->as_bytes());
+  if (!assembler_) return push(d->bytes_view());
   auto kept = std::make_shared<const cbor::Value>(std::move(part));  // moving keeps the bytes where they are
-  ByteView data = kept->find("data")->as_bytes();
+  ByteView data = kept->find("data")->bytes_view();  // owned or borrowed from the frame, which kept holds
   count(data.size());
   assembler_->push(data, std::move(kept));
 }

@@ -97,7 +97,7 @@ struct AssemblerOptions {
   // Received records not yet decrypted, in bytes (copies, or borrowed pieces kept alive):
   // push() blocks while the next record would go past it. At least workers + 1 records are
   // always allowed, so a stream of 16 MiB chunks still keeps every worker busy.
-  uint64_t max_in_flight_bytes = uint64_t{8} << 20;
+  uint64_t max_in_flight_bytes = uint64_t{4} << 20;
   // Refuse headers announcing bigger chunks.
   uint32_t max_chunk_size = kStreamMaxChunkSize;
 };
