@@ -32,14 +32,20 @@ const EVP_CIPHER* aes_256_gcm() {
   return c;
 }
 
-ossl::Ptr<EVP_CIPHER_CTX> gcm_ctx(const DirectionKeys& k, uint64_t seq, bool encrypt) {
+// Keyed once (the AES key schedule and GHASH key); each record then sets only its nonce.
+ossl::Ptr<EVP_CIPHER_CTX> keyed_ctx(const DirectionKeys& k, bool encrypt) {
   if (k.key.size() != kKeySize || k.iv.size() != kIvSize) throw Error(Errc::kInternal, "channel: record keys are not set");
   ossl::Ptr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
-  uint8_t nonce[kIvSize];
-  nonce_for(k, seq, nonce);
-  if (!ctx || EVP_CipherInit_ex2(ctx.get(), aes_256_gcm(), k.key.data(), nonce, encrypt ? 1 : 0, nullptr) != 1)
+  if (!ctx || EVP_CipherInit_ex2(ctx.get(), aes_256_gcm(), k.key.data(), nullptr, encrypt ? 1 : 0, nullptr) != 1)
     throw_openssl("channel: AES-256-GCM init failed");
   return ctx;
+}
+
+void set_nonce(EVP_CIPHER_CTX* ctx, const DirectionKeys& k, uint64_t seq, bool encrypt) {
+  uint8_t nonce[kIvSize];
+  nonce_for(k, seq, nonce);
+  if (EVP_CipherInit_ex2(ctx, nullptr, nullptr, nonce, encrypt ? 1 : 0, nullptr) != 1)
+    throw_openssl("channel: AES-256-GCM nonce setup failed");
 }
 
 // EVP lengths are int: feed large buffers in pieces.
@@ -87,8 +93,51 @@ DirectionKeys next_keys(const DirectionKeys& current) {
           hkdf_sha256(current.key.view(), {}, as_bytes(info("key update iv")), kIvSize)};
 }
 
-void seal_record(const DirectionKeys& k, uint8_t flags, ByteView session_id, uint64_t seq, ByteView payload,
-                 uint32_t pad_bucket, Bytes& out) {
+class SealedBox::CtxPool {
+ public:
+  CtxPool(const DirectionKeys& keys, bool encrypt) : keys_(keys), encrypt_(encrypt) {}
+  const DirectionKeys& keys() const { return keys_; }
+
+  // A context for one record, returned to the pool when dropped.
+  class Lease {
+   public:
+    Lease(CtxPool& pool, ossl::Ptr<EVP_CIPHER_CTX> ctx) : pool_(pool), ctx_(std::move(ctx)) {}
+    ~Lease() { pool_.give_back(std::move(ctx_)); }
+    EVP_CIPHER_CTX* get() const { return ctx_.get(); }
+
+   private:
+    CtxPool& pool_;
+    ossl::Ptr<EVP_CIPHER_CTX> ctx_;
+  };
+  Lease lease() {
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        ossl::Ptr<EVP_CIPHER_CTX> c = std::move(idle_.back());
+        idle_.pop_back();
+        return Lease(*this, std::move(c));
+      }
+    }
+    return Lease(*this, keyed_ctx(keys_, encrypt_));
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 8;  // about the threads that seal or open at once
+  void give_back(ossl::Ptr<EVP_CIPHER_CTX> c) {
+    std::lock_guard lock(mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
+  }
+  const DirectionKeys& keys_;  // the epoch's own, which outlives the pool
+  const bool encrypt_;
+  std::mutex mu_;
+  std::vector<ossl::Ptr<EVP_CIPHER_CTX>> idle_;
+};
+
+namespace {
+
+// seal_record / open_record with a context keyed with k.key (keyed_ctx).
+void seal_with(EVP_CIPHER_CTX* ctx, const DirectionKeys& k, uint8_t flags, ByteView session_id, uint64_t seq,
+               ByteView payload, uint32_t pad_bucket, Bytes& out) {
   if (session_id.size() != kSessionIdSize) throw Error(Errc::kInternal, "channel: the session id must be 16 bytes");
   if (pad_bucket > kMaxPadBucket) throw Error(Errc::kUsage, "channel: pad bucket above 65536");
   size_t inner = payload.size();
@@ -102,19 +151,55 @@ void seal_record(const DirectionKeys& k, uint8_t flags, ByteView session_id, uin
   h[1] = flags;
   std::copy(session_id.begin(), session_id.end(), h + 2);
   for (int i = 0; i < 8; ++i) h[2 + kSessionIdSize + i] = static_cast<uint8_t>(seq >> (56 - 8 * i));
-  auto ctx = gcm_ctx(k, seq, true);
-  update(ctx.get(), nullptr, h, kHeaderSize);
+  set_nonce(ctx, k, seq, true);
+  update(ctx, nullptr, h, kHeaderSize);
   uint8_t* body = h + kHeaderSize;
-  update(ctx.get(), body, payload.data(), payload.size());
+  update(ctx, body, payload.data(), payload.size());
   if (flags & kFlagPadded) {
     Bytes tail(inner - payload.size(), 0);
     tail[0] = 0x80;
-    update(ctx.get(), body + payload.size(), tail.data(), tail.size());
+    update(ctx, body + payload.size(), tail.data(), tail.size());
   }
   int len = 0;
-  if (EVP_CipherFinal_ex(ctx.get(), body + inner, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, body + inner) != 1)
+  if (EVP_CipherFinal_ex(ctx, body + inner, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, kTagSize, body + inner) != 1)
     throw_openssl("channel: AES-256-GCM final failed");
+}
+
+void open_with(EVP_CIPHER_CTX* ctx, const DirectionKeys& k, ByteView record, SecureBytes& payload) {
+  RecordHeader h = parse_record_header(record);
+  const size_t inner = record.size() - kHeaderSize - kTagSize;
+  set_nonce(ctx, k, h.seq, false);
+  payload.resize_for_overwrite(inner);
+  try {
+    update(ctx, nullptr, record.data(), kHeaderSize);
+    update(ctx, payload.data(), record.data() + kHeaderSize, inner);
+    uint8_t tag[kTagSize];
+    std::copy(record.end() - kTagSize, record.end(), tag);
+    int len = 0;
+    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagSize, tag) != 1 || EVP_CipherFinal_ex(ctx, nullptr, &len) != 1)
+      throw Error(Errc::kAuth, "channel: record failed authentication (wrong key, session or direction, or tampered)");
+    if (h.flags & kFlagPadded) {
+      size_t n = inner;
+      while (n > 0 && payload.data()[n - 1] == 0) --n;
+      if (n == 0 || payload.data()[n - 1] != 0x80) throw Error(Errc::kFormat, "channel: record padding is malformed");
+      payload.resize(n - 1);
+    }
+  } catch (...) {
+    payload.clear();
+    throw;
+  }
+}
+
+}  // namespace
+
+void seal_record(const DirectionKeys& k, uint8_t flags, ByteView session_id, uint64_t seq, ByteView payload,
+                 uint32_t pad_bucket, Bytes& out) {
+  seal_with(keyed_ctx(k, true).get(), k, flags, session_id, seq, payload, pad_bucket, out);
+}
+
+void open_record(const DirectionKeys& k, ByteView record, SecureBytes& payload) {
+  open_with(keyed_ctx(k, false).get(), k, record, payload);
 }
 
 RecordHeader parse_record_header(ByteView record) {
@@ -132,50 +217,26 @@ RecordHeader parse_record_header(ByteView record) {
   return h;
 }
 
-void open_record(const DirectionKeys& k, ByteView record, SecureBytes& payload) {
-  RecordHeader h = parse_record_header(record);
-  const size_t inner = record.size() - kHeaderSize - kTagSize;
-  auto ctx = gcm_ctx(k, h.seq, false);
-  payload.resize_for_overwrite(inner);
-  try {
-    update(ctx.get(), nullptr, record.data(), kHeaderSize);
-    update(ctx.get(), payload.data(), record.data() + kHeaderSize, inner);
-    uint8_t tag[kTagSize];
-    std::copy(record.end() - kTagSize, record.end(), tag);
-    int len = 0;
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag) != 1 ||
-        EVP_CipherFinal_ex(ctx.get(), nullptr, &len) != 1)
-      throw Error(Errc::kAuth, "channel: record failed authentication (wrong key, session or direction, or tampered)");
-    if (h.flags & kFlagPadded) {
-      size_t n = inner;
-      while (n > 0 && payload.data()[n - 1] == 0) --n;
-      if (n == 0 || payload.data()[n - 1] != 0x80) throw Error(Errc::kFormat, "channel: record padding is malformed");
-      payload.resize(n - 1);
-    }
-  } catch (...) {
-    payload.clear();
-    throw;
-  }
-}
-
 // ---------------- SealedBox ----------------
 
 SealedBox::SealedBox(const SessionKeys& keys, Role role, RecordLimits limits)
     : role_(role), limits_(limits), session_id_(keys.session_id), pad_bucket_(keys.pad_bucket) {
-  auto e = std::make_shared<Epoch>();
   const bool client = role == Role::kClient;
-  e->send = (client ? keys.client_to_enclave : keys.enclave_to_client).clone();
-  e->recv = (client ? keys.enclave_to_client : keys.client_to_enclave).clone();
-  epoch_ = std::move(e);
+  epoch_ = make_epoch(0, (client ? keys.client_to_enclave : keys.enclave_to_client).clone(),
+                      (client ? keys.enclave_to_client : keys.client_to_enclave).clone());
 }
 
-SealedBox::EpochPtr SealedBox::ratchet(const Epoch& e) {
-  auto n = std::make_shared<Epoch>();
-  n->index = e.index + 1;
-  n->send = next_keys(e.send);
-  n->recv = next_keys(e.recv);
-  return n;
+std::shared_ptr<SealedBox::Epoch> SealedBox::make_epoch(uint64_t index, DirectionKeys send, DirectionKeys recv) {
+  auto e = std::make_shared<Epoch>();
+  e->index = index;
+  e->send = std::move(send);
+  e->recv = std::move(recv);
+  e->send_ctx = std::make_shared<CtxPool>(e->send, true);  // refers to e's keys, which do not move
+  e->recv_ctx = std::make_shared<CtxPool>(e->recv, false);
+  return e;
 }
+
+SealedBox::EpochPtr SealedBox::ratchet(const Epoch& e) { return make_epoch(e.index + 1, next_keys(e.send), next_keys(e.recv)); }
 
 uint64_t SealedBox::key_epoch() {
   std::lock_guard lock(mu_);
@@ -223,7 +284,7 @@ void SealedBox::seal_into(ByteView payload, Bytes& out, uint64_t* seq_out) {
     epoch = epoch_;
     remember_unanswered_locked(seq, epoch);
   }
-  seal_record(epoch->send, flags, session_id_, seq, payload, pad_bucket_, out);
+  seal_with(epoch->send_ctx->lease().get(), epoch->send, flags, session_id_, seq, payload, pad_bucket_, out);
   if (seq_out) *seq_out = seq;
 }
 
@@ -237,7 +298,7 @@ void SealedBox::seal_reply_into(uint64_t seq, ByteView payload, Bytes& out) {
     epoch = std::move(it->second);
     unanswered_.erase(it);
   }
-  seal_record(epoch->send, kFlagReply, session_id_, seq, payload, pad_bucket_, out);
+  seal_with(epoch->send_ctx->lease().get(), epoch->send, kFlagReply, session_id_, seq, payload, pad_bucket_, out);
 }
 
 SecureBytes SealedBox::open(ByteView record, uint64_t* seq) {
@@ -295,7 +356,7 @@ bool SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
   keys = (h.flags & kFlagKeyUpdate) ? ratchet(*base) : base;
   bool opened = true;
   try {
-    open_record(keys->recv, record, payload);
+    open_with(keys->recv_ctx->lease().get(), keys->recv, record, payload);
   } catch (const Error& e) {
     if (e.code() != Errc::kAuth) throw;
     opened = false;
@@ -324,7 +385,7 @@ bool SealedBox::accept_request(ByteView record, SecureBytes& payload, uint64_t* 
   if (epoch_ != base) {  // a predecessor updated the keys after this record was decrypted: rare
     keys = (h.flags & kFlagKeyUpdate) ? ratchet(*epoch_) : epoch_;
     try {
-      open_record(keys->recv, record, payload);
+      open_with(keys->recv_ctx->lease().get(), keys->recv, record, payload);
       opened = true;
     } catch (const Error& e) {
       if (e.code() != Errc::kAuth) throw;
@@ -361,7 +422,7 @@ void SealedBox::accept_reply(ByteView record, const uint64_t* expected, SecureBy
       throw Error(Errc::kVerify, "channel: replayed or unexpected reply (seq " + std::to_string(h.seq) + ")");
     epoch = it->second;
   }
-  open_record(epoch->recv, record, payload);  // a forgery leaves the request waiting for its real reply
+  open_with(epoch->recv_ctx->lease().get(), epoch->recv, record, payload);  // a forgery leaves the request waiting for its real reply
   std::lock_guard lock(mu_);
   if (unanswered_.erase(h.seq) == 0) {
     payload.clear();

@@ -847,6 +847,7 @@ void Server::start() {
 
   s.pool.start(s.opt.workers);
   s.loop_thread = std::thread([&s] { s.loop(); });
+  ::pthread_setname_np(s.loop_thread.native_handle(), "sn-net-loop");  // for perf and top
   s.started = true;
   log_info("net: serving on " + s.bound.to_string() + " with " + std::to_string(s.opt.workers) + " workers");
 }

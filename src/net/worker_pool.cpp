@@ -1,9 +1,14 @@
 #include "worker_pool.h"
 
+#include <pthread.h>
+
 namespace shield_nitro::net::detail {
 
 void WorkerPool::start(size_t threads) {
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (size_t i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] { run(); });
+    ::pthread_setname_np(threads_.back().native_handle(), "sn-net-worker");  // for perf and top
+  }
 }
 
 void WorkerPool::post(std::vector<Task>& tasks) {

@@ -135,10 +135,15 @@ class SealedBox {
   uint64_t key_epoch();
 
  private:
+  // AES-256-GCM contexts keyed once with one direction's key (each record then sets only its
+  // nonce), lent to one thread at a time; freed, and so cleansed, with their epoch.
+  class CtxPool;
   struct Epoch {
     uint64_t index = 0;
     DirectionKeys send, recv;
+    std::shared_ptr<CtxPool> send_ctx, recv_ctx;
   };
+  static std::shared_ptr<Epoch> make_epoch(uint64_t index, DirectionKeys send, DirectionKeys recv);
   using EpochPtr = std::shared_ptr<const Epoch>;
   static EpochPtr ratchet(const Epoch& e);
   RecordHeader check_header(ByteView record, bool want_reply) const;
