@@ -21,6 +21,7 @@
 #include "shield_nitro/eif/reader.h"
 #include "shield_nitro/eif/rootfs.h"
 #include "shield_nitro/eif/stand_in_blobs.h"
+#include "shield_nitro/eif/supervised.h"
 #include "shield_nitro/eif/tar.h"
 #include "util.h"
 
@@ -33,23 +34,64 @@ struct DescribeOpts {
   std::string input;
   std::string label = "current";
   bool json = false;
+  bool runtime = false;
 };
+
+nlohmann::ordered_json supervision_json(const Supervision& s) {
+  nlohmann::ordered_json j;
+  j["Supervised"] = s.supervised;
+  j["Command"] = s.command;
+  if (s.supervised) {
+    j["App"] = s.app;
+    j["RuntimeConfigPath"] = kRuntimeConfigPath;
+    j["RuntimeConfig"] = s.runtime_yaml;
+  }
+  return j;
+}
+
+void print_supervision_text(const Supervision& s) {
+  if (!s.supervised) {
+    std::cout << "supervised: no (the EIF runs its command directly)\ncommand: " << nlohmann::json(s.command).dump() << "\n";
+    return;
+  }
+  std::cout << "supervised: yes\napp: " << nlohmann::json(s.app).dump() << "\nruntime config (" << kRuntimeConfigPath
+            << ", measured in PCR2):\n" << s.runtime_yaml;
+  if (!s.runtime_yaml.empty() && s.runtime_yaml.back() != '\n') std::cout << "\n";
+}
 
 void run_describe(const DescribeOpts& o) {
   auto reader = EifReader::open(o.input);
-  print_json(describe_json(reader, parse_hash_label(o.label)));
+  if (o.runtime) {
+    Supervision s = supervision_of(reader);
+    if (o.json) print_json(supervision_json(s));
+    else print_supervision_text(s);
+    return;
+  }
+  auto j = describe_json(reader, parse_hash_label(o.label));
+  // Only our supervised images gain a key: any other EIF describes exactly as nitro-cli does,
+  // even one whose last ramdisk is no cpio at all (nitro-cli never looks inside).
+  std::optional<Supervision> s;
+  try {
+    s = supervision_of(reader);
+  } catch (const Error& e) {
+    if (e.code() != Errc::kFormat) throw;
+  }
+  if (s && s->supervised) j["Supervisor"] = supervision_json(*s);
+  print_json(j);
 }
 
 void setup_describe(CLI::App& eif) {
   auto o = std::make_shared<DescribeOpts>();
   auto* sub = eif.add_subcommand("describe", "Print what nitro-cli describe-eif prints: version, PCRs, signature, CRC, metadata");
   sub->add_option("eif", o->input, "The .eif file")->required();
-  sub->add_flag("--json", o->json, "JSON output (the only format; accepted for symmetry)");
+  sub->add_flag("--json", o->json, "JSON output (the default, except with --runtime)");
+  sub->add_flag("--runtime", o->runtime, "Only whether the image is supervised, its app command and runtime config (text; JSON with --json)");
   sub->add_option("--hash-label", o->label,
                   "HashAlgorithm string: current = \"Sha512_48 { .. }\" (nitro-cli 1.5), legacy = \"Sha384 { ... }\" (<= 1.4)")
       ->capture_default_str();
   sub->footer("The layout is checked against the section table; a CRC mismatch shows as \"CheckCRC\": false.\n"
-              "Example: shield-nitro eif describe app.eif --json");
+              "A supervised image (eif build --runtime) also shows \"Supervisor\": its app command and runtime config.\n"
+              "Examples:\n  shield-nitro eif describe app.eif --json\n  shield-nitro eif describe app.eif --runtime");
   sub->callback([o] { run_describe(*o); });
 }
 
@@ -81,7 +123,7 @@ void setup_pcr(CLI::App& eif) {
 
 // Where the customer filesystem comes from, shared by `eif build` and `eif ramdisk`.
 struct RootfsOpts {
-  std::string image, rootfs_tar, rootfs_dir, cmd_json;
+  std::string image, rootfs_tar, rootfs_dir, cmd_json, runtime, supervisor;
   std::vector<std::string> env;
   bool env_given = false;
   uint64_t max_layer_mib = kDefaultMaxInflated >> 20;
@@ -111,6 +153,35 @@ std::string scratch_dir_for(const std::string& output) {
   return dir.empty() ? "." : dir;
 }
 
+// The shield-nitro-enclave installed or built beside this shield-nitro.
+std::string default_supervisor() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw Error(Errc::kEnvironment, "cannot find this program's folder (/proc/self/exe): " + ec.message() + "; give --supervisor");
+  std::string path = (self.parent_path() / "shield-nitro-enclave").string();
+  if (!file_exists(path))
+    throw Error(Errc::kEnvironment, "no supervisor at " + path + " (shield-nitro-enclave beside shield-nitro); give --supervisor PATH");
+  return path;
+}
+
+// --runtime: the app runs under the supervisor, with the config packed (and so measured).
+std::vector<std::string> supervise(std::vector<FsEntry>& stream, const RootfsOpts& o, std::vector<std::string> app,
+                                   int64_t build_time) {
+  SupervisorInput in;
+  in.supervisor = o.supervisor.empty() ? default_supervisor() : o.supervisor;
+  in.runtime_yaml = read_text_file(o.runtime);
+  in.runtime_source = o.runtime;
+  in.app = std::move(app);
+  in.mtime = build_time;
+  try {
+    return add_supervisor(stream, in);
+  } catch (const Error& e) {
+    // A malformed config is the operator's mistake: a usage error (exit 2), like a bad allowlist.
+    if (e.code() == Errc::kFormat) throw Error(Errc::kUsage, e.what());
+    throw;
+  }
+}
+
 CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time, const std::string& output) {
   if (o.max_layer_mib == 0 || o.max_layer_mib > (uint64_t{1} << 44))
     throw Error(Errc::kUsage, "--max-layer-mib must be between 1 and 2^44");
@@ -121,10 +192,13 @@ CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time
   CustomerRamdisk out;
   std::vector<FsEntry> stream;
   std::optional<std::vector<std::string>> cmd, env;
+  if (!o.supervisor.empty() && o.runtime.empty()) throw Error(Errc::kUsage, "--supervisor goes with --runtime");
   if (!o.image.empty()) {
     Image img = load_image_tar(o.image, arch, scratch, max_layer);
     stream = std::move(img.export_stream);
-    if (o.cmd_json.empty()) cmd = image_command(img.config);
+    // Under the supervisor the app starts as `docker run` would start it (ENTRYPOINT + CMD);
+    // without it, nitro-cli's rule (CMD, else ENTRYPOINT) keeps builds identical to nitro-cli's.
+    if (o.cmd_json.empty()) cmd = o.runtime.empty() ? image_command(img.config) : container_command(img.config);
     env = img.config.env;
     out.image_name = img.name;
     out.image_id = img.id;
@@ -133,6 +207,7 @@ CustomerRamdisk customer_from(const RootfsOpts& o, Arch arch, int64_t build_time
     if (o.cmd_json.empty()) throw Error(Errc::kUsage, "--rootfs-tar and --rootfs need --cmd (there is no image config)");
   }
   if (!o.cmd_json.empty()) cmd = parse_cmd_json(o.cmd_json);
+  if (!o.runtime.empty()) cmd = supervise(stream, o, *cmd, build_time);
   if (o.env_given) env = o.env;
   out.entries = customer_ramdisk(stream, *cmd, env.value_or(std::vector<std::string>{}));
   return out;
@@ -145,6 +220,10 @@ void add_rootfs_options(CLI::App* sub, RootfsOpts& o) {
   sub->add_option("--cmd", o.cmd_json, "The command as a JSON array; overrides the image's CMD/ENTRYPOINT");
   sub->add_option("--env", o.env, "K=V for /env (repeatable); overrides the image's ENV")
       ->each([&o](const std::string&) { o.env_given = true; });
+  sub->add_option("--runtime", o.runtime,
+                  "A runtime config (docs/runtime.md): run the app under shield-nitro-enclave with it; the config is measured (PCR2)");
+  sub->add_option("--supervisor", o.supervisor,
+                  "The shield-nitro-enclave program to pack with --runtime (default: the one beside this shield-nitro)");
   sub->add_option("--max-layer-mib", o.max_layer_mib,
                   "Refuse a gzip'd layer or --rootfs-tar that inflates past this many MiB (inflated next to the output)")
       ->capture_default_str();
@@ -303,7 +382,8 @@ void setup_build(CLI::App& eif) {
   sub->footer("The same inputs always give the same bytes. PCRs match nitro-cli given the same kernel, cmdline,\n"
               "init and nsm.ko (nitro-cli's blobs) and the same filesystem.\n"
               "Examples:\n  shield-nitro eif build --blobs /usr/share/nitro_enclaves/blobs --image app.tar -o app.eif\n"
-              "  shield-nitro eif build --blobs blobs/ --rootfs rootfs/ --cmd '[\"/bin/app\"]' --sign-cert c.pem --sign-key k.pem -o app.eif");
+              "  shield-nitro eif build --blobs blobs/ --rootfs rootfs/ --cmd '[\"/bin/app\"]' --sign-cert c.pem --sign-key k.pem -o app.eif\n"
+              "  shield-nitro eif build --blobs blobs/ --image app.tar --runtime app.runtime.yaml -o app.eif   (supervised)");
   sub->callback([o] { run_build(*o); });
 }
 

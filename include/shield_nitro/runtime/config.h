@@ -86,18 +86,23 @@ struct ArtifactConfig {
   std::string key_id;
   std::map<std::string, std::string> encryption_context;
   std::string sha256;             // lowercase hex of the sealed file
+  // Whether the sealed file is streamed from the host agent (else read from `source` in the image).
   bool from_host() const { return source == "host"; }
 };
 
 struct EgressRule {
   std::string host;               // exact name, or "*.suffix" for any name below suffix
   uint16_t port = 0;
+  // The port must be equal; the name is compared case-insensitively, one final dot ignored.
+  // "*.example.com" matches any name below example.com, never example.com itself; a host that
+  // is not a well-formed DNS name matches nothing.
   bool matches(std::string_view host, uint16_t port) const;
 };
 
 struct EgressConfig {
   uint16_t proxy_port = 0;        // 0: no egress at all
   std::vector<EgressRule> allow;
+  // Whether one rule matches; always false when proxy_port is 0 (egress off).
   bool allows(std::string_view host, uint16_t port) const;
 };
 
