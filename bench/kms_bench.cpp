@@ -25,12 +25,17 @@
 #include "shield_nitro/kms_local/local_kms.h"
 #include "shield_nitro/kms/sigv4.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "support/http_load.h"
 #include "support/load_gen.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;
 
 namespace {
+
+using sn_bench::best_of_3;
+using sn_bench::drive_http;
+using sn_bench::HttpLoad;
 
 struct Rig {
   std::filesystem::path dir = std::filesystem::temp_directory_path() / ("sn-kms-bench-" + std::to_string(::getpid()));
@@ -187,68 +192,6 @@ void BM_RsaKeygenOffPath(benchmark::State& state) {
 
 // ---- load: the HTTP server at 1, 64 and 512 connections ----
 
-struct HttpLoad {
-  double req_per_s = 0, p50_us = 0, p99_us = 0;
-  size_t not_ok = 0;  // answers other than 200 (ThrottlingException when shedding)
-};
-
-// Keeps one request in flight on each of `conns` connections to ep until `total` answers; an
-// answer is a head plus Content-Length bytes (an echoed request parses the same way).
-HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string& request, size_t total, bool check_status) {
-  struct Slot {
-    UniqueFd fd;
-    std::string in;
-    size_t out_off = 0;
-    int64_t sent_ns = 0;
-  };
-  std::vector<Slot> slots(static_cast<size_t>(conns));
-  for (auto& s : slots) {
-    s.fd = net::connect(ep);
-    net::set_nonblocking(s.fd.get(), true);
-    s.sent_ns = monotonic_ns();
-  }
-  std::vector<int64_t> lat;
-  lat.reserve(total + slots.size());
-  std::vector<pollfd> p(slots.size());
-  std::vector<char> buf(1 << 16);
-  HttpLoad r;
-  int64_t start = monotonic_ns();
-  while (lat.size() < total) {
-    for (size_t i = 0; i < slots.size(); ++i)
-      p[i] = {slots[i].fd.get(), static_cast<short>(POLLIN | (slots[i].out_off < request.size() ? POLLOUT : 0)), 0};
-    if (::poll(p.data(), p.size(), 10000) <= 0) throw Error(Errc::kTimeout, "bench: no answer in 10 s");
-    for (size_t i = 0; i < slots.size(); ++i) {
-      Slot& s = slots[i];
-      if ((p[i].revents & POLLOUT) && s.out_off < request.size()) {
-        ssize_t w = ::send(s.fd.get(), request.data() + s.out_off, request.size() - s.out_off, MSG_NOSIGNAL);
-        if (w > 0) s.out_off += static_cast<size_t>(w);
-      }
-      if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::recv(s.fd.get(), buf.data(), buf.size(), 0);
-      if (n < 0 && errno == EAGAIN) continue;
-      if (n <= 0) throw Error(Errc::kIo, "bench: the server closed a connection");
-      s.in.append(buf.data(), static_cast<size_t>(n));
-      auto end = s.in.find("\r\n\r\n");
-      if (end == std::string::npos) continue;
-      auto cl = s.in.find("Content-Length: ");
-      size_t len = cl < end ? std::stoul(s.in.substr(cl + 16)) : 0;
-      if (s.in.size() < end + 4 + len) continue;
-      int64_t now = monotonic_ns();
-      lat.push_back(now - s.sent_ns);
-      if (check_status && s.in.rfind("HTTP/1.1 200 ", 0) != 0) r.not_ok++;
-      s.in.erase(0, end + 4 + len);
-      s.out_off = 0;  // next request on this connection
-      s.sent_ns = now;
-    }
-  }
-  double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
-  std::sort(lat.begin(), lat.end());
-  r.req_per_s = static_cast<double>(lat.size()) / secs;
-  r.p50_us = static_cast<double>(lat[lat.size() / 2]) / 1e3;
-  r.p99_us = static_cast<double>(lat[lat.size() * 99 / 100]) / 1e3;
-  return r;
-}
-
 // A GenerateRandom request signed once (SigV4 allows replay within its clock window): the
 // load generator spends no CPU signing, so the figures are the server's.
 std::string signed_generate_random(const LocalKms& kms) {
@@ -272,17 +215,6 @@ std::string signed_generate_random(const LocalKms& kms) {
 }
 
 size_t load_requests(int conns) { return conns == 1 ? 10000 : 40000; }
-
-// Best of 3 runs (highest requests/s): other processes on the 2 cores only ever slow a run.
-template <typename Fn>
-HttpLoad best_of_3(Fn run) {
-  HttpLoad best;
-  for (int i = 0; i < 3; ++i) {
-    HttpLoad l = run();
-    if (l.req_per_s > best.req_per_s) best = l;
-  }
-  return best;
-}
 
 void report_load(benchmark::State& state, const HttpLoad& r) {
   state.counters["req_per_s"] = r.req_per_s;

@@ -1,5 +1,7 @@
 #include "shield_nitro/net/acceptor.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -81,6 +83,8 @@ void Acceptor::Impl::loop() {
       }
       continue;
     }
+    int one = 1;  // relays must not add Nagle delays; fails harmlessly on unix and vsock sockets
+    ::setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     uint64_t id = next_id++;
     n_accepted++;
     std::unique_lock lock(mu);
