@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <fcntl.h>
@@ -195,7 +196,16 @@ std::string serialize(HttpServerResponse r, bool keep_alive, const HttpServerOpt
   for (const auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  return out + r.body;
+  out.reserve(out.size() + r.body.size());  // no reallocation once the body is in
+  out += r.body;
+  if (opt.wipe_buffers) OPENSSL_cleanse(r.body.data(), r.body.size());
+  return out;
+}
+
+// Zeroes s (its whole buffer) when the server wipes what it carried.
+void cleanse(std::string& s, bool wipe) {
+  if (wipe && s.capacity() > 0) OPENSSL_cleanse(s.data(), s.capacity());
+  s.clear();
 }
 
 // The declared Content-Length of the request head at the front of buffer (0 when absent or
@@ -242,7 +252,12 @@ struct Connection {
   size_t drained = 0;
   HttpServerResponse pending;  // sent once the discarding ends
   int64_t deadline = 0;        // monotonic ns; 0 = none
-  ~Connection() { SSL_free(ssl); }
+  bool wipe = false;           // wipe_buffers: zero in/out before they are freed
+  ~Connection() {
+    SSL_free(ssl);
+    cleanse(in, wipe);
+    cleanse(out, wipe);
+  }
 };
 
 enum class Io { kOk, kAgain, kEof, kError };
@@ -389,6 +404,7 @@ struct HttpServer::Loop {
       HttpServerResponse resp;
       try {
         resp = server.handler_(job.request);
+        cleanse(job.request.body, opt.wipe_buffers);
       } catch (const std::exception& e) {
         log_warn(opt.name + ": request handler failed: " + e.what());
         resp = fault(HttpFault::kHandlerFailed, 500, "the server failed to handle the request");
@@ -461,6 +477,10 @@ struct HttpServer::Loop {
         return;
       }
       auto c = std::make_unique<Connection>();
+      c->wipe = opt.wipe_buffers;
+      // Wiping: one buffer of the largest request up front, so appends never reallocate and
+      // leave unwiped copies behind.
+      if (c->wipe) c->in.reserve(read_cap() + 16384);
       c->id = next_id++;
       c->fd = UniqueFd(fd);
       int one = 1;
@@ -606,7 +626,10 @@ struct HttpServer::Loop {
       size_t got = 0;
       Io r = do_read(c, buf, sizeof buf, got);
       if (r == Io::kAgain) break;
-      if (r == Io::kError) return close_conn(c);
+      if (r == Io::kError) {
+        if (c.wipe) OPENSSL_cleanse(buf, sizeof buf);
+        return close_conn(c);
+      }
       if (r == Io::kEof) {
         eof = true;
         break;
@@ -614,6 +637,7 @@ struct HttpServer::Loop {
       if (c.in.empty()) c.deadline = now_ns() + opt.request_timeout_s * kSecond;  // a request starts
       c.in.append(buf, got);
     }
+    if (c.wipe) OPENSSL_cleanse(buf, sizeof buf);
     process(c, eof);
   }
 
@@ -666,7 +690,17 @@ struct HttpServer::Loop {
       }
       return answer(c, std::move(resp), true);
     }
-    c.in.erase(0, used);
+    if (opt.wipe_buffers) {
+      // Keep what follows (a pipelined request) in a buffer of the same reserved size, then
+      // zero the old one whole: erase() would leave stale bytes past the new end.
+      std::string rest;
+      rest.reserve(c.in.capacity());
+      rest.append(c.in, used, std::string::npos);
+      cleanse(c.in, true);
+      c.in.swap(rest);
+    } else {
+      c.in.erase(0, used);
+    }
     if (c.plain_on_tls) return answer(c, https_refusal(), true);
     bool keep = req.keep_alive && !eof;
     if (c.shed) return answer(c, throttled("connection limit " + std::to_string(opt.max_connections) + " reached"), true);
@@ -696,7 +730,7 @@ struct HttpServer::Loop {
       if (r != Io::kOk) return close_conn(c);
       c.out_off += put;
     }
-    c.out.clear();
+    cleanse(c.out, opt.wipe_buffers);
     c.out_off = 0;
     if (c.close_after) return start_linger(c);
     c.state = State::kReading;

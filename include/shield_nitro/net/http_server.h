@@ -96,6 +96,10 @@ struct HttpServerOptions {
   std::string request_id_header;
   std::function<std::string()> request_id;
   std::string name = "http server";  // names the server in its log lines
+  // Zero each request's bytes (read buffer, body) and each answer's once done with them, for a
+  // server that carries secrets (the enclave's KMS endpoint). Reserves a buffer of
+  // max_header_bytes + max_body_bytes per connection up front, so keep max_body_bytes small.
+  bool wipe_buffers = false;
 };
 
 // An HTTP/1.1 server (TLS when configured) calling handler from its worker threads: the
