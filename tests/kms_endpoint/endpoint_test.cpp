@@ -49,7 +49,7 @@ struct EndpointStack {
   AppEnvironment env;
   std::string key;  // a key whose policy requires the simulated enclave's attestation
 
-  EndpointStack() {
+  explicit EndpointStack(const std::function<void(EndpointOptions&)>& tweak = {}) {
     key = stack.admin->call("CreateKey", {{"Description", "attested"}})["KeyMetadata"]["Arn"];
     stack.put_policy(key);
     EndpointOptions o;
@@ -59,6 +59,7 @@ struct EndpointStack {
     o.role_credentials = std::make_shared<StaticCredentials>(stack.credentials("enclave"));
     o.attestation = &sim.source;
     o.recipient_keys = &sim.keys;
+    if (tweak) tweak(o);
     endpoint = std::make_unique<KmsEndpoint>(std::move(o));
     env = endpoint->start();
   }
@@ -78,12 +79,12 @@ struct EndpointStack {
     return c;
   }
   // The app: a stock client pointed at the endpoint, signing with creds.
-  KmsClient app(Credentials creds) const {
+  KmsClient app(Credentials creds, const Clock& clock = system_clock()) const {
     KmsClientOptions o;
     o.endpoint = env_of(env, "AWS_ENDPOINT_URL_KMS");
     o.region = env_of(env, "AWS_REGION");
     o.max_attempts = 1;
-    return KmsClient(o, std::make_shared<StaticCredentials>(std::move(creds)));
+    return KmsClient(o, std::make_shared<StaticCredentials>(std::move(creds)), clock);
   }
   KmsClient app() const { return app(local_credentials()); }
 };
@@ -135,6 +136,27 @@ TEST(KmsEndpoint, CredentialsNeedTheTokenAndAreLocalOnes) {
   KmsClient at_kms(direct, std::make_shared<StaticCredentials>(std::move(local)));
   EXPECT_EQ(aws_type([&] { at_kms.generate_random(8); }), "UnrecognizedClientException");
   EXPECT_EQ(s.endpoint->stats().credentials_refused, 3u);
+}
+
+// Local credentials are renewed once half their lifetime has passed; the previous ones stay
+// valid until their own Expiration, then the app is told ExpiredTokenException (and refreshes).
+TEST(KmsEndpoint, LocalCredentialsRenewAndExpire) {
+  FixedClock clock(system_clock().now_ms());  // moved by seconds: within KMS's 5-minute skew
+  EndpointStack s([&](EndpointOptions& o) {
+    o.clock = &clock;
+    o.local_credentials_lifetime_s = 120;
+  });
+  Credentials first = s.local_credentials();
+  EXPECT_EQ(first.expiration_s, clock.now_s() + 120);
+  clock.advance_ms(59'000);
+  EXPECT_EQ(s.local_credentials().access_key_id, first.access_key_id);
+  clock.advance_ms(2'000);
+  Credentials second = s.local_credentials();
+  EXPECT_NE(second.access_key_id, first.access_key_id);
+  EXPECT_EQ(s.app(first.clone(), clock).generate_random(8).size(), 8u);
+  clock.advance_ms(60'000);  // 121 s after the first were issued
+  EXPECT_EQ(aws_type([&] { s.app(first.clone(), clock).generate_random(8); }), "ExpiredTokenException");
+  EXPECT_EQ(s.app(second.clone(), clock).generate_random(8).size(), 8u);
 }
 
 // The key's policy requires the enclave's attestation: the role itself is refused without a
