@@ -1,7 +1,8 @@
 // Fuzzes the sealed-file parsers and openers under a fixed data key: parse_header,
 // peek_header_size, read_header and describe must agree on the header; the in-memory open, the
-// sequential open, the incremental Opener (fed in pieces whose size comes from the input) and
-// open_into must all refuse or all return the same plaintext. Chunks are capped at 4 KiB.
+// sequential open, the incremental Opener (fed in pieces whose size comes from the input),
+// open_into and the Assembler (announced size) must all refuse or all return the same
+// plaintext. Chunks are capped at 4 KiB.
 // Seeds: the vectors of docs/stream-format.md §8.4 (the first one uses this key) and headers.
 #include <cstddef>
 #include <cstdint>
@@ -81,7 +82,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     open_into(src, out, fuzz_key, opts);
     return out;
   });
-  if (in_memory != sequential || in_memory != incremental || in_memory != into) __builtin_trap();
+  auto assembled = attempt([&] {
+    Assembler a(size, 1 << 20, fuzz_key, nullptr, {.workers = 1, .max_chunk_size = kMaxChunk});
+    const size_t piece = size ? 1 + data[0] % 89 : 1;
+    for (size_t off = 0; off < size; off += piece) a.push(input.subspan(off, std::min(piece, size - off)));
+    return to_bytes(a.finish().view());
+  });
+  if (in_memory != sequential || in_memory != incremental || in_memory != into || in_memory != assembled)
+    __builtin_trap();
   if (in_memory && !described) __builtin_trap();
   return 0;
 }

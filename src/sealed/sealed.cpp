@@ -3,13 +3,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <optional>
 
 #include "header_codec.h"
-#include "pipeline.h"  // src/shield: the stream's own parallel_for (lowest failing chunk wins)
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::sealed {
-namespace detail_parallel = shield::detail;
 namespace {
 
 shield::StreamDecryptOptions stream_options(const OpenOptions& o) {
@@ -23,6 +23,33 @@ SecureBytes release_checked(const KeyRelease& release, const Header& h) {
   detail::check_header(h, key.view());
   return key;
 }
+
+// Gathers a header that arrives in pieces: at most the header's declared size is buffered.
+struct HeaderBuffer {
+  Bytes pending;
+  // Takes what the header still needs from the front of data; the header once complete.
+  std::optional<Header> take(ByteView& data) {
+    auto fill = [&](size_t want) {
+      size_t n = std::min(want - std::min(want, pending.size()), data.size());
+      pending.insert(pending.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+      data = data.subspan(n);
+    };
+    fill(kHeaderPrefixSize);
+    auto size = peek_header_size(pending);
+    if (!size) return std::nullopt;
+    fill(*size);
+    if (pending.size() < *size) return std::nullopt;
+    Header h = parse_header(pending);
+    pending.clear();
+    return h;
+  }
+  // At the end of input without a complete header: why (empty, or how it is cut short).
+  [[noreturn]] void incomplete() const {
+    if (pending.empty()) throw Error(Errc::kFormat, "not a sealed file: the input is empty");
+    parse_header(pending);
+    throw Error(Errc::kInternal, "sealed header: complete yet not taken");
+  }
+};
 
 Header make_header(const DataKey& key, const EncryptionContext& context) {
   return parse_header(detail::build_header(key.key_id, key.ciphertext_blob, context, key.plaintext.view()));
@@ -74,29 +101,89 @@ Header open_into(const RandomAccessSource& file, std::span<uint8_t> dest, const 
   if (dest.size() != d.plaintext_size)
     throw Error(Errc::kUsage, "open_into: the destination holds " + std::to_string(dest.size()) +
                                   " bytes, the sealed file's plaintext " + std::to_string(d.plaintext_size));
-  SecureBytes key = release_checked(release, d.header);
-  shield::Shield s = detail::stream_shield(key.view(), d.header, shield::Suite::kAes256Gcm);
-  key.clear();
-  // The stream after the header; the caller's source outlives this call, so it is not owned.
-  auto base = std::shared_ptr<const RandomAccessSource>(&file, [](const RandomAccessSource*) {});
-  SliceSource stream(base, d.header.size(), file.size() - d.header.size());
-  shield::StreamReader reader(s, stream, options.max_chunk_size);
-  const uint64_t chunks = reader.chunk_count();
-  const uint64_t chunk_size = reader.chunk_size();
-  detail_parallel::parallel_for(chunks, options.threads, [&](uint64_t i) {
-    SecureBytes pt = reader.read_chunk(i);
-    std::memcpy(dest.data() + i * chunk_size, pt.data(), pt.size());
-    if (options.on_progress) options.on_progress(pt.size() + shield::kTagSize);
-  });
-  return d.header;
+  shield::AssemblerOptions ao;
+  ao.workers = options.threads;
+  ao.max_chunk_size = options.max_chunk_size;
+  Assembler a(file.size(), dest.size(), release, [dest](uint64_t) { return dest; }, ao);
+  // Pieces read into buffers of their own, lent to the assembler (no second copy).
+  constexpr uint64_t kPiece = 4u << 20;
+  for (uint64_t off = 0; off < file.size();) {
+    const size_t n = static_cast<size_t>(std::min(kPiece, file.size() - off));
+    auto piece = std::make_shared<Bytes>(n);
+    file.read_at(off, piece->data(), n);
+    a.push(ByteView(*piece), piece);
+    off += n;
+    if (options.on_progress) options.on_progress(n);
+  }
+  a.finish();
+  return *a.header();
 }
+
+// ---- Assembler ----
+
+struct Assembler::State {
+  uint64_t file_size, max_plaintext;
+  KeyRelease release;
+  shield::PlaintextDestination destination;
+  shield::AssemblerOptions options;
+  HeaderBuffer header_buffer;
+  std::optional<Header> header;
+  std::optional<shield::Shield> shield;
+  std::unique_ptr<shield::StreamAssembler> stream;
+
+  // Feeds the header; true once the stream assembler exists and takes the rest.
+  bool header_done(ByteView& data) {
+    if (stream) return true;
+    auto h = header_buffer.take(data);
+    if (!h) return false;
+    if (file_size < h->size())
+      throw Error(Errc::kFormat, "sealed file: the announced size " + std::to_string(file_size) +
+                                     " is smaller than its header (" + std::to_string(h->size()) + " bytes)");
+    SecureBytes key = release_checked(release, *h);
+    shield.emplace(detail::stream_shield(key.view(), *h, shield::Suite::kAes256Gcm));
+    key.clear();
+    stream = destination ? std::make_unique<shield::StreamAssembler>(*shield, file_size - h->size(), max_plaintext,
+                                                                      std::move(destination), options)
+                         : std::make_unique<shield::StreamAssembler>(*shield, file_size - h->size(), max_plaintext,
+                                                                      options);
+    header = std::move(h);
+    return true;
+  }
+};
+
+Assembler::Assembler(uint64_t file_size, uint64_t max_plaintext, KeyRelease release,
+                     shield::PlaintextDestination destination, const shield::AssemblerOptions& options)
+    : s_(std::make_unique<State>()) {
+  s_->file_size = file_size;
+  s_->max_plaintext = max_plaintext;
+  s_->release = std::move(release);
+  s_->destination = std::move(destination);
+  s_->options = options;
+}
+
+Assembler::~Assembler() = default;
+
+void Assembler::push(ByteView data) {
+  if (s_->header_done(data) && !data.empty()) s_->stream->push(data);
+}
+
+void Assembler::push(ByteView data, std::shared_ptr<const void> keepalive) {
+  if (s_->header_done(data) && !data.empty()) s_->stream->push(data, std::move(keepalive));
+}
+
+SecureBytes Assembler::finish() {
+  if (!s_->stream) s_->header_buffer.incomplete();
+  return s_->stream->finish();
+}
+
+const Header* Assembler::header() const { return s_->header ? &*s_->header : nullptr; }
 
 // ---- Opener ----
 
 struct Opener::State {
   KeyRelease release;
   OpenOptions options;
-  Bytes pending;  // the header, until it is complete
+  HeaderBuffer header_buffer;
   std::optional<Header> header;
   std::optional<shield::Shield> shield;
   std::unique_ptr<shield::StreamDecryptor> decryptor;
@@ -111,31 +198,18 @@ Opener::~Opener() = default;
 
 void Opener::push(ByteView data, const Emit& emit) {
   if (!s_->decryptor) {
-    auto take = [&](size_t want) {
-      size_t n = std::min(want - std::min(want, s_->pending.size()), data.size());
-      s_->pending.insert(s_->pending.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
-      data = data.subspan(n);
-    };
-    take(kHeaderPrefixSize);
-    auto size = peek_header_size(s_->pending);
-    if (!size) return;
-    take(*size);
-    if (s_->pending.size() < *size) return;
-    Header h = parse_header(s_->pending);
-    SecureBytes key = release_checked(s_->release, h);
-    s_->shield.emplace(detail::stream_shield(key.view(), h, shield::Suite::kAes256Gcm));
+    auto h = s_->header_buffer.take(data);
+    if (!h) return;
+    SecureBytes key = release_checked(s_->release, *h);
+    s_->shield.emplace(detail::stream_shield(key.view(), *h, shield::Suite::kAes256Gcm));
     s_->decryptor = std::make_unique<shield::StreamDecryptor>(*s_->shield, stream_options(s_->options));
     s_->header = std::move(h);
-    s_->pending.clear();
   }
   if (!data.empty()) s_->decryptor->push(data, emit);
 }
 
 void Opener::finish(const Emit& emit) {
-  if (!s_->decryptor) {
-    if (s_->pending.empty()) throw Error(Errc::kFormat, "not a sealed file: the input is empty");
-    parse_header(s_->pending);  // says how it is cut short
-  }
+  if (!s_->decryptor) s_->header_buffer.incomplete();
   s_->decryptor->finish(emit);
 }
 

@@ -43,6 +43,22 @@ SecureBytes open_all_ways(ByteView file, const DataKey& key, uint32_t chunk_hint
   opener.finish(emit);
   EXPECT_NE(opener.header(), nullptr);
   EXPECT_EQ(e, to_bytes(a.view()));
+  // Announced size, pushed in pieces: into its own buffer, and into a caller's destination.
+  for (bool own : {true, false}) {
+    Bytes dest;
+    shield::PlaintextDestination into = nullptr;
+    if (!own)
+      into = [&](uint64_t n) {
+        dest.assign(n, 0xee);
+        return std::span<uint8_t>(dest);
+      };
+    Assembler as(file.size(), 1 << 20, release_of(key), into, {.workers = 2});
+    for (size_t i = 0; i < file.size(); i += 13) as.push(file.subspan(i, std::min<size_t>(13, file.size() - i)));
+    SecureBytes got = as.finish();
+    EXPECT_EQ(own ? to_bytes(got.view()) : dest, to_bytes(a.view()));
+    if (!as.header()) { ADD_FAILURE() << "no header after finish"; continue; }
+    EXPECT_EQ(as.header()->bytes, parse_header(file).bytes);
+  }
   return a;
 }
 
@@ -219,16 +235,18 @@ TEST(Sealed, TruncationAndExtension) {
   EXPECT_EQ(code_of([&] { open(longer, release_of(key)); }), Errc::kAuth);
 }
 
-TEST(Sealed, OpenIntoReportsTheLowestFailingChunkAndChecksTheSize) {
+TEST(Sealed, OpenIntoNamesTheFailingChunkAndChecksTheSize) {
   DataKey key = data_key();
-  Bytes file = seal(pattern(64 * 10), key, kContext, {.chunk_size = 64});
+  const Bytes pt = pattern(64 * 10);
+  Bytes file = seal(pt, key, kContext, {.chunk_size = 64});
   const size_t hs = parse_header(file).size() + 50;  // the stream header's 50 bytes
-  file[hs + 7 * 80 + 3] ^= 1;
   file[hs + 3 * 80 + 3] ^= 1;
   MemorySource ra(file);
-  Bytes dest(64 * 10);
+  Bytes dest(64 * 10, 0xee);
   EXPECT_NE(message_of([&] { open_into(ra, dest, release_of(key), {.threads = 4}); }).find("stream chunk 3:"),
             std::string::npos);
+  // Chunks that verified before the failure are not left behind.
+  EXPECT_NE(Bytes(dest.begin(), dest.begin() + 64), Bytes(pt.begin(), pt.begin() + 64));
   int released = 0;
   Bytes small(10);
   EXPECT_EQ(code_of([&] {
@@ -239,6 +257,61 @@ TEST(Sealed, OpenIntoReportsTheLowestFailingChunkAndChecksTheSize) {
             }),
             Errc::kUsage);
   EXPECT_EQ(released, 0);
+}
+
+TEST(Sealed, AssemblerRefusesWrongSizesAndWipesTheDestination) {
+  DataKey key = data_key();
+  Bytes file = seal(pattern(1000), key, kContext, {.chunk_size = 64});
+  const size_t hs = parse_header(file).size();
+  // Announced longer or shorter than the file: format.
+  for (long delta : {-1L, 1L}) {
+    Assembler as(file.size() + delta, 1 << 20, release_of(key));
+    EXPECT_EQ(code_of([&] {
+                as.push(file);
+                as.finish();
+              }),
+              Errc::kFormat)
+        << delta;
+  }
+  // Smaller than its own header: format, before the key is asked for.
+  int released = 0;
+  auto counting = [&](const Header&) {
+    ++released;
+    return key.plaintext.clone();
+  };
+  Assembler tiny(hs - 1, 1 << 20, counting);
+  EXPECT_NE(message_of([&] {
+              tiny.push(file);
+              tiny.finish();
+            }).find("smaller than its header"),
+            std::string::npos);
+  EXPECT_EQ(released, 0);
+  // Bigger than the caller allows: policy.
+  Assembler capped(file.size(), 999, release_of(key));
+  EXPECT_EQ(code_of([&] { capped.push(file); }), Errc::kPolicy);
+  // A bad last chunk: auth, and the destination (which held verified chunks) is wiped.
+  Bytes bad = file;
+  bad[file.size() - 3] ^= 1;
+  Bytes dest;
+  {
+    Assembler as(bad.size(), 1 << 20, release_of(key), [&](uint64_t n) {
+      dest.assign(n, 0);
+      return std::span<uint8_t>(dest);
+    });
+    EXPECT_EQ(code_of([&] {
+                as.push(bad);
+                as.finish();
+              }),
+              Errc::kAuth);
+  }
+  ASSERT_EQ(dest.size(), 1000u);
+  EXPECT_EQ(dest, Bytes(1000, 0));
+  // Cut inside the header, or empty.
+  Assembler cut(file.size(), 1 << 20, release_of(key));
+  cut.push(ByteView(file).first(20));
+  EXPECT_NE(message_of([&] { cut.finish(); }).find("cut short: 20 of"), std::string::npos);
+  Assembler empty(file.size(), 1 << 20, release_of(key));
+  EXPECT_EQ(message_of([&] { empty.finish(); }), "not a sealed file: the input is empty");
 }
 
 TEST(Sealed, NotASealedFileSaysWhatItLooksLike) {

@@ -142,11 +142,47 @@ Description describe(const RandomAccessSource& file);
 Header open(Source& in, Sink& out, const KeyRelease& release, const OpenOptions& options = {});
 // In memory.
 SecureBytes open(ByteView sealed_file, const KeyRelease& release, const OpenOptions& options = {});
-// Decrypts into caller memory (e.g. a tmpfs mapping) in parallel: dest.size() must equal
-// describe(file).plaintext_size (else kUsage, before release is called). On any exception
-// dest may hold some verified chunks: the caller wipes or discards it.
+// Decrypts into caller memory (e.g. a tmpfs mapping) on a shield::StreamAssembler's workers,
+// each record straight into its place: dest.size() must equal describe(file).plaintext_size
+// (else kUsage, before release is called). On any exception the assembler has wiped dest.
 Header open_into(const RandomAccessSource& file, std::span<uint8_t> dest, const KeyRelease& release,
                  const OpenOptions& options = {});
+
+// Opens a sealed file whose total size is known in advance (announced by the sender) while it
+// arrives in order, e.g. streamed from the host agent into an enclave: push() buffers the
+// header (at most kMaxHeaderSize bytes), calls release once it is complete and checks the
+// header, then hands the stream to a shield::StreamAssembler that decrypts every record on its
+// workers straight into destination (called once with the exact plaintext size) or, without
+// one, into its own buffer that finish() returns. Errors as open() and StreamAssembler
+// (kFormat for a file longer or shorter than announced, kPolicy over max_plaintext). On
+// failure, or destruction before finish() returned, the destination is wiped.
+//
+//   sealed::Assembler a(size, max_plaintext, release, [&](uint64_t n) { return map_tmpfs(n); });
+//   while (piece) a.push(piece);
+//   a.finish();   // the destination now holds the verified plaintext
+class Assembler {
+ public:
+  Assembler(uint64_t file_size, uint64_t max_plaintext, KeyRelease release,
+            shield::PlaintextDestination destination = nullptr, const shield::AssemblerOptions& options = {});
+  ~Assembler();
+  Assembler(const Assembler&) = delete;
+  Assembler& operator=(const Assembler&) = delete;
+
+  // The next bytes of the file, in order (any split); copied before push() returns.
+  void push(ByteView data);
+  // The same without a copy of the stream's records: data stays valid while keepalive lives
+  // (see StreamAssembler::push).
+  void push(ByteView data, std::shared_ptr<const void> keepalive);
+  // Once exactly file_size bytes arrived and every record verified: the plaintext (empty
+  // when a destination was given). kFormat when the file ended inside its header.
+  SecureBytes finish();
+  // The checked header once release ran; null before.
+  const Header* header() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 // Opens a sealed file that arrives in pieces (a socket): push() buffers the header (at most
 // kMaxHeaderSize bytes), calls release once it is complete, then emits every stream chunk as
