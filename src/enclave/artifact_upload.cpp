@@ -1,5 +1,7 @@
 #include "artifact_upload.h"
 
+#include <cstring>
+
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::enclave {
@@ -7,14 +9,25 @@ namespace {
 
 // A v4 message carries at most 183 bytes of overhead beyond its plaintext.
 constexpr uint64_t kV4Overhead = 256;
+constexpr size_t kLongestStreamHeader = 66;  // password mode (docs/stream-format.md §2)
 
 std::string too_big(uint64_t max) { return "artifact exceeds the size limit of " + std::to_string(max) + " bytes"; }
 
+// Whether prefix (at least 4 bytes) starts a sealed file: its magic.
+bool is_sealed(ByteView prefix) {
+  try {
+    (void)sealed::peek_header_size(prefix.first(shield::kDetectBytes));
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 }  // namespace
 
-ArtifactUpload::ArtifactUpload(const shield::Shield& shield, uint64_t max_bytes, std::optional<uint64_t> announced_size,
-                               unsigned workers)
-    : shield_(shield), max_(max_bytes), workers_(workers), announced_(announced_size) {}
+ArtifactUpload::ArtifactUpload(std::optional<shield::Shield> key, sealed::KeyRelease release, uint64_t max_bytes,
+                               std::optional<uint64_t> announced_size, unsigned workers)
+    : shield_(std::move(key)), release_(std::move(release)), max_(max_bytes), workers_(workers), announced_(announced_size) {}
 
 void ArtifactUpload::append_plain(ByteView p) {
   if (plaintext_.size() + p.size() > max_) throw Error(Errc::kPolicy, too_big(max_));
@@ -28,11 +41,53 @@ void ArtifactUpload::count(size_t n) {
     throw Error(Errc::kFormat, "artifact is longer than its announced " + std::to_string(*announced_) + " bytes");
 }
 
+// A sealed file of announced size: its plaintext size follows from the size, the sealed
+// header's and the stream's geometry (their first bytes are kept for that), so it is allocated
+// once when the first chunk verified; otherwise it grows as chunks arrive.
+void ArtifactUpload::push_sealed(ByteView data) {
+  if (announced_ && sealed_head_.size() < sealed::kMaxHeaderSize + kLongestStreamHeader) {
+    size_t n = std::min(data.size(), sealed::kMaxHeaderSize + kLongestStreamHeader - sealed_head_.size());
+    sealed_head_.insert(sealed_head_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+  }
+  sealed_->push(data, [this](ByteView p) { emit_sealed(p); });
+}
+
+void ArtifactUpload::emit_sealed(ByteView p) {
+  if (!presized_ && announced_ && plaintext_.empty()) {
+    const size_t h = sealed_->header()->size();  // set before the first chunk is emitted
+    auto g = h < sealed_head_.size() ? shield::peek_stream_geometry(ByteView(sealed_head_).subspan(h)) : std::nullopt;
+    const uint64_t record = g ? uint64_t{g->chunk_size} + shield::kTagSize : 0;
+    if (g && *announced_ >= h + g->header_size + shield::kTagSize) {
+      const uint64_t body = *announced_ - h - g->header_size;
+      const uint64_t plain = body - (body + record - 1) / record * shield::kTagSize;
+      if (plain > max_) throw Error(Errc::kPolicy, too_big(max_));
+      plaintext_.resize_for_overwrite(static_cast<size_t>(plain));  // every byte is written, or it is wiped
+      presized_ = true;
+    }
+  }
+  if (!presized_) return append_plain(p);
+  if (p.size() > plaintext_.size() - written_)
+    throw Error(Errc::kFormat, "sealed artifact holds more plaintext than its announced size allows");
+  std::memcpy(plaintext_.data() + written_, p.data(), p.size());
+  written_ += p.size();
+}
+
 void ArtifactUpload::start_if_detected() {
-  if (format_ != shield::Format::kUnknown || pending_.size() < shield::kDetectBytes) return;
+  if (format_ != shield::Format::kUnknown || sealed_ || pending_.size() < shield::kDetectBytes) return;
+  if (is_sealed(pending_)) {
+    if (shield_) throw Error(Errc::kUsage, "a sealed file names its own KMS key: send load-artifact without 'key'");
+    sealed_ = std::make_unique<sealed::Opener>(release_);
+    push_sealed(pending_);
+    pending_.clear();
+    return;
+  }
   format_ = shield::detect_format(pending_);
   if (format_ == shield::Format::kUnknown)
-    throw Error(Errc::kFormat, "artifact is neither a Shield stream container nor a Shield v4 message");
+    throw Error(Errc::kFormat, "artifact is neither a sealed file, a Shield stream container nor a Shield v4 message");
+  if (!shield_)
+    throw Error(Errc::kUsage, std::string("load-artifact without 'key' takes a sealed file; this artifact is a Shield ") +
+                                  (format_ == shield::Format::kStream ? "stream container" : "v4 message") +
+                                  ": name the loaded key that sealed it");
   if (format_ != shield::Format::kStream) {
     if (announced_) {
       if (*announced_ > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
@@ -41,10 +96,10 @@ void ArtifactUpload::start_if_detected() {
     return;
   }
   if (announced_) {
-    assembler_ = std::make_unique<shield::StreamAssembler>(shield_, *announced_, max_, shield::AssemblerOptions{.workers = workers_});
+    assembler_ = std::make_unique<shield::StreamAssembler>(*shield_, *announced_, max_, shield::AssemblerOptions{.workers = workers_});
     assembler_->push(pending_);
   } else {
-    stream_ = std::make_unique<shield::StreamDecryptor>(shield_);
+    stream_ = std::make_unique<shield::StreamDecryptor>(*shield_);
     stream_->push(pending_, [this](ByteView p) { append_plain(p); });
   }
   pending_.clear();
@@ -54,6 +109,7 @@ void ArtifactUpload::push(ByteView data) {
   count(data.size());
   if (assembler_) return assembler_->push(data);
   if (stream_) return stream_->push(data, [this](ByteView p) { append_plain(p); });
+  if (sealed_) return push_sealed(data);
   if (pending_.size() + data.size() > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
   pending_.insert(pending_.end(), data.begin(), data.end());
   start_if_detected();
@@ -74,17 +130,25 @@ SecureBytes ArtifactUpload::finish() {
   if (announced_ && received_ != *announced_)
     throw Error(Errc::kFormat, "artifact ended after " + std::to_string(received_) + " of its announced " +
                                    std::to_string(*announced_) + " bytes");
+  if (sealed_) {
+    sealed_->finish([this](ByteView p) { emit_sealed(p); });
+    if (presized_ && written_ != plaintext_.size())
+      throw Error(Errc::kFormat, "sealed artifact ended after " + std::to_string(written_) + " of " +
+                                     std::to_string(plaintext_.size()) + " plaintext bytes");
+    return std::move(plaintext_);
+  }
   if (format_ == shield::Format::kUnknown) {
     format_ = shield::detect_format(pending_);
     if (format_ == shield::Format::kUnknown || format_ == shield::Format::kStream)
       throw Error(Errc::kFormat, "artifact is empty or truncated before its format could be told");
+    if (!shield_) throw Error(Errc::kUsage, "load-artifact without 'key' takes a sealed file; this artifact is a Shield v4 message");
   }
   if (assembler_) return assembler_->finish();
   if (stream_) {
     stream_->finish([this](ByteView p) { append_plain(p); });
     return std::move(plaintext_);
   }
-  SecureBytes pt = shield_.decrypt(pending_);
+  SecureBytes pt = shield_->decrypt(pending_);
   if (pt.size() > max_) throw Error(Errc::kPolicy, too_big(max_));
   return pt;
 }

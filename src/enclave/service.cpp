@@ -436,14 +436,20 @@ struct EnclaveService::Impl {
     return copy;
   }
 
+  // KMS Decrypt with a Recipient, within the release policy (load-key, and sealed artifacts).
+  ReleasedKey release_key(const ReleaseRequest& req) {
+    opts.policy.check_load_key(req.key_id, req.encryption_context);
+    ReleasedKey released = releaser->release(req, current_credentials());
+    opts.policy.check_released_key(released.key_arn);
+    return released;
+  }
+
   Value op_load_key(const Call& c) {
     ReleaseRequest req;
     req.ciphertext_blob = to_bytes(bytes_field(c.body, "ciphertext_blob"));
     req.key_id = optional_text(c.body, "key_id");
     req.encryption_context = context_field(c.body);
-    opts.policy.check_load_key(req.key_id, req.encryption_context);
-    ReleasedKey released = releaser->release(req, current_credentials());
-    opts.policy.check_released_key(released.key_arn);
+    ReleasedKey released = release_key(req);
     std::string handle = keys.add(std::move(released.plaintext), released.key_arn);
     return Value::map({cbor::entry("handle", Value::text(handle)), cbor::entry("key_id", Value::text(released.key_arn))});
   }
@@ -457,13 +463,17 @@ struct EnclaveService::Impl {
       for (const auto& h : m->as_array()) models.push_back(h.as_text());
     }
     opts.policy.check_artifact(kind == ArtifactKind::kCode, 0);
-    shield::Shield s = keys.shield_for(text_field(c.body, "key"));
+    std::optional<shield::Shield> s;  // none: a sealed file, whose header names its KMS key
+    if (const Value* k = c.body.find("key"); k && !k->is_null()) s = keys.shield_for(text_field(c.body, "key"));
+    auto release = [this](const sealed::Header& h) {
+      return release_key({h.ciphertext_blob, h.key_id, {h.context.begin(), h.context.end()}}).plaintext;
+    };
     std::optional<uint64_t> announced;  // the sealed size, if the sender knows it: one allocation
     if (const Value* z = c.body.find("size"); z && !z->is_null()) {
       if (!z->is(cbor::Type::kUnsigned)) throw Error(Errc::kFormat, "field 'size' must be an unsigned integer");
       announced = z->as_uint();
     }
-    ArtifactUpload upload(s, opts.policy.max_artifact_bytes(), announced, opts.artifact_workers);
+    ArtifactUpload upload(std::move(s), release, opts.policy.max_artifact_bytes(), announced, opts.artifact_workers);
     if (const Value* d = c.body.find("data"); d && !d->is_null()) upload.push(bytes_field(c.body, "data"));
     if (c.net && c.net->streaming()) {
       while (auto part = c.net->next_part()) upload.push_part(std::move(*part));  // lent, not copied

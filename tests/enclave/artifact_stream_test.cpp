@@ -3,15 +3,18 @@
 // nothing loaded.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
 #include "support/expect_error.h"
 #include "support/enclave_host.h"
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/random.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "shield_nitro/sealed/sealed.h"
 #include "shield_nitro/shield/stream.h"
 
 using namespace shield_nitro;
@@ -179,3 +182,123 @@ TEST_P(ArtifactWorkers, LoadsAndRefusesWithThisWorkerCount) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OneToFour, ArtifactWorkers, ::testing::Values(1u, 2u, 3u, 4u));
+
+// ---- sealed files: load-artifact without a key handle --------------------------------------
+
+namespace {
+
+constexpr const char* kReleasedArn = "arn:aws:kms:us-east-1:111122223333:key/test";  // what FakeReleaser reports
+
+struct SealedArtifact : ::testing::Test, test_support::EnclaveHost {
+  SealedArtifact() : EnclaveHost("sn-artsealed-") {}
+
+  // A sealed file whose blob the stand-in KMS (FakeReleaser) opens to its data key.
+  Bytes seal_file(ByteView plaintext, const sealed::EncryptionContext& context, const std::string& key_id = kReleasedArn,
+                  uint32_t chunk = kChunk) {
+    SecureBytes dk(os_random().bytes(sealed::kDataKeySize));
+    Bytes blob = shield::Shield::with_key(kek).encrypt(dk.view());
+    return sealed::seal(plaintext, {key_id, blob, std::move(dk)}, context, {.chunk_size = chunk});
+  }
+
+  void push_credentials() {
+    client->call("set-credentials", Value::map({cbor::entry("access_key_id", Value::text("AKIDTEST")),
+                                                cbor::entry("secret_access_key", Value::text("secret"))}));
+  }
+
+  // Sends file in parts of `part` bytes, with "key" only when key is not empty.
+  net::Response load(ByteView file, size_t part, bool announce = true, const std::string& key = "", const char* kind = "model") {
+    cbor::MapEntries first{cbor::entry("kind", Value::text(kind)), cbor::entry("name", Value::text("sealed-model"))};
+    if (!key.empty()) first.push_back(cbor::entry("key", Value::text(key)));
+    if (announce) first.push_back(cbor::entry("size", Value::uint(file.size())));
+    auto up = client->stream("load-artifact", Value::map(std::move(first)));
+    try {
+      for (size_t off = 0; off < file.size(); off += part)
+        up.send(Value::map({cbor::entry("data", Value::bytes(file.subspan(off, std::min(part, file.size() - off))))}));
+    } catch (const Error&) {
+      // answered early: the response says why
+    }
+    return up.finish();
+  }
+
+  size_t loaded_artifacts() { return client->call("describe").find("artifacts")->as_array().size(); }
+};
+
+}  // namespace
+
+TEST_F(SealedArtifact, LoadsWithoutAKeyHandleWhateverTheCutAndWithOrWithoutItsSize) {
+  start({});
+  push_credentials();
+  Bytes plain = os_random().bytes((3u << 20) + 777);
+  Bytes file = seal_file(plain, {{"app", "models"}});
+  const size_t header = sealed::parse_header(file).size();
+  for (size_t part : {size_t{1000}, size_t{65536}, size_t{kChunk} + 16, header + 50}) {
+    for (bool announce : {true, false}) {
+      net::Response r = load(file, part, announce);
+      ASSERT_TRUE(r.ok) << r.message << " part " << part;
+      EXPECT_EQ(r.body.find("size")->as_uint(), plain.size());
+    }
+  }
+  EXPECT_EQ(loaded_artifacts(), 8u);
+  // Small chunks and an empty plaintext too.
+  EXPECT_EQ(load(seal_file(Bytes(5000, 1), {}, kReleasedArn, 64), 333).body.find("size")->as_uint(), 5000u);
+  EXPECT_EQ(load(seal_file({}, {}), 7).body.find("size")->as_uint(), 0u);
+}
+
+TEST_F(SealedArtifact, TamperingCuttingOrAWrongSizeLeavesNothingLoaded) {
+  start({});
+  push_credentials();
+  Bytes file = seal_file(os_random().bytes(2u << 20), {{"app", "models"}});
+  const size_t header = sealed::parse_header(file).size();
+  Bytes bad_header = file;
+  bad_header[header - 10] ^= 0x01;  // inside the header's tag
+  EXPECT_EQ(code(load(bad_header, 4096)), Errc::kAuth);
+  Bytes bad_context = seal_file(os_random().bytes(1000), {{"app", "models"}});
+  const size_t at = std::search(bad_context.begin(), bad_context.end(), std::begin("models"), std::end("models") - 1) - bad_context.begin();
+  bad_context[at] = 'M';  // another context: KMS would not release, and the header's tag fails
+  EXPECT_EQ(code(load(bad_context, 4096)), Errc::kAuth);
+  Bytes bad_chunk = file;
+  bad_chunk[header + 66 + kChunk + 100] ^= 0x01;
+  EXPECT_EQ(code(load(bad_chunk, 4096)), Errc::kAuth);
+  EXPECT_EQ(code(load(bad_chunk, 4096, false)), Errc::kAuth);
+  ByteView cut = ByteView(file).first(file.size() - 100);
+  EXPECT_EQ(code(load(cut, 4096, false)), Errc::kAuth);
+  EXPECT_EQ(code(load(ByteView(file).first(header - 3), 100, false)), Errc::kFormat);
+  // Announced one byte short or long: refused as the wrong size.
+  auto up = client->stream("load-artifact", Value::map({cbor::entry("kind", Value::text("model")), cbor::entry("name", Value::text("m")),
+                                                        cbor::entry("size", Value::uint(file.size() + 1))}));
+  up.send(Value::map({cbor::entry("data", Value::bytes(file))}));
+  EXPECT_EQ(code(up.finish()), Errc::kFormat);
+  EXPECT_EQ(loaded_artifacts(), 0u);
+}
+
+TEST_F(SealedArtifact, TheHeadersKeyIdAndContextGoThroughTheReleasePolicy) {
+  enclave::ServiceOptions opts;
+  opts.policy = enclave::ReleasePolicy::parse(std::string(R"({"kms_key_ids": [")") + kReleasedArn +
+                                              R"("], "encryption_context": {"app": "models"}})");
+  start(std::move(opts));
+  push_credentials();
+  Bytes plain = os_random().bytes(10000);
+  EXPECT_EQ(code(load(seal_file(plain, {{"app", "other"}}), 4096)), Errc::kPolicy);
+  EXPECT_EQ(code(load(seal_file(plain, {{"app", "models"}}, "arn:aws:kms:us-east-1:111122223333:key/other"), 4096)),
+            Errc::kPolicy);
+  net::Response r = load(seal_file(plain, {{"app", "models"}, {"team", "ml"}}), 4096);
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(r.body.find("size")->as_uint(), plain.size());
+}
+
+TEST_F(SealedArtifact, NeedsCredentialsAndRefusesAKeyHandleOrAnUnsealedArtifactWithoutOne) {
+  start({});
+  Bytes file = seal_file(os_random().bytes(1000), {});
+  EXPECT_EQ(code(load(file, 4096)), Errc::kEnvironment);  // the release needs pushed credentials
+  std::string key = load_data_key();                      // pushes them
+  EXPECT_EQ(code(load(file, 4096, true, key)), Errc::kUsage);
+  Bytes stream = shield::encrypt_stream(shield::Shield::with_key(data_key), Bytes(3000, 2), {.chunk_size = 1024});
+  EXPECT_EQ(code(load(stream, 4096)), Errc::kUsage);
+  Bytes v4 = shield::Shield::with_key(data_key).encrypt(as_bytes("v4"));
+  EXPECT_EQ(code(load(v4, 4096)), Errc::kUsage);
+  EXPECT_EQ(code(load(v4, 4096, false)), Errc::kUsage);
+  EXPECT_EQ(loaded_artifacts(), 0u);
+  net::Response r = load(file, 4096);
+  ASSERT_TRUE(r.ok) << r.message;
+  EXPECT_EQ(load(stream, 4096, true, key).body.find("size")->as_uint(), 3000u);
+}
