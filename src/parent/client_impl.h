@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "sealed_channel.h"
+#include "shield_nitro/attest/verifier.h"
 #include "shield_nitro/net/client.h"
 #include "shield_nitro/parent/enclave_client.h"
 
@@ -18,6 +19,11 @@ struct EnclaveClient::Impl {
   std::shared_ptr<kms::CredentialsProvider> provider;
   std::shared_ptr<detail::SealedChannel> channel;
   std::mutex refreshing;  // one automatic push at a time is enough
+  // The verifier of the last trust anchor used, with its chain cache (guarded by mu).
+  std::shared_ptr<const attest::Verifier> verifier;
+
+  // A verifier for anchor: the cached one when it has the same root.
+  std::shared_ptr<const attest::Verifier> verifier_for(const attest::TrustAnchor& anchor);
 
   // One plain request; Error(code, "<op>: <message>") on failure. Watches for refresh hints.
   cbor::Value call_plain(std::string_view op, cbor::Value body);

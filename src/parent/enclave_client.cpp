@@ -141,29 +141,46 @@ attest::Claims EnclaveClient::attest_and_verify(const attest::Policy& policy, co
   Bytes document = attest(nonce, std::move(user_data));
   attest::Policy p = policy;
   p.nonce = nonce;  // a replayed older document fails here
-  attest::Claims claims = attest::Verifier(anchor).verify(document, p);
+  attest::Claims claims = impl_->verifier_for(anchor)->verify(document, p);
   if (document_out) *document_out = std::move(document);
   return claims;
 }
 
+std::shared_ptr<const attest::Verifier> EnclaveClient::Impl::verifier_for(const attest::TrustAnchor& anchor) {
+  std::lock_guard lock(mu);
+  if (!verifier || verifier->anchor().der() != anchor.der()) verifier = std::make_shared<const attest::Verifier>(anchor);
+  return verifier;
+}
+
 const ChannelInfo& EnclaveClient::open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
                                                Unpinned unpinned) {
-  check_channel_policy(policy, unpinned);  // before any request: nothing goes to an unnamed enclave
+  return open_channel(policy, anchor, ChannelOptions{unpinned, 0});
+}
+
+const ChannelInfo& EnclaveClient::open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
+                                               const ChannelOptions& options) {
+  check_channel_policy(policy, options.unpinned);  // before any request: nothing goes to an unnamed enclave
+  if (options.pad > channel::kMaxPadBucket)
+    throw Error(Errc::kUsage, "open_channel: pad must be 0.." + std::to_string(channel::kMaxPadBucket) + ", got " +
+                                  std::to_string(options.pad));
   channel::ClientHandshake hs;
   Bytes document = attest(hs.nonce());
   attest::Policy p = policy;
   p.nonce = hs.nonce();
-  attest::Claims claims = attest::Verifier(anchor).verify(document, p);
+  attest::Claims claims = impl_->verifier_for(anchor)->verify(document, p);
   if (!claims.public_key.has_value())
     throw Error(Errc::kVerify, "open_channel: the attestation document carries no public key to agree a channel with");
-  channel::ClientHandshake::Opened opened = hs.finish(document, claims.public_key.value);
-  // Offers channel version 2 only; the keys bind it (and no padding), so a relay cannot change them.
+  const channel::ChannelParams params{channel::kChannelVersion, options.pad};
+  channel::ClientHandshake::Opened opened = hs.finish(document, claims.public_key.value, params);
+  // Offers channel version 2 only; the keys bind it and the padding, so a relay that changes
+  // either gets another session id (check_session refuses it).
   Value answer = impl_->call_plain(
       "channel-open", Value::map({cbor::entry("nonce", Value::bytes(hs.nonce())),
                                   cbor::entry("client_public", Value::bytes(opened.client_public)),
-                                  cbor::entry("versions", Value::array({Value::uint(channel::kChannelVersion)}))}));
+                                  cbor::entry("versions", Value::array({Value::uint(channel::kChannelVersion)})),
+                                  cbor::entry("pad", Value::uint(options.pad))}));
   check_session(answer, opened.keys.session_id);
-  ChannelInfo info{opened.keys.session_id, std::move(document), std::move(claims)};
+  ChannelInfo info{opened.keys.session_id, std::move(document), std::move(claims), options.pad};
   auto ch = std::make_shared<detail::SealedChannel>(opened.keys, std::move(info));
   std::lock_guard lock(impl_->mu);
   impl_->channel = ch;

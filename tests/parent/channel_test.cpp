@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "support/temp_dir.h"
 #include "support/expect_error.h"
 #include "support/freed_memory_scan.h"
+#include "shield_nitro/channel/session.h"
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/enclave/service.h"
 #include "shield_nitro/net/client.h"
@@ -333,4 +335,48 @@ TEST_F(InProcessEnclave, SealedRequestReplayedByTheParentIsRefused) {
   EXPECT_NE(again.message.find("replayed or reordered"), std::string::npos) << again.message;
   // The session goes on: a replay is refused without ending it.
   EXPECT_EQ(to_string(c->invoke(l.code, as_bytes("cd")).view()), "weights:3000|dc");
+}
+
+// ChannelOptions::pad (as the Python SDK's pad=): every sealed record the parent relays is a
+// multiple of the bucket, whatever the plaintext's size; calls work as without it; the enclave
+// and the client agreed on it (the session id binds it). Out of range is kUsage, sent nowhere.
+TEST_F(InProcessEnclave, PaddedChannelShowsTheParentOnlySizeBuckets) {
+  auto setup = direct();
+  Loaded l = load_everything(*setup);
+  std::mutex mu;
+  std::vector<size_t> request_records, reply_records;
+  mitm->set_hook([&](const std::string& op, const Value& request, Value& response) {
+    if (op != "sealed") return;
+    std::lock_guard lock(mu);
+    request_records.push_back(request.find("data")->bytes_view().size());
+    reply_records.push_back(response.find("data")->bytes_view().size());
+  });
+  constexpr size_t kOverhead = channel::kHeaderSize + channel::kTagSize;
+  for (uint32_t pad : {0u, 512u}) {
+    auto c = through_mitm();
+    const parent::ChannelInfo& info = c->open_channel(policy(), root(), parent::ChannelOptions{parent::Unpinned::kRefuse, pad});
+    EXPECT_EQ(info.pad, pad);
+    {
+      std::lock_guard lock(mu);
+      request_records.clear();
+      reply_records.clear();
+    }
+    for (size_t n : {1u, 40u, 300u}) {
+      std::string in(n, 'x');
+      EXPECT_EQ(to_string(c->invoke(l.code, as_bytes(in)).view()), "weights:3000|" + reversed(in));
+    }
+    std::lock_guard lock(mu);
+    ASSERT_EQ(request_records.size(), 3u);
+    std::set<size_t> sizes(request_records.begin(), request_records.end());
+    sizes.insert(reply_records.begin(), reply_records.end());
+    if (pad == 0) {
+      EXPECT_EQ(std::set<size_t>(request_records.begin(), request_records.end()).size(), 3u);  // sizes show
+    } else {
+      EXPECT_EQ(sizes, std::set<size_t>({512 + kOverhead}));  // one bucket for all, both ways
+    }
+  }
+  auto c = direct();
+  EXPECT_EQ(code_of([&] { c->open_channel(policy(), root(), parent::ChannelOptions{parent::Unpinned::kRefuse, 65537}); }),
+            Errc::kUsage);
+  EXPECT_FALSE(c->channel_open());
 }

@@ -61,6 +61,7 @@ struct ChannelInfo {
   Bytes session_id;       // 16 bytes, public: names the session on the wire
   Bytes document;         // the attestation document exactly as the enclave returned it
   attest::Claims claims;  // what verification established (PCRs, module id, time...)
+  uint32_t pad = 0;       // the negotiated length padding (0: none), see ChannelOptions
 };
 
 struct KeyHandle {
@@ -80,6 +81,15 @@ using EncryptionContext = std::map<std::string, std::string>;
 // Whether open_channel may proceed with a policy that pins neither PCR0 nor PCR8. Accepting it
 // hands plaintext to any enclave with a valid document: for experiments only.
 enum class Unpinned { kRefuse, kAcceptForExperiments };
+
+// How open_channel opens the channel (the Python SDK's open_channel(..., pad=) is the same).
+struct ChannelOptions {
+  Unpinned unpinned = Unpinned::kRefuse;
+  // > 0: every record's plaintext, both ways, is padded to a multiple of this many bytes, so
+  // the parent sees only size buckets (docs/protocol.md, channel version 2). At most 65536;
+  // negotiated at channel-open and bound into the keys. 0: no padding.
+  uint32_t pad = 0;
+};
 
 // A nonce the NSM accepts: 1..512 bytes (32 random bytes when the caller has none).
 inline constexpr size_t kMinNonceSize = 1;
@@ -119,8 +129,12 @@ class EnclaveClient {
   // earlier channel (the returned reference is valid until then; channel_info() copies).
   // Throws kUsage (before any request) when the policy is malformed or pins neither PCR0 nor
   // PCR8 (see check_channel_policy), kVerify/kPolicy/kExpired when the enclave is not the one wanted.
+  // Verification keeps a chain cache per client (for its last trust anchor), so a reopened
+  // channel pays one ES384 check instead of the whole chain. kUsage also for a pad above 65536.
   const ChannelInfo& open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
                                   Unpinned unpinned = Unpinned::kRefuse);
+  const ChannelInfo& open_channel(const attest::Policy& policy, const attest::TrustAnchor& anchor,
+                                  const ChannelOptions& options);
   bool channel_open() const;
   // The open channel's description; Error(kUsage) when none.
   ChannelInfo channel_info() const;
