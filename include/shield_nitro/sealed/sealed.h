@@ -73,8 +73,9 @@ struct Header {
   std::string key_id;
   Bytes ciphertext_blob;
   EncryptionContext context;
-  Bytes bytes;  // the header exactly as in the file, tag included (size() = where the stream starts)
+  Bytes bytes;  // the header exactly as in the file, tag included
 
+  // Bytes of the header: where the stream container starts in the file.
   size_t size() const { return bytes.size(); }
   // SHA-256 of bytes, lowercase hex (what the stream key is bound to).
   std::string digest_hex() const;
@@ -196,6 +197,8 @@ class Opener {
   Opener(const Opener&) = delete;
   Opener& operator=(const Opener&) = delete;
 
+  // The next bytes of the file (any split); emit gets each chunk once it verified (its view is
+  // valid only during the call). Throws as open(); whatever release throws passes through.
   void push(ByteView data, const Emit& emit);
   // kFormat when the input ended inside the header; kAuth when the stream ended early.
   void finish(const Emit& emit);
