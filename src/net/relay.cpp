@@ -6,82 +6,12 @@
 #include <cerrno>
 #include <memory>
 
+#include "relay_direction.h"
+
 namespace shield_nitro::net {
 namespace {
 
-constexpr size_t kRelayBuffer = 64 * 1024;
-
-// One direction of a relay: bytes read from `from`, buffered, written to `to`.
-struct Direction {
-  int from = -1;
-  int to = -1;
-  RelayDirection which = RelayDirection::kUp;
-  const std::function<void(RelayDirection, ByteView)>* tap = nullptr;
-  uint8_t buf[kRelayBuffer];
-  const uint8_t* data = buf;  // buf, or the caller's initial bytes until they are written
-  size_t len = 0, off = 0;
-  uint64_t total = 0;
-  bool eof = false;     // `from` sent FIN
-  bool shut = false;    // we sent FIN to `to`
-  bool failed = false;
-
-  bool wants_read() const { return !eof && !failed && len == 0; }
-  bool wants_write() const { return len > off && !failed; }
-  bool done() const { return shut || failed; }
-
-  void preload(ByteView initial) {
-    if (initial.empty()) return;
-    if (*tap) (*tap)(which, initial);
-    data = initial.data();
-    len = initial.size();
-    total += initial.size();
-  }
-
-  void on_readable() {
-    ssize_t n = ::recv(from, buf, sizeof buf, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n < 0) {
-      failed = true;
-      return;
-    }
-    if (n == 0) {
-      eof = true;
-      finish_if_drained();
-      return;
-    }
-    if (*tap) (*tap)(which, ByteView(buf, static_cast<size_t>(n)));
-    data = buf;
-    len = static_cast<size_t>(n);
-    off = 0;
-    total += static_cast<uint64_t>(n);
-    // Write at once: the other side is nearly always ready, and a poll round trip per chunk
-    // costs a syscall and a wake-up on the request path.
-    on_writable();
-  }
-
-  void on_writable() {
-    ssize_t n = ::send(to, data + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n <= 0) {
-      failed = true;
-      return;
-    }
-    off += static_cast<size_t>(n);
-    if (off == len) {
-      off = len = 0;
-      data = buf;
-    }
-    finish_if_drained();
-  }
-
-  // Half-close: once the source's FIN is seen and everything it sent is written, pass it on.
-  void finish_if_drained() {
-    if (eof && len == 0 && !shut) {
-      ::shutdown(to, SHUT_WR);
-      shut = true;
-    }
-  }
-};
+using detail::Direction;
 
 short events_for(const Direction& reader_side, const Direction& writer_side) {
   short e = 0;

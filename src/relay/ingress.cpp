@@ -6,16 +6,28 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/net/acceptor.h"
+#include "shield_nitro/net/relay_loop.h"
 
 namespace shield_nitro::relay {
 
 struct IngressForwarder::Impl {
   IngressOptions opt;
   std::unique_ptr<net::Acceptor> acceptor;
+  // Passthrough relays, all on one thread: a request crosses one wake-up per hop instead of a
+  // chain of per-connection threads (bench_relay). A session runs on its connection's thread.
+  std::unique_ptr<net::RelayLoop> loop;
   std::atomic<uint64_t> n_failed{0}, n_up{0}, n_down{0};
 
   void serve(uint64_t id, UniqueFd client, int stop_fd);
+  void ended(const std::string& name, int64_t start, const net::RelayResult& r);
 };
+
+void IngressForwarder::Impl::ended(const std::string& name, int64_t start, const net::RelayResult& r) {
+  n_up += r.up;
+  n_down += r.down;
+  log_debug(name + " " + net::relay_end_name(r.end) + ": up " + std::to_string(r.up) + " bytes, down " +
+            std::to_string(r.down) + " bytes, " + std::to_string((monotonic_ns() - start) / 1000000) + " ms");
+}
 
 void IngressForwarder::Impl::serve(uint64_t id, UniqueFd client, int stop_fd) {
   std::string name = opt.name + ": conn " + std::to_string(id);
@@ -29,18 +41,15 @@ void IngressForwarder::Impl::serve(uint64_t id, UniqueFd client, int stop_fd) {
     log_warn(name + " closed: cannot reach " + opt.target.to_string() + ": " + e.what());
     return;
   }
-  net::RelayResult r;
-  if (opt.session) {
-    r = opt.session(client.get(), target.get(), stop_fd);
-  } else {
-    net::RelayOptions ro;
-    ro.stop_fd = stop_fd;
-    r = net::relay(client.get(), target.get(), ro);
+  if (!opt.session) {
+    if (loop->active() >= opt.max_connections) {
+      log_warn(name + " refused: " + std::to_string(loop->active()) + " open (max_connections)");
+      return;
+    }
+    loop->add(std::move(client), std::move(target), [this, name, start](const net::RelayResult& r) { ended(name, start, r); });
+    return;
   }
-  n_up += r.up;
-  n_down += r.down;
-  log_debug(name + " " + net::relay_end_name(r.end) + ": up " + std::to_string(r.up) + " bytes, down " +
-            std::to_string(r.down) + " bytes, " + std::to_string((monotonic_ns() - start) / 1000000) + " ms");
+  ended(name, start, opt.session(client.get(), target.get(), stop_fd));
 }
 
 IngressForwarder::IngressForwarder(IngressOptions options) : impl_(std::make_unique<Impl>()) {
@@ -50,6 +59,7 @@ IngressForwarder::IngressForwarder(IngressOptions options) : impl_(std::make_uni
   if (missing(o.listen) || missing(o.target))
     throw Error(Errc::kUsage, o.name + ": both a listen and a target endpoint are required");
   net::AcceptorOptions ao{o.listen, o.listen_options, o.max_connections, o.name};
+  impl_->loop = std::make_unique<net::RelayLoop>("sn-" + o.name);
   impl_->acceptor = std::make_unique<net::Acceptor>(ao, [impl = impl_.get()](uint64_t id, UniqueFd c, int stop_fd) {
     impl->serve(id, std::move(c), stop_fd);
   });
@@ -66,6 +76,7 @@ void IngressForwarder::start() {
 void IngressForwarder::stop() {
   if (!impl_->acceptor->running()) return;
   impl_->acceptor->stop();
+  impl_->loop->stop();
   log_info(impl_->opt.name + ": stopped");
 }
 
@@ -73,7 +84,7 @@ const net::Endpoint& IngressForwarder::endpoint() const { return impl_->acceptor
 
 IngressStats IngressForwarder::stats() const {
   return {impl_->acceptor->accepted(), impl_->n_failed.load(), impl_->n_up.load(), impl_->n_down.load(),
-          impl_->acceptor->active()};
+          impl_->acceptor->active() + impl_->loop->active()};
 }
 
 IngressOptions enclave_ingress(const runtime::IngressConfig& entry) {
