@@ -74,8 +74,17 @@ std::vector<std::string> container_command(const ImageConfig& c) {
 }
 
 std::vector<std::string> add_supervisor(std::vector<FsEntry>& stream, const SupervisorInput& in) {
-  runtime::parse_runtime_config(in.runtime_yaml, in.runtime_source);  // the enclave checks it again at start
+  // The enclave checks the config again at start; here a mistake costs a rebuild, not a deploy.
+  runtime::RuntimeConfig rc = runtime::parse_runtime_config(in.runtime_yaml, in.runtime_source);
   if (in.app.empty()) throw Error(Errc::kUsage, "the supervised app needs a command");
+  for (size_t i = 0; i < rc.artifacts.size(); ++i) {
+    const auto& a = rc.artifacts[i];
+    if (a.from_host()) continue;
+    auto it = std::find_if(stream.begin(), stream.end(), [&](const FsEntry& e) { return "/" + e.name == a.source; });
+    if (it == stream.end() || (it->type != FileType::kRegular && it->type != FileType::kSymlink && it->type != FileType::kHardlink))
+      throw Error(Errc::kUsage, in.runtime_source + ": artifacts[" + std::to_string(i) + "].source: " + a.source +
+                                    " is not a file in the image");
+  }
 
   // (source on this machine, absolute destination): the program, then its libraries under lib/.
   std::vector<std::pair<std::string, std::string>> files;

@@ -368,6 +368,25 @@ class Eif(Doc):
         run.expect(described["CheckCRC"] and "PCR2" in described["Measurements"], "app.eif describes")
 
 
+class Runtime(Doc):
+    """docs/runtime.md: its runtime config built into an EIF from a small `docker save` image."""
+    min_blocks = 4
+
+    def setup(self, run):
+        run.subs["/usr/share/nitro_enclaves/blobs"] = str(run.stand_in_blobs())
+        layer = Eif.tar(run.tmp / "rt-layer.tar", {"bin/server": b"#!/bin/sh\n", "opt/app/vocab.sealed": b"sealed"})
+        config = json.dumps({"config": {"Entrypoint": ["/bin/server"], "Cmd": ["--port", "8080"], "Env": ["PATH=/bin"]}}).encode()
+        manifest = json.dumps([{"Config": "config.json", "RepoTags": ["app:1"], "Layers": ["layer.tar"]}]).encode()
+        Eif.tar(run.work / "app.tar", {"config.json": config, "manifest.json": manifest, "layer.tar": layer.read_bytes()})
+
+    def check(self, run):
+        shown = json.loads(run.sn("eif", "describe", run.work / "app.eif", "--runtime", "--json"))
+        run.expect(shown.get("Supervised") and shown.get("App") == ["/bin/server", "--port", "8080"],
+                   "app.eif runs the image's ENTRYPOINT + CMD under the supervisor")
+        run.expect(shown.get("RuntimeConfig") == (run.work / "app.runtime.yaml").read_text(),
+                   "the runtime config is in the image byte for byte")
+
+
 class PythonReadme(Doc):
     """The install and test commands in the repository's top folder; the SDK examples against an
     enclave laid out as `sim run --state /tmp/enc` lays it out (vsock as STATE/vsock, the NSM in
@@ -402,7 +421,7 @@ class PythonReadme(Doc):
 
 
 DOCS = {"docs/deploy-aws.md": DeployAws, "docs/simulator.md": Simulator, "docs/parent-sdk.md": ParentSdk,
-        "docs/kms.md": Kms, "docs/eif.md": Eif, "python/README.md": PythonReadme}
+        "docs/kms.md": Kms, "docs/eif.md": Eif, "docs/runtime.md": Runtime, "python/README.md": PythonReadme}
 
 
 def script_for(run, doc_path, text):

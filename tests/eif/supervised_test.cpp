@@ -236,6 +236,15 @@ TEST(SupervisedImage, AddSupervisorRefusesAnAlreadySupervisedFilesystem) {
   in.app.clear();
   EXPECT_EQ(test_support::code_of([&] { std::vector<FsEntry> s; add_supervisor(s, in); }), Errc::kUsage);
   in.app = {"/bin/app"};
+  in.runtime_yaml = "version: 1\nkms: {region: us-east-1}\nartifacts:\n"
+                    "  - {name: m, source: /opt/m.sealed, path: /run/shield/m, key_id: alias/m, sha256: " + std::string(64, 'a') + "}\n";
+  in.runtime_source = "rt.yaml";
+  std::vector<FsEntry> without;
+  EXPECT_EQ(test_support::message_of([&] { add_supervisor(without, in); }),
+            "rt.yaml: artifacts[0].source: /opt/m.sealed is not a file in the image");
+  std::vector<FsEntry> with(1);
+  with[0].name = "opt/m.sealed";
+  EXPECT_EQ(add_supervisor(with, in).back(), "/bin/app");
   in.runtime_yaml = "version: 2\n";
   EXPECT_EQ(test_support::code_of([&] { std::vector<FsEntry> s; add_supervisor(s, in); }), Errc::kFormat);
 }

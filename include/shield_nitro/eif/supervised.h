@@ -42,7 +42,8 @@ struct SupervisorInput {
 // Validates the runtime config (Error(kFormat) naming the key, as runtime::parse_runtime_config),
 // appends the supervisor, its libraries and the config to stream (with any missing parent
 // folders), and returns the EIF's command. Refuses (kUsage) an image that already has one of
-// these paths, or a symlink or file where a folder is needed; kNotFound for a missing library.
+// these paths, a symlink or file where a folder is needed, or no file at an artifact's `source`;
+// kNotFound for a missing library.
 std::vector<std::string> add_supervisor(std::vector<FsEntry>& stream, const SupervisorInput& in);
 
 struct Supervision {
