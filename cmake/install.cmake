@@ -69,12 +69,12 @@ set(CPACK_STRIP_FILES TRUE)  # the programs only: CMake never strips static libr
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libssl3, libcurl4")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libssl3, libcurl4, libyaml-cpp0.7")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libssl-dev, libcurl4-openssl-dev, nlohmann-json3-dev")
 set(CPACK_RPM_FILE_NAME RPM-DEFAULT)
 set(CPACK_RPM_PACKAGE_GROUP "Applications/System")
 set(CPACK_RPM_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
-set(CPACK_RPM_PACKAGE_REQUIRES "openssl-libs >= 3, libcurl")
+set(CPACK_RPM_PACKAGE_REQUIRES "openssl-libs >= 3, libcurl, yaml-cpp")
 # rpmbuild's generated requirements stay for the programs' libraries (libstdc++ and glibc symbol
 # versions included), not for the .pc file: pkgconfig(...) would pull in the -devel packages.
 set(CPACK_RPM_SPEC_MORE_DEFINE "%global __requires_exclude ^(pkgconfig[(].*|/usr/bin/pkg-config)$")

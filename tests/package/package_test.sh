@@ -20,7 +20,7 @@ echo "package sizes: $(stat -c '%n %s' "$deb" "$rpm" | sed "s|$tmp/out/||g" | pa
 [ "$(dpkg-deb -f "$deb" Package)" = shield-nitro ] || fail ".deb package name: $(dpkg-deb -f "$deb" Package)"
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || fail ".deb version $(dpkg-deb -f "$deb" Version), want $version"
 depends=$(dpkg-deb -f "$deb" Depends)
-for d in libssl3 libcurl4; do
+for d in libssl3 libcurl4 libyaml-cpp0.7; do
   grep -qw "$d" <<<"$depends" || fail ".deb Depends '$depends' lacks $d"
 done
 root=$tmp/root
@@ -72,7 +72,7 @@ c++ -std=c++20 -o "$tmp/client_pc" "$client/main.cpp" $flags || fail "compiling 
 # --- the .rpm (parent instances usually run Amazon Linux)
 [ "$(rpm -qp --qf '%{NAME} %{VERSION}' "$rpm" 2>/dev/null)" = "shield-nitro $version" ] || fail ".rpm name/version is not shield-nitro $version"
 requires=$(rpm -qpR "$rpm" 2>/dev/null)
-for r in openssl-libs libcurl; do grep -qw "^$r" <<<"$requires" || fail ".rpm requires '$requires' lack $r"; done
+for r in openssl-libs libcurl yaml-cpp; do grep -qw "^$r" <<<"$requires" || fail ".rpm requires '$requires' lack $r"; done
 ! grep -q '^pkgconfig(' <<<"$requires" || fail ".rpm requires -devel packages through its .pc file: $(grep '^pkgconfig(' <<<"$requires" | xargs)"
 rpm -qlp "$rpm" 2>/dev/null >"$tmp/rpm.list"
 for f in "${expected[@]}"; do grep -qx "/$f" "$tmp/rpm.list" || fail ".rpm does not list /$f"; done
