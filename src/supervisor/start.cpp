@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -19,8 +21,11 @@
 #include "shield_nitro/kms/attested.h"
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/recipient_key.h"
+#include "shield_nitro/kms_endpoint/endpoint.h"
 #include "shield_nitro/nsm/client.h"
 #include "shield_nitro/nsm/transport.h"
+#include "shield_nitro/relay/egress.h"
+#include "shield_nitro/relay/ingress.h"
 #include "shield_nitro/runtime/config.h"
 #include "shield_nitro/supervisor/artifact.h"
 #include "shield_nitro/supervisor/logs.h"
@@ -38,6 +43,55 @@ struct Stopped {
 };
 
 int64_t ms_since(int64_t start_ns) { return (monotonic_ns() - start_ns) / 1'000'000; }
+
+// Asks the host agent for fresh role credentials before the current ones expire (the KMS
+// endpoint signs the app's calls with them): checked now, then every check_every; a failure is
+// logged and retried at the next check.
+class CredentialRefresher {
+ public:
+  CredentialRefresher(host_link::HostLink link, std::shared_ptr<kms::PushedCredentials> creds, LogRouter& logs,
+                      std::chrono::seconds check_every = std::chrono::seconds(30))
+      : link_(std::move(link)), creds_(std::move(creds)), logs_(logs), every_(check_every), thread_([this] { run(); }) {}
+  ~CredentialRefresher() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!stop_) {
+      if (creds_->needs_refresh()) {
+        l.unlock();
+        try {
+          kms::Credentials c = link_.fetch_credentials();
+          std::string what = c.describe();
+          int64_t expires = c.expiration_s;
+          creds_->update(std::move(c));
+          logs_.event("credentials_refreshed", "credentials refreshed: " + what,
+                      {{"expiration", host_link::format_log_time(expires * 1000)}});
+        } catch (const Error& e) {
+          logs_.event("credentials_refresh_failed", std::string("cannot refresh the credentials: ") + e.what());
+        }
+        l.lock();
+      }
+      cv_.wait_for(l, every_, [this] { return stop_; });
+    }
+  }
+
+  host_link::HostLink link_;
+  std::shared_ptr<kms::PushedCredentials> creds_;
+  LogRouter& logs_;
+  std::chrono::seconds every_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is set
+};
 
 class Sequence {
  public:
@@ -82,6 +136,22 @@ class Sequence {
           step = "artifact " + a.name;
           artifact(a);
         }
+      }
+      if (cfg_.kms.api_port != 0) {
+        step = "kms_endpoint";
+        kms_endpoint();
+      }
+      for (const auto& in : cfg_.ingress) {
+        step = "ingress " + std::to_string(in.vsock_port);
+        auto fwd = std::make_unique<relay::IngressForwarder>(relay::enclave_ingress(in));
+        fwd->start();
+        ingress_.push_back(std::move(fwd));
+        done("ingress", "ingress vsock port " + std::to_string(in.vsock_port) + " -> 127.0.0.1:" + std::to_string(in.app_port),
+             {{"vsock_port", int64_t{in.vsock_port}}, {"app_port", int64_t{in.app_port}}});
+      }
+      if (cfg_.egress.proxy_port != 0) {
+        step = "egress";
+        egress();
       }
     } catch (const Stopped& s) {
       logs_.event("start_failed", std::string("stopped by ") + strsignal(s.signal) + " before the app started",
@@ -165,18 +235,57 @@ class Sequence {
     }
   }
 
+  // KMS through the parent's proxy (vsock://<host.cid>:<kms.proxy_port>), TLS ending here.
+  kms::KmsClientOptions kms_options() const {
+    kms::KmsClientOptions ko;
+    ko.region = cfg_.kms.region;
+    ko.endpoint = cfg_.kms.endpoint;
+    ko.transport.via = "vsock://" + std::to_string(cfg_.host.cid) + ":" + std::to_string(cfg_.kms.proxy_port);
+    ko.transport.ca_file = cfg_.kms.ca_file;
+    return ko;
+  }
+
+  kms::AttestationSource& documents() {
+    if (!documents_) documents_ = std::make_unique<kms::NsmAttestationSource>(*nsm_);
+    return *documents_;
+  }
+
   kms::KmsClient& kms_client() {
     if (!kms_) {
-      kms::KmsClientOptions ko;
-      ko.region = cfg_.kms.region;
-      ko.endpoint = cfg_.kms.endpoint;
-      ko.transport.via = "vsock://" + std::to_string(cfg_.host.cid) + ":" + std::to_string(cfg_.kms.proxy_port);
-      ko.transport.ca_file = cfg_.kms.ca_file;
-      kms_ = std::make_unique<kms::KmsClient>(ko, credentials_);
-      documents_ = std::make_unique<kms::NsmAttestationSource>(*nsm_);
-      recipient_ = {documents_.get(), keys_.get()};
+      kms_ = std::make_unique<kms::KmsClient>(kms_options(), credentials_);
+      recipient_ = {&documents(), keys_.get()};
     }
     return *kms_;
+  }
+
+  void kms_endpoint() {
+    kms_endpoint::EndpointOptions eo;
+    eo.port = cfg_.kms.api_port;
+    eo.region = cfg_.kms.region;
+    eo.kms = kms_options();
+    eo.role_credentials = credentials_;
+    eo.attestation = &documents();
+    eo.recipient_keys = keys_.get();
+    endpoint_ = std::make_unique<kms_endpoint::KmsEndpoint>(eo);
+    for (auto& kv : endpoint_->start()) runtime_env_.push_back(std::move(kv));
+    refresher_ = std::make_unique<CredentialRefresher>(link_, credentials_, logs_);
+    done("kms_endpoint", "attested KMS endpoint and container credentials for the app at " + endpoint_->url(),
+         {{"port", int64_t{endpoint_->port()}}});
+  }
+
+  void egress() {
+    host_link::HostLink link = link_;
+    auto options = relay::enclave_egress(cfg_.egress, [link](const std::string& host, uint16_t port) mutable {
+      return link.connect(host, port);
+    });
+    egress_ = std::make_unique<relay::EgressProxy>(std::move(options));
+    egress_->start();
+    const std::string url = "http://127.0.0.1:" + std::to_string(cfg_.egress.proxy_port);
+    // Upper and lower case: curl reads only http_proxy in lower case, others either.
+    for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) runtime_env_.emplace_back(name, url);
+    for (const char* name : {"NO_PROXY", "no_proxy"}) runtime_env_.emplace_back(name, "localhost,127.0.0.1,::1");
+    done("egress", "egress proxy for the app at " + url + " (" + std::to_string(cfg_.egress.allow.size()) + " allowed destinations)",
+         {{"port", int64_t{cfg_.egress.proxy_port}}});
   }
 
   void artifact(const runtime::ArtifactConfig& a) {
@@ -219,6 +328,7 @@ class Sequence {
   // What the runtime adds to the app's environment (after app.env, so it wins).
   std::vector<std::pair<std::string, std::string>> app_environment() const {
     std::vector<std::pair<std::string, std::string>> env(cfg_.app.env.begin(), cfg_.app.env.end());
+    env.insert(env.end(), runtime_env_.begin(), runtime_env_.end());
     return env;
   }
 
@@ -233,6 +343,11 @@ class Sequence {
   std::unique_ptr<kms::NsmAttestationSource> documents_;
   kms::Recipient recipient_;
   std::unique_ptr<Storage> storage_;  // unmounted (plaintext gone) when the supervisor ends
+  std::unique_ptr<kms_endpoint::KmsEndpoint> endpoint_;
+  std::unique_ptr<CredentialRefresher> refresher_;
+  std::vector<std::unique_ptr<relay::IngressForwarder>> ingress_;
+  std::unique_ptr<relay::EgressProxy> egress_;
+  std::vector<std::pair<std::string, std::string>> runtime_env_;  // what the endpoints add for the app
 };
 
 }  // namespace

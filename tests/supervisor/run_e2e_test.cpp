@@ -1,0 +1,398 @@
+// `shield-nitro-enclave run` end to end: the built trusted program against a fake host agent
+// (this test, on the simulated vsock's unix socket for vsock://3:7000), the NSM simulator
+// (sim:DIR) and kms-local over TLS on the simulated vsock://3:8000 (what the KMS proxy would
+// relay to). The sealed artifact is made with kms-local's GenerateDataKey under an attested key
+// policy pinning the simulated enclave's PCRs. Checks the order of the logged steps, that the app
+// sees the plaintext (0400, its own user), and that each failing step means the app never runs.
+// As root the program runs in its own mount namespace (unshare) and mounts a real tmpfs.
+#include <gtest/gtest.h>
+#include <openssl/sha.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "kms/local_stack.h"
+#include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/host_link/host_link.h"
+#include "shield_nitro/kms_local/http_server.h"
+#include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/sealed/sealed.h"
+#include "support/process.h"
+
+namespace {
+
+using namespace shield_nitro;
+using Json = nlohmann::json;
+
+std::string sha256_hex(ByteView b) {
+  uint8_t md[SHA256_DIGEST_LENGTH];
+  SHA256(b.data(), b.size(), md);
+  return hex_encode(ByteView(md, sizeof md));
+}
+
+// The host agent's side of the host link, as the contract says, with switches for the refusals.
+class FakeHost {
+ public:
+  struct Served {
+    Bytes bytes;
+    std::string announced_sha256;  // empty: the real digest
+  };
+
+  explicit FakeHost(const std::string& socket_path) : listener_(net::listen(net::Endpoint::unix_path(socket_path))) {
+    int p[2];
+    if (::pipe(p) != 0) throw std::runtime_error("pipe");
+    stop_r_.reset(p[0]);
+    stop_w_.reset(p[1]);
+    thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~FakeHost() {
+    (void)!::write(stop_w_.get(), "x", 1);
+    thread_.join();
+    for (auto& t : conns_) t.join();
+  }
+
+  kms::Credentials credentials;
+  bool refuse_credentials = false;
+  std::map<std::string, Served> artifacts;
+
+  std::vector<std::string> ops() {
+    std::lock_guard<std::mutex> l(mu_);
+    return ops_;
+  }
+  std::vector<std::string> log_lines() {
+    std::lock_guard<std::mutex> l(mu_);
+    return logs_;
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      pollfd p[2] = {{listener_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
+      ::poll(p, 2, -1);
+      if (p[1].revents) return;
+      int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) conns_.emplace_back([this, fd] { serve(UniqueFd(fd)); });
+    }
+  }
+
+  void serve(UniqueFd fd) {
+    using namespace host_link;
+    const auto t = std::chrono::seconds(10);
+    try {
+      Request r = parse_request(read_line(fd.get(), t, "enclave"));
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        ops_.push_back(op_name(r.op) + (r.name.empty() ? "" : " " + r.name));
+      }
+      switch (r.op) {
+        case Op::kCredentials:
+          if (refuse_credentials)
+            write_line(fd.get(), answer_error("no role credentials on this instance"), t);
+          else
+            write_credentials_answer(fd.get(), credentials, t);
+          return;
+        case Op::kArtifact: {
+          auto it = artifacts.find(r.name);
+          if (it == artifacts.end()) {
+            write_line(fd.get(), answer_error("no artifact " + r.name), t);
+            return;
+          }
+          const Served& a = it->second;
+          write_line(fd.get(), answer_artifact(a.bytes.size(), a.announced_sha256.empty() ? sha256_hex(a.bytes) : a.announced_sha256), t);
+          write_all(fd.get(), a.bytes.data(), a.bytes.size());
+          return;
+        }
+        case Op::kLogs:
+          write_line(fd.get(), answer_ok(), t);
+          for (;;) {
+            std::string line = read_line(fd.get(), std::chrono::seconds(60), "enclave logs");
+            std::lock_guard<std::mutex> l(mu_);
+            logs_.push_back(line);
+          }
+        case Op::kConnect:
+          write_line(fd.get(), answer_error("egress to " + r.host + " is not allowed"), t);
+          return;
+      }
+    } catch (const Error&) {
+      // The enclave closed (the end of the log stream) or sent garbage: this connection ends.
+    }
+  }
+
+  UniqueFd listener_, stop_r_, stop_w_;
+  std::thread thread_;
+  std::vector<std::thread> conns_;  // only the accept thread adds, only the destructor joins
+  std::mutex mu_;
+  std::vector<std::string> ops_, logs_;
+};
+
+std::vector<Json> json_lines(const std::string& text) {
+  std::vector<Json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{') out.push_back(Json::parse(line));
+  return out;
+}
+
+// The sequence of steps and events as logged: "step:config", ..., "artifact_ready", "app_started".
+std::vector<std::string> sequence(const std::vector<Json>& lines) {
+  std::vector<std::string> out;
+  for (const auto& j : lines) {
+    if (j.value("source", "") != "supervisor") continue;
+    std::string ev = j.value("event", "");
+    if (ev == "step") out.push_back("step:" + j.value("step", ""));
+    else if (ev == "artifact_ready" || ev == "app_started" || ev == "app_exited" || ev == "start_failed") out.push_back(ev);
+  }
+  return out;
+}
+
+std::optional<Json> first_event(const std::vector<Json>& lines, const std::string& name) {
+  for (const auto& j : lines)
+    if (j.value("event", "") == name) return j;
+  return std::nullopt;
+}
+
+std::vector<std::string> app_stdout(const std::vector<Json>& lines) {
+  std::vector<std::string> out;
+  for (const auto& j : lines)
+    if (j.value("source", "") == "app" && j.value("stream", "") == "stdout") out.push_back(j["line"]);
+  return out;
+}
+
+class SupervisorRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    vsock_dir_ = stack_.dir / "vs";
+    std::filesystem::create_directories(vsock_dir_);
+    // The app runs as nobody (as root here): it must reach the storage folder and leave its marker.
+    namespace fs = std::filesystem;
+    fs::permissions(stack_.dir.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+    fs::create_directories(stack_.dir / "marks");
+    fs::permissions(stack_.dir / "marks", fs::perms::all);
+    nsm_server_ = stack_.sim->serve(stack_.dir / "nsm/nsm.sock");
+    make_tls();
+    kms::HttpServerOptions so;
+    so.listen = "unix:" + vsock_dir_ + "/3_8000.sock";
+    so.tls_cert = stack_.dir / "srv.pem";
+    so.tls_key = stack_.dir / "srv.key";
+    kms_tls_ = std::make_unique<kms::HttpServer>(so, [this](const kms::HttpServerRequest& r) { return stack_.kms->handle(r); });
+    kms_tls_->start();
+    host_ = std::make_unique<FakeHost>(vsock_dir_ + "/3_7000.sock");
+    host_->credentials = stack_.credentials("enclave");
+    host_->credentials.expiration_s = system_clock().now_s() + 3600;
+  }
+
+  // A TLS certificate for kms.us-east-1.amazonaws.com under a throwaway CA (TLS ends inside
+  // the enclave, so the runtime config accepts only https endpoints).
+  void make_tls() {
+    std::string d = stack_.dir.path();
+    std::string cmd = "cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+                      "-subj /CN=test-ca -addext basicConstraints=critical,CA:TRUE >/dev/null 2>&1 && "
+                      "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=kms >/dev/null 2>&1 && "
+                      "printf 'subjectAltName=DNS:kms.us-east-1.amazonaws.com\\n' > ext && "
+                      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext "
+                      "-out srv.pem >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  // A new key (the admin may still use it until pin() puts the attested policy on it).
+  std::string make_key() {
+    return stack_.admin->call("CreateKey", {{"Description", "supervisor e2e"}})["KeyMetadata"]["Arn"];
+  }
+  // plaintext sealed under a fresh data key of key (the producer's side: GenerateDataKey).
+  Bytes seal_under(const std::string& key, const std::string& plaintext, const kms::EncryptionContext& context) {
+    auto dk = stack_.admin->generate_data_key(key, 32, context);
+    return sealed::seal(as_bytes(plaintext), {dk.key_id, dk.ciphertext_blob, std::move(dk.plaintext)}, context);
+  }
+  // The attested key policy for the simulated enclave, its role's calls pinned to `context`.
+  void pin(const std::string& key, const kms::EncryptionContext& context) { stack_.put_policy(key, context); }
+
+  std::string storage() const { return stack_.dir / "storage"; }
+  bool root() const { return ::geteuid() == 0; }
+
+  // The runtime config: one artifact "model" from the host unless sha256 is empty.
+  std::string config(const std::string& key, const std::string& sha256, const std::string& extra_app = "") {
+    std::string user = root() ? "65534:65534" : std::to_string(::getuid()) + ":" + std::to_string(::getgid());
+    std::string y = "version: 1\napp:\n  user: \"" + user + "\"\n  env: {MODEL: " + storage() + "/model.bin}\n" + extra_app +
+                    "host: {cid: 3, port: 7000}\n"
+                    "kms: {region: us-east-1, proxy_port: 8000, ca_file: " + stack_.dir / "ca.pem" + "}\n"
+                    "storage: {path: " + storage() + ", size_mib: 8}\n"
+                    "logs: {buffer_kib: 256}\n";
+    if (!sha256.empty())
+      y += "artifacts:\n  - name: model\n    source: host\n    path: " + storage() + "/model.bin\n    key_id: " + key +
+           "\n    encryption_context: {purpose: model}\n    sha256: " + sha256 + "\n";
+    std::string path = stack_.dir / "runtime.yaml";
+    std::ofstream(path) << y;
+    return path;
+  }
+
+  // Runs the program to its end; the app leaves a marker so a test can tell it never ran.
+  sn_test::RunResult run(const std::string& config_path, const std::string& script, const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv;
+    if (root()) argv = {"/usr/bin/unshare", "--mount", "--propagation", "private"};
+    argv.insert(argv.end(), {"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + vsock_dir_});
+    if (!root()) argv.push_back("SHIELD_NITRO_TEST_PLAIN_STORAGE=1");
+    argv.insert(argv.end(), {SN_ENCLAVE, "run", "--config", config_path, "--nsm", "sim:" + stack_.dir / "nsm"});
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.insert(argv.end(), {"--", "/bin/sh", "-c", "touch " + marker() + "; " + script});
+    return sn_test::run(argv, stack_.dir.path());
+  }
+  std::string marker() const { return stack_.dir / "marks/app-ran"; }
+  bool app_ran() const { return std::filesystem::exists(marker()); }
+
+  const kms::EncryptionContext ctx_{{"purpose", "model"}};
+  sn_test::LocalStack stack_;
+  std::string vsock_dir_;
+  std::unique_ptr<nsm::SimulatorServer> nsm_server_;
+  std::unique_ptr<kms::HttpServer> kms_tls_;
+  std::unique_ptr<FakeHost> host_;
+};
+
+TEST_F(SupervisorRun, StepsInOrderThenTheAppWithItsPlaintext) {
+  const std::string weights = "proprietary weights " + std::string(100000, 'w');
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, weights, ctx_);
+  pin(key, ctx_);
+  host_->artifacts["model"] = {sealed_file, ""};
+  auto r = run(config(key, sha256_hex(sealed_file), "  workdir: /tmp\n"),
+               "sha256sum \"$MODEL\" | cut -d' ' -f1; stat -c '%a %u' \"$MODEL\"; id -u; pwd");
+  auto lines = json_lines(r.err);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(sequence(lines),
+            (std::vector<std::string>{"step:config", "step:user", "step:loopback", "step:nsm", "step:recipient_key",
+                                      "step:credentials", "step:storage", "artifact_ready", "app_started", "app_exited"}));
+  std::string uid = root() ? "65534" : std::to_string(::getuid());
+  EXPECT_EQ(app_stdout(lines), (std::vector<std::string>{sha256_hex(as_bytes(weights)), "400 " + uid, uid, "/tmp"})) << r.err;
+  EXPECT_TRUE(app_ran());
+  EXPECT_EQ(first_event(lines, "artifact_ready")->value("bytes", 0), static_cast<int64_t>(weights.size()));
+  for (const auto& j : lines)
+    if (j.value("step", "") == "storage") {
+      EXPECT_EQ(j.value("plain", -1), root() ? 0 : 1) << j.dump();
+    }
+  // The host agent was asked in the contract's terms and got the same records on its log stream.
+  auto ops = host_->ops();
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "logs"), ops.end());
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "credentials"), ops.end());
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "artifact model"), ops.end());
+  std::vector<Json> host_lines;
+  for (const auto& l : host_->log_lines()) host_lines.push_back(Json::parse(l));
+  EXPECT_EQ(sequence(host_lines), sequence(lines));
+  EXPECT_EQ(app_stdout(host_lines), app_stdout(lines));
+  // Nothing the app could see holds the data key or the credentials' secret.
+  EXPECT_EQ(r.err.find(to_string(host_->credentials.secret_access_key.view())), std::string::npos);
+}
+
+TEST_F(SupervisorRun, TheAppsExitStatusIsTheSupervisors) {
+  auto r = run(config("", ""), "exit 42");
+  EXPECT_EQ(r.status, 42) << r.err;
+  auto exited = first_event(json_lines(r.err), "app_exited");
+  ASSERT_TRUE(exited);
+  EXPECT_EQ((*exited)["status"], 42);
+}
+
+// A host that serves another file (sealed under the same key, so KMS would release it) is
+// refused on the pinned digest: announced honestly, or lied about and caught at the end.
+TEST_F(SupervisorRun, ASubstitutedArtifactIsRefusedAndTheAppNeverRuns) {
+  std::string key = make_key();
+  Bytes pinned = seal_under(key, "the vendor's model", ctx_);
+  Bytes other = seal_under(key, "a substitute", ctx_);
+  pin(key, ctx_);
+  std::string cfg = config(key, sha256_hex(pinned));
+
+  host_->artifacts["model"] = {other, ""};
+  auto r = run(cfg, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(app_ran());
+  auto failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_EQ((*failed)["step"], "artifact model");
+  EXPECT_NE((*failed)["line"].get<std::string>().find("pins " + sha256_hex(pinned)), std::string::npos) << failed->dump();
+  EXPECT_FALSE(first_event(json_lines(r.err), "app_started"));
+
+  host_->artifacts["model"] = {other, sha256_hex(pinned)};  // the host lies about the digest
+  r = run(cfg, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(app_ran());
+  failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_NE((*failed)["line"].get<std::string>().find("sealed file's sha256 is " + sha256_hex(other)), std::string::npos)
+      << failed->dump();
+  EXPECT_FALSE(first_event(json_lines(r.err), "artifact_ready"));
+}
+
+// KMS refuses the key (the policy pins another encryption context): no key, no app.
+TEST_F(SupervisorRun, AKmsRefusalMeansTheAppNeverRuns) {
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, "weights", ctx_);
+  pin(key, {{"purpose", "something-else"}});
+  host_->artifacts["model"] = {sealed_file, ""};
+  auto r = run(config(key, sha256_hex(sealed_file)), "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(app_ran());
+  auto failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_EQ((*failed)["step"], "artifact model");
+  EXPECT_NE((*failed)["line"].get<std::string>().find("AccessDenied"), std::string::npos) << failed->dump();
+}
+
+// No credentials from the host: retried, logged, bounded; then the app never runs.
+TEST_F(SupervisorRun, NoCredentialsMeansTheAppNeverRuns) {
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, "weights", ctx_);
+  pin(key, ctx_);
+  host_->artifacts["model"] = {sealed_file, ""};
+  host_->refuse_credentials = true;
+  auto r = run(config(key, sha256_hex(sealed_file)), "true", {"--credentials-wait", "1"});
+  EXPECT_NE(r.status, 0) << r.err;
+  EXPECT_FALSE(app_ran());
+  auto lines = json_lines(r.err);
+  auto failed = first_event(lines, "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_EQ((*failed)["step"], "credentials");
+  EXPECT_NE((*failed)["line"].get<std::string>().find("no role credentials on this instance"), std::string::npos);
+  auto waiting = first_event(lines, "waiting");
+  ASSERT_TRUE(waiting) << r.err;
+  auto ops = host_->ops();
+  EXPECT_GT(std::count(ops.begin(), ops.end(), "credentials"), 1) << "retried";
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "artifact model"), 0);
+}
+
+TEST_F(SupervisorRun, AMalformedConfigIsOneStartFailure) {
+  std::string path = stack_.dir / "bad.yaml";
+  std::ofstream(path) << "version: 1\napp: {restart: sometimes}\n";
+  auto r = run(path, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(app_ran());
+  auto lines = json_lines(r.err);
+  ASSERT_EQ(sequence(lines), (std::vector<std::string>{"start_failed"})) << r.err;
+  EXPECT_NE(lines[0]["line"].get<std::string>().find("app.restart"), std::string::npos) << lines[0].dump();
+}
+
+// Supervisor start (the program's main) to the app's start, without KMS or decryption: the
+// figure the issue asks for (< 50 ms). Reported, not asserted (no wall-clock thresholds).
+TEST_F(SupervisorRun, StartToAppIsMeasured) {
+  std::vector<int64_t> us;
+  for (int i = 0; i < 5; ++i) {
+    auto r = run(config("", ""), "true");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto started = first_event(json_lines(r.err), "app_started");
+    ASSERT_TRUE(started);
+    us.push_back((*started)["since_start_us"].get<int64_t>());
+  }
+  std::sort(us.begin(), us.end());
+  std::cout << "supervisor start -> app start (no artifacts): median " << us[2] / 1000.0 << " ms, max " << us.back() / 1000.0
+            << " ms over 5 runs\n";
+  RecordProperty("start_to_app_median_us", static_cast<int>(us[2]));
+}
+
+}  // namespace
