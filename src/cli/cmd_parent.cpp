@@ -258,13 +258,24 @@ void run_load_key(const LoadKeyOpts& o) {
 
 struct LoadArtifactOpts {
   Common common;
+  CredentialOpts creds;  // pushed first when given: a sealed file's key is released with them
   std::string key, kind = "model", name, file;
   std::vector<std::string> models;
   size_t chunk_kib = 1024;
 };
 
 void run_load_artifact(const LoadArtifactOpts& o) {
+  std::shared_ptr<kms::CredentialsProvider> provider;
+  std::optional<kms::Credentials> creds;
+  if (!o.creds.file.empty() || !o.creds.profile.empty()) {
+    provider = credentials_provider(o.creds);
+    creds = provider->get();  // before connecting: a missing source is the caller's to fix
+  }
   auto client = connect(o.common, o.chunk_kib << 10);
+  if (provider) {
+    client->set_credentials_provider(provider);
+    client->push_credentials(std::move(creds));
+  }
   parent::ArtifactInfo a = client->load_artifact(o.key, o.file, o.kind, o.name, o.models);
   if (o.common.json)
     return print_body(Value::map({cbor::entry("handle", Value::text(a.handle)), cbor::entry("kind", Value::text(a.kind)),
@@ -411,18 +422,22 @@ void setup(CLI::App& app) {
   sub->callback([lk] { run_load_key(*lk); });
 
   auto la = std::make_shared<LoadArtifactOpts>();
-  sub = add(p, "load-artifact", "Stream a Shield-encrypted model or code plugin into the enclave (decrypted inside)",
+  sub = add(p, "load-artifact", "Stream a Shield-encrypted or sealed model or code plugin into the enclave (decrypted inside)",
             "The file is sent in chunks and never read whole. Code artifacts are plugins (docs/plugin-abi.md)\n"
-            "given the model handles they need with --model.\n"
+            "given the model handles they need with --model. A sealed file (shield-nitro seal) names its own\n"
+            "KMS key: without --key the enclave releases it from the file's header, with the credentials it was\n"
+            "pushed (by load-key, or here with --credentials-file / --profile).\n"
             "Example:\n  shield-nitro parent load-artifact --enclave vsock://16:5000 --key key-1 --kind model --name weights model.snst\n"
+            "  shield-nitro parent load-artifact --enclave vsock://16:5000 --kind model model.sealed\n"
             "  shield-nitro parent load-artifact --enclave vsock://16:5000 --key key-1 --kind code --model art-1 plugin.snst");
   add_common(sub, la->common);
-  sub->add_option("--key", la->key, "Handle of the data key that sealed the artifact")->required();
+  sub->add_option("--key", la->key, "Handle of the data key that sealed a Shield artifact (none for a sealed file)");
+  add_credentials(sub, la->creds);
   sub->add_option("--kind", la->kind, "model or code")->check(CLI::IsMember({"model", "code"}))->capture_default_str();
   sub->add_option("--name", la->name, "Name shown by describe (default: the file name)");
   sub->add_option("--model", la->models, "A model handle the code artifact gets at init (repeatable)")->allow_extra_args(false);
   sub->add_option("--chunk-kib", la->chunk_kib, "KiB per stream frame")->capture_default_str()->check(CLI::Range(1, 16384));
-  sub->add_option("file", la->file, "The sealed artifact (Shield stream or v4 message), or -")->required();
+  sub->add_option("file", la->file, "The artifact (sealed file, Shield stream or v4 message), or -")->required();
   sub->callback([la] { run_load_artifact(*la); });
 
   setup_data_commands(p);

@@ -6,7 +6,9 @@
 // plaintext once) and its bytes go to the socket by sendfile(2), never copied through this
 // process; other input (a pipe, an istream) is read straight into each frame. A stream
 // container is cut at its records (the header alone, then one record per frame) so the
-// enclave decrypts each frame where it lies.
+// enclave decrypts each frame where it lies; a sealed file the same way after its sealed
+// header. An empty key handle sends no "key": the enclave then takes a sealed file only and
+// releases its data key from the file's own header (KMS, Recipient).
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 
 #include "client_impl.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/sealed/sealed.h"
 #include "shield_nitro/shield/stream.h"
 
 namespace shield_nitro::parent {
@@ -30,6 +33,8 @@ using ChunkReader = std::function<size_t(uint8_t* dst, size_t n)>;
 // Largest record sent one per frame; bigger ones (chunks up to 16 MiB) go in chunk_size pieces.
 constexpr size_t kMaxAlignedPart = (size_t{16} << 20) + 16;
 constexpr size_t kLongestStreamHeader = 66;  // password mode (docs/stream-format.md §2)
+// The first bytes read to tell the cut: a sealed header (at most kMaxHeaderSize), then a stream header.
+constexpr size_t kLongestHead = sealed::kMaxHeaderSize + kLongestStreamHeader;
 
 void check_kind(const std::string& kind) {
   if (kind != "model" && kind != "code") throw Error(Errc::kUsage, "load_artifact: kind must be 'model' or 'code', got '" + kind + "'");
@@ -37,8 +42,8 @@ void check_kind(const std::string& kind) {
 
 Value header(const std::string& key_handle, const std::string& kind, const std::string& name,
              const std::vector<std::string>& models, std::optional<uint64_t> size = std::nullopt) {
-  cbor::MapEntries h{cbor::entry("key", Value::text(key_handle)), cbor::entry("kind", Value::text(kind)),
-                     cbor::entry("name", Value::text(name.empty() ? "artifact" : name))};
+  cbor::MapEntries h{cbor::entry("kind", Value::text(kind)), cbor::entry("name", Value::text(name.empty() ? "artifact" : name))};
+  if (!key_handle.empty()) h.push_back(cbor::entry("key", Value::text(key_handle)));
   if (size) h.push_back(cbor::entry("size", Value::uint(*size)));
   if (!models.empty()) {
     cbor::Array list;
@@ -71,8 +76,15 @@ struct Cut {
   size_t part;
 };
 Cut cut_for(ByteView head, size_t chunk_size) {
-  if (auto g = shield::peek_stream_geometry(head); g && g->record_size() <= kMaxAlignedPart)
-    return {std::min(g->header_size, head.size()), g->record_size()};
+  size_t skip = 0;  // a sealed file's header, before its stream
+  try {
+    if (auto n = sealed::peek_header_size(head)) skip = *n;
+  } catch (const Error&) {
+    // not a sealed file
+  }
+  if (skip > head.size()) return {chunk_size, chunk_size};
+  if (auto g = shield::peek_stream_geometry(head.subspan(skip)); g && g->record_size() <= kMaxAlignedPart)
+    return {std::min(skip + g->header_size, head.size()), g->record_size()};
   return {chunk_size, chunk_size};
 }
 
@@ -107,7 +119,7 @@ ArtifactInfo upload(const Uplink& c, Value first, const ChunkReader& read) {
   net::ClientStream up = c.conn.stream("load-artifact", std::move(first));
   // The first bytes tell a stream container and its record size; they are replayed into the
   // first frames.
-  Bytes head(kLongestStreamHeader);
+  Bytes head(kLongestHead);
   size_t head_len = 0;
   while (head_len < head.size())
     if (size_t n = read(head.data() + head_len, head.size() - head_len)) head_len += n;
@@ -133,10 +145,10 @@ ArtifactInfo upload(const Uplink& c, Value first, const ChunkReader& read) {
 // cache to the socket inside the kernel (sendfile), never through this process's memory.
 ArtifactInfo upload_file(const Uplink& c, Value first, int fd, uint64_t start, uint64_t size) {
   net::ClientStream up = c.conn.stream("load-artifact", std::move(first));
-  uint8_t head[kLongestStreamHeader];
-  ssize_t got = ::pread(fd, head, static_cast<size_t>(std::min<uint64_t>(sizeof head, size)), static_cast<off_t>(start));
+  Bytes head(static_cast<size_t>(std::min<uint64_t>(kLongestHead, size)));
+  ssize_t got = ::pread(fd, head.data(), head.size(), static_cast<off_t>(start));
   if (got < 0) throw Error(Errc::kIo, "load_artifact: cannot read the artifact file");
-  Cut cut = cut_for({head, static_cast<size_t>(got)}, c.chunk_size);
+  Cut cut = cut_for({head.data(), static_cast<size_t>(got)}, c.chunk_size);
   uint64_t off = 0;
   for (size_t want = cut.first; off < size; want = cut.part) {
     const auto n = static_cast<size_t>(std::min<uint64_t>(want, size - off));

@@ -7,6 +7,7 @@
 
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/core/random.h"
+#include "shield_nitro/sealed/sealed.h"
 #include "shield_nitro/shield/stream.h"
 #include "stack.h"
 
@@ -85,6 +86,43 @@ TEST_F(ParentCli, DescribeAndAttestJson) {
   EXPECT_EQ(wrong.status, 1);
   EXPECT_NE(wrong.err.find("PCR0"), std::string::npos) << wrong.err;
   EXPECT_EQ(cli(with_enclave({"attest", "--pcr", "0=" + hex_encode(stack->pcr0())})).status, 1);  // AWS root by default
+}
+
+// A sealed file names its KMS key: load-artifact without --key has the enclave release it from
+// the file's header (KMS with a Recipient, attested), and the plugin then sees the model.
+TEST_F(ParentCli, SealedArtifactsLoadWithoutAKeyHandle) {
+  sn_test::KmsKey key = stack->make_key(stack->pcr0(), {{"app", "cli"}});
+  auto seal = [&](const std::string& name, ByteView plain, const sealed::EncryptionContext& ctx) {
+    return file(name, sealed::seal(plain, {key.arn, key.blob, key.data_key.clone()}, ctx, {.chunk_size = 4096}));
+  };
+  std::string model = seal("model.sealed", Bytes(5000, 0x42), {{"app", "cli"}});
+  std::string plugin = seal("plugin.sealed", read_file(SN_TEST_PLUGIN), {{"app", "cli"}});
+
+  // No credentials in the enclave yet: the release cannot happen (exit 3, environment).
+  EXPECT_EQ(cli(with_enclave({"load-artifact", "--kind", "model", model})).status, 3);
+  json m = ok_json(cli(with_enclave({"load-artifact", "--json", "--credentials-file", stack->credentials_file(), "--profile",
+                                     "enclave", "--kind", "model", "--name", "weights", "--chunk-kib", "1", model})));
+  EXPECT_EQ(m["size"], 5000);
+  json c = ok_json(cli(with_enclave({"load-artifact", "--json", "--kind", "code", "--model", m["handle"], plugin})));
+  std::string input = file("input.bin", as_bytes("hello enclave"));
+  std::string output = stack->dir() + "/output.bin";
+  RunResult inv = cli(with_policy({"invoke", "--artifact", c["handle"], "--input", input, "--output", output}, stack->pcr0()));
+  ASSERT_EQ(inv.status, 0) << inv.err;
+  EXPECT_EQ(read_text_file(output), "weights:5000|evalcne olleh");
+
+  // KMS refuses another encryption context than the key was generated with; a changed byte fails.
+  EXPECT_EQ(cli(with_enclave({"load-artifact", "--kind", "model", seal("other.sealed", Bytes(10, 1), {{"app", "other"}})})).status, 1);
+  Bytes bad = read_file(model);
+  bad[bad.size() - 5] ^= 1;
+  EXPECT_EQ(cli(with_enclave({"load-artifact", "--kind", "model", file("bad.sealed", bad)})).status, 1);
+  // A key handle with a sealed file is a usage error; so is a Shield container without one.
+  json k = ok_json(cli(with_enclave({"load-key", "--json", "--credentials-file", stack->credentials_file(), "--profile",
+                                     "enclave", "--blob", file("data.key.enc", key.blob), "--key-id", key.arn,
+                                     "--encryption-context", "app=cli"})));
+  EXPECT_EQ(cli(with_enclave({"load-artifact", "--key", k["handle"], "--kind", "model", model})).status, 2);
+  std::string snst = file("model.snst", shield::encrypt_stream(shield::Shield::with_key(shield::ShieldKey::from_bytes(key.data_key.view())),
+                                                               Bytes(100, 1)));
+  EXPECT_EQ(cli(with_enclave({"load-artifact", "--kind", "model", snst})).status, 2);
 }
 
 TEST_F(ParentCli, ScriptedLoadKeyArtifactsInvokeAcrossConnections) {

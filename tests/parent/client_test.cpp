@@ -8,6 +8,7 @@
 #include <mutex>
 #include <sstream>
 #include <streambuf>
+#include <tuple>
 
 #include "support/temp_dir.h"
 #include "support/expect_error.h"
@@ -16,6 +17,8 @@
 #include "shield_nitro/net/server.h"
 #include "shield_nitro/parent/enclave_client.h"
 #include "shield_nitro/parent/json.h"
+#include "shield_nitro/sealed/sealed.h"
+#include "shield_nitro/shield/stream.h"
 
 using namespace shield_nitro;
 using cbor::entry;
@@ -254,6 +257,45 @@ TEST_F(FakeEnclave, UploadStreamsInChunksWithTheHeader) {
   EXPECT_EQ(a.size, 2500u);
   EXPECT_EQ(code_of([&] { client->load_artifact("key-7", dir.path() + "/missing", "model"); }), Errc::kIo);
   EXPECT_EQ(code_of([&] { client->load_artifact("key-7", path, "binary"); }), Errc::kUsage);
+}
+
+// A stream container goes one record per part after its header, a sealed file the same after
+// its sealed header; an empty key handle sends no "key" (the enclave releases a sealed file's
+// key from its header). From a file (sendfile) and from a stream alike.
+TEST_F(FakeEnclave, UploadCutsStreamsAndSealedFilesAtTheirRecords) {
+  auto client = connect();
+  Bytes plain(3000, 9);
+  SecureBytes dk(Bytes(sealed::kDataKeySize, 3));
+  Bytes sealed_file = sealed::seal(plain, {"arn:aws:kms:us-east-1:111122223333:key/k", Bytes(40, 1), std::move(dk)},
+                                   {{"app", "models"}}, {.chunk_size = 1024});
+  const size_t h = sealed::parse_header(sealed_file).size();
+  Bytes stream = shield::encrypt_stream(shield::Shield::with_key(shield::ShieldKey::from_bytes(Bytes(32, 4))), plain,
+                                        {.chunk_size = 1024});
+  const std::vector<size_t> records{1040, 1040, 3000 - 2048 + 16};
+  auto cut = [&](size_t first) {
+    std::vector<size_t> v{first};
+    v.insert(v.end(), records.begin(), records.end());
+    return v;
+  };
+  for (bool from_file : {true, false}) {
+    for (auto [bytes, key, first] : {std::tuple<const Bytes&, std::string, size_t>{sealed_file, "", h + 50},
+                                     std::tuple<const Bytes&, std::string, size_t>{stream, "key-7", 50}}) {
+      std::string path = dir.path() + "/artifact.bin";
+      write_file_atomic(path, bytes);
+      std::istringstream in(std::string(bytes.begin(), bytes.end()));
+      parent::ArtifactInfo a =
+          from_file ? client->load_artifact(key, path, "model", "m") : client->load_artifact(key, in, "model", "m");
+      EXPECT_EQ(a.size, bytes.size());
+      EXPECT_EQ(part_sizes, cut(first)) << "from_file " << from_file << " key '" << key << "'";
+      const Value* sent_key = headers.back().find("key");
+      if (key.empty()) {
+        EXPECT_EQ(sent_key, nullptr);
+      } else {
+        ASSERT_NE(sent_key, nullptr);
+        EXPECT_EQ(sent_key->as_text(), key);
+      }
+    }
+  }
 }
 
 TEST_F(FakeEnclave, UploadStopsWhenTheEnclaveAnswersEarly) {
