@@ -79,7 +79,8 @@ class Ports {
     auto& used = vsock ? vsock_ : tcp_;
     auto [it, fresh] = used.emplace(port, path);
     if (!fresh)
-      doc_.fail(path, at, (vsock ? "vsock port " : "port ") + std::to_string(port) + " is already used by " + it->second);
+      doc_.fail_at(path, doc_.mark_of(path).value_or(at.Mark()),
+                   (vsock ? "vsock port " : "port ") + std::to_string(port) + " is already used by " + it->second);
   }
 
  private:

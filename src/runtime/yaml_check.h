@@ -29,6 +29,11 @@ class Doc {
   YAML::Node load(std::string_view yaml) const;
   // Where the key of `key` is, for values without a position of their own (`key:` alone).
   void remember(const std::string& key, const YAML::Mark& mark) const { key_marks_[key] = mark; }
+  // Where a key seen so far was written, if it was.
+  std::optional<YAML::Mark> mark_of(const std::string& key) const {
+    auto it = key_marks_.find(key);
+    return it == key_marks_.end() ? std::nullopt : std::optional<YAML::Mark>(it->second);
+  }
 
  private:
   std::string source_;

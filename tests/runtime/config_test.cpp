@@ -208,11 +208,11 @@ TEST(RuntimeConfig, RefusesPortsOutOfRange) {
 }
 
 TEST(RuntimeConfig, RefusesReusedPorts) {
-  EXPECT_REFUSED(with("app_port: 8081}", "app_port: 8080}"), "ingress[1].app_port: port 8080 is already used by ingress[0].app_port");
+  EXPECT_REFUSED(with("app_port: 8081}", "app_port: 8080}"), "ingress[1].app_port: port 8080 is already used by ingress[0].app_port (line 34)");
   EXPECT_REFUSED(with("app_port: 8081}", "app_port: 3128}"), "ingress[1].app_port: port 3128 is already used by egress.proxy_port");
   EXPECT_REFUSED(with("  proxy_port: 3128\n", "  proxy_port: 9100\n"), "egress.proxy_port: port 9100 is already used by kms.api_port");
   EXPECT_REFUSED(with("{vsock_port: 5001,", "{vsock_port: 5000,"), "ingress[1].vsock_port: vsock port 5000 is already used by ingress[0].vsock_port");
-  EXPECT_REFUSED(with("  proxy_port: 8001\n", "  proxy_port: 7001\n"), "kms.proxy_port: vsock port 7001 is already used by host.port");
+  EXPECT_REFUSED(with("  proxy_port: 8001\n", "  proxy_port: 7001\n"), "kms.proxy_port: vsock port 7001 is already used by host.port (line 13)");
   EXPECT_REFUSED(with("{vsock_port: 5001,", "{vsock_port: 8001,"), "ingress[1].vsock_port: vsock port 8001 is already used by kms.proxy_port");
   // The KMS proxy port is only claimed when KMS is used.
   EXPECT_NO_THROW(parse_runtime_config("version: 1\nkms: {proxy_port: 5000}\ningress: [{vsock_port: 5000, app_port: 80}]\n"));
