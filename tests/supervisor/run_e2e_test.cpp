@@ -7,7 +7,9 @@
 // As root the program runs in its own mount namespace (unshare) and mounts a real tmpfs.
 #include <gtest/gtest.h>
 #include <openssl/sha.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/un.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +31,7 @@
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/sealed/sealed.h"
 #include "support/process.h"
+#include "support/tls_cert.h"
 
 namespace {
 
@@ -64,6 +67,7 @@ class FakeHost {
 
   kms::Credentials credentials;
   bool refuse_credentials = false;
+  std::string marks_dir;  // set: each credentials request leaves MARKS/credentials-N (the app can wait for it)
   std::map<std::string, Served> artifacts;
 
   std::vector<std::string> ops() {
@@ -93,10 +97,12 @@ class FakeHost {
       Request r = parse_request(read_line(fd.get(), t, "enclave"));
       {
         std::lock_guard<std::mutex> l(mu_);
-        ops_.push_back(op_name(r.op) + (r.name.empty() ? "" : " " + r.name));
+        ops_.push_back(std::string(op_name(r.op)) + (r.name.empty() ? "" : " " + r.name) +
+                       (r.op == Op::kConnect ? " " + r.host + ":" + std::to_string(r.port) : ""));
       }
       switch (r.op) {
         case Op::kCredentials:
+          if (!marks_dir.empty()) std::ofstream(marks_dir + "/credentials-" + std::to_string(++credentials_served_));
           if (refuse_credentials)
             write_line(fd.get(), answer_error("no role credentials on this instance"), t);
           else
@@ -134,6 +140,7 @@ class FakeHost {
   std::vector<std::thread> conns_;  // only the accept thread adds, only the destructor joins
   std::mutex mu_;
   std::vector<std::string> ops_, logs_;
+  std::atomic<int> credentials_served_{0};
 };
 
 std::vector<Json> json_lines(const std::string& text) {
@@ -169,6 +176,26 @@ std::vector<std::string> app_stdout(const std::vector<Json>& lines) {
   return out;
 }
 
+// A TCP port on 127.0.0.1 that nothing listens on right now.
+uint16_t free_port() {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("no free port");
+  return ntohs(a.sin_port);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 class SupervisorRun : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -194,16 +221,7 @@ class SupervisorRun : public ::testing::Test {
 
   // A TLS certificate for kms.us-east-1.amazonaws.com under a throwaway CA (TLS ends inside
   // the enclave, so the runtime config accepts only https endpoints).
-  void make_tls() {
-    std::string d = stack_.dir.path();
-    std::string cmd = "cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
-                      "-subj /CN=test-ca -addext basicConstraints=critical,CA:TRUE >/dev/null 2>&1 && "
-                      "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=kms >/dev/null 2>&1 && "
-                      "printf 'subjectAltName=DNS:kms.us-east-1.amazonaws.com\\n' > ext && "
-                      "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext "
-                      "-out srv.pem >/dev/null 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-  }
+  void make_tls() { ASSERT_TRUE(sn_test::make_test_tls(stack_.dir.path(), "kms.us-east-1.amazonaws.com")); }
 
   // A new key (the admin may still use it until pin() puts the attested policy on it).
   std::string make_key() {
@@ -221,11 +239,12 @@ class SupervisorRun : public ::testing::Test {
   bool root() const { return ::geteuid() == 0; }
 
   // The runtime config: one artifact "model" from the host unless sha256 is empty.
-  std::string config(const std::string& key, const std::string& sha256, const std::string& extra_app = "") {
+  std::string config(const std::string& key, const std::string& sha256, const std::string& extra_app = "",
+                     const std::string& kms_extra = "", const std::string& extra_top = "") {
     std::string user = root() ? "65534:65534" : std::to_string(::getuid()) + ":" + std::to_string(::getgid());
     std::string y = "version: 1\napp:\n  user: \"" + user + "\"\n  env: {MODEL: " + storage() + "/model.bin}\n" + extra_app +
                     "host: {cid: 3, port: 7000}\n"
-                    "kms: {region: us-east-1, proxy_port: 8000, ca_file: " + stack_.dir / "ca.pem" + "}\n"
+                    "kms: {region: us-east-1, proxy_port: 8000, ca_file: " + stack_.dir / "ca.pem" + kms_extra + "}\n" + extra_top +
                     "storage: {path: " + storage() + ", size_mib: 8}\n"
                     "logs: {buffer_kib: 256}\n";
     if (!sha256.empty())
@@ -236,8 +255,10 @@ class SupervisorRun : public ::testing::Test {
     return path;
   }
 
-  // Runs the program to its end; the app leaves a marker so a test can tell it never ran.
-  sn_test::RunResult run(const std::string& config_path, const std::string& script, const std::vector<std::string>& flags = {}) {
+  // The command line: the program (in its own mount namespace as root), the app after "--".
+  // The app leaves a marker so a test can tell it never ran.
+  std::vector<std::string> argv_for(const std::string& config_path, const std::string& script,
+                                    const std::vector<std::string>& flags = {}) {
     std::vector<std::string> argv;
     if (root()) argv = {"/usr/bin/unshare", "--mount", "--propagation", "private"};
     argv.insert(argv.end(), {"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + vsock_dir_});
@@ -245,7 +266,11 @@ class SupervisorRun : public ::testing::Test {
     argv.insert(argv.end(), {SN_ENCLAVE, "run", "--config", config_path, "--nsm", "sim:" + stack_.dir / "nsm"});
     argv.insert(argv.end(), flags.begin(), flags.end());
     argv.insert(argv.end(), {"--", "/bin/sh", "-c", "touch " + marker() + "; " + script});
-    return sn_test::run(argv, stack_.dir.path());
+    return argv;
+  }
+  // Runs the program to its end.
+  sn_test::RunResult run(const std::string& config_path, const std::string& script, const std::vector<std::string>& flags = {}) {
+    return sn_test::run(argv_for(config_path, script, flags), stack_.dir.path());
   }
   std::string marker() const { return stack_.dir / "marks/app-ran"; }
   bool app_ran() const { return std::filesystem::exists(marker()); }
@@ -376,6 +401,89 @@ TEST_F(SupervisorRun, AMalformedConfigIsOneStartFailure) {
   auto lines = json_lines(r.err);
   ASSERT_EQ(sequence(lines), (std::vector<std::string>{"start_failed"})) << r.err;
   EXPECT_NE(lines[0]["line"].get<std::string>().find("app.restart"), std::string::npos) << lines[0].dump();
+}
+
+// The endpoints the runtime adds, as an unmodified app sees them: Debian's botocore gets its
+// credentials from the container-credentials endpoint and calls KMS GenerateRandom through the
+// attested endpoint; urllib goes through the egress proxy (an allowlisted destination is asked of
+// the host, which refuses here; another is refused inside); the app's server is reached through
+// the ingress forwarder's vsock port; the role credentials are refreshed before they expire.
+TEST_F(SupervisorRun, TheAppGetsAttestedKmsEgressAndIngress) {
+  const uint16_t api = free_port(), proxy = free_port(), app_port = free_port();
+  std::string script = stack_.dir / "app.py";
+  std::ofstream(script) << R"PY(
+import http.server, json, os, sys, time, urllib.error, urllib.request
+import botocore.session
+marks = sys.argv[1]
+req = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                             headers={"Authorization": os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+print("local credentials", "AccessKeyId" in json.load(urllib.request.urlopen(req, timeout=10)))
+kms = botocore.session.get_session().create_client("kms", region_name=os.environ["AWS_REGION"],
+                                                   endpoint_url=os.environ["AWS_ENDPOINT_URL_KMS"])
+print("random", len(kms.generate_random(NumberOfBytes=16)["Plaintext"]))
+def fetch(url):
+    try:
+        return str(urllib.request.urlopen(url, timeout=10).status)
+    except urllib.error.HTTPError as e:
+        return str(e.code)
+print("egress allowed", fetch("http://allowed.example/"))
+print("egress other", fetch("http://other.example/"))
+for _ in range(2000):
+    if os.path.exists(marks + "/credentials-2"):
+        print("credentials refreshed")
+        break
+    time.sleep(0.01)
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from the app"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[2])), Hello)
+print("serving", flush=True)
+server.handle_request()
+)PY";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all | std::filesystem::perms::others_read);
+  host_->marks_dir = stack_.dir / "marks";
+  host_->credentials.expiration_s = system_clock().now_s() + 600;  // inside the 15-minute refresh margin
+  std::string cfg = config("", "", "", ", api_port: " + std::to_string(api),
+                           "egress: {proxy_port: " + std::to_string(proxy) + ", allow: [\"allowed.example:80\"]}\n"
+                           "ingress:\n  - {vsock_port: 5005, app_port: " + std::to_string(app_port) + "}\n");
+  std::string log = stack_.dir / "run.log";
+  sn_test::Process p(argv_for(cfg, "exec /usr/bin/python3 " + script + " " + stack_.dir / "marks " + std::to_string(app_port)), log);
+  p.wait_ready([&] { return read_text(log).find("\"serving\"") != std::string::npos; });
+
+  // A client of the ingress port (the enclave's vsock port 5005, CID 16 under the simulator).
+  UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::string path = vsock_dir_ + "/16_5005.sock";
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << path;
+  std::string get = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(::write(c.get(), get.data(), get.size()), static_cast<ssize_t>(get.size()));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(c.get(), buf, sizeof buf)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  EXPECT_NE(answer.find("hello from the app"), std::string::npos) << answer;
+
+  for (int i = 0; i < 2000 && p.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_FALSE(p.running()) << read_text(log);
+  auto lines = json_lines(read_text(log));
+  EXPECT_EQ(sequence(lines), (std::vector<std::string>{"step:config", "step:user", "step:loopback", "step:nsm",
+                                                       "step:recipient_key", "step:credentials", "step:kms_endpoint",
+                                                       "step:ingress", "step:egress", "app_started", "app_exited"}));
+  EXPECT_EQ(app_stdout(lines), (std::vector<std::string>{"local credentials True", "random 16", "egress allowed 403",
+                                                         "egress other 403", "credentials refreshed", "serving"}))
+      << read_text(log);
+  EXPECT_TRUE(first_event(lines, "credentials_refreshed"));
+  EXPECT_EQ(first_event(lines, "app_exited")->value("status", -1), 0);
+  auto ops = host_->ops();
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "connect allowed.example:80"), ops.end());
+  for (const auto& op : ops) EXPECT_EQ(op.find("other.example"), std::string::npos) << "refused inside: never asked of the host";
 }
 
 // Supervisor start (the program's main) to the app's start, without KMS or decryption: the
