@@ -341,6 +341,10 @@ TEST(Channel, RejectsBadKeys) {
   EXPECT_EQ(x25519_raw_from_spki(spki), kp.public_raw());
   spki.push_back(0);
   EXPECT_EQ(code_of([&] { x25519_raw_from_spki(spki); }), Errc::kFormat);
+  // Same length and shape, another algorithm (Ed25519, OID 1.3.101.112), and a truncated one.
+  Bytes ed = hex_decode("302a300506032b6570032100" + std::string(64, '1'));
+  EXPECT_EQ(code_of([&] { x25519_raw_from_spki(ed); }), Errc::kFormat);
+  EXPECT_EQ(code_of([&] { x25519_raw_from_spki(ByteView(kp.public_spki()).first(43)); }), Errc::kFormat);
 }
 
 TEST(Channel, OpenIntoReusesItsBufferAndEmptiesItOnFailure) {
