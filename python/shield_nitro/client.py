@@ -291,10 +291,12 @@ class EnclaveClient:
         self._push(self._provider.get(force=True))   # credentials missing or expired: push, retry once
         return KeyHandle.from_body(self._call_plain("load-key", body))
 
-    def load_artifact(self, key_handle: Handle, source: Source, kind: str = "model", name: Optional[str] = None,
+    def load_artifact(self, key_handle: Optional[Handle], source: Source, kind: str = "model", name: Optional[str] = None,
                       models: Iterable[Handle] = ()) -> ArtifactInfo:
-        """Streams a Shield container / v4 message (path or binary file object) in chunks."""
-        key = _handle(key_handle, "load_artifact")
+        """Streams an artifact (path or binary file object) in parts: a Shield container / v4 message
+        under ``key_handle``, or, with ``key_handle=None``, a sealed file, whose KMS key the enclave
+        releases from the file's own header with the credentials it was pushed."""
+        key = None if key_handle is None else _handle(key_handle, "load_artifact")
         if kind not in KINDS:
             raise ShieldNitroError("usage", f"load_artifact: kind must be one of {KINDS}")
         model_handles = [_handle(m, "load_artifact") for m in models]
@@ -308,7 +310,9 @@ class EnclaveClient:
         if not hasattr(source, "read"):
             raise ShieldNitroError("usage", f"load_artifact: source must be a path or a binary file object, "
                                             f"got {type(source).__name__}")
-        header: Dict[str, Any] = {"key": key, "kind": kind, "name": name or "artifact"}
+        header: Dict[str, Any] = {"kind": kind, "name": name or "artifact"}
+        if key is not None:
+            header["key"] = key
         if model_handles:
             header["models"] = model_handles
         size = _remaining_size(source)
@@ -362,17 +366,26 @@ def _result_bytes(body: Mapping[str, Any], op: str, name: str) -> bytes:
 
 # A stream container (docs/stream-format.md) is sent one record per part, as the C++ SDK does, so
 # the enclave decrypts each part where it lies; anything else in chunk_size parts.
+# A sealed file (docs/stream-format.md §8) is its header ("SNSL", version, u32 size), then a stream.
 _STREAM_MAGIC = b"SNST"
-_LONGEST_STREAM_HEADER = 66
+_SEALED_MAGIC = b"SNSL"
+_MAX_SEALED_HEADER = 16384
+_LONGEST_HEAD = _MAX_SEALED_HEADER + 66
 _MAX_ALIGNED_PART = (16 << 20) + 16
 
 
 def _cut(head: bytes, chunk_size: int) -> Tuple[int, int]:
     """(first part, later parts) in bytes for an artifact starting with ``head``."""
-    if len(head) >= 11 and head[:4] == _STREAM_MAGIC and head[6] in (0x03, 0x13):
-        record = int.from_bytes(head[7:11], "big") + 16
+    skip = 0
+    if len(head) >= 9 and head[:4] == _SEALED_MAGIC:
+        skip = int.from_bytes(head[5:9], "big")
+        if not 9 <= skip <= min(_MAX_SEALED_HEADER, len(head)):
+            return chunk_size, chunk_size
+    stream = head[skip:]
+    if len(stream) >= 11 and stream[:4] == _STREAM_MAGIC and stream[6] in (0x03, 0x13):
+        record = int.from_bytes(stream[7:11], "big") + 16
         if record <= _MAX_ALIGNED_PART:
-            return min(50 if head[6] == 0x13 else 66, len(head)), record
+            return min(skip + (50 if stream[6] == 0x13 else 66), len(head)), record
     return chunk_size, chunk_size
 
 
@@ -395,7 +408,7 @@ def _read(source: Any, n: int) -> bytes:
 
 
 def _upload_reads(upload: Upload, source: Any, chunk_size: int) -> None:
-    head = _read(source, _LONGEST_STREAM_HEADER)
+    head = _read(source, _LONGEST_HEAD)
     first, part = _cut(head, chunk_size)
     pending, want = head, first
     while not upload.answered_early:
@@ -412,7 +425,7 @@ def _upload_file(upload: Upload, source: Any, size: int, chunk_size: int) -> Non
     this process; the file object is left after what was sent."""
     fd, start = source.fileno(), source.tell()
     try:
-        head = os.pread(fd, min(size, _LONGEST_STREAM_HEADER), start)
+        head = os.pread(fd, min(size, _LONGEST_HEAD), start)
     except OSError as e:
         raise io_error(getattr(source, "name", "load_artifact source"), e) from None
     first, part = _cut(head, chunk_size)

@@ -100,10 +100,10 @@ class FakeEnclave:
         if "size" in body and body["size"] != len(blob):   # as the enclave refuses it
             raise ShieldNitroError("format", f"artifact is {len(blob)} bytes, announced {body['size']}")
         # A stream container (which this fake cannot open) is kept as it came.
-        plain = blob if blob[:4] == b"SNST" else Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
+        plain = blob if blob[:4] in (b"SNST", b"SNSL") else Shield.with_key(DATA_KEY, max_age_ms=None).decrypt(blob)
         handle = f"art-{len(self.artifacts) + 1}"
         self.artifacts[handle] = plain
-        self.uploads.append({"parts": len(parts), "announced": body.get("size"), "models": body.get("models"),
+        self.uploads.append({"parts": len(parts), "announced": body.get("size"), "models": body.get("models"), "key": body.get("key"),
                              "sizes": [len(p["data"]) for p in parts if "data" in p], "blob": blob})
         return {"handle": handle, "kind": body["kind"], "name": body["name"], "size": len(plain)}
 
@@ -235,6 +235,23 @@ def test_a_stream_goes_one_record_per_part_by_sendfile_or_reads(enclave, tmp_pat
         assert fake.uploads[-1]["sizes"] == [64] * (len(v4) // 64) + [len(v4) % 64] * (len(v4) % 64 > 0)
         client.load_artifact("key-1", io.BytesIO(v4))
         assert fake.uploads[-1]["sizes"] == [64] * (len(v4) // 64) + [len(v4) % 64] * (len(v4) % 64 > 0)
+
+
+def test_a_sealed_file_goes_without_a_key_cut_after_its_sealed_header(enclave, tmp_path):
+    fake, endpoint = enclave
+    sealed_header = b"SNSL\x01" + (300).to_bytes(4, "big") + os.urandom(291)
+    blob = sealed_header + fake_stream(1000, 3, 500)
+    (tmp_path / "m.sealed").write_bytes(blob)
+    with EnclaveClient.connect(endpoint) as client:
+        for source in (tmp_path / "m.sealed", io.BytesIO(blob)):
+            client.load_artifact(None, source)
+            up = fake.uploads[-1]
+            assert up["key"] is None and up["blob"] == blob
+            assert up["sizes"] == [300 + 50, 1016, 1016, 1016, 500]
+        client.load_artifact("key-1", tmp_path / "m.sealed")   # the enclave refuses this pairing, not the SDK
+        assert fake.uploads[-1]["key"] == "key-1"
+        with pytest.raises(UsageError):
+            client.load_artifact("", tmp_path / "m.sealed")   # an empty handle is a mistake, not "sealed"
 
 
 def test_a_file_part_is_the_frame_a_read_part_would_be(tmp_path):

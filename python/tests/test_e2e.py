@@ -55,7 +55,9 @@ def command_available(cli, *words):
     return proc.returncode == 0 and f"Usage: shield-nitro {' '.join(words)}".encode() in proc.stdout
 
 
-def make_kms_key(endpoint, credentials_file, pcr0_hex, stack):
+def make_kms_key(endpoint, credentials_file, pcr0_hex, stack, before_policy=None):
+    """A key only the attested enclave may use; before_policy(key_id) runs while the admin still
+    may (e.g. GenerateDataKey for sealing)."""
     botocore_session = pytest.importorskip("botocore.session", reason="python3-botocore drives kms-local")
     admin = from_shared_file(str(credentials_file), "admin")
     kms = botocore_session.Session().create_client(
@@ -63,6 +65,8 @@ def make_kms_key(endpoint, credentials_file, pcr0_hex, stack):
         aws_secret_access_key=admin.secret_access_key, aws_session_token=admin.session_token)
     key_id = kms.create_key()["KeyMetadata"]["Arn"]
     data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext={"app": "e2e"})
+    if before_policy:
+        before_policy(key_id)
     policy = stack.run("policy", "--pcr", f"0={pcr0_hex}", "--role-arn", ENCLAVE_ROLE, "--admin-arn", ADMIN_ROLE,
                        "--account", ACCOUNT).decode()
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy)
@@ -104,7 +108,7 @@ def stack(cli, tmp_path_factory):
         st.start("enclave", "serve", "--listen", f"unix:{sock}", "--nsm", f"sim:{nsm_dir}",
                  "--kms-endpoint", kms_url, "--kms-region", REGION, ready=sock.exists, program=enclave_program)
         yield SimpleNamespace(
-            stack=st, tmp=tmp, endpoint=f"unix:{sock}", pcr0=pcr0, root=TrustRoot.from_file(nsm_dir / "root.pem"),
+            stack=st, tmp=tmp, endpoint=f"unix:{sock}", pcr0=pcr0, kms_url=kms_url, kms_dir=kms_dir, root=TrustRoot.from_file(nsm_dir / "root.pem"),
             key_id=key_id, data_key=data_key, blob=blob,
             enclave_creds=from_shared_file(str(kms_dir / "credentials"), "enclave"))
     finally:
@@ -152,3 +156,37 @@ def test_policy_mismatch_refuses_the_channel(stack):
         with pytest.raises(ShieldNitroError) as e:      # simulator documents never pass the AWS root
             client.open_channel(Policy(pcrs={0: stack.pcr0}))
         assert e.value.code == "verify"
+
+
+def test_a_sealed_model_loads_without_a_key_handle(stack):
+    """`shield-nitro seal` (GenerateDataKey at kms-local) writes files that name their own key; the
+    enclave releases it from the header (Decrypt with a Recipient) during load_artifact."""
+    if not command_available(stack.stack.cli, "seal"):
+        pytest.skip("`shield-nitro seal` is not in this CLI yet")
+    model = os.urandom(300_000)
+    plugin = build_plugin(stack.tmp, REPO)
+    (stack.tmp / "sealed-model.bin").write_bytes(model)
+    (stack.tmp / "xor.so").write_bytes(plugin)
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=str(stack.kms_dir / "credentials"))
+
+    def seal(key_id):
+        for src, out, chunk in (("sealed-model.bin", "model.sealed", "65536"), ("xor.so", "xor.sealed", "1048576")):
+            stack.stack.run("seal", "--key-id", key_id, "--encryption-context", "app=e2e", "--endpoint", stack.kms_url,
+                            "--region", REGION, "--profile", "admin", "--chunk-size", chunk, str(stack.tmp / src),
+                            "-o", str(stack.tmp / out), env=env)
+
+    make_kms_key(stack.kms_url, stack.kms_dir / "credentials", stack.pcr0.hex(), stack.stack, before_policy=seal)
+    with EnclaveClient.connect(stack.endpoint, credentials=stack.enclave_creds) as client:
+        client.open_channel(Policy(pcrs={0: stack.pcr0}), root=stack.root)
+        client.push_credentials()
+        m = client.load_artifact(None, stack.tmp / "model.sealed", kind="model", name="sealed-weights")
+        assert m.size == len(model) and m.name == "sealed-weights"
+        code = client.load_artifact(None, stack.tmp / "xor.sealed", kind="code", name="xor", models=[m.handle])
+        data = os.urandom(5000)
+        assert client.invoke(code.handle, data) == bytes(b ^ model[i % len(model)] for i, b in enumerate(data))
+        tampered = bytearray((stack.tmp / "model.sealed").read_bytes())
+        tampered[-7] ^= 1
+        (stack.tmp / "bad.sealed").write_bytes(bytes(tampered))
+        with pytest.raises(ShieldNitroError) as e:
+            client.load_artifact(None, stack.tmp / "bad.sealed")
+        assert e.value.code == "auth"
