@@ -337,7 +337,7 @@ RuntimeConfig parse_runtime_config(std::string_view yaml, std::string_view sourc
 }
 
 RuntimeConfig load_runtime_config(const std::string& path) {
-  return parse_runtime_config(read_text_file(path), path);
+  return parse_runtime_config(detail::read_config_file(path), path);
 }
 
 }  // namespace shield_nitro::runtime

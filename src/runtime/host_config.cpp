@@ -174,7 +174,7 @@ HostConfig parse_host_config(std::string_view yaml, const std::string& base_dir_
 
 HostConfig load_host_config(const std::string& path) {
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  return parse_host_config(read_text_file(path), dir.empty() ? "." : dir.string(), path);
+  return parse_host_config(detail::read_config_file(path), dir.empty() ? "." : dir.string(), path);
 }
 
 }  // namespace shield_nitro::runtime

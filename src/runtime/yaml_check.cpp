@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/file_io.h"
 
 namespace shield_nitro::runtime::detail {
 namespace {
@@ -87,6 +88,19 @@ YAML::Node Doc::load(std::string_view yaml) const {
   if (!root.IsDefined() || (root.IsNull() && yaml.find_first_not_of(" \t\r\n") == std::string_view::npos))
     fail("", "empty file (expected a mapping)");
   return root;
+}
+
+std::string read_config_file(const std::string& path) {
+  FileReader in(path);
+  std::string text(kMaxConfigBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    size_t n = in.read(reinterpret_cast<uint8_t*>(text.data()) + got, text.size() - got);
+    if (n == 0) break;
+    got += n;
+  }
+  text.resize(got);
+  return text;
 }
 
 std::string join(const std::string& prefix, std::string_view key) {

@@ -40,6 +40,10 @@ class Doc {
   mutable std::map<std::string, YAML::Mark> key_marks_;
 };
 
+// The file's text, read up to one byte past kMaxConfigBytes (so /dev/zero or a huge file is
+// refused by the parser's size check, not read whole). Error(kIo) naming the path.
+std::string read_config_file(const std::string& path);
+
 // "a.b" / "a[2]" key paths.
 std::string join(const std::string& prefix, std::string_view key);
 std::string index(const std::string& prefix, size_t i);

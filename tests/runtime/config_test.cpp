@@ -308,6 +308,9 @@ TEST(RuntimeConfig, LoadNamesTheFile) {
   write_file_atomic(path, as_bytes(kFull));
   EXPECT_EQ(load_runtime_config(path).artifacts.size(), 2u);
   EXPECT_EQ(test_support::code_of([&] { load_runtime_config(dir / "missing.yaml"); }), Errc::kIo);
+  // An endless file is refused after 1 MiB, not read whole.
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "/dev/zero: 1048577 bytes, more than the 1048576 allowed",
+                      test_support::message_of([] { load_runtime_config("/dev/zero"); }));
 }
 
 TEST(RuntimeConfig, RefusesOversizedInput) {
