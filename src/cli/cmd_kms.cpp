@@ -19,6 +19,7 @@
 #include "shield_nitro/kms_local/http_server.h"
 #include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/kms_local/local_kms.h"
+#include "kms_options.h"
 #include "util.h"
 
 namespace shield_nitro::cli {
@@ -28,55 +29,15 @@ using namespace shield_nitro::kms;
 
 constexpr unsigned kSecretMode = 0600;
 
-// An NSM-backed Recipient: the enclave key pair (generated off the request path) plus a
-// fresh attestation document per call.
-struct NsmRecipient {
-  std::unique_ptr<NsmAttestationSource> source;
-  RecipientKeyManager keys{std::chrono::hours(1)};
-  Recipient recipient;
-};
-
-std::unique_ptr<NsmRecipient> make_nsm_recipient(const std::string& spec) {
-  auto r = std::make_unique<NsmRecipient>();
-  r->source = NsmAttestationSource::open(spec);
-  r->recipient = Recipient{r->source.get(), &r->keys};
-  return r;
-}
-
 struct KmsArgs {
-  std::string endpoint, region, via, ca, profile, recipient_nsm, key_id, blob_out;
+  KmsConnection conn;
+  std::string recipient_nsm, key_id, blob_out;
   std::string key_pair_spec, public_key_in, public_key_out;
   std::vector<std::string> context;
   int bytes = 32;
   bool json = false;
   std::vector<std::string> files;
 };
-
-EncryptionContext parse_context(const std::vector<std::string>& pairs) {
-  EncryptionContext ctx;
-  for (const auto& p : pairs) {
-    auto eq = p.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error(Errc::kUsage, "--encryption-context expects K=V, got '" + p + "'");
-    ctx[p.substr(0, eq)] = p.substr(eq + 1);
-  }
-  return ctx;
-}
-
-std::string region_of(const KmsArgs& a) {
-  if (!a.region.empty()) return a.region;
-  for (const char* var : {"AWS_REGION", "AWS_DEFAULT_REGION"})
-    if (const char* v = std::getenv(var); v && *v) return v;
-  return "us-east-1";
-}
-
-KmsClient make_client(const KmsArgs& a) {
-  KmsClientOptions o;
-  o.region = region_of(a);
-  o.endpoint = a.endpoint;
-  o.transport.via = a.via;
-  o.transport.ca_file = a.ca;
-  return KmsClient(o, std::make_shared<DefaultCredentialsChain>(a.profile));
-}
 
 void need_files(const KmsArgs& a, size_t n, const std::string& usage) {
   if (a.files.size() != n) throw Error(Errc::kUsage, "expected " + usage);
@@ -121,10 +82,10 @@ Bytes public_key_der(const Bytes& file) {
 }
 
 void run_kms(const std::string& op, const KmsArgs& a) {
-  KmsClient kms = make_client(a);
+  KmsClient kms = make_kms_client(a.conn);
   auto recipient = a.recipient_nsm.empty() ? nullptr : make_nsm_recipient(a.recipient_nsm);
   const Recipient* r = recipient ? &recipient->recipient : nullptr;
-  EncryptionContext ctx = parse_context(a.context);
+  EncryptionContext ctx = parse_encryption_context(a.context);
   nlohmann::ordered_json out;
   if (op == "encrypt") {
     need_key(a);
@@ -226,11 +187,7 @@ void run_kms(const std::string& op, const KmsArgs& a) {
 void add_kms_op(CLI::App* kms, const std::string& op, const std::string& what, const std::string& example) {
   auto args = std::make_shared<KmsArgs>();
   auto* sub = kms->add_subcommand(op, what);
-  sub->add_option("--endpoint", args->endpoint, "KMS endpoint URL (default https://kms.REGION.amazonaws.com/)");
-  sub->add_option("--region", args->region, "AWS region (default $AWS_REGION, else us-east-1)");
-  sub->add_option("--kms-via", args->via, "Tunnel: vsock://CID:PORT (enclave -> parent proxy, e.g. vsock://3:8000) or unix:PATH; TLS stays end to end");
-  sub->add_option("--kms-ca", args->ca, "PEM CA bundle to trust instead of the system store (e.g. kms-local's)");
-  sub->add_option("--profile", args->profile, "Profile of the shared credentials file (AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials)");
+  add_kms_connection_options(sub, args->conn);
   bool pair = op.rfind("generate-data-key-pair", 0) == 0;
   if (op == "decrypt" || op == "generate-data-key" || op == "generate-random" || op == "generate-data-key-pair" ||
       op == "derive-shared-secret")
@@ -315,7 +272,7 @@ void run_policy(const PolicyArgs& a) {
   r.producer_arn = a.producer;
   r.account = a.account;
   r.signed_by_pcr8 = a.signed_by_pcr8;
-  r.encryption_context = parse_context(a.context);
+  r.encryption_context = parse_encryption_context(a.context);
   print_json(nlohmann::ordered_json::parse(generate_key_policy(r)));
 }
 

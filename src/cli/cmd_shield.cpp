@@ -1,7 +1,6 @@
 // keygen / encrypt / decrypt: Shield v4 messages and stream containers from the command line,
 // and read-only migration of Guard8 StreamCipher files.
 #include <openssl/crypto.h>
-#include <sys/stat.h>
 
 #include <memory>
 #include <optional>
@@ -25,8 +24,6 @@ using shield::ShieldKey;
 using shield::ShieldOptions;
 
 constexpr unsigned kPlaintextMode = 0600;
-// Show a progress bar when the input is at least this big (or of unknown size).
-constexpr int64_t kProgressThreshold = 64 << 20;
 // Fewer PBKDF2 iterations make password guessing cheap: only to read old data, on request.
 constexpr int64_t kWeakKdfBelow = 100000;
 constexpr int64_t kMaxKdfIterations = 100000000;  // about a minute: more is a typo, not a policy
@@ -103,18 +100,6 @@ Shield make_shield(const KeyArgs& k, ShieldOptions options) {
   return Shield::with_password(pw.view(), k.service, options);
 }
 
-// Writing OUT would replace IN when both name one file (x and ./x, a hard link, a symlink):
-// the atomic rename would destroy the input, so refuse before reading anything.
-void refuse_same_file(const std::string& in, const std::string& out) {
-  if (in == "-" || out == "-") return;
-  struct stat a{}, b{};
-  if (::stat(in.c_str(), &a) != 0 || ::stat(out.c_str(), &b) != 0) return;
-  if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-    throw Error(Errc::kUsage, "input " + in + " and output " + out +
-                                  " are the same file: writing the output would destroy the input; choose another "
-                                  "output path");
-}
-
 std::optional<int64_t> parse_max_age(const std::string& text) {
   if (text == "none") return std::nullopt;
   int64_t v = 0;
@@ -125,16 +110,6 @@ std::optional<int64_t> parse_max_age(const std::string& text) {
   }
   if (text.empty()) throw Error(Errc::kUsage, "--max-age-ms expects milliseconds or 'none'");
   return v;
-}
-
-std::unique_ptr<Progress> progress_for(const char* label, const FileReader& in) {
-  if (in.size() >= 0 && in.size() < kProgressThreshold) return nullptr;
-  return std::make_unique<Progress>(label, in.size() > 0 ? static_cast<uint64_t>(in.size()) : 0);
-}
-
-shield::ProgressFn report_to(Progress* p) {
-  if (!p) return {};
-  return [p](uint64_t n) { p->add(n); };
 }
 
 void run_encrypt(const CryptArgs& a) {

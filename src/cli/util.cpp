@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -52,6 +53,31 @@ std::pair<int, Bytes> parse_index_hex(const std::string& arg, const std::string&
   } catch (const Error& e) {
     throw Error(Errc::kUsage, option + " " + arg.substr(0, eq) + ": " + e.what());
   }
+}
+
+void refuse_same_file(const std::string& in, const std::string& out) {
+  if (in == "-" || out == "-") return;
+  struct stat a{}, b{};
+  if (::stat(in.c_str(), &a) != 0 || ::stat(out.c_str(), &b) != 0) return;
+  if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    throw Error(Errc::kUsage, "input " + in + " and output " + out +
+                                  " are the same file: writing the output would destroy the input; choose another "
+                                  "output path");
+}
+
+namespace {
+// Show a progress bar when the input is at least this big (or of unknown size).
+constexpr int64_t kProgressThreshold = 64 << 20;
+}  // namespace
+
+std::unique_ptr<Progress> progress_for(const char* label, const FileReader& in) {
+  if (in.size() >= 0 && in.size() < kProgressThreshold) return nullptr;
+  return std::make_unique<Progress>(label, in.size() > 0 ? static_cast<uint64_t>(in.size()) : 0);
+}
+
+std::function<void(uint64_t)> report_to(Progress* p) {
+  if (!p) return {};
+  return [p](uint64_t n) { p->add(n); };
 }
 
 CLI::App& attest_group(CLI::App& app) {
