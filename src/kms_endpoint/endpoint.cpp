@@ -8,7 +8,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
@@ -18,6 +17,7 @@
 #include "shield_nitro/kms/kms_error.h"
 #include "shield_nitro/kms/sigv4.h"
 #include "shield_nitro/net/http_server.h"
+#include "request.h"
 
 namespace shield_nitro::kms_endpoint {
 
@@ -63,75 +63,6 @@ struct LocalCredentials {
   int64_t issued_s = 0;
   int64_t expires_s = 0;
 };
-
-[[noreturn]] void validation(const std::string& message) {
-  throw kms::KmsError(400, "ValidationException", message);
-}
-[[noreturn]] void serialization(const std::string& message) {
-  throw kms::KmsError(400, "SerializationException", message);
-}
-
-const json& field(const json& body, const char* name) {
-  static const json kNull;
-  auto it = body.find(name);
-  return it == body.end() ? kNull : *it;
-}
-
-std::string string_field(const json& body, const char* name, bool required) {
-  const json& v = field(body, name);
-  if (v.is_null()) {
-    if (required) validation(std::string("1 validation error detected: Value null at '") + name +
-                             "' failed to satisfy constraint: Member must not be null");
-    return "";
-  }
-  if (!v.is_string()) serialization(std::string("Start of structure or map found where not expected: ") + name);
-  return v.get<std::string>();
-}
-
-Bytes blob_field(const json& body, const char* name, bool required) {
-  std::string text = string_field(body, name, required);
-  if (text.empty()) return {};
-  try {
-    return base64_decode(text);
-  } catch (const Error&) {
-    serialization(std::string("'") + name + "' is not valid base64");
-  }
-}
-
-std::optional<int> int_field(const json& body, const char* name) {
-  const json& v = field(body, name);
-  if (v.is_null()) return std::nullopt;
-  if (!v.is_number_integer()) serialization(std::string("NUMBER_VALUE cannot be converted to Integer: ") + name);
-  auto n = v.get<int64_t>();
-  if (n < 1 || n > 1024)
-    validation(std::string("1 validation error detected: Value '") + std::to_string(n) + "' at '" + name +
-               "' failed to satisfy constraint: Member must have value between 1 and 1024");
-  return static_cast<int>(n);
-}
-
-kms::EncryptionContext context_field(const json& body) {
-  const json& v = field(body, "EncryptionContext");
-  kms::EncryptionContext out;
-  if (v.is_null()) return out;
-  if (!v.is_object()) serialization("EncryptionContext must be a map of strings");
-  for (const auto& [k, val] : v.items()) {
-    if (!val.is_string()) serialization("EncryptionContext must be a map of strings");
-    out[k] = val.get<std::string>();
-  }
-  return out;
-}
-
-// The typed client carries these fields of op; anything else is refused, never dropped (a
-// GrantTokens or DryRun silently ignored would change what the app asked for).
-void check_fields(const json& body, const std::string& op, std::initializer_list<const char*> known) {
-  for (const auto& [k, v] : body.items()) {
-    bool ok = false;
-    for (const char* name : known) ok = ok || k == name;
-    if (!ok)
-      validation("the enclave's KMS endpoint does not support '" + k.substr(0, 64) + "' on " + op +
-                 " (it adds the attestation Recipient itself)");
-  }
-}
 
 std::string b64(ByteView v) { return base64_encode(v); }
 
@@ -232,7 +163,8 @@ struct KmsEndpoint::State {
         throw kms::KmsError(400, "UnknownOperationException", "X-Amz-Target must be TrentService.<Operation>");
       op = target.substr(13);
       json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
-      if (body.is_discarded() || !body.is_object()) serialization("The request body is not a JSON object");
+      if (body.is_discarded() || !body.is_object())
+        throw kms::KmsError(400, "SerializationException", "The request body is not a JSON object");
       WipedString answer(dispatch(op, body));
       wipe_json(body);
       return {200, {{"Content-Type", "application/x-amz-json-1.1"}}, answer.s};
@@ -256,38 +188,22 @@ struct KmsEndpoint::State {
 
   // The verified call, with the role credentials. Returns KMS's answer (JSON text).
   std::string dispatch(const std::string& op, const json& body) {
-    static const std::set<std::string> kAttested = {"Decrypt", "GenerateDataKey", "GenerateDataKeyPair",
-                                                    "DeriveSharedSecret", "GenerateRandom"};
     ++kms_calls;
-    if (!kAttested.count(op) || body.contains("Recipient")) return forward(op, body);
+    if (!detail::is_attested(op) || body.contains("Recipient")) return forward(op, body);
+    detail::AttestedRequest q = detail::parse_attested_request(op, body);
     ++attested_calls;
     if (op == "Decrypt") {
-      check_fields(body, op, {"CiphertextBlob", "EncryptionContext", "KeyId", "EncryptionAlgorithm"});
-      std::string algorithm = string_field(body, "EncryptionAlgorithm", false);
-      if (!algorithm.empty() && algorithm != "SYMMETRIC_DEFAULT")
-        validation("the enclave's KMS endpoint supports EncryptionAlgorithm SYMMETRIC_DEFAULT only");
-      kms::DecryptResult r = client->decrypt(blob_field(body, "CiphertextBlob", true), context_field(body),
-                                             string_field(body, "KeyId", false), &recipient);
+      kms::DecryptResult r = client->decrypt(q.blob, q.context, q.key_id, &recipient);
       WipedString plain(b64(r.plaintext.view()));
       return json{{"KeyId", r.key_id}, {"Plaintext", plain.s}, {"EncryptionAlgorithm", r.encryption_algorithm}}.dump();
     }
     if (op == "GenerateDataKey") {
-      check_fields(body, op, {"KeyId", "KeySpec", "NumberOfBytes", "EncryptionContext"});
-      std::string spec = string_field(body, "KeySpec", false);
-      auto n = int_field(body, "NumberOfBytes");
-      if (spec.empty() == !n) validation("Please specify either number of bytes or key spec.");
-      if (!spec.empty() && spec != "AES_256" && spec != "AES_128")
-        validation("1 validation error detected: Value '" + spec.substr(0, 32) +
-                   "' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]");
-      int bytes = n ? *n : spec == "AES_128" ? 16 : 32;
-      kms::DataKeyResult r = client->generate_data_key(string_field(body, "KeyId", true), bytes, context_field(body), &recipient);
+      kms::DataKeyResult r = client->generate_data_key(q.key_id, q.number_of_bytes, q.context, &recipient);
       WipedString plain(b64(r.plaintext.view()));
       return json{{"KeyId", r.key_id}, {"CiphertextBlob", b64(r.ciphertext_blob)}, {"Plaintext", plain.s}}.dump();
     }
     if (op == "GenerateDataKeyPair") {
-      check_fields(body, op, {"KeyId", "KeyPairSpec", "EncryptionContext"});
-      kms::DataKeyPairResult r = client->generate_data_key_pair(
-          string_field(body, "KeyId", true), string_field(body, "KeyPairSpec", true), context_field(body), &recipient);
+      kms::DataKeyPairResult r = client->generate_data_key_pair(q.key_id, q.spec, q.context, &recipient);
       WipedString priv(b64(r.private_key.view()));
       return json{{"KeyId", r.key_id},
                   {"KeyPairSpec", r.key_pair_spec},
@@ -297,18 +213,11 @@ struct KmsEndpoint::State {
           .dump();
     }
     if (op == "DeriveSharedSecret") {
-      check_fields(body, op, {"KeyId", "KeyAgreementAlgorithm", "PublicKey"});
-      kms::SharedSecretResult r =
-          client->derive_shared_secret(string_field(body, "KeyId", true), blob_field(body, "PublicKey", true), &recipient,
-                                       string_field(body, "KeyAgreementAlgorithm", true));
+      kms::SharedSecretResult r = client->derive_shared_secret(q.key_id, q.blob, &recipient, q.spec);
       WipedString secret(b64(r.shared_secret.view()));
       return json{{"KeyId", r.key_id}, {"KeyAgreementAlgorithm", r.key_agreement_algorithm}, {"SharedSecret", secret.s}}.dump();
     }
-    // GenerateRandom
-    check_fields(body, op, {"NumberOfBytes"});
-    auto n = int_field(body, "NumberOfBytes");
-    if (!n) validation("1 validation error detected: Value null at 'numberOfBytes' failed to satisfy constraint: Member must not be null");
-    SecureBytes random = client->generate_random(*n, &recipient);
+    SecureBytes random = client->generate_random(q.number_of_bytes, &recipient);  // GenerateRandom
     WipedString plain(b64(random.view()));
     return json{{"Plaintext", plain.s}}.dump();
   }
