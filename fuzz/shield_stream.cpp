@@ -1,10 +1,12 @@
 // Fuzzes the stream container decoders under a fixed key: the in-memory decrypt, the
 // sequential pipeline, the incremental StreamDecryptor (fed in pieces whose size comes from
-// the input) and the random-access StreamReader. They must agree: all refuse, or all return
-// the same plaintext. Chunks are capped at 4 KiB so each input stays fast.
+// the input), the random-access StreamReader and the parallel StreamAssembler (announced the
+// input's size; 1-3 workers, copied and borrowed pieces, a tiny in-flight bound). They must
+// agree: all refuse, or all return the same plaintext. Chunks are capped at 4 KiB so each input stays fast.
 // Seeds: the key-mode vectors of docs/stream-format.md, which use this key.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include "shield_nitro/core/error.h"
@@ -70,6 +72,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return out;
   });
-  if (in_memory != sequential || in_memory != incremental || in_memory != random_access) __builtin_trap();
+  auto assembled = attempt([&] {
+    const unsigned workers = size ? 1 + data[0] % 3 : 1;
+    StreamAssembler a(s, size, ~uint64_t{0}, {.workers = workers, .max_in_flight_bytes = 1, .max_chunk_size = kMaxChunk});
+    auto keep = std::make_shared<int>(0);  // the input outlives the assembler
+    const size_t piece = size ? 1 + data[size - 1] % 211 : 1;
+    for (size_t off = 0, i = 0; off < size; off += piece, ++i) {
+      ByteView p = input.subspan(off, std::min(piece, size - off));
+      if (i % 2) a.push(p, keep);
+      else a.push(p);
+    }
+    return to_bytes(a.finish().view());
+  });
+  if (in_memory != sequential || in_memory != incremental || in_memory != random_access || in_memory != assembled)
+    __builtin_trap();
   return 0;
 }
