@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/eif/cpio.h"
 #include "shield_nitro/eif/image.h"
 #include "shield_nitro/eif/supervised.h"
 #include "support/expect_error.h"
@@ -247,4 +248,22 @@ TEST(SupervisedImage, AddSupervisorRefusesAnAlreadySupervisedFilesystem) {
   EXPECT_EQ(add_supervisor(with, in).back(), "/bin/app");
   in.runtime_yaml = "version: 2\n";
   EXPECT_EQ(test_support::code_of([&] { std::vector<FsEntry> s; add_supervisor(s, in); }), Errc::kFormat);
+}
+
+TEST_F(Supervised, RamdiskTakesTheSameOptions) {
+  ASSERT_EQ(run(cli() + "ramdisk --image " + q(t / "app.tar") + " --runtime " + q(t / "rt.yaml") + " --supervisor " + q(SN_ENCLAVE) +
+                " -o " + q(t / "c.cpio") + " 2>" + q(t / "err")),
+            0)
+      << err();
+  FileSource cpio(t / "c.cpio");
+  CpioReader records(cpio);
+  CpioRecord r;
+  std::string config, cmd;
+  while (records.next(r)) {
+    Bytes b = cpio.read_bytes(r.data_offset, static_cast<size_t>(r.size));
+    if (r.name == "rootfs/etc/shield-nitro/runtime.yaml") config = to_string(b);
+    if (r.name == "cmd") cmd = to_string(b);
+  }
+  EXPECT_EQ(config, kRuntime);
+  EXPECT_NE(cmd.find(std::string(kSupervisorPath) + "\nrun\n--config\n"), std::string::npos) << cmd;
 }
