@@ -180,6 +180,19 @@ TEST(KmsEndpoint, AttestedDecryptSucceedsOnlyThroughTheEndpoint) {
   EXPECT_EQ(aws_type([&] { app.decrypt(sealed.ciphertext_blob, {{"app", "other"}}); }), "InvalidCiphertextException");
 }
 
+// An app that attests by itself (its own Recipient) is forwarded unchanged: KMS answers
+// CiphertextForRecipient, which the app opens; the endpoint adds nothing.
+TEST(KmsEndpoint, AnAppsOwnRecipientIsForwardedUnchanged) {
+  EndpointStack s;
+  const EncryptionContext ctx{{"app", "inference"}};
+  EncryptResult sealed = s.stack.admin->encrypt(s.key, as_bytes("self-attested"), ctx);
+  SimRecipient own(s.stack);
+  DecryptResult r = s.app().decrypt(sealed.ciphertext_blob, ctx, "", &own.recipient);
+  EXPECT_EQ(to_string(r.plaintext.view()), "self-attested");
+  EXPECT_EQ(s.endpoint->stats().attested_calls, 0u);
+  EXPECT_EQ(s.endpoint->stats().kms_calls, 1u);
+}
+
 TEST(KmsEndpoint, GenerateDataKeyAndRandomReturnPlaintext) {
   EndpointStack s;
   KmsClient app = s.app();
