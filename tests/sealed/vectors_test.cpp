@@ -2,32 +2,17 @@
 // (tests/sealed/make_vectors.py): reproduced byte for byte, their keys checked, and opened.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "shield_nitro/core/hkdf.h"
 #include "shield_nitro/shield/suite.h"
+#include "support/doc_json.h"
 #include "test_util.h"
 
 namespace sealed_test {
 namespace {
 
-// The first ```json block after the "## 8. Sealed files" heading.
-nlohmann::json doc_vectors() {
-  std::ifstream f(std::string(SN_SOURCE_DIR) + "/docs/stream-format.md");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string doc = ss.str();
-  size_t section = doc.find("\n## 8. Sealed files");
-  size_t start = doc.find("```json\n", section);
-  size_t end = doc.find("```", start + 8);
-  if (section == std::string::npos || start == std::string::npos || end == std::string::npos) {
-    ADD_FAILURE() << "no sealed vectors in docs/stream-format.md";
-    return nlohmann::json::array();
-  }
-  return nlohmann::json::parse(doc.substr(start + 8, end - start - 8));
-}
+nlohmann::json doc_vectors() { return test_support::doc_json_block("docs/stream-format.md", "## 8. Sealed files"); }
 
 Bytes hex(const nlohmann::json& v, const char* field) { return hex_decode(v[field].get<std::string>()); }
 

@@ -1,29 +1,17 @@
 // The test vectors published in docs/stream-format.md: reproduced byte for byte from their
 // inputs, decrypted, and their intermediate keys checked. The document is the one source.
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "shield_nitro/shield/kdf.h"
 #include "shield_nitro/shield/stream.h"
+#include "support/doc_json.h"
 #include "test_support.h"
 
 namespace shield_nitro::shield {
 namespace {
 
 // The first ```json block of the format document.
-nlohmann::json doc_vectors() {
-  std::ifstream f(std::string(SN_SOURCE_DIR) + "/docs/stream-format.md");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string doc = ss.str();
-  size_t start = doc.find("```json\n");
-  size_t end = doc.find("```", start + 8);
-  EXPECT_NE(start, std::string::npos);
-  EXPECT_NE(end, std::string::npos);
-  if (start == std::string::npos || end == std::string::npos) return nlohmann::json::array();
-  return nlohmann::json::parse(doc.substr(start + 8, end - start - 8));
-}
+nlohmann::json doc_vectors() { return test_support::doc_json_block("docs/stream-format.md"); }
 
 Bytes hex(const nlohmann::json& v, const char* field) { return hex_decode(v[field].get<std::string>()); }
 
