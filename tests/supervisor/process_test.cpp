@@ -281,6 +281,16 @@ TEST(SupervisorProcess, ForwardsSignalsAndSigtermStopsRestarts) {
   EXPECT_EQ(forwarded[2]["signal"], SIGTERM);
 }
 
+// Between a failure and its restart there is no app: SIGTERM ends the wait, with the last status.
+TEST(SupervisorProcess, SigtermWhileWaitingToRestartEndsIt) {
+  TempDir dir;
+  auto s = supervise(dir, shell("exit 6"), {.policy = runtime::RestartPolicy::kOnFailure, .max_restarts = 5, .backoff_ms = 600000});
+  ASSERT_TRUE(s.wait_console("app_restarting"));
+  ::kill(s.pid, SIGTERM);
+  EXPECT_EQ(s.wait(), 6);  // (a 10-minute backoff otherwise: wait() gives up after 60 s)
+  EXPECT_EQ(events_named(s.lines(), "app_started").size(), 1u);
+}
+
 TEST(SupervisorProcess, AnUnhandledSigtermKillsTheAppAndIsItsStatus) {
   TempDir dir;
   auto s = supervise(dir, shell("echo ready; while :; do sleep 0.01; done"));

@@ -240,7 +240,7 @@ class SupervisorRun : public ::testing::Test {
 
   // The runtime config: one artifact "model" from the host unless sha256 is empty.
   std::string config(const std::string& key, const std::string& sha256, const std::string& extra_app = "",
-                     const std::string& kms_extra = "", const std::string& extra_top = "") {
+                     const std::string& kms_extra = "", const std::string& extra_top = "", const std::string& source = "host") {
     std::string user = root() ? "65534:65534" : std::to_string(::getuid()) + ":" + std::to_string(::getgid());
     std::string y = "version: 1\napp:\n  user: \"" + user + "\"\n  env: {MODEL: " + storage() + "/model.bin}\n" + extra_app +
                     "host: {cid: 3, port: 7000}\n"
@@ -248,7 +248,7 @@ class SupervisorRun : public ::testing::Test {
                     "storage: {path: " + storage() + ", size_mib: 8}\n"
                     "logs: {buffer_kib: 256}\n";
     if (!sha256.empty())
-      y += "artifacts:\n  - name: model\n    source: host\n    path: " + storage() + "/model.bin\n    key_id: " + key +
+      y += "artifacts:\n  - name: model\n    source: " + source + "\n    path: " + storage() + "/model.bin\n    key_id: " + key +
            "\n    encryption_context: {purpose: model}\n    sha256: " + sha256 + "\n";
     std::string path = stack_.dir / "runtime.yaml";
     std::ofstream(path) << y;
@@ -315,6 +315,54 @@ TEST_F(SupervisorRun, StepsInOrderThenTheAppWithItsPlaintext) {
   EXPECT_EQ(app_stdout(host_lines), app_stdout(lines));
   // Nothing the app could see holds the data key or the credentials' secret.
   EXPECT_EQ(r.err.find(to_string(host_->credentials.secret_access_key.view())), std::string::npos);
+}
+
+// An artifact in the image (source: a path) is placed the same way; one whose bytes were altered
+// fails to authenticate even when the config pins the altered file's digest: no app.
+TEST_F(SupervisorRun, AnArtifactFromTheImageAndOneThatFailsToAuthenticate) {
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, "weights in the image", ctx_);
+  pin(key, ctx_);
+  std::string in_image = stack_.dir / "model.sealed";
+  std::ofstream(in_image, std::ios::binary).write(reinterpret_cast<const char*>(sealed_file.data()), sealed_file.size());
+  auto r = run(config(key, sha256_hex(sealed_file), "", "", "", in_image), "cat \"$MODEL\"; echo");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = json_lines(r.err);
+  EXPECT_EQ(app_stdout(lines), (std::vector<std::string>{"weights in the image"}));
+  auto ready = first_event(lines, "artifact_ready");
+  ASSERT_TRUE(ready) << r.err;
+  EXPECT_NE(ready->value("line", "").find("from " + in_image), std::string::npos);
+  auto ops = host_->ops();
+  EXPECT_EQ(std::count(ops.begin(), ops.end(), "artifact model"), 0);
+  std::filesystem::remove(marker());
+
+  sealed_file.back() ^= 1;  // in the stream (its last tag), past the header KMS checks
+  std::ofstream(in_image, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(sealed_file.data()), sealed_file.size());
+  r = run(config(key, sha256_hex(sealed_file), "", "", "", in_image), "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_FALSE(app_ran());
+  auto failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_EQ((*failed)["step"], "artifact model");
+  EXPECT_EQ((*failed)["code"], "auth") << failed->dump();
+}
+
+// SIGTERM while the start waits (here for credentials): it stops at once, the app never runs.
+TEST_F(SupervisorRun, SigtermDuringTheStartStopsIt) {
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, "weights", ctx_);
+  host_->artifacts["model"] = {sealed_file, ""};
+  host_->refuse_credentials = true;
+  std::string log = stack_.dir / "run.log";
+  {
+    sn_test::Process p(argv_for(config(key, sha256_hex(sealed_file)), "true", {"--credentials-wait", "600"}), log);
+    p.wait_ready([&] { return read_text(log).find("\"waiting\"") != std::string::npos; });
+  }  // SIGTERM (and a wait for the exit)
+  auto failed = first_event(json_lines(read_text(log)), "start_failed");
+  ASSERT_TRUE(failed) << read_text(log);
+  EXPECT_EQ((*failed)["step"], "credentials");
+  EXPECT_EQ((*failed)["signal"], SIGTERM);
+  EXPECT_FALSE(app_ran());
 }
 
 TEST_F(SupervisorRun, TheAppsExitStatusIsTheSupervisors) {

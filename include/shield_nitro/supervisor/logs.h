@@ -50,6 +50,8 @@ struct LogSinkStats {
   uint64_t dropped = 0;  // records dropped because the queue was full
 };
 
+// The two destinations and their queues (see above). Thread-safe: the process core adds app
+// lines, other threads add events.
 class LogRouter {
  public:
   explicit LogRouter(LogOptions options = {});
@@ -72,6 +74,7 @@ class LogRouter {
   // Idempotent; later records are dropped silently.
   void close(std::chrono::milliseconds timeout);
 
+  // Each destination's counters so far.
   LogSinkStats console_stats() const;
   LogSinkStats host_stats() const;
 
