@@ -50,7 +50,12 @@ struct DocumentCounter : YAML::EventHandler {
 }  // namespace
 
 void Doc::fail_at(const std::string& key, const YAML::Mark& mark, const std::string& why) const {
-  throw Error(Errc::kFormat, source_ + ": " + (key.empty() ? "" : key + ": ") + why + line_of(mark));
+  // Keys and values come from the file: one printable line of bounded length, whatever they hold.
+  std::string text = (key.empty() ? "" : key + ": ") + why;
+  if (text.size() > 512) text = text.substr(0, 512) + "...";
+  for (char& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  throw Error(Errc::kFormat, source_ + ": " + text + line_of(mark));
 }
 
 void Doc::fail(const std::string& key, const YAML::Node& at, const std::string& why) const {

@@ -167,6 +167,12 @@ TEST(RuntimeConfig, RefusesUnknownAndDuplicateKeys) {
   EXPECT_REFUSED("version: 1\nversion: 1\n", "version: duplicate key (line 2)");
   EXPECT_REFUSED(with("{purpose: model}", "{purpose: model, purpose: x}"), "artifacts[0].encryption_context.purpose: duplicate key");
   EXPECT_REFUSED("version: 1\n[a]: 1\n", "expected a plain key");
+  // What the file holds never breaks the one-line message (refusal() checks there is no newline).
+  EXPECT_REFUSED("version: 1\n\"a\\nb\": 1\n", "a?b: unknown key");
+  std::string long_value = refusal("version: 1\napp: {restart: " + std::string(5000, 'x') + "}\n");
+  EXPECT_LT(long_value.size(), 600u);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "app.restart: expected never or on-failure, got 'xxx", long_value);
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, "x... (line 2)", long_value);
 }
 
 TEST(RuntimeConfig, RefusesWrongTypes) {
