@@ -208,12 +208,15 @@ class SupervisorRun : public ::testing::Test {
     fs::permissions(stack_.dir / "marks", fs::perms::all);
     nsm_server_ = stack_.sim->serve(stack_.dir / "nsm/nsm.sock");
     make_tls();
+    // kms-local over TLS: where the KMS proxy (vsock://3:8000) leads, or (with the real host
+    // agent) what its proxy relays to.
     kms::HttpServerOptions so;
-    so.listen = "unix:" + vsock_dir_ + "/3_8000.sock";
+    so.listen = fake_host() ? "unix:" + vsock_dir_ + "/3_8000.sock" : "127.0.0.1:0";
     so.tls_cert = stack_.dir / "srv.pem";
     so.tls_key = stack_.dir / "srv.key";
     kms_tls_ = std::make_unique<kms::HttpServer>(so, [this](const kms::HttpServerRequest& r) { return stack_.kms->handle(r); });
     kms_tls_->start();
+    if (!fake_host()) return;
     host_ = std::make_unique<FakeHost>(vsock_dir_ + "/3_7000.sock");
     host_->credentials = stack_.credentials("enclave");
     host_->credentials.expiration_s = system_clock().now_s() + 3600;
@@ -235,6 +238,7 @@ class SupervisorRun : public ::testing::Test {
   // The attested key policy for the simulated enclave, its role's calls pinned to `context`.
   void pin(const std::string& key, const kms::EncryptionContext& context) { stack_.put_policy(key, context); }
 
+  virtual bool fake_host() const { return true; }
   std::string storage() const { return stack_.dir / "storage"; }
   bool root() const { return ::geteuid() == 0; }
 
@@ -532,6 +536,46 @@ server.handle_request()
   auto ops = host_->ops();
   EXPECT_NE(std::find(ops.begin(), ops.end(), "connect allowed.example:80"), ops.end());
   for (const auto& op : ops) EXPECT_EQ(op.find("other.example"), std::string::npos) << "refused inside: never asked of the host";
+}
+
+// The same against the real host agent (`shield-nitro host run`): credentials from its
+// credentials file, the sealed file it serves, KMS through its proxy, and the supervisor's
+// records in its log file under the enclave's name.
+class SupervisorWithHostAgent : public SupervisorRun {
+ protected:
+  bool fake_host() const override { return false; }
+};
+
+TEST_F(SupervisorWithHostAgent, RunsTheAppWithItsArtifact) {
+  std::string key = make_key();
+  Bytes sealed_file = seal_under(key, "weights served by the host agent", ctx_);
+  pin(key, ctx_);
+  std::string served = stack_.dir / "model.sealed";
+  std::ofstream(served, std::ios::binary).write(reinterpret_cast<const char*>(sealed_file.data()), sealed_file.size());
+  std::string runtime = config(key, sha256_hex(sealed_file));
+  std::string host_logs = stack_.dir / "host-logs.jsonl";
+  std::string host_yaml = stack_.dir / "host.yaml";
+  std::string kms_target = "127.0.0.1:" + std::to_string(kms_tls_->port());
+  std::ofstream(host_yaml) << "enclaves:\n  - name: app\n    cid: 16\n    runtime: " << runtime
+                           << "\n    artifacts: {model: " << served << "}\n    logs: \"file:" << host_logs << "\"\n"
+                           << "kms: {target: \"" << kms_target << "\"}\n"
+                           << "credentials: \"file:" << stack_.kms->credentials_path() << "\"\n";
+  sn_test::Process host({"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + vsock_dir_, "SHIELD_NITRO_VSOCK_CID=3", "AWS_PROFILE=enclave",
+                         SN_CLI, "host", "run", "--config", host_yaml},
+                        stack_.dir / "host.log");
+  host.wait_ready([&] {
+    return std::filesystem::exists(vsock_dir_ + "/3_7000.sock") && std::filesystem::exists(vsock_dir_ + "/3_8000.sock");
+  });
+  auto r = run(runtime, "cat \"$MODEL\"; echo");
+  ASSERT_EQ(r.status, 0) << r.err << read_text(stack_.dir / "host.log");
+  auto lines = json_lines(r.err);
+  EXPECT_EQ(app_stdout(lines), (std::vector<std::string>{"weights served by the host agent"}));
+  host.stop();
+  std::vector<Json> at_host = json_lines(read_text(host_logs));
+  ASSERT_FALSE(at_host.empty()) << read_text(stack_.dir / "host.log");
+  for (const auto& j : at_host) EXPECT_EQ(j.value("enclave", ""), "app") << j.dump();
+  EXPECT_EQ(sequence(at_host), sequence(lines));
+  EXPECT_EQ(app_stdout(at_host), app_stdout(lines));
 }
 
 // Supervisor start (the program's main) to the app's start, without KMS or decryption: the
