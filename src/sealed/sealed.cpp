@@ -51,14 +51,19 @@ struct HeaderBuffer {
   }
 };
 
-Header make_header(const DataKey& key, const EncryptionContext& context) {
+// Every refusal of seal() comes before its first byte is written.
+Header make_header(const DataKey& key, const EncryptionContext& context, const SealOptions& options) {
+  if (options.chunk_size < shield::kStreamMinChunkSize || options.chunk_size > shield::kStreamMaxChunkSize)
+    throw Error(Errc::kUsage, "cannot seal: chunk size " + std::to_string(options.chunk_size) + " is outside [" +
+                                  std::to_string(shield::kStreamMinChunkSize) + ", " +
+                                  std::to_string(shield::kStreamMaxChunkSize) + "]");
   return parse_header(detail::build_header(key.key_id, key.ciphertext_blob, context, key.plaintext.view()));
 }
 
 }  // namespace
 
 Header seal(Source& in, Sink& out, const DataKey& key, const EncryptionContext& context, const SealOptions& options) {
-  Header h = make_header(key, context);
+  Header h = make_header(key, context, options);
   shield::Shield s = detail::stream_shield(key.plaintext.view(), h, options.suite);
   out.write(h.bytes);
   shield::encrypt_stream(s, in, out,
@@ -68,7 +73,7 @@ Header seal(Source& in, Sink& out, const DataKey& key, const EncryptionContext& 
 }
 
 Bytes seal(ByteView plaintext, const DataKey& key, const EncryptionContext& context, const SealOptions& options) {
-  Header h = make_header(key, context);
+  Header h = make_header(key, context, options);
   shield::Shield s = detail::stream_shield(key.plaintext.view(), h, options.suite);
   Bytes stream = shield::encrypt_stream(s, plaintext,
                                         {.chunk_size = options.chunk_size, .threads = options.threads,

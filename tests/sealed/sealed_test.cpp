@@ -440,12 +440,12 @@ TEST(SealedHeaderParser, ReadHeaderConsumesExactlyTheHeader) {
 
 TEST(Sealed, SealRefusesBadInputsAndWritesNothing) {
   DataKey good = data_key();
-  auto refused = [&](const DataKey& k, const EncryptionContext& ctx, const std::string& says) {
+  auto refused = [&](const DataKey& k, const EncryptionContext& ctx, const std::string& says, uint32_t chunk = 1024) {
     Bytes pt = pattern(10);
     MemorySource in(pt);
     Bytes out;
     BytesSink sink(out);
-    auto e = test_support::thrown([&] { seal(in, sink, k, ctx); });
+    auto e = test_support::thrown([&] { seal(in, sink, k, ctx, {.chunk_size = chunk}); });
     ASSERT_TRUE(e);
     EXPECT_EQ(e->code(), Errc::kUsage) << e->what();
     EXPECT_NE(std::string(e->what()).find(says), std::string::npos) << e->what();
@@ -464,6 +464,7 @@ TEST(Sealed, SealRefusesBadInputsAndWritesNothing) {
   EncryptionContext many;
   for (int i = 0; i < 65; ++i) many["k" + std::to_string(i)] = "v";
   refused(good, many, "more than 64 context pairs");
+  refused(good, {}, "chunk size 63 is outside [64, 16777216]", 63);
 }
 
 }  // namespace
