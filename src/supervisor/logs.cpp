@@ -27,13 +27,23 @@ int64_t now_ms() { return system_clock().now_ms(); }
 
 }  // namespace
 
-std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line) {
+namespace {
+std::string output_line(int64_t unix_ms, const char* source, std::string_view stream, std::string_view line) {
   host_link::LogRecord r;
   r.time = host_link::format_log_time(unix_ms);
-  r.source = "app";
+  r.source = source;
   r.stream = std::string(stream);
   r.line = std::string(line);
   return host_link::format_log_record(r) + "\n";
+}
+}  // namespace
+
+std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line) {
+  return output_line(unix_ms, "app", stream, line);
+}
+
+std::string supervisor_log_line(int64_t unix_ms, std::string_view line) {
+  return output_line(unix_ms, "supervisor", "stderr", line);
 }
 
 std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text, const EventFields& fields) {
@@ -265,6 +275,8 @@ void LogRouter::push(std::string json, bool is_event) {
 }
 
 void LogRouter::app_line(std::string_view stream, std::string_view line) { push(app_log_line(now_ms(), stream, line), false); }
+
+void LogRouter::supervisor_line(std::string_view line) { push(supervisor_log_line(now_ms(), line), false); }
 
 std::string LogRouter::event(std::string_view name, std::string_view text, const EventFields& fields) {
   std::string line = event_log_line(now_ms(), name, text, fields);

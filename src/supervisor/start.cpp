@@ -2,12 +2,14 @@
 // before the app exists.
 #include "shield_nitro/supervisor/start.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -91,6 +93,52 @@ class CredentialRefresher {
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;  // last: starts once the rest is set
+};
+
+// The supervisor's own stderr (where the libraries log: the egress proxy's refusals, KMS
+// retries, ...) goes through a pipe into the log pipeline, so it reaches the host agent too; the
+// console is a copy of the original stderr. Restored (and drained) when destroyed.
+class StderrCapture {
+ public:
+  StderrCapture(int console_fd, LogRouter& logs) : console_fd_(console_fd), logs_(logs) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw Error(Errc::kEnvironment, std::string("pipe: ") + std::strerror(errno));
+    read_.reset(p[0]);
+    std::fflush(stderr);
+    ::dup2(p[1], 2);
+    ::close(p[1]);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~StderrCapture() {
+    std::fflush(stderr);
+    ::dup2(console_fd_, 2);  // the pipe's last writer goes: the reader sees its end
+    thread_.join();
+  }
+
+ private:
+  void run() {
+    std::string partial;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(read_.get(), buf, sizeof buf)) != 0;) {
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      partial.append(buf, static_cast<size_t>(n));
+      for (size_t nl; (nl = partial.find('\n')) != std::string::npos; partial.erase(0, nl + 1))
+        logs_.supervisor_line(std::string_view(partial).substr(0, nl));
+      if (partial.size() > 3072) {
+        logs_.supervisor_line(partial);
+        partial.clear();
+      }
+    }
+    if (!partial.empty()) logs_.supervisor_line(partial);
+  }
+
+  int console_fd_;
+  LogRouter& logs_;
+  UniqueFd read_;
+  std::thread thread_;
 };
 
 class Sequence {
@@ -384,14 +432,18 @@ int run_supervisor(const RunOptions& o) {
     logs.close(std::chrono::seconds(1));
     return exit_code(e.code());
   }
+  // The console: a copy of stderr, when stderr itself is captured below.
+  UniqueFd console(o.console_fd == 2 ? ::fcntl(2, F_DUPFD_CLOEXEC, 3) : -1);
   LogOptions lo;
   lo.buffer_bytes = size_t{cfg.logs.buffer_kib} << 10;
-  lo.console_fd = o.console_fd;
+  lo.console_fd = console ? console.get() : o.console_fd;
   LogRouter logs(lo);
   RunOptions with_start = o;
   with_start.start_ns = start_ns;
   int status;
   {
+    std::optional<StderrCapture> capture;
+    if (console) capture.emplace(console.get(), logs);
     Sequence seq(with_start, std::move(cfg), logs);
     status = seq.run();
   }

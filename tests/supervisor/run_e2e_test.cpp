@@ -536,6 +536,12 @@ server.handle_request()
   auto ops = host_->ops();
   EXPECT_NE(std::find(ops.begin(), ops.end(), "connect allowed.example:80"), ops.end());
   for (const auto& op : ops) EXPECT_EQ(op.find("other.example"), std::string::npos) << "refused inside: never asked of the host";
+  // The proxy's own log line about the refusal is a record too (the supervisor's stderr).
+  bool refusal_logged = false;
+  for (const auto& j : lines)
+    refusal_logged = refusal_logged || (j.value("source", "") == "supervisor" && j.value("stream", "") == "stderr" &&
+                                        j.value("line", "").find("other.example") != std::string::npos);
+  EXPECT_TRUE(refusal_logged) << read_text(log);
 }
 
 // The same against the real host agent (`shield-nitro host run`): credentials from its

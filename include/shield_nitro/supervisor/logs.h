@@ -32,6 +32,9 @@ using EventFields = std::map<std::string, host_link::LogField>;
 // One record as a JSON line (ending in '\n'; at most host_link::kMaxLineBytes: a longer text is
 // cut). Bytes that are not UTF-8 are replaced (U+FFFD).
 std::string app_log_line(int64_t unix_ms, std::string_view stream, std::string_view line);
+// A line the supervisor's own code wrote to its stderr (a library's log line): source
+// "supervisor", stream "stderr".
+std::string supervisor_log_line(int64_t unix_ms, std::string_view line);
 // An event: fields are added beside time/source/stream/event/line (never replacing them).
 std::string event_log_line(int64_t unix_ms, std::string_view event, std::string_view text, const EventFields& fields = {});
 
@@ -67,6 +70,8 @@ class LogRouter {
 
   // One line of the app's output (stream "stdout" or "stderr"). Never blocks.
   void app_line(std::string_view stream, std::string_view line);
+  // One line of the supervisor's own stderr (see supervisor_log_line). Never blocks.
+  void supervisor_line(std::string_view line);
   // One supervisor event. Never blocks. Returns the JSON line (tests, and the caller's own use).
   std::string event(std::string_view name, std::string_view text, const EventFields& fields = {});
 
