@@ -1,0 +1,373 @@
+"""make demo, part 3: an unmodified Python app in a (simulated) Nitro Enclave, end to end, narrated.
+
+"Bring your image, get an enclave": an ordinary HTTP inference server (app/server.py: standard
+library + numpy + stock botocore) is packed into an image from this machine's Debian files, and
+`shield-nitro eif build --image app.tar --runtime runtime.yaml` adds the supervisor and the measured
+runtime config. Under `sim run`, the supervisor (`shield-nitro-enclave run`) brings up loopback,
+gets credentials from the host agent (`shield-nitro host run`), streams the sealed model in from
+the host, has KMS release its key only to this attested image, decrypts it into a tmpfs, and
+starts the app with a KMS endpoint, container credentials and an egress proxy. A client on the
+parent classifies the test set through the ingress port. Then the refusals: a URL off the egress
+allowlist, a one-line change of the runtime config (PCR2 differs: no key, the app never starts),
+and a host that substitutes another sealed file.
+
+usage: demo.py BUILD_DIR WORK_DIR [--record DIR]
+
+Needs root (the simulator creates namespaces).
+"""
+import argparse
+import hashlib
+import http.server
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "python"))
+from shield_nitro.testing import CommandFailed, ProcessStack, free_port, port_open  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("model_inference_demo", REPO / "examples" / "model-inference" / "demo.py")
+base = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(base)
+DemoFailed, step, say, check, wait_until = base.DemoFailed, base.step, base.say, base.check, base.wait_until
+
+ACCOUNT, REGION, ROLE, ADMIN_ROLE, INSTANCE_ID = base.ACCOUNT, base.REGION, base.ROLE, base.ADMIN_ROLE, base.INSTANCE_ID
+KMS_HOST = base.KMS_HOST
+CID, HOST_PORT, KMS_PROXY_PORT, INGRESS_VSOCK, APP_PORT = 16, 7000, 8000, 5000, 8080
+EGRESS_PORT, KMS_API_PORT = 3128, 9100
+CA_IN_IMAGE = "/etc/shield-nitro/kms-ca.pem"
+CONTEXT = {"app": "digits", "artifact": "model"}
+ALLOWED_HOST = "127.0.0.2"
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The outside world the app may reach: one allowlisted HTTP server on the parent."""
+
+    def do_GET(self):
+        body = b"hello from the allowlisted server\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class AppDemo:
+    def __init__(self, build, work, record=None):
+        self.build, self.work = Path(build).resolve(), Path(work).resolve()
+        self.cli = self.build / "shield-nitro"
+        self.enclave_bin = self.build / "shield-nitro-enclave"
+        self.model_dir = self.build / "examples" / "model-inference" / "model"
+        self.state = self.work / "enclave"
+        self.vsock = self.state / "vsock"
+        self.record = Path(record).resolve() if record else None
+        self.stack = None
+        self.servers = []
+
+    def run(self):
+        for path in [self.cli, self.enclave_bin, self.model_dir / "mlp.weights"]:
+            check(path.exists(), f"{path} is missing: build shield-nitro shield-nitro-enclave model_artifacts first")
+        shutil.rmtree(self.work, ignore_errors=True)
+        (self.work / "logs").mkdir(parents=True)
+        saved = os.environ.get("SHIELD_NITRO_VSOCK_DIR")
+        os.environ["SHIELD_NITRO_VSOCK_DIR"] = str(self.vsock)
+        self.stack = ProcessStack(self.cli, self.work / "logs", echo=say)
+        try:
+            self.prepare_kms()
+            self.seal_model()
+            self.build_image()
+            self.make_key_policy()
+            self.start_host_agent()
+            self.run_enclave()
+            self.classify()
+            self.kms_and_egress()
+            self.refuse_changed_config()
+            self.refuse_substituted_artifact()
+            step("Terminate everything")
+            self.stop_enclave()
+        finally:
+            self.stack.close()
+            for s in self.servers:
+                s.shutdown()
+            if saved is None:
+                os.environ.pop("SHIELD_NITRO_VSOCK_DIR", None)
+            else:
+                os.environ["SHIELD_NITRO_VSOCK_DIR"] = saved
+
+    # -- the producer's side ----------------------------------------------------------------
+    def prepare_kms(self):
+        step("A local KMS over TLS, trusting the simulated NSM's root (as AWS KMS trusts the Nitro root)")
+        tls = self.work / "tls"
+        tls.mkdir()
+        self.ca_pem, cert, key = base.make_ca_and_server_cert(tls, [KMS_HOST], "127.0.0.1")
+        self.stack.run("nsm-sim", "init", self.state / "nsm", "--pcr", "0=" + "11" * 48)  # creates the chain; sim run measures the EIF
+        self.kms_port = free_port()
+        kms_dir = self.work / "kms"
+        self.stack.start("kms-local", "kms-local", "--listen", f"127.0.0.1:{self.kms_port}", "--state", kms_dir,
+                         "--tls-cert", cert, "--tls-key", key, "--trust-root", self.state / "nsm" / "root.pem",
+                         "--account", ACCOUNT, "--region", REGION, ready=port_open(self.kms_port))
+        self.credentials_file = kms_dir / "credentials"
+        demo_creds = base.from_shared_file(str(self.credentials_file), "admin")
+        self.kms = self.kms_client(demo_creds)
+        self.key_arn = self.kms.create_key(Description="python-inference model")["KeyMetadata"]["Arn"]
+        say(f"key {self.key_arn}")
+
+    def kms_client(self, creds):
+        import botocore.session
+        return botocore.session.Session().create_client(
+            "kms", region_name=REGION, endpoint_url=f"https://127.0.0.1:{self.kms_port}", verify=str(self.ca_pem),
+            aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key)
+
+    def producer_env(self):
+        return {**os.environ, "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials_file), "AWS_PROFILE": "admin"}
+
+    def seal_model(self):
+        step("The model owner seals the weights: one self-describing file (key id, wrapped data key, context)")
+        self.sealed = self.work / "model.sealed"
+        ctx = [a for k, v in CONTEXT.items() for a in ("--encryption-context", f"{k}={v}")]
+        out = self.stack.run("seal", "--key-id", self.key_arn, *ctx, "--endpoint", f"https://127.0.0.1:{self.kms_port}",
+                             "--region", REGION, "--kms-ca", self.ca_pem, "--json",
+                             self.model_dir / "mlp.weights", "-o", self.sealed, env=self.producer_env())
+        self.sealed_sha256 = hashlib.sha256(self.sealed.read_bytes()).hexdigest()
+        say(f"model.sealed: {self.sealed.stat().st_size} bytes, sha256 {self.sealed_sha256[:32]}...; "
+            f"the data key was wiped, only KMS can unwrap it")
+        # Another file of the same producer under the same key and context (the test set): what a dishonest
+        # host could try to pass off as the model later.
+        self.other_sealed = self.work / "other.sealed"
+        self.stack.run("seal", "--key-id", self.key_arn, *ctx, "--endpoint", f"https://127.0.0.1:{self.kms_port}",
+                       "--region", REGION, "--kms-ca", self.ca_pem, self.model_dir / "testset.bin",
+                       "-o", self.other_sealed, env=self.producer_env())
+        header = json.loads(self.stack.run("unseal", "--show", "--json", self.sealed))
+        say(f"header: KeyId {header['KeyId']}, EncryptionContext {json.dumps(header['EncryptionContext'])}")
+
+    def runtime_yaml(self, allow_port, extra=""):
+        return f"""version: 1
+app:
+  user: "1000:1000"
+  workdir: /app
+  env: {{MODEL_PATH: /run/shield/model.bin, PORT: "{APP_PORT}", AWS_REGION: {REGION}}}
+  restart: on-failure
+  max_restarts: 2
+host: {{cid: 3, port: {HOST_PORT}}}
+kms:
+  region: {REGION}
+  endpoint: https://{KMS_HOST}
+  proxy_port: {KMS_PROXY_PORT}
+  ca_file: {CA_IN_IMAGE}
+  api_port: {KMS_API_PORT}
+storage: {{path: /run/shield, size_mib: 64}}
+artifacts:
+  - name: model
+    source: host
+    path: /run/shield/model.bin
+    key_id: {self.key_arn}
+    encryption_context: {json.dumps(CONTEXT)}
+    sha256: {self.sealed_sha256}
+egress:
+  proxy_port: {EGRESS_PORT}
+  allow: ["{ALLOWED_HOST}:{allow_port}"]
+ingress:
+  - {{vsock_port: {INGRESS_VSOCK}, app_port: {APP_PORT}, mode: passthrough}}
+logs: {{buffer_kib: 1024}}
+{extra}"""
+
+    def build_image(self):
+        step("Build the app's image from this machine's Debian files (no Docker), then the EIF with the supervisor")
+        self.image = self.work / "app.tar"
+        subprocess.run([sys.executable, HERE / "make_image.py", "-o", self.image,
+                        "--file", f"{self.ca_pem}:{CA_IN_IMAGE}"], check=True)
+        # 127.0.0.2: the parent's loopback, but not the enclave's NO_PROXY (localhost, 127.0.0.1), so the app's
+        # requests to it go through the egress proxy, as they would to a host on the internet.
+        self.allowed = http.server.ThreadingHTTPServer((ALLOWED_HOST, 0), QuietHandler)
+        self.servers.append(self.allowed)
+        threading.Thread(target=self.allowed.serve_forever, daemon=True).start()
+        self.runtime = self.work / "runtime.yaml"
+        self.runtime.write_text(self.runtime_yaml(self.allowed.server_address[1]))
+        say(f"runtime.yaml: the app runs as 1000:1000, one artifact pinned by key, context and sha256, egress to "
+            f"{ALLOWED_HOST}:{self.allowed.server_address[1]} only, ingress vsock {INGRESS_VSOCK} -> app port {APP_PORT}")
+        self.blobs = self.kernel_blobs()
+        self.eif, self.pcrs = self.make_eif("app", self.runtime)
+
+    def kernel_blobs(self):
+        blobs = self.work / "blobs"
+        self.stack.run("eif", "blobs", "--stand-in", "-o", blobs)
+        return blobs
+
+    def make_eif(self, name, runtime):
+        eif = self.work / f"{name}.eif"
+        built = json.loads(self.stack.run("eif", "build", "--blobs", self.blobs, "--image", self.image,
+                                          "--runtime", runtime, "--name", "python-inference", "--version", "1",
+                                          "-o", eif))
+        pcrs = {i: built["Measurements"][f"PCR{i}"] for i in (0, 1, 2)}
+        say(f"{eif.name}: {eif.stat().st_size >> 20} MiB, PCR2 {pcrs[2][:32]}...")
+        return eif, pcrs
+
+    def make_key_policy(self):
+        step("The key's policy: Decrypt only for an attestation of exactly this EIF on this parent")
+        pcr3 = hashlib.sha384(bytes(48) + ROLE.encode()).hexdigest()
+        policy = self.stack.run("policy", "--eif", self.eif, "--pcr", f"3={pcr3}", "--role-arn", ROLE,
+                                "--admin-arn", ADMIN_ROLE, "--account", ACCOUNT).decode()
+        self.kms.put_key_policy(KeyId=self.key_arn, PolicyName="default", Policy=policy)
+        say("PCR0/1/2 of app.eif (so also its runtime config) and PCR3 of the parent's role")
+
+    # -- the parent's side ------------------------------------------------------------------
+    def host_yaml(self, runtime, sealed):
+        self.ingress_port = free_port()
+        self.metrics_port = free_port()
+        return f"""enclaves:
+  - name: app
+    cid: {CID}
+    runtime: {runtime}
+    artifacts: {{model: {sealed}}}
+    ingress:
+      - {{listen: "tcp://127.0.0.1:{self.ingress_port}", vsock_port: {INGRESS_VSOCK}}}
+    logs: file:{self.work / 'logs' / 'app.jsonl'}
+kms:
+  target: 127.0.0.1:{self.kms_port}
+credentials: file:{self.credentials_file}
+metrics: "tcp://127.0.0.1:{self.metrics_port}"
+"""
+
+    def start_host_agent(self, runtime=None, sealed=None, name="host"):
+        if runtime is None:
+            step("The host agent on the parent: host link, KMS proxy, egress relay, ingress, logs, metrics")
+        self.vsock.mkdir(parents=True, exist_ok=True)  # the simulator's vsock: unix sockets in this folder
+        host = self.work / f"{name}.yaml"
+        host.write_text(self.host_yaml(runtime or self.runtime, sealed or self.sealed))
+        env = {**os.environ, "AWS_PROFILE": "enclave", "SHIELD_NITRO_VSOCK_CID": "3"}
+        self.host_proc = self.stack.start(name, "host", "run", "--config", host, env=env,
+                                          ready=port_open(self.metrics_port))
+        say(f"ingress tcp://127.0.0.1:{self.ingress_port} -> vsock://{CID}:{INGRESS_VSOCK}; metrics on "
+            f"127.0.0.1:{self.metrics_port}; the role's credentials from kms-local's credentials file")
+
+    def run_enclave(self, eif=None):
+        if eif is None and not hasattr(self, "log_mark"):
+            step("Run the EIF under the simulator: the supervisor prepares everything, then starts the app")
+        args = ["sim", "run", eif or self.eif, "--state", self.state, "--cid", CID, "--memory", 1024,
+                "--cpus", min(2, os.cpu_count() or 1), "--role-arn", ROLE, "--instance-id", INSTANCE_ID]
+        self.app_log = self.work / "logs" / "app.jsonl"
+        self.log_mark = len(self.app_log.read_text().splitlines()) if self.app_log.exists() else 0
+        self.stack.run(*args)
+        self.stack.defer(lambda: self.stack.call("sim", "terminate", "--state", self.state), "sim terminate")
+
+    def events(self):
+        """The host agent's log records of the current enclave run (those after self.log_mark)."""
+        if not self.app_log.exists():
+            return []
+        out = []
+        for line in self.app_log.read_text().splitlines()[self.log_mark:]:
+            try:
+                out.append(json.loads(line[line.index("{"):]))
+            except ValueError:
+                pass
+        return out
+
+    def wait_for_app(self):
+        wait_until(lambda: any(e.get("event") == "app_started" for e in self.events())
+                   or any(e.get("event") == "start_failed" for e in self.events()), "the app to start", timeout=120)
+        for e in self.events():
+            if e.get("source") == "supervisor":
+                say(f"[supervisor] {e.get('line', '')}")
+
+    def classify(self):
+        self.wait_for_app()
+        step("A client on the parent classifies the test set through the ingress port")
+        url = f"http://127.0.0.1:{self.ingress_port}"
+        wait_until(lambda: self.get(url + "/healthz") is not None, "the app's /healthz through ingress", timeout=60)
+        result = subprocess.run([sys.executable, HERE / "client.py", "--url", url, "--testset",
+                                 self.model_dir / "testset.bin", "--reference", self.model_dir / "reference.json"],
+                                capture_output=True, text=True)
+        check(result.returncode == 0, f"classification failed: {result.stdout}{result.stderr}")
+        summary = json.loads(result.stdout)
+        say(f"{summary['images']} images, accuracy {summary['accuracy']}: identical to the plaintext model's answers")
+
+    def get(self, url):
+        """The app's JSON answer (errors included), or None when it cannot be reached."""
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            return json.load(e)
+        except (OSError, ValueError):
+            return None
+
+    def kms_and_egress(self):
+        step("Inside the enclave, the app's stock botocore calls KMS; its HTTP client goes out through egress")
+        url = f"http://127.0.0.1:{self.ingress_port}"
+        r = self.get(url + "/random?bytes=16")
+        check(r and len(r.get("random", "")) == 32, f"GenerateRandom through the enclave's KMS endpoint failed: {r}")
+        say(f"GenerateRandom: {r['random']} (with Recipient: the plaintext exists only inside the enclave)")
+        allowed = f"http://{ALLOWED_HOST}:{self.allowed.server_address[1]}/"
+        r = self.get(url + "/fetch?url=" + urllib.request.quote(allowed, safe=""))
+        check(r and r.get("status") == 200, f"allowlisted fetch failed: {r}")
+        say(f"GET {allowed}: {r['status']}, {r['bytes']} bytes (allowlisted)")
+        denied = f"http://{ALLOWED_HOST}:{self.kms_port}/"
+        r = self.get(url + "/fetch?url=" + urllib.request.quote(denied, safe=""))
+        check(r and "403" in r.get("error", ""), f"a URL off the allowlist was not refused: {r}")
+        say(f"GET {denied}: refused by the enclave's egress proxy ({r['error']})")
+
+    def stop_enclave(self):
+        self.stack.call("sim", "terminate", "--state", self.state)
+
+    def refuse_changed_config(self):
+        step("Refusal: the same image with a one-line change in its runtime config (another egress port)")
+        self.stop_enclave()
+        changed = self.work / "runtime-changed.yaml"
+        changed.write_text(self.runtime_yaml(self.allowed.server_address[1] + 1))
+        eif, pcrs = self.make_eif("changed", changed)
+        check(pcrs[2] != self.pcrs[2], "PCR2 did not change with the runtime config")
+        self.run_enclave(eif)
+        wait_until(lambda: any(e.get("event") in ("start_failed", "app_started") for e in self.events()),
+                   "the supervisor to give up", timeout=120)
+        check(not any(e.get("event") == "app_started" for e in self.events()), "the app started with a changed config")
+        reason = next(e for e in self.events() if e.get("event") == "start_failed")
+        say(f"KMS refused the key: {reason.get('line', reason)}")
+        say("the app never started")
+        self.stop_enclave()
+
+    def refuse_substituted_artifact(self):
+        step("Refusal: a host that serves another sealed file (same key) in place of the model")
+        other = self.other_sealed
+        # A dishonest host edits its own copy of the runtime config to match the file it serves.
+        lying = self.work / "runtime-host-copy.yaml"
+        lying.write_text(self.runtime.read_text().replace(self.sealed_sha256,
+                                                          hashlib.sha256(other.read_bytes()).hexdigest()))
+        self.host_proc.terminate()
+        self.host_proc.wait(10)
+        self.start_host_agent(runtime=lying, sealed=other, name="host-dishonest")
+        self.run_enclave()
+        wait_until(lambda: any(e.get("event") in ("start_failed", "app_started") for e in self.events()),
+                   "the supervisor to give up", timeout=120)
+        check(not any(e.get("event") == "app_started" for e in self.events()), "the app started on a substituted file")
+        reason = next(e for e in self.events() if e.get("event") == "start_failed")
+        say(f"the enclave refused it: {reason.get('line', reason)}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build")
+    parser.add_argument("work")
+    parser.add_argument("--record", help="keep every byte the host relays in this folder")
+    a = parser.parse_args(argv)
+    try:
+        AppDemo(a.build, a.work, record=a.record).run()
+    except (DemoFailed, CommandFailed) as e:
+        print(f"demo: FAILED: {e}", file=sys.stderr)
+        return 1
+    print("\ndemo (run any app): every step behaved as shown")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
