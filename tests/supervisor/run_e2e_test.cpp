@@ -444,6 +444,30 @@ TEST_F(SupervisorRun, NoCredentialsMeansTheAppNeverRuns) {
   EXPECT_EQ(std::count(ops.begin(), ops.end(), "artifact model"), 0);
 }
 
+// A command that cannot be executed is one exec_failed, exit 3 (no restart loop).
+TEST_F(SupervisorRun, ACommandThatCannotRunIsExitThree) {
+  auto argv = argv_for(config("", "", "  restart: on-failure\n"), "true");
+  argv.erase(std::find(argv.begin(), argv.end(), "--") + 1, argv.end());
+  argv.push_back(stack_.dir / "no-such-app");
+  auto r = sn_test::run(argv, stack_.dir.path());
+  EXPECT_EQ(r.status, 3) << r.err;
+  auto lines = json_lines(r.err);
+  auto failed = first_event(lines, "exec_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_NE((*failed)["line"].get<std::string>().find("no-such-app: No such file or directory"), std::string::npos);
+  EXPECT_FALSE(first_event(lines, "app_started"));
+}
+
+TEST(RunCli, UsageErrorsAreExitTwo) {
+  shield_nitro::test_support::TempDir d;
+  auto r = sn_test::run({SN_ENCLAVE, "run", "--", "/bin/true"}, d.path());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("--config"), std::string::npos) << r.err;
+  r = sn_test::run({SN_ENCLAVE, "run", "--config", d / "runtime.yaml"}, d.path());
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("command"), std::string::npos) << r.err;
+}
+
 TEST_F(SupervisorRun, AMalformedConfigIsOneStartFailure) {
   std::string path = stack_.dir / "bad.yaml";
   std::ofstream(path) << "version: 1\napp: {restart: sometimes}\n";
