@@ -1,7 +1,5 @@
 #include "artifact_upload.h"
 
-#include <cstring>
-
 #include "shield_nitro/core/error.h"
 
 namespace shield_nitro::enclave {
@@ -9,7 +7,6 @@ namespace {
 
 // A v4 message carries at most 183 bytes of overhead beyond its plaintext.
 constexpr uint64_t kV4Overhead = 256;
-constexpr size_t kLongestStreamHeader = 66;  // password mode (docs/stream-format.md §2)
 
 std::string too_big(uint64_t max) { return "artifact exceeds the size limit of " + std::to_string(max) + " bytes"; }
 
@@ -41,43 +38,18 @@ void ArtifactUpload::count(size_t n) {
     throw Error(Errc::kFormat, "artifact is longer than its announced " + std::to_string(*announced_) + " bytes");
 }
 
-// A sealed file of announced size: its plaintext size follows from the size, the sealed
-// header's and the stream's geometry (their first bytes are kept for that), so it is allocated
-// once when the first chunk verified; otherwise it grows as chunks arrive.
-void ArtifactUpload::push_sealed(ByteView data) {
-  if (announced_ && sealed_head_.size() < sealed::kMaxHeaderSize + kLongestStreamHeader) {
-    size_t n = std::min(data.size(), sealed::kMaxHeaderSize + kLongestStreamHeader - sealed_head_.size());
-    sealed_head_.insert(sealed_head_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
-  }
-  sealed_->push(data, [this](ByteView p) { emit_sealed(p); });
-}
-
-void ArtifactUpload::emit_sealed(ByteView p) {
-  if (!presized_ && announced_ && plaintext_.empty()) {
-    const size_t h = sealed_->header()->size();  // set before the first chunk is emitted
-    auto g = h < sealed_head_.size() ? shield::peek_stream_geometry(ByteView(sealed_head_).subspan(h)) : std::nullopt;
-    const uint64_t record = g ? uint64_t{g->chunk_size} + shield::kTagSize : 0;
-    if (g && *announced_ >= h + g->header_size + shield::kTagSize) {
-      const uint64_t body = *announced_ - h - g->header_size;
-      const uint64_t plain = body - (body + record - 1) / record * shield::kTagSize;
-      if (plain > max_) throw Error(Errc::kPolicy, too_big(max_));
-      plaintext_.resize_for_overwrite(static_cast<size_t>(plain));  // every byte is written, or it is wiped
-      presized_ = true;
-    }
-  }
-  if (!presized_) return append_plain(p);
-  if (p.size() > plaintext_.size() - written_)
-    throw Error(Errc::kFormat, "sealed artifact holds more plaintext than its announced size allows");
-  std::memcpy(plaintext_.data() + written_, p.data(), p.size());
-  written_ += p.size();
-}
-
 void ArtifactUpload::start_if_detected() {
-  if (format_ != shield::Format::kUnknown || sealed_ || pending_.size() < shield::kDetectBytes) return;
+  if (format_ != shield::Format::kUnknown || sealed_ || sealed_assembler_ || pending_.size() < shield::kDetectBytes) return;
   if (is_sealed(pending_)) {
     if (shield_) throw Error(Errc::kUsage, "a sealed file names its own KMS key: send load-artifact without 'key'");
-    sealed_ = std::make_unique<sealed::Opener>(release_);
-    push_sealed(pending_);
+    if (announced_) {  // decrypted on workers into one allocation, as a stream of announced size
+      sealed_assembler_ = std::make_unique<sealed::Assembler>(*announced_, max_, release_, nullptr,
+                                                              shield::AssemblerOptions{.workers = workers_});
+      sealed_assembler_->push(pending_);
+    } else {
+      sealed_ = std::make_unique<sealed::Opener>(release_);
+      sealed_->push(pending_, [this](ByteView p) { append_plain(p); });
+    }
     pending_.clear();
     return;
   }
@@ -109,7 +81,8 @@ void ArtifactUpload::push(ByteView data) {
   count(data.size());
   if (assembler_) return assembler_->push(data);
   if (stream_) return stream_->push(data, [this](ByteView p) { append_plain(p); });
-  if (sealed_) return push_sealed(data);
+  if (sealed_assembler_) return sealed_assembler_->push(data);
+  if (sealed_) return sealed_->push(data, [this](ByteView p) { append_plain(p); });
   if (pending_.size() + data.size() > max_ + kV4Overhead) throw Error(Errc::kPolicy, too_big(max_));
   pending_.insert(pending_.end(), data.begin(), data.end());
   start_if_detected();
@@ -119,22 +92,21 @@ void ArtifactUpload::push_part(cbor::Value part) {
   const cbor::Value* d = part.find("data");
   if (!d || d->is_null()) return;
   if (!d->is(cbor::Type::kBytes)) throw Error(Errc::kFormat, "field 'data' must be a byte string");
-  if (!assembler_) return push(d->bytes_view());
+  if (!assembler_ && !sealed_assembler_) return push(d->bytes_view());
   auto kept = std::make_shared<const cbor::Value>(std::move(part));  // moving keeps the bytes where they are
   ByteView data = kept->find("data")->bytes_view();  // owned or borrowed from the frame, which kept holds
   count(data.size());
-  assembler_->push(data, std::move(kept));
+  if (assembler_) return assembler_->push(data, std::move(kept));
+  sealed_assembler_->push(data, std::move(kept));
 }
 
 SecureBytes ArtifactUpload::finish() {
   if (announced_ && received_ != *announced_)
     throw Error(Errc::kFormat, "artifact ended after " + std::to_string(received_) + " of its announced " +
                                    std::to_string(*announced_) + " bytes");
+  if (sealed_assembler_) return sealed_assembler_->finish();
   if (sealed_) {
-    sealed_->finish([this](ByteView p) { emit_sealed(p); });
-    if (presized_ && written_ != plaintext_.size())
-      throw Error(Errc::kFormat, "sealed artifact ended after " + std::to_string(written_) + " of " +
-                                     std::to_string(plaintext_.size()) + " plaintext bytes");
+    sealed_->finish([this](ByteView p) { append_plain(p); });
     return std::move(plaintext_);
   }
   if (format_ == shield::Format::kUnknown) {

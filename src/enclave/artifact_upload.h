@@ -3,7 +3,8 @@
 // is gathered up to the size limit and then opened. Both need the Shield of a loaded key.
 // A sealed file (sealed/sealed.h) names its own KMS key instead: its data key is released
 // from its header (KMS Decrypt with a Recipient) once the header is in, then its stream is
-// decrypted as it arrives (sealed::Opener).
+// decrypted as it arrives (sealed::Assembler on workers for an announced size, else
+// sealed::Opener).
 //
 // When the sender announced the container's size (load-artifact's "size"), a stream is
 // decrypted by a StreamAssembler: the plaintext is allocated once at its exact size and a pool
@@ -47,8 +48,6 @@ class ArtifactUpload {
 
  private:
   void start_if_detected();
-  void push_sealed(ByteView data);
-  void emit_sealed(ByteView plaintext);
   void append_plain(ByteView p);
   void count(size_t n);
 
@@ -62,10 +61,8 @@ class ArtifactUpload {
   Bytes pending_;  // bytes before the format is known, or the whole v4 message
   std::unique_ptr<shield::StreamAssembler> assembler_;  // stream of announced size
   std::unique_ptr<shield::StreamDecryptor> stream_;     // stream of unknown size
-  std::unique_ptr<sealed::Opener> sealed_;              // a sealed file
-  Bytes sealed_head_;     // its first bytes (headers), to size its plaintext
-  bool presized_ = false;  // plaintext_ has the final size; written_ bytes are in
-  uint64_t written_ = 0;
+  std::unique_ptr<sealed::Assembler> sealed_assembler_;  // a sealed file of announced size
+  std::unique_ptr<sealed::Opener> sealed_;               // a sealed file of unknown size
   SecureBytes plaintext_;
 };
 
