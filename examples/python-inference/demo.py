@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "python"))
-from shield_nitro.testing import CommandFailed, ProcessStack, free_port, port_open  # noqa: E402
+from shield_nitro.testing import CommandFailed, ProcessStack, RecordingRelay, free_port, port_open  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("model_inference_demo", REPO / "examples" / "model-inference" / "demo.py")
 base = importlib.util.module_from_spec(_spec)
@@ -74,6 +74,8 @@ class AppDemo:
         self.record = Path(record).resolve() if record else None
         self.stack = None
         self.servers = []
+        self.relays = []
+        self.data_key = b""   # learnt only with --record, for the parent-blindness check
 
     def run(self):
         for path in [self.cli, self.enclave_bin, self.model_dir / "mlp.weights"]:
@@ -100,6 +102,8 @@ class AppDemo:
             self.stack.close()
             for s in self.servers:
                 s.shutdown()
+            for r in self.relays:
+                r.close()
             if saved is None:
                 os.environ.pop("SHIELD_NITRO_VSOCK_DIR", None)
             else:
@@ -149,6 +153,10 @@ class AppDemo:
                        "--region", REGION, "--kms-ca", self.ca_pem, self.model_dir / "testset.bin",
                        "-o", self.other_sealed, env=self.producer_env())
         header = json.loads(self.stack.run("unseal", "--show", "--json", self.sealed))
+        if self.record:  # the test's needle: the data key, which the admin may still unwrap before the policy
+            import base64
+            self.data_key = self.kms.decrypt(CiphertextBlob=base64.b64decode(header["CiphertextBlob"]),
+                                             EncryptionContext=CONTEXT)["Plaintext"]
         say(f"header: KeyId {header['KeyId']}, EncryptionContext {json.dumps(header['EncryptionContext'])}")
 
     def runtime_yaml(self, allow_port, extra=""):
@@ -243,13 +251,31 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         if runtime is None:
             step("The host agent on the parent: host link, KMS proxy, egress relay, ingress, logs, metrics")
         self.vsock.mkdir(parents=True, exist_ok=True)  # the simulator's vsock: unix sockets in this folder
+        runtime = runtime or self.runtime
+        if self.record:
+            runtime = self.recorded_runtime(runtime, name)
         host = self.work / f"{name}.yaml"
-        host.write_text(self.host_yaml(runtime or self.runtime, sealed or self.sealed))
+        host.write_text(self.host_yaml(runtime, sealed or self.sealed))
         env = {**os.environ, "AWS_PROFILE": "enclave", "SHIELD_NITRO_VSOCK_CID": "3"}
         self.host_proc = self.stack.start(name, "host", "run", "--config", host, env=env,
                                           ready=port_open(self.metrics_port))
         say(f"ingress tcp://127.0.0.1:{self.ingress_port} -> vsock://{CID}:{INGRESS_VSOCK}; metrics on "
             f"127.0.0.1:{self.metrics_port}; the role's credentials from kms-local's credentials file")
+
+    def recorded_runtime(self, runtime, name):
+        """--record: the host agent listens one port up, behind relays that keep every byte the enclave
+        sends to or gets from the parent (host link: credentials, artifacts, logs, egress; the KMS proxy)."""
+        copy = self.work / ("recorded-" + Path(runtime).name)
+        copy.write_text(Path(runtime).read_text()
+                        .replace(f"port: {HOST_PORT}}}", f"port: {HOST_PORT + 1}}}")
+                        .replace(f"proxy_port: {KMS_PROXY_PORT}", f"proxy_port: {KMS_PROXY_PORT + 1}"))
+        for r in self.relays:
+            r.close()
+        self.relays = [RecordingRelay(self.vsock / f"3_{HOST_PORT}.sock", self.vsock / f"3_{HOST_PORT + 1}.sock",
+                                      self.record / f"{name}-host-link"),
+                       RecordingRelay(self.vsock / f"3_{KMS_PROXY_PORT}.sock",
+                                      self.vsock / f"3_{KMS_PROXY_PORT + 1}.sock", self.record / f"{name}-kms")]
+        return copy
 
     def run_enclave(self, eif=None):
         if eif is None and not hasattr(self, "log_mark"):
