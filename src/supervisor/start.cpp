@@ -232,9 +232,12 @@ class Sequence {
   }
 
  private:
+  // Logs a finished step; a stop signal that came during it (a KMS call, a download) ends the
+  // start here rather than reaching the app the moment it starts.
   void done(const std::string& step, const std::string& text, EventFields fields = {}) {
     fields["step"] = step;
     logs_.event("step", text, fields);
+    if (int sig = wait_for_stop_signal(0)) throw Stopped{sig};
   }
 
   void user() {
@@ -371,6 +374,7 @@ class Sequence {
                 "artifact " + a.name + " from " + from + " at " + a.path + " (" + std::to_string(r.plaintext_bytes) + " bytes)",
                 {{"name", a.name}, {"path", a.path}, {"sealed_bytes", static_cast<int64_t>(r.sealed_bytes)},
                  {"bytes", static_cast<int64_t>(r.plaintext_bytes)}, {"kms_ms", release_ms}, {"ms", ms_since(t0)}});
+    if (int sig = wait_for_stop_signal(0)) throw Stopped{sig};
   }
 
   // What the runtime adds to the app's environment (after app.env, so it wins).

@@ -51,7 +51,8 @@ void make_parent_dirs(const std::string& root, const std::string& file) {
 Storage::Storage(const std::string& path, uint64_t size_mib, bool allow_plain_dir) : path_(path) {
   make_parent_dirs("", path + "/");
   std::string opts = "size=" + std::to_string(size_mib) + "m,mode=0755";
-  if (::mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts.c_str()) == 0) {
+  // Not noexec: an artifact may be code the app loads (a native plugin is mapped executable).
+  if (::mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) == 0) {
     mounted_ = true;
     description_ = "tmpfs of " + std::to_string(size_mib) + " MiB at " + path;
     return;

@@ -18,10 +18,10 @@ void loopback_up();
 // The folder that holds decrypted artifacts, mounted for the supervisor's lifetime.
 class Storage {
  public:
-  // Mounts a tmpfs of size_mib at path (created, mode 0755, nodev/nosuid/noexec). When the
-  // mount is not permitted (not root) it fails, Error(kEnvironment) saying so, unless
-  // allow_plain_dir: then the folder is used as it is (tests only: the plaintext is on disk) and
-  // plain() is true.
+  // Mounts a tmpfs of size_mib at path (created, mode 0755, nodev/nosuid; not noexec: an
+  // artifact may be a native plugin). When the mount is not permitted (not root) it fails,
+  // Error(kEnvironment) saying so, unless allow_plain_dir: then the folder is used as it is
+  // (tests only: the plaintext is on disk) and plain() is true.
   Storage(const std::string& path, uint64_t size_mib, bool allow_plain_dir);
   // Unmounts (the plaintext goes with it) or, for a plain folder, removes the files placed.
   ~Storage();
