@@ -148,9 +148,12 @@ class EnclaveClient {
   // missing or expired in the enclave) pushes fresh ones from the provider and retries once.
   KeyHandle load_key(ByteView ciphertext_blob, const std::string& key_id = "", const EncryptionContext& context = {});
 
-  // Streams a Shield container or v4 message in chunk_size frames, never holding it whole.
-  // Stops sending as soon as the enclave answers (e.g. refuses); its answer is returned or
-  // thrown. kind: "model" or "code"; models: model handles a code artifact needs.
+  // Streams a Shield container or v4 message under key_handle, never holding it whole (a
+  // stream container one record per frame; a regular file by sendfile, its size announced). An
+  // empty key_handle sends a sealed file (sealed/sealed.h): the enclave releases its data key
+  // from the file's header with the credentials it was pushed. Stops sending as soon as the
+  // enclave answers (e.g. refuses); its answer is returned or thrown. kind: "model" or "code";
+  // models: model handles a code artifact needs.
   ArtifactInfo load_artifact(const std::string& key_handle, const std::string& path, const std::string& kind,
                              const std::string& name = "", const std::vector<std::string>& models = {});
   ArtifactInfo load_artifact(const std::string& key_handle, std::istream& in, const std::string& kind,
