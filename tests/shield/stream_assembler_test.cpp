@@ -1,5 +1,8 @@
 // StreamAssembler: a container of announced size decrypted straight into one buffer, chunk
 // by chunk as it arrives; and peek_stream_geometry, which senders use to cut at records.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -244,6 +247,40 @@ TEST(StreamAssemblerTest, DecryptsIntoTheCallersDestination) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(asked, pt.size());
   EXPECT_EQ(dest, pt);
+}
+
+// As the supervisor uses it: the plaintext lands in a file of a tmpfs (here a memfd), mapped
+// shared once its size is known; the file then holds the plaintext, or only zeros on failure.
+TEST(StreamAssemblerTest, DecryptsIntoAMappedFile) {
+  Shield s = key_shield();
+  Bytes pt = random_bytes((3u << 20) + 5);
+  Bytes c = seal(s, pt, 65536);
+  for (bool tamper : {false, true}) {
+    Bytes in = tamper ? flip_bit(c, (c.size() - 100) * 8) : c;
+    int fd = ::memfd_create("sn-assembler-test", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    void* map = nullptr;
+    size_t len = 0;
+    {
+      StreamAssembler a(s, in.size(), kNoLimit, [&](uint64_t n) {
+        len = static_cast<size_t>(n);
+        if (::ftruncate(fd, static_cast<off_t>(n)) != 0) throw Error(Errc::kIo, "ftruncate");
+        map = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) throw Error(Errc::kIo, "mmap");
+        return std::span<uint8_t>(static_cast<uint8_t*>(map), len);
+      }, {.workers = 2});
+      for (size_t off = 0; off < in.size(); off += 65536 + 16)
+        a.push(ByteView(in).subspan(off, std::min<size_t>(65536 + 16, in.size() - off)));
+      if (tamper) EXPECT_EQ(code_of([&] { a.finish(); }), Errc::kAuth);
+      else EXPECT_TRUE(a.finish().empty());
+    }
+    ASSERT_EQ(len, pt.size());
+    ::munmap(map, len);
+    Bytes file(len);
+    ASSERT_EQ(::pread(fd, file.data(), len, 0), static_cast<ssize_t>(len));
+    ::close(fd);
+    EXPECT_EQ(file, tamper ? Bytes(len, 0) : pt) << "tamper " << tamper;
+  }
 }
 
 TEST(StreamAssemblerTest, ADestinationIsNotAskedForARefusedStreamAndMustFit) {
