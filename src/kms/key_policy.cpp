@@ -113,8 +113,11 @@ std::string generate_key_policy(const KeyPolicyRequest& r) {
   statements.push_back(statement("KeyAdministration", "Allow", admin, actions(kAdminActions)));
   if (!r.producer_arn.empty()) {
     account_of_arn(r.producer_arn);
+    // GenerateDataKey too: `shield-nitro seal` needs the plaintext data key once, on the producer's
+    // machine, where the plaintext artifact already is (the Deny below binds only the enclave's role).
     statements.push_back(statement("ProducersMayEncrypt", "Allow", r.producer_arn,
-                                   actions({"kms:Encrypt", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"})));
+                                   actions({"kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+                                            "kms:DescribeKey"})));
   }
   nlohmann::ordered_json attested = {{"StringEqualsIgnoreCase", match}};
   if (r.encryption_context.empty()) {

@@ -104,6 +104,20 @@ TEST(PolicyEval, GeneratedPolicyReleasesOnlyToMatchingAttestation) {
   EXPECT_EQ(evaluate_key_policy(p, request(kAdmin, "kms:Decrypt")).decision, PolicyDecision::kImplicitDeny);
 }
 
+// A producer may seal (GenerateDataKey, Encrypt) but never unwrap (Decrypt) nor get a key pair.
+TEST(PolicyEval, ProducerMaySealButNotDecrypt) {
+  const std::string producer = "arn:aws:iam::111122223333:role/model-owner";
+  auto r = gen({{{0, pcr(0xab)}}}, kRole, kAdmin);
+  r.producer_arn = producer;
+  auto p = nlohmann::json::parse(generate_key_policy(r));
+  for (const char* allowed : {"kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt"})
+    EXPECT_EQ(evaluate_key_policy(p, request(producer, allowed)).decision, PolicyDecision::kAllow) << allowed;
+  for (const char* refused : {"kms:Decrypt", "kms:GenerateDataKeyPair", "kms:PutKeyPolicy"})
+    EXPECT_EQ(evaluate_key_policy(p, request(producer, refused)).decision, PolicyDecision::kImplicitDeny) << refused;
+  // The enclave's role still gets nothing without an attestation.
+  EXPECT_EQ(evaluate_key_policy(p, request(kRole, "kms:GenerateDataKey")).decision, PolicyDecision::kExplicitDeny);
+}
+
 TEST(PolicyEval, DenyWinsWildcardsAndEncryptionContext) {
   auto p = nlohmann::json::parse(R"({"Statement":[
     {"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kms:*","Resource":"*"},

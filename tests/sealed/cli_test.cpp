@@ -40,20 +40,15 @@ class SealedCli : public ::testing::Test {
   }
 
   // The attested policy of `shield-nitro policy` for the enclave's role (a plain Decrypt is
-  // denied, the context pinned), plus what `seal` needs: the producer (here the admin) may
-  // GenerateDataKey.
+  // denied, the context pinned), with the producer (here the admin) allowed to seal.
   void put_policy(const std::string& key, const EncryptionContext& pinned) {
     KeyPolicyRequest r;
     r.pcrs = {{0, Bytes(48, 0xab)}, {8, Bytes(48, 0x08)}};
     r.role_arn = kEnclaveRole;
     r.admin_arn = kAdminRole;
+    r.producer_arn = kAdminRole;
     r.encryption_context = pinned;
     json p = json::parse(generate_key_policy(r));
-    p["Statement"].push_back({{"Sid", "ProducerSeals"},
-                              {"Effect", "Allow"},
-                              {"Principal", {{"AWS", kAdminRole}}},
-                              {"Action", "kms:GenerateDataKey"},
-                              {"Resource", "*"}});
     s_.admin->call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", p.dump()}});
   }
 

@@ -18,7 +18,7 @@ struct KeyPolicyRequest {
   std::map<int, Bytes> pcrs;  // index -> 48-byte SHA-384 value
   std::string role_arn;       // the enclave parent's role
   std::string admin_arn;      // empty: the account root
-  std::string producer_arn;   // optional: may Encrypt / GenerateDataKeyWithoutPlaintext
+  std::string producer_arn;   // optional: may Encrypt / GenerateDataKey[WithoutPlaintext] (seal)
   std::string account;        // empty: taken from role_arn
   bool signed_by_pcr8 = false;  // pin PCR8 (signing cert) instead of PCR0, to survive rebuilds
   // Pairs the role's context-bearing operations (Decrypt, GenerateDataKey, GenerateDataKeyPair)
