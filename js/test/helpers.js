@@ -1,0 +1,65 @@
+// Shared by the tests: where the fixtures and the C++ CLI are, and the CLI's verdict on a document.
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, "../..");
+// ctest sets both; by hand they default to the checkout's layout.
+export const fixtures = path.join(process.env.SN_FIXTURES_DIR ?? path.resolve(repo, "../shared/fixtures"), "nsm");
+export const cli = process.env.SN_CLI ?? path.join(repo, "build/shield-nitro");
+export const haveFixtures = fs.existsSync(path.join(fixtures, "manifest.json"));
+export const haveCli = fs.existsSync(cli);
+
+export function manifest() {
+  const all = JSON.parse(fs.readFileSync(path.join(fixtures, "manifest.json"), "utf8"));
+  return all.filter((f) => f.file.startsWith("real/")); // the genuine documents
+}
+
+export function readFixture(rel) {
+  return new Uint8Array(fs.readFileSync(path.join(fixtures, rel)));
+}
+
+export function tempDir(prefix = "sn-js-") {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+const scratch = tempDir("sn-js-cli-");
+let counter = 0;
+
+// The C++ verifier's verdict: {ok, code ("format" | "verify" | "expired" | "policy"), message}.
+export function cliVerdict(doc, args) {
+  const file = path.join(scratch, `doc${counter++}.cbor`);
+  fs.writeFileSync(file, doc);
+  const r = spawnSync(cli, ["attest", "verify", file, "--json", ...args], { encoding: "utf8" });
+  fs.unlinkSync(file);
+  if (r.status !== 0 && r.status !== 1) throw new Error(`attest verify exited ${r.status}: ${r.stderr}`);
+  const out = JSON.parse(r.stdout);
+  return out.valid ? { ok: true, claims: out } : { ok: false, ...out.error };
+}
+
+// The JS verdict in the same shape; code is the JS one ("format" | "verification" | "policy").
+export async function jsVerdict(verify, doc, options) {
+  try {
+    return { ok: true, claims: await verify(doc, options) };
+  } catch (e) {
+    if (!e.code) throw e; // a crash, not a verdict
+    return { ok: false, code: e.code, message: e.message };
+  }
+}
+
+// The C++ error code as the JS API names it.
+export function jsCodeOf(cppCode, { maxAge = false } = {}) {
+  if (cppCode === "expired") return maxAge ? "policy" : "verification";
+  return { format: "format", verify: "verification", policy: "policy" }[cppCode] ?? cppCode;
+}
+
+export function isoAt(ms) {
+  return new Date(ms).toISOString();
+}
+
+export function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: "utf8", ...opts });
+}
