@@ -186,6 +186,11 @@ void make_rootfs(const std::string& binary, const std::string& dest,
       struct stat st{};
       if (::stat(src.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(Errc::kIo, "cannot read " + src);
       UniqueFd fd = root.create_file(rel, st.st_mode & 07777);
+      if (src == binary && dst == dest) {  // the program itself: no debug info in the image
+        Bytes b = stripped_copy(binary);
+        if (::write(fd.get(), b.data(), b.size()) != static_cast<ssize_t>(b.size())) throw Error(Errc::kIo, "cannot write " + rel);
+        continue;
+      }
       stream_data(DataRef{{}, nullptr, src, 0}, static_cast<uint64_t>(st.st_size), [&](ByteView b) {
         if (::write(fd.get(), b.data(), b.size()) != static_cast<ssize_t>(b.size()))
           throw Error(Errc::kIo, "cannot write " + rel);

@@ -137,8 +137,13 @@ std::vector<std::string> add_supervisor(std::vector<FsEntry>& stream, const Supe
     e.name = name;
     e.perm = 0755;
     e.mtime = in.mtime;
-    e.size = static_cast<uint64_t>(st.st_size);
-    e.data.path = src;
+    if (dst == kSupervisorPath) {  // the trusted program, without its debug info (measured, and in enclave memory)
+      e.data.inline_data = stripped_copy(src);
+      e.size = e.data.inline_data.size();
+    } else {
+      e.size = static_cast<uint64_t>(st.st_size);
+      e.data.path = src;
+    }
     stream.push_back(std::move(e));
   }
   std::string config = rel(kRuntimeConfigPath);

@@ -306,6 +306,14 @@ TEST(EifElf, ParsesTheCliAndBuildsARootfs) {
   make_rootfs(SN_CLI, "/bin/app", {{t / "cfg", "/etc/app.json"}}, t / "root");
   EXPECT_TRUE(fs::is_regular_file(t / "root/bin/app"));
   EXPECT_TRUE(fs::is_regular_file(t / ("root" + info.interpreter)));
+  // The program is packed stripped (the build output keeps its symbols) and still runs, with
+  // the packed loader.
+  EXPECT_EQ(eif_test::slurp(t / "root/bin/app"), stripped_copy(SN_CLI));
+  EXPECT_LT(fs::file_size(t / "root/bin/app"), fs::file_size(SN_CLI));
+  std::string packed_version, built_version;
+  ASSERT_EQ(eif_test::run(t / ("root" + info.interpreter) + " " + t / "root/bin/app --version", &packed_version), 0);
+  ASSERT_EQ(eif_test::run(std::string(SN_CLI) + " --version", &built_version), 0);
+  EXPECT_EQ(packed_version, built_version);
   EXPECT_EQ(eif_test::slurp_text(t / "root/etc/app.json"), "c");
   EXPECT_THROW(make_rootfs(SN_CLI, "/bin/app", {}, t / "root"), Error);  // exists, not empty
   EXPECT_THROW(make_rootfs(t / "cfg", "/bin/app", {}, t / "r2"), Error);  // not ELF

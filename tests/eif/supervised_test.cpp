@@ -8,6 +8,7 @@
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/eif/cpio.h"
 #include "shield_nitro/eif/image.h"
+#include "shield_nitro/eif/rootfs.h"
 #include "shield_nitro/eif/supervised.h"
 #include "support/expect_error.h"
 #include "test_util.h"
@@ -74,6 +75,15 @@ class Supervised : public ::testing::Test {
   TempDir t;
 };
 
+// The names of a file's .debug_* sections, space-separated ("" when it has none).
+std::string debug_sections(const std::string& path) {
+  std::string out, names;
+  if (run("readelf -S --wide " + q(path), &out) != 0) return "readelf failed";
+  for (size_t at = out.find(" .debug_"); at != std::string::npos; at = out.find(" .debug_", at + 1))
+    names += out.substr(at + 1, out.find(' ', at + 1) - at - 1) + " ";
+  return names;
+}
+
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -106,7 +116,12 @@ TEST_F(Supervised, PacksSupervisorLibrariesAndConfigAndRewritesTheCommand) {
   EXPECT_EQ(eif_test::slurp_text(root + kRuntimeConfigPath), kRuntime);
   EXPECT_EQ(fs::status(root + kRuntimeConfigPath).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
-  EXPECT_EQ(eif_test::slurp(root + kSupervisorPath), eif_test::slurp(SN_ENCLAVE));
+  // The supervisor is packed stripped: the build output keeps its symbols and debug info.
+  Bytes packed = eif_test::slurp(root + kSupervisorPath);
+  EXPECT_EQ(packed, stripped_copy(SN_ENCLAVE));
+  EXPECT_LT(packed.size(), fs::file_size(SN_ENCLAVE));
+  EXPECT_EQ(debug_sections(SN_ENCLAVE).empty(), false) << "the build output lost its debug info";
+  EXPECT_EQ(debug_sections(root + kSupervisorPath), "");
   EXPECT_TRUE(fs::exists(root + "/bin/app"));  // the image is all still there
 
   std::vector<std::string> cmd = lines(eif_test::slurp_text(t / "x/ramdisk-1/cmd"));
@@ -136,6 +151,45 @@ TEST_F(Supervised, PacksSupervisorLibrariesAndConfigAndRewritesTheCommand) {
     EXPECT_TRUE(path.starts_with(lib + "/")) << path;
   }
   EXPECT_GT(inits, 3u) << debug;
+  // And the stripped program answers as the built one does.
+  std::string packed_version, built_version;
+  ASSERT_EQ(run(q(lib + "/ld-linux-x86-64.so.2") + " --library-path " + q(lib) + " " + q(root + kSupervisorPath) + " --version",
+                &packed_version),
+            0);
+  ASSERT_EQ(run(q(SN_ENCLAVE) + " --version", &built_version), 0);
+  EXPECT_EQ(packed_version, built_version);
+  EXPECT_FALSE(packed_version.empty());
+}
+
+// What is measured is the stripped program: debug info (a -g build, a -g1 one) does not move
+// PCR2, the program's code does.
+TEST_F(Supervised, DebugInfoIsNotMeasured) {
+  ASSERT_EQ(run("objcopy --strip-debug " + q(SN_ENCLAVE) + " " + q(t / "nodebug")), 0);
+  ASSERT_EQ(debug_sections(t / "nodebug"), "");
+  nlohmann::json a, b, other;
+  ASSERT_EQ(build(t / "rt.yaml", t / "a.eif", &a), 0) << err();
+  ASSERT_EQ(build(t / "rt.yaml", t / "b.eif", &b, " --supervisor " + q(t / "nodebug")), 0) << err();
+  EXPECT_EQ(a["PCR2"], b["PCR2"]);
+  EXPECT_EQ(eif_test::slurp(t / "a.eif"), eif_test::slurp(t / "b.eif"));
+  // A code change is measured: one byte of .text flipped.
+  ASSERT_EQ(run("objcopy --dump-section .text=" + q(t / "text") + " " + q(SN_ENCLAVE)), 0);
+  Bytes text = eif_test::slurp(t / "text");
+  ASSERT_FALSE(text.empty());
+  text[text.size() / 2] ^= 0xff;
+  eif_test::spit(t / "text", text);
+  ASSERT_EQ(run("objcopy --update-section .text=" + q(t / "text") + " " + q(SN_ENCLAVE) + " " + q(t / "changed")), 0);
+  ASSERT_EQ(build(t / "rt.yaml", t / "c.eif", &other, " --supervisor " + q(t / "changed")), 0) << err();
+  EXPECT_NE(a["PCR2"], other["PCR2"]);
+}
+
+TEST(SupervisedImage, StrippedCopyIsReproducibleAndRefusesNonElf) {
+  Bytes a = stripped_copy(SN_ENCLAVE), b = stripped_copy(SN_ENCLAVE);
+  EXPECT_EQ(a, b);
+  EXPECT_LT(a.size(), fs::file_size(SN_ENCLAVE));
+  TempDir t;
+  eif_test::spit(t / "notelf", Bytes{'#', '!', '/', 'b', 'i', 'n', '/', 's', 'h', '\n'});
+  EXPECT_EQ(test_support::code_of([&] { stripped_copy(t / "notelf"); }), Errc::kFormat);
+  EXPECT_EQ(test_support::code_of([&] { stripped_copy(t / "missing"); }), Errc::kIo);
 }
 
 TEST_F(Supervised, OneLineOfTheConfigChangesPcr2) {

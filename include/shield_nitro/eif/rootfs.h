@@ -27,8 +27,14 @@ ElfInfo parse_elf(const RandomAccessSource& src);
 // folders for its machine. Throws Error(kNotFound) naming a library that cannot be found.
 std::vector<std::pair<std::string, std::string>> binary_closure(const std::string& binary, const std::string& dest);
 
+// The bytes of an ELF program as packed into an image: `objcopy --strip-all` (binutils) drops
+// its debug sections and static symbol table (.dynsym stays: it runs the same). The same input
+// gives the same bytes. Throws kEnvironment when objcopy cannot run, kFormat when it refuses.
+Bytes stripped_copy(const std::string& binary);
+
 // Writes the rootfs into out_dir (which must not exist or be empty), all at once: it is built
 // beside it and renamed into place, so a failure leaves nothing. extra holds SRC:DST pairs.
+// The binary is packed stripped (stripped_copy); its libraries and the extra files verbatim.
 void make_rootfs(const std::string& binary, const std::string& dest,
                  const std::vector<std::pair<std::string, std::string>>& extra, const std::string& out_dir);
 

@@ -40,7 +40,7 @@ struct SupervisorInput {
 };
 
 // Validates the runtime config (Error(kFormat) naming the key, as runtime::parse_runtime_config),
-// appends the supervisor, its libraries and the config to stream (with any missing parent
+// appends the supervisor (stripped: eif/rootfs.h stripped_copy), its libraries and the config to stream (with any missing parent
 // folders), and returns the EIF's command. Refuses (kUsage) an image that already has one of
 // these paths, a symlink or file where a folder is needed, or no file at an artifact's `source`;
 // kNotFound for a missing library.
