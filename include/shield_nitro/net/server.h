@@ -12,7 +12,9 @@
 // every connection; a small pool of workers runs handlers. Requests on one connection run
 // concurrently and their responses go out as they complete, matched by id (pipelining).
 // A worker writes its response straight to the socket when nothing is queued before it, so
-// the common path costs no extra wake-up of the event loop.
+// the common path costs no extra wake-up of the event loop. An op may also have a fast path
+// (handle with a FastPath) that the event loop runs itself, in arrival order, for cheap
+// requests: no hand-off to a worker, and the answers to one read's requests go out in one write.
 //
 // One bad peer never affects the others: malformed or wrongly typed messages get an error
 // response; an oversize frame gets a connection-level error (id 0) and that connection is
