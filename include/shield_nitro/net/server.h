@@ -87,6 +87,7 @@ struct FastOutcome {
   std::optional<Response> response;               // answered at once, from the event loop
   std::function<Response(RequestContext&)> rest;  // else, if set: runs on a worker instead of the handler
 
+  // The answer, sent at once from the event loop.
   static FastOutcome answer(Response r) { return {std::move(r), {}}; }
   // The op's handler runs on a worker, as if there were no fast path.
   static FastOutcome defer() { return {}; }
