@@ -90,7 +90,7 @@ class AgentTest : public ::testing::Test {
   void start(std::string metrics = "tcp://127.0.0.1:0") {
     AgentOptions o;
     o.config.enclaves = {enclave};
-    o.config.kms_target = "127.0.0.1:1";
+    o.config.kms_target = kms_target;
     o.config.metrics = std::move(metrics);
     o.credentials = provider;
     o.stdout_fd = log_write.get();
@@ -120,6 +120,7 @@ class AgentTest : public ::testing::Test {
   UniqueFd log_read, log_write;
   std::string model;
   runtime::HostEnclave enclave;
+  std::string kms_target = "127.0.0.1:1";
   std::unique_ptr<Agent> agent;
   host_link::HostLink link{{.cid = 3, .port = kLinkPort}, {}, clock};
 };
@@ -193,6 +194,60 @@ TEST_F(AgentTest, EgressOutsideTheAllowlistIsRefused) {
   EXPECT_EQ(e.code(), Errc::kPolicy);
   EXPECT_NE(std::string(e.what()).find("not allowed"), std::string::npos) << e.what();
   EXPECT_EQ(metric("shield_nitro_egress_refused_total{enclave=\"app\"}"), 1);
+}
+
+// A TCP echo server on 127.0.0.1 for one connection: the egress and KMS destinations.
+class EchoServer {
+ public:
+  EchoServer() : fd_(net::listen(net::Endpoint::tcp("127.0.0.1", 0))) {
+    port = static_cast<uint16_t>(net::bound_endpoint(fd_.get(), net::Endpoint::tcp("127.0.0.1", 0)).port);
+    thread_ = std::thread([this] {
+      UniqueFd c(::accept(fd_.get(), nullptr, nullptr));
+      char b[256];
+      ssize_t n;
+      while ((n = ::recv(c.get(), b, sizeof b, 0)) > 0) host_link::write_all(c.get(), reinterpret_cast<uint8_t*>(b), n);
+    });
+  }
+  ~EchoServer() { thread_.join(); }
+  uint16_t port = 0;
+
+ private:
+  UniqueFd fd_;
+  std::thread thread_;
+};
+
+// Writes s, half-closes, and returns everything that comes back until the other side closes.
+std::string round_trip(int fd, const std::string& s) {
+  host_link::write_all(fd, reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  ::shutdown(fd, SHUT_WR);
+  std::string out;
+  char b[256];
+  ssize_t n;
+  while ((n = ::recv(fd, b, sizeof b, 0)) > 0) out.append(b, static_cast<size_t>(n));
+  return out;
+}
+
+TEST_F(AgentTest, AllowedEgressIsRelayedByTheHost) {
+  EchoServer target;
+  enclave.runtime.egress.allow.push_back({.host = "127.0.0.1", .port = target.port});
+  start();
+  UniqueFd up = link.connect("127.0.0.1", target.port);
+  EXPECT_EQ(round_trip(up.get(), "through the host"), "through the host");
+  up.reset();
+  for (int i = 0; i < 1000 && metric("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"egress\",direction=\"down\"}") < 16; ++i)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(metric("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"egress\",direction=\"up\"}"), 16);
+  EXPECT_EQ(metric("shield_nitro_egress_connections_total{enclave=\"app\"}"), 1);
+  EXPECT_EQ(metric("shield_nitro_egress_refused_total{enclave=\"app\"}"), 0);
+}
+
+TEST_F(AgentTest, TheKmsProxyRelaysToItsTarget) {
+  EchoServer kms;
+  kms_target = "127.0.0.1:" + std::to_string(kms.port);
+  start();
+  UniqueFd c = net::connect(net::Endpoint::vsock(3, 8000));  // the runtime config's kms.proxy_port
+  EXPECT_EQ(round_trip(c.get(), "TLS bytes"), "TLS bytes");
+  EXPECT_EQ(metric("shield_nitro_kms_proxy_connections_total"), 1);
 }
 
 TEST_F(AgentTest, LogRecordsGoOutWithTheEnclavesNameAndEventsSetTheState) {

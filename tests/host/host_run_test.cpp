@@ -30,6 +30,12 @@ uint16_t free_tcp_port() {
   return static_cast<uint16_t>(net::bound_endpoint(fd.get(), net::Endpoint::tcp("127.0.0.1", 0)).port);
 }
 
+// A test never hangs on a relay that lost bytes: reads and accepts give up after 20 s.
+void give_up_after(int fd) {
+  timeval tv{.tv_sec = 20, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
 double sample(const std::string& metrics, const std::string& series) {
   size_t at = metrics.find("\n" + series + " ");
   return at == std::string::npos ? -999 : std::stod(metrics.substr(at + series.size() + 2));
@@ -107,20 +113,24 @@ TEST(HostRun, ServesAnEnclaveEndToEnd) {
   Bytes got;
   uint8_t buf[4096];
   ssize_t n;
+  give_up_after(a.fd.get());
   while ((n = ::recv(a.fd.get(), buf, sizeof buf, 0)) > 0) got.insert(got.end(), buf, buf + n);
   EXPECT_EQ(got, read_file(s.model));
   EXPECT_EQ(a.sha256, file_sha256(s.model));
 
   // The app behind ingress: the enclave's side listens on vsock port 5000 and echoes.
   UniqueFd app = net::listen(net::Endpoint::vsock(16, 5000));
+  give_up_after(app.get());
   std::thread echo([&] {
     UniqueFd conn(::accept(app.get(), nullptr, nullptr));
+    give_up_after(conn.get());
     char b[64];
     ssize_t r;
     while ((r = ::recv(conn.get(), b, sizeof b, 0)) > 0) host_link::write_all(conn.get(), reinterpret_cast<uint8_t*>(b), r);
   });
   {
     UniqueFd client = net::connect(net::Endpoint::tcp("127.0.0.1", s.ingress_port));
+    give_up_after(client.get());
     host_link::write_all(client.get(), reinterpret_cast<const uint8_t*>("ping"), 4);
     ::shutdown(client.get(), SHUT_WR);
     std::string back;
