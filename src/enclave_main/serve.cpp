@@ -21,6 +21,7 @@ struct ServeOptions {
   std::string policy;
   size_t max_frame_mib = 64;
   size_t workers = 0;
+  unsigned artifact_workers = 0;
   unsigned nsm_wait_s = 10;
   size_t max_buffered_replies_mib = net::ServerOptions{}.total_output_limit >> 20;
 };
@@ -32,6 +33,7 @@ void run_serve(const ServeOptions& o) {
   so.listen = net::Endpoint::parse(o.listen);
   so.server.max_frame = o.max_frame_mib << 20;
   so.server.workers = o.workers;
+  so.artifact_workers = o.artifact_workers;
   if (o.max_buffered_replies_mib == 0) throw Error(Errc::kUsage, "--max-buffered-replies-mib must be at least 1");
   so.server.total_output_limit = o.max_buffered_replies_mib << 20;
   if (!o.policy.empty()) so.policy = enclave::ReleasePolicy::load(o.policy);
@@ -41,7 +43,8 @@ void run_serve(const ServeOptions& o) {
   auto releaser = enclave::make_kms_releaser(o.kms, nsm_ref);
   enclave::EnclaveService service(std::move(nsm_client), std::move(releaser), std::move(so));
   service.start();
-  log_info("serving on " + service.endpoint().to_string() + " (NSM " + nsm_ref.transport().describe() + ")");
+  log_info("serving on " + service.endpoint().to_string() + " (NSM " + nsm_ref.transport().describe() + "; " +
+           (o.artifact_workers ? std::to_string(o.artifact_workers) : "one per CPU") + " artifact workers)");
   int sig = net::wait_for_termination_signal();
   log_info("signal " + std::to_string(sig) + ": finishing in-flight requests, wiping keys and artifacts");
   service.stop();
@@ -67,6 +70,8 @@ void add_serve(CLI::App& app) {
   serve->add_option("--policy", o->policy, "Key-release policy JSON (allowed KMS keys, encryption context, code)");
   serve->add_option("--max-frame-mib", o->max_frame_mib, "Largest protocol frame accepted, MiB")->capture_default_str();
   serve->add_option("--workers", o->workers, "Handler threads (0 = one per CPU)");
+  serve->add_option("--artifact-workers", o->artifact_workers,
+                    "Threads decrypting an artifact of announced size while it arrives (0 = one per CPU)");
   serve->add_option("--nsm-wait", o->nsm_wait_s, "Seconds to wait for a simulated NSM (sim:DIR) that is still starting")
       ->capture_default_str();
   serve->add_option("--max-buffered-replies-mib", o->max_buffered_replies_mib,

@@ -87,7 +87,7 @@ TEST(ServeCli, WaitsForASimulatedNsmThatIsStillStarting) {
   ASSERT_EQ(cli({"nsm-sim", "init", "--debug", d.path() + "/nsm"}, d.path()).status, 0);
   std::string log = d.path() + "/serve.log", sock = d.path() + "/enc.sock";
   sn_test::Process serve({SN_ENCLAVE, "serve", "--listen", "unix:" + sock, "--nsm", "sim:" + d.path() + "/nsm",
-                          "--nsm-wait", "60", "--kms-endpoint", "https://127.0.0.1:1"},
+                          "--nsm-wait", "60", "--kms-endpoint", "https://127.0.0.1:1", "--artifact-workers", "3"},
                          log);
   // The simulator starts only once the service says it waits for it.
   serve.wait_ready([&] { return slurp(log).find("waiting up to 60 s for the simulated NSM") != std::string::npos; });
@@ -97,6 +97,7 @@ TEST(ServeCli, WaitsForASimulatedNsmThatIsStillStarting) {
   net::Client client(net::Endpoint::unix_path(sock));
   EXPECT_TRUE(client.request("describe").ok);
   EXPECT_NE(slurp(log).find("the simulated NSM answered after"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("; 3 artifact workers)"), std::string::npos) << slurp(log);  // --artifact-workers 3
 
   // Without a simulator, the wait ends and so does the service: one line, exit 3.
   TempDir none("sn-serve");
