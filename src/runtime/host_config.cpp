@@ -69,7 +69,9 @@ HostEnclave parse_enclave(const Doc& doc, const YAML::Node& node, const std::str
   }
 
   if (auto v = m.get("artifacts")) {
-    for (const auto& [name, file] : detail::string_map(doc, *v, m.path("artifacts"))) {
+    for (const auto& entry : detail::string_map(doc, *v, m.path("artifacts"))) {
+      const std::string& name = entry.first;  // not a structured binding: clang 14 cannot capture those
+      const std::string& file = entry.second;
       auto it = std::find_if(e.runtime.artifacts.begin(), e.runtime.artifacts.end(),
                              [&](const ArtifactConfig& a) { return a.name == name; });
       std::string key = detail::join(m.path("artifacts"), name);
