@@ -429,8 +429,10 @@ class Upload:
 
     @property
     def can_send_file(self) -> bool:
-        """Whether send_file_bytes works on this connection (a socket and os.sendfile)."""
-        return hasattr(os, "sendfile") and hasattr(self._conn._sock, "fileno")
+        """Whether send_file_bytes works on this connection: os.sendfile and a blocking socket (with
+        a timeout the socket is non-blocking underneath, and sendfile would stop at EAGAIN)."""
+        sock = self._conn._sock
+        return hasattr(os, "sendfile") and hasattr(sock, "fileno") and sock.gettimeout() is None
 
     def send_file_bytes(self, key: str, fd: int, offset: int, n: int) -> None:
         """One more part ``{key: bytes}`` whose n bytes are read from fd at offset by the kernel

@@ -228,6 +228,12 @@ def test_a_stream_goes_one_record_per_part_by_sendfile_or_reads(enclave, tmp_pat
         client.load_artifact("key-1", io.BytesIO(blob))   # no file: read, cut the same way
         assert fake.uploads[-1]["blob"] == blob and fake.uploads[-1]["sizes"] == [header] + [116] * 5 + [40]
         assert not calls
+        client.connection._sock.settimeout(30)              # a socket with a timeout: parts are read
+        with open(path, "rb") as f:
+            f.read(3)
+            client.load_artifact("key-1", f)
+        assert not calls and fake.uploads[-1]["sizes"] == [header] + [116] * 5 + [40]
+        client.connection._sock.settimeout(None)
         # A v4 message (or anything else) goes in chunk_size parts, both ways.
         v4 = Shield.with_key(DATA_KEY).encrypt(os.urandom(1000))
         (tmp_path / "m.shield").write_bytes(v4)
