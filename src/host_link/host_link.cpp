@@ -71,7 +71,8 @@ json parse_object(std::string_view line, std::string_view what) {
 
 // Every member of j must be in `allowed`.
 void only_members(const json& j, std::initializer_list<const char*> allowed, std::string_view what) {
-  for (const auto& [k, v] : j.items()) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
     bool ok = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; });
     if (!ok) throw Error(Errc::kFormat, std::string(what) + ": unexpected member '" + k + "'");
   }
