@@ -8,6 +8,7 @@
 // epoll echo of the same bytes (bench/support/load_gen.h) and the same HTTP server with a
 // trivial handler (the server's own cost without KMS's work).
 #include <benchmark/benchmark.h>
+#include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -66,7 +67,7 @@ struct Rig {
     co.endpoint = server->url() + "/";
     client = std::make_unique<KmsClient>(
         co, std::make_shared<StaticCredentials>(std::move(*credentials_from_file(kms->credentials_path(), "admin"))));
-    std::string key = client->call("CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
+    std::string key = nlohmann::json::parse(client->call_text("CreateKey", "{}"))["KeyMetadata"]["Arn"];
     blob = client->encrypt(key, Bytes(32, 7)).ciphertext_blob;
   }
   ~Rig() {

@@ -178,7 +178,8 @@ void run_kms(const std::string& op, const KmsArgs& a) {
   } else {
     need_key(a);
     need_files(a, 0, "no positional arguments");
-    print_json(nlohmann::ordered_json::parse(kms.describe_key(a.key_id).dump()));
+    // KMS's answer as it came (every field, in its order), like `aws kms describe-key`.
+    print_json(nlohmann::ordered_json::parse(kms.call_text("DescribeKey", nlohmann::json{{"KeyId", a.key_id}}.dump())));
     return;
   }
   if (a.json) print_json(out);

@@ -18,6 +18,7 @@ namespace {
 
 using detail::b64_field;
 using detail::str_field;
+using detail::text_list;
 
 struct PairSpec {
   const char* name;
@@ -37,14 +38,6 @@ const PairSpec& pair_spec(const std::string& name) {
     if (name == s.name) return s;
   throw Error(Errc::kUsage, "key pair spec '" + name +
                                 "' is not one of RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521");
-}
-
-std::vector<std::string> text_list(const nlohmann::json& j, const char* name) {
-  std::vector<std::string> out;
-  if (j.contains(name) && j[name].is_array())
-    for (const auto& v : j[name])
-      if (v.is_string()) out.push_back(v.get<std::string>());
-  return out;
 }
 
 ossl::Ptr<EVP_PKEY> parse_spki(ByteView der, const std::string& what, Errc code = Errc::kFormat) {
@@ -103,15 +96,15 @@ nlohmann::json pair_request(const std::string& key_id, const PairSpec& spec, con
 
 }  // namespace
 
-nlohmann::json KmsClient::call_releasing(const std::string& op, const nlohmann::json& request, const Recipient* recipient,
-                                         const char* clear_field, SecureBytes& released) {
+nlohmann::json detail::call_releasing(KmsClient& client, const std::string& op, const nlohmann::json& request,
+                                      const Recipient* recipient, const char* clear_field, SecureBytes& released) {
   nlohmann::json resp;
   if (recipient) {
-    resp = call_with_recipient(op, request, recipient, released);
-    detail::refuse_clear_secret(resp, clear_field, op);
+    resp = call_with_recipient(client, op, request, recipient, released);
+    refuse_clear_secret(resp, clear_field, op);
   } else {
-    resp = call(op, request);
-    released = detail::take_secret(resp, clear_field, op);
+    resp = call_json(client, op, request);
+    released = take_secret(resp, clear_field, op);
   }
   return resp;
 }
@@ -121,7 +114,7 @@ DataKeyPairResult KmsClient::generate_data_key_pair(const std::string& key_id, c
   const std::string op = "GenerateDataKeyPair";
   const PairSpec& spec = pair_spec(key_pair_spec);
   DataKeyPairResult out;
-  auto resp = call_releasing(op, pair_request(key_id, spec, context), recipient, "PrivateKeyPlaintext", out.private_key);
+  auto resp = detail::call_releasing(*this, op, pair_request(key_id, spec, context), recipient, "PrivateKeyPlaintext", out.private_key);
   if (out.private_key.empty()) throw Error(Errc::kFormat, "KMS " + op + ": the private key is empty");
   fill_pair(resp, spec, op, out);
   return out;
@@ -132,7 +125,7 @@ DataKeyPairResult KmsClient::generate_data_key_pair_without_plaintext(const std:
                                                                       const EncryptionContext& context) {
   const std::string op = "GenerateDataKeyPairWithoutPlaintext";
   const PairSpec& spec = pair_spec(key_pair_spec);
-  nlohmann::json resp = call(op, pair_request(key_id, spec, context));
+  nlohmann::json resp = detail::call_json(*this, op, pair_request(key_id, spec, context));
   detail::refuse_clear_secret(resp, "PrivateKeyPlaintext", op);
   DataKeyPairResult out;
   fill_pair(resp, spec, op, out);
@@ -152,7 +145,7 @@ SharedSecretResult KmsClient::derive_shared_secret(const std::string& key_id, By
     throw Error(Errc::kUsage, "the peer's public key must be an EC key on NIST P-256, P-384 or P-521 (ECC_NIST_*)");
   nlohmann::json req = {{"KeyId", key_id}, {"KeyAgreementAlgorithm", algorithm}, {"PublicKey", base64_encode(peer_public_key)}};
   SharedSecretResult out;
-  auto resp = call_releasing(op, req, recipient, "SharedSecret", out.shared_secret);
+  auto resp = detail::call_releasing(*this, op, req, recipient, "SharedSecret", out.shared_secret);
   if (out.shared_secret.size() != secret_size)
     throw Error(Errc::kFormat, "KMS " + op + ": shared secret has " + std::to_string(out.shared_secret.size()) +
                                    " bytes, the curve gives " + std::to_string(secret_size));
@@ -163,7 +156,7 @@ SharedSecretResult KmsClient::derive_shared_secret(const std::string& key_id, By
 
 PublicKeyResult KmsClient::get_public_key(const std::string& key_id) {
   const std::string op = "GetPublicKey";
-  nlohmann::json resp = call(op, {{"KeyId", key_id}});
+  nlohmann::json resp = detail::call_json(*this, op, {{"KeyId", key_id}});
   PublicKeyResult out;
   out.key_id = str_field(resp, "KeyId");
   out.key_spec = str_field(resp, "KeySpec");

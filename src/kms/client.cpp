@@ -49,6 +49,14 @@ SecureBytes take_secret(nlohmann::json& j, const char* name, const std::string& 
   return out;
 }
 
+std::vector<std::string> text_list(const nlohmann::json& j, const char* name) {
+  std::vector<std::string> out;
+  if (j.contains(name) && j[name].is_array())
+    for (const auto& v : j[name])
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
 void refuse_clear_secret(nlohmann::json& j, const char* name, const std::string& op) {
   if (!j.contains(name) || j[name].is_null()) return;
   wipe_json_strings(j[name]);
@@ -99,6 +107,12 @@ struct OnExit {
 template <class F>
 OnExit(F) -> OnExit<F>;
 
+// One JSON object and nothing else, checked without building it (no copy of a secret in it).
+bool is_json_object(const std::string& text) {
+  size_t i = text.find_first_not_of(" \t\r\n");
+  return i != std::string::npos && text[i] == '{' && nlohmann::json::accept(text);
+}
+
 void wipe_values(HeaderList& headers) {
   for (auto& [name, value] : headers) wipe_string(value);
 }
@@ -146,7 +160,7 @@ KmsClient::KmsClient(KmsClientOptions options, std::shared_ptr<CredentialsProvid
   host_ = host_of(url_);
 }
 
-nlohmann::json KmsClient::call_once(const std::string& op, const std::string& body) {
+std::string KmsClient::call_once(const std::string& op, const std::string& body) {
   Credentials creds = credentials_->get();
   SignableRequest req{"POST", "/", "", {{"Host", host_}, {"Content-Type", "application/x-amz-json-1.1"},
                                         {"X-Amz-Target", "TrentService." + op}}, as_bytes(body)};
@@ -157,7 +171,7 @@ nlohmann::json KmsClient::call_once(const std::string& op, const std::string& bo
                 options_.region, "kms", amz_date(clock_.now_s())};
   SigV4Result sig;
   HeaderList headers;
-  HttpResponse r;  // a Plaintext (no Recipient) comes back in its body
+  HttpResponse r;  // a Plaintext (no Recipient) comes back in its body: handed on, or wiped
   OnExit wipe{[&] {
     wipe_string(p.session_token);
     wipe_string(sig.canonical_request);
@@ -172,20 +186,14 @@ nlohmann::json KmsClient::call_once(const std::string& op, const std::string& bo
   headers.emplace_back("User-Agent", "shield-nitro/0.1");
   r = http_request("POST", url_, headers, as_bytes(body), options_.transport);
   if (r.status < 200 || r.status >= 300) throw error_from_response(r, op);
-  auto j = nlohmann::json::parse(r.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  if (!is_json_object(r.body))
     throw Error(Errc::kFormat, "KMS " + op + ": HTTP " + std::to_string(r.status) + " with a body that is not a JSON object");
-  return j;
+  return std::move(r.body);  // moved out before the wipe runs: the caller owns the only copy
 }
 
-nlohmann::json KmsClient::call(const std::string& op, const nlohmann::json& request) {
-  std::string body;  // compact; these exact bytes are signed and sent
-  OnExit wipe{[&] { wipe_string(body); }};  // Encrypt's plaintext is in it (base64)
-  try {
-    body = request.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(Errc::kUsage, "KMS " + op + ": request holds a string that is not UTF-8 (encryption context?)");
-  }
+std::string KmsClient::call_text(const std::string& op, const std::string& body) {
+  if (!is_json_object(body))
+    throw Error(Errc::kUsage, "KMS " + op + ": the request body is not one JSON object (e.g. {\"KeyId\": \"alias/x\"})");
   bool refreshed = false;
   for (int attempt = 1;; ++attempt) {
     try {
@@ -206,31 +214,50 @@ nlohmann::json KmsClient::call(const std::string& op, const nlohmann::json& requ
   }
 }
 
-nlohmann::json KmsClient::call_with_recipient(const std::string& op, nlohmann::json request, const Recipient* recipient,
-                                              SecureBytes& released) {
+namespace detail {
+
+nlohmann::json call_json(KmsClient& client, const std::string& op, const nlohmann::json& request) {
+  std::string body, answer;  // compact; these exact bytes are signed and sent
+  OnExit wipe{[&] {            // Encrypt's plaintext is in body (base64), a Plaintext in answer
+    wipe_string(body);
+    wipe_string(answer);
+  }};
+  try {
+    body = request.dump();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(Errc::kUsage, "KMS " + op + ": request holds a string that is not UTF-8 (encryption context?)");
+  }
+  answer = client.call_text(op, body);
+  return nlohmann::json::parse(answer);  // checked to be a JSON object by call_text
+}
+
+nlohmann::json call_with_recipient(KmsClient& client, const std::string& op, nlohmann::json request,
+                                   const Recipient* recipient, SecureBytes& released) {
   if (!recipient) {
-    nlohmann::json resp = call(op, request);
+    nlohmann::json resp = call_json(client, op, request);
     // The caller gets the response without the key in it.
-    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) released = detail::take_secret(resp, "Plaintext", op);
+    if (resp.contains("Plaintext") && resp["Plaintext"].is_string()) released = take_secret(resp, "Plaintext", op);
     return resp;
   }
   if (!recipient->attestation || !recipient->keys) throw Error(Errc::kUsage, "Recipient needs an attestation source and key pair");
   auto pair = recipient->keys->current();
   Bytes doc = recipient->attestation->attestation_document(pair->spki_der());
   request["Recipient"] = {{"AttestationDocument", base64_encode(doc)}, {"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"}};
-  nlohmann::json resp = call(op, request);
-  detail::refuse_clear_secret(resp, "Plaintext", op);
+  nlohmann::json resp = call_json(client, op, request);
+  refuse_clear_secret(resp, "Plaintext", op);
   Bytes envelope = b64_field(resp, "CiphertextForRecipient", op);
   if (envelope.size() > 6144) throw Error(Errc::kFormat, "KMS " + op + ": CiphertextForRecipient exceeds 6144 bytes");
   released = pair->open(envelope);
   return resp;
 }
 
+}  // namespace detail
+
 EncryptResult KmsClient::encrypt(const std::string& key_id, ByteView plaintext, const EncryptionContext& context) {
   nlohmann::json req = {{"KeyId", key_id}, {"Plaintext", base64_encode(plaintext)}};
   OnExit wipe{[&] { wipe_json_strings(req["Plaintext"]); }};
   if (!context.empty()) req["EncryptionContext"] = context_json(context);
-  auto resp = call("Encrypt", req);
+  auto resp = detail::call_json(*this, "Encrypt", req);
   return {str_field(resp, "KeyId"), b64_field(resp, "CiphertextBlob", "Encrypt")};
 }
 
@@ -240,7 +267,7 @@ DecryptResult KmsClient::decrypt(ByteView blob, const EncryptionContext& context
   if (!context.empty()) req["EncryptionContext"] = context_json(context);
   if (!key_id.empty()) req["KeyId"] = key_id;
   DecryptResult out;
-  auto resp = call_with_recipient("Decrypt", req, recipient, out.plaintext);
+  auto resp = detail::call_with_recipient(*this, "Decrypt", req, recipient, out.plaintext);
   if (out.plaintext.empty()) throw Error(Errc::kFormat, "KMS Decrypt: response has neither Plaintext nor CiphertextForRecipient");
   out.key_id = str_field(resp, "KeyId");
   out.encryption_algorithm = str_field(resp, "EncryptionAlgorithm");
@@ -253,7 +280,7 @@ DataKeyResult KmsClient::generate_data_key(const std::string& key_id, int n, con
   add_key_size(req, n);
   if (!context.empty()) req["EncryptionContext"] = context_json(context);
   DataKeyResult out;
-  auto resp = call_with_recipient("GenerateDataKey", req, recipient, out.plaintext);
+  auto resp = detail::call_with_recipient(*this, "GenerateDataKey", req, recipient, out.plaintext);
   if (out.plaintext.size() != static_cast<size_t>(n))
     throw Error(Errc::kFormat, "KMS GenerateDataKey: released key has " + std::to_string(out.plaintext.size()) +
                                    " bytes, asked for " + std::to_string(n));
@@ -267,18 +294,47 @@ DataKeyResult KmsClient::generate_data_key_without_plaintext(const std::string& 
   nlohmann::json req = {{"KeyId", key_id}};
   add_key_size(req, n);
   if (!context.empty()) req["EncryptionContext"] = context_json(context);
-  auto resp = call("GenerateDataKeyWithoutPlaintext", req);
+  auto resp = detail::call_json(*this, "GenerateDataKeyWithoutPlaintext", req);
   return {str_field(resp, "KeyId"), b64_field(resp, "CiphertextBlob", "GenerateDataKeyWithoutPlaintext"), {}};
 }
 
 SecureBytes KmsClient::generate_random(int n, const Recipient* recipient) {
   SecureBytes out;
-  call_with_recipient("GenerateRandom", {{"NumberOfBytes", n}}, recipient, out);
+  detail::call_with_recipient(*this, "GenerateRandom", {{"NumberOfBytes", n}}, recipient, out);
   if (out.size() != static_cast<size_t>(n))
     throw Error(Errc::kFormat, "KMS GenerateRandom: got " + std::to_string(out.size()) + " bytes, asked for " + std::to_string(n));
   return out;
 }
 
-nlohmann::json KmsClient::describe_key(const std::string& key_id) { return call("DescribeKey", {{"KeyId", key_id}}); }
+KeyMetadata KmsClient::describe_key(const std::string& key_id) {
+  const std::string op = "DescribeKey";
+  nlohmann::json resp = detail::call_json(*this, op, {{"KeyId", key_id}});
+  if (!resp.contains("KeyMetadata") || !resp["KeyMetadata"].is_object())
+    throw Error(Errc::kFormat, "KMS " + op + ": response lacks KeyMetadata");
+  const nlohmann::json& m = resp["KeyMetadata"];
+  auto flag = [&m](const char* name) { return m.contains(name) && m[name].is_boolean() && m[name].get<bool>(); };
+  auto date = [&m](const char* name) {  // epoch seconds, a JSON number (KMS sends fractions)
+    return m.contains(name) && m[name].is_number() ? static_cast<int64_t>(m[name].get<double>()) : int64_t{0};
+  };
+  KeyMetadata out;
+  out.key_id = str_field(m, "KeyId");
+  out.arn = str_field(m, "Arn");
+  out.aws_account_id = str_field(m, "AWSAccountId");
+  out.description = str_field(m, "Description");
+  out.key_state = str_field(m, "KeyState");
+  out.key_usage = str_field(m, "KeyUsage");
+  out.key_spec = str_field(m, "KeySpec");
+  if (out.key_spec.empty()) out.key_spec = str_field(m, "CustomerMasterKeySpec");  // older name, same values
+  out.origin = str_field(m, "Origin");
+  out.key_manager = str_field(m, "KeyManager");
+  out.enabled = flag("Enabled");
+  out.multi_region = flag("MultiRegion");
+  out.creation_date_s = date("CreationDate");
+  out.deletion_date_s = date("DeletionDate");
+  out.encryption_algorithms = detail::text_list(m, "EncryptionAlgorithms");
+  out.signing_algorithms = detail::text_list(m, "SigningAlgorithms");
+  out.key_agreement_algorithms = detail::text_list(m, "KeyAgreementAlgorithms");
+  return out;
+}
 
 }  // namespace shield_nitro::kms

@@ -165,7 +165,7 @@ struct KmsEndpoint::State {
       json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object())
         throw kms::KmsError(400, "SerializationException", "The request body is not a JSON object");
-      WipedString answer(dispatch(op, body));
+      WipedString answer(dispatch(op, body, req.body.empty() ? std::string("{}") : req.body));
       wipe_json(body);
       return {200, {{"Content-Type", "application/x-amz-json-1.1"}}, answer.s};
     } catch (const kms::KmsError& e) {
@@ -186,10 +186,11 @@ struct KmsEndpoint::State {
     }
   }
 
-  // The verified call, with the role credentials. Returns KMS's answer (JSON text).
-  std::string dispatch(const std::string& op, const json& body) {
+  // The verified call, with the role credentials: body parsed, text as the app sent it.
+  // Returns KMS's answer (JSON text).
+  std::string dispatch(const std::string& op, const json& body, const std::string& text) {
     ++kms_calls;
-    if (!detail::is_attested(op) || body.contains("Recipient")) return forward(op, body);
+    if (!detail::is_attested(op) || body.contains("Recipient")) return forward(op, text);
     detail::AttestedRequest q = detail::parse_attested_request(op, body);
     ++attested_calls;
     if (op == "Decrypt") {
@@ -222,13 +223,10 @@ struct KmsEndpoint::State {
     return json{{"Plaintext", plain.s}}.dump();
   }
 
-  // Any other operation, or one carrying the app's own Recipient: re-signed, unchanged.
-  std::string forward(const std::string& op, const json& body) {
-    json answer = client->call(op, body);
-    std::string text = answer.dump(-1, ' ', false, json::error_handler_t::replace);
-    wipe_json(answer);  // e.g. a Plaintext the app asked for without a Recipient
-    return text;
-  }
+  // Any other operation, or one carrying the app's own Recipient: re-signed, the app's bytes
+  // sent unchanged, KMS's answer returned as it came (wiped by the caller once sent: it may
+  // hold a Plaintext the app asked for without a Recipient).
+  std::string forward(const std::string& op, const std::string& text) { return client->call_text(op, text); }
 };
 
 KmsEndpoint::KmsEndpoint(EndpointOptions options) {

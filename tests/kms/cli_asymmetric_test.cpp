@@ -144,9 +144,9 @@ TEST_F(KmsAsymmetricCli, PolicyPinsEncryptionContext) {
 TEST_F(KmsAsymmetricCli, RecipientThroughTheSimulatorAgainstKmsLocal) {
   LocalStack s;
   auto nsm_server = s.sim->serve(nsm::simulator_socket_path(s.dir / "nsm"));
-  std::string pairs = s.admin->call("CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
+  std::string pairs = kms_call(*s.admin, "CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
   std::string agree =
-      s.admin->call("CreateKey", {{"KeySpec", "ECC_NIST_P384"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+      kms_call(*s.admin, "CreateKey", {{"KeySpec", "ECC_NIST_P384"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   s.put_policy(pairs, {{"app", "inference"}});
   s.put_policy(agree);
   Credentials role = s.credentials("enclave");

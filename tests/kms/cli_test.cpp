@@ -18,6 +18,7 @@
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "support/kms_json.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -154,14 +155,14 @@ TEST_F(KmsLocalProcess, CliRecipientThroughSimulatorAndPolicyRefusals) {
   KmsClientOptions o;
   o.endpoint = url() + "/";
   KmsClient admin(o, std::make_shared<StaticCredentials>(std::move(*creds)));
-  std::string key = admin.call("CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
+  std::string key = kms_call(admin, "CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
   write_file_atomic((dir_ / "secret").string(), as_bytes("released in the enclave"));
   ASSERT_EQ(run(cli("kms encrypt --key-id " + key + ep + " --profile admin " + (dir_ / "secret").string() + " " +
                     (dir_ / "blob").string())).status, 0);
   Proc pol = run(cli("policy --pcr 0=" + hex_encode(Bytes(48, 0x5c)) +
                     " --role-arn arn:aws:iam::111122223333:role/shield-enclave --account 111122223333"));
   ASSERT_EQ(pol.status, 0) << pol.out;
-  admin.call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", pol.out}});
+  kms_call(admin, "PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", pol.out}});
   std::string nsm_spec = " --recipient-nsm sim:" + (dir_ / "nsm").string();
   Proc ok = run(cli("kms decrypt --json" + ep + " --profile enclave" + nsm_spec + " " + (dir_ / "blob").string() + " " +
                    (dir_ / "plain").string()));
@@ -191,7 +192,7 @@ TEST_F(KmsLocalProcess, KillNineLosesNoAcknowledgedKey) {
     std::thread load([&] {
       while (!stop) {
         try {
-          std::string key = c.call("CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
+          std::string key = kms_call(c, "CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
           Bytes blob = c.encrypt(key, as_bytes("k" + std::to_string(round))).ciphertext_blob;
           acknowledged.emplace_back(key, blob);
         } catch (const Error&) {
@@ -214,9 +215,9 @@ TEST_F(KmsLocalProcess, KillNineLosesNoAcknowledgedKey) {
   }
   // ListKeys pages (at most 1000 keys each), as KMS does.
   size_t listed = 0;
-  nlohmann::json page = c.call("ListKeys", {{"Limit", 1000}});
+  nlohmann::json page = kms_call(c, "ListKeys", {{"Limit", 1000}});
   for (listed = page["Keys"].size(); page["Truncated"] == true; listed += page["Keys"].size())
-    page = c.call("ListKeys", {{"Limit", 1000}, {"Marker", page["NextMarker"]}});
+    page = kms_call(c, "ListKeys", {{"Limit", 1000}, {"Marker", page["NextMarker"]}});
   EXPECT_GE(listed, acknowledged.size());
   for (const auto& f : fs::directory_iterator(dir_ / "state" / "keys")) EXPECT_EQ(f.path().extension(), ".json");
 }

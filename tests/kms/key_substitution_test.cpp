@@ -33,7 +33,7 @@ Value context_value(const EncryptionContext& ctx) {
 class KeySubstitution : public ::testing::Test {
  protected:
   void SetUp() override {
-    key_arn_ = stack_.admin->call("CreateKey", {{"Description", "models"}})["KeyMetadata"]["Arn"];
+    key_arn_ = kms_call(*stack_.admin, "CreateKey", {{"Description", "models"}})["KeyMetadata"]["Arn"];
     // The producer's data key for production, and a key wrapped for staging whose plaintext
     // the parent learned (it is the parent's choice of what to load that matters).
     real_blob_ = stack_.admin->encrypt(key_arn_, real_key_.expose_secret(), kProd).ciphertext_blob;
@@ -123,7 +123,7 @@ TEST_F(KeySubstitution, EnclaveReleasePolicyRefusesBeforeAskingKms) {
 // A blob of another KMS key (one the parent controls) is refused by the key list, whether the
 // parent names that key or the allowed one.
 TEST_F(KeySubstitution, EnclaveReleasePolicyRefusesAnotherKmsKey) {
-  std::string other = stack_.admin->call("CreateKey", {{"Description", "the parent's"}})["KeyMetadata"]["Arn"];
+  std::string other = kms_call(*stack_.admin, "CreateKey", {{"Description", "the parent's"}})["KeyMetadata"]["Arn"];
   Bytes other_blob = stack_.admin->encrypt(other, known_key_.expose_secret(), kProd).ciphertext_blob;
   stack_.put_policy(key_arn_, kProd);
   start_enclave(R"({"kms_key_ids": [")" + key_arn_ + R"("], "encryption_context": {"app": "inference"}})");

@@ -29,7 +29,7 @@ std::string aws_type(const std::function<void()>& fn) {
 
 TEST(KmsLocalAsymmetric, AttestedGenerateDataKeyPairAndItsWrappedCopy) {
   LocalStack s;
-  std::string key = s.admin->call("CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
+  std::string key = kms_call(*s.admin, "CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
   s.put_policy(key, {{"app", "inference"}});
   auto enclave = s.client("enclave");
   SimRecipient r(s);
@@ -50,7 +50,7 @@ TEST(KmsLocalAsymmetric, AttestedGenerateDataKeyPairAndItsWrappedCopy) {
 
 TEST(KmsLocalAsymmetric, PlainPairsUnderTheDefaultPolicy) {
   LocalStack s;
-  std::string key = s.admin->call("CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
+  std::string key = kms_call(*s.admin, "CreateKey", {{"Description", "pairs"}})["KeyMetadata"]["Arn"];
   DataKeyPairResult pair = s.admin->generate_data_key_pair(key, "ECC_NIST_P521", {{"k", "v"}});
   EXPECT_TRUE(pair_matches(pair));
   DataKeyPairResult bare = s.admin->generate_data_key_pair_without_plaintext(key, "RSA_3072");
@@ -61,7 +61,7 @@ TEST(KmsLocalAsymmetric, PlainPairsUnderTheDefaultPolicy) {
 
 TEST(KmsLocalAsymmetric, AttestedDeriveSharedSecret) {
   LocalStack s;
-  std::string key = s.admin->call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  std::string key = kms_call(*s.admin, "CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   s.put_policy(key);
   PublicKeyResult pub = s.admin->get_public_key(key);
   EXPECT_EQ(pub.key_usage, "KEY_AGREEMENT");

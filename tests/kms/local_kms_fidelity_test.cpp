@@ -154,30 +154,30 @@ TEST_F(LocalKmsFidelityTest, EveryAnswerCarriesDateAndRequestId) {
 
 TEST_F(LocalKmsFidelityTest, KeyStateGatesUseAndShowsInMetadata) {
   KmsClient admin = client("admin");
-  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
-  Bytes blob = b64(admin.call("Encrypt", {{"KeyId", key}, {"Plaintext", base64_encode(as_bytes("x"))}})["CiphertextBlob"]);
-  admin.call("DisableKey", {{"KeyId", key}});
-  json md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  std::string key = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
+  Bytes blob = b64(kms_call(admin, "Encrypt", {{"KeyId", key}, {"Plaintext", base64_encode(as_bytes("x"))}})["CiphertextBlob"]);
+  kms_call(admin, "DisableKey", {{"KeyId", key}});
+  json md = kms_call(admin, "DescribeKey", {{"KeyId", key}})["KeyMetadata"];
   EXPECT_EQ(md["KeyState"], "Disabled");
   EXPECT_EQ(md["Enabled"], false);
-  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "DisabledException");
-  EXPECT_EQ(error_type([&] { admin.call("GenerateDataKey", {{"KeyId", key}, {"NumberOfBytes", 8}}); }), "DisabledException");
-  admin.call("EnableKey", {{"KeyId", key}});
-  EXPECT_EQ(admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"]["Enabled"], true);
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "DisabledException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "GenerateDataKey", {{"KeyId", key}, {"NumberOfBytes", 8}}); }), "DisabledException");
+  kms_call(admin, "EnableKey", {{"KeyId", key}});
+  EXPECT_EQ(kms_call(admin, "DescribeKey", {{"KeyId", key}})["KeyMetadata"]["Enabled"], true);
 
-  EXPECT_EQ(error_type([&] { admin.call("ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 6}}); }), "ValidationException");
-  EXPECT_EQ(error_type([&] { admin.call("ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 31}}); }), "ValidationException");
-  json sched = admin.call("ScheduleKeyDeletion", {{"KeyId", key}});
+  EXPECT_EQ(error_type([&] { kms_call(admin, "ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 6}}); }), "ValidationException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "ScheduleKeyDeletion", {{"KeyId", key}, {"PendingWindowInDays", 31}}); }), "ValidationException");
+  json sched = kms_call(admin, "ScheduleKeyDeletion", {{"KeyId", key}});
   EXPECT_EQ(sched["PendingWindowInDays"], 30);
   EXPECT_EQ(sched["DeletionDate"].get<double>(), static_cast<double>(clock_.now_s() + 30 * 86400));
-  md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  md = kms_call(admin, "DescribeKey", {{"KeyId", key}})["KeyMetadata"];
   EXPECT_EQ(md["KeyState"], "PendingDeletion");
   EXPECT_EQ(md["DeletionDate"], sched["DeletionDate"]);
-  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "KMSInvalidStateException");
-  EXPECT_EQ(error_type([&] { admin.call("EnableKey", {{"KeyId", key}}); }), "KMSInvalidStateException");
-  admin.call("CancelKeyDeletion", {{"KeyId", key}});
-  EXPECT_EQ(error_type([&] { admin.call("CancelKeyDeletion", {{"KeyId", key}}); }), "KMSInvalidStateException");
-  md = admin.call("DescribeKey", {{"KeyId", key}})["KeyMetadata"];
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Decrypt", {{"CiphertextBlob", base64_encode(blob)}}); }), "KMSInvalidStateException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "EnableKey", {{"KeyId", key}}); }), "KMSInvalidStateException");
+  kms_call(admin, "CancelKeyDeletion", {{"KeyId", key}});
+  EXPECT_EQ(error_type([&] { kms_call(admin, "CancelKeyDeletion", {{"KeyId", key}}); }), "KMSInvalidStateException");
+  md = kms_call(admin, "DescribeKey", {{"KeyId", key}})["KeyMetadata"];
   EXPECT_EQ(md["KeyState"], "Disabled");
   EXPECT_FALSE(md.contains("DeletionDate"));
 
@@ -236,10 +236,10 @@ TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
   KmsClient admin = client("admin");
   for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521"}) {
     std::string usage = spec.rfind("RSA", 0) == 0 ? "ENCRYPT_DECRYPT" : "KEY_AGREEMENT";
-    json md = admin.call("CreateKey", {{"KeySpec", spec}, {"KeyUsage", usage}})["KeyMetadata"];
+    json md = kms_call(admin, "CreateKey", {{"KeySpec", spec}, {"KeyUsage", usage}})["KeyMetadata"];
     EXPECT_EQ(md["KeySpec"], spec);
     EXPECT_EQ(md["KeyUsage"], usage);
-    json pk = admin.call("GetPublicKey", {{"KeyId", md["Arn"]}});
+    json pk = kms_call(admin, "GetPublicKey", {{"KeyId", md["Arn"]}});
     Bytes der = b64(pk["PublicKey"]);
     const unsigned char* in = der.data();
     ossl::Ptr<EVP_PKEY> pub(d2i_PUBKEY(nullptr, &in, static_cast<long>(der.size())));
@@ -247,43 +247,43 @@ TEST_F(LocalKmsFidelityTest, AsymmetricKeysAndGetPublicKey) {
     EXPECT_EQ(EVP_PKEY_get_base_id(pub.get()), usage == "KEY_AGREEMENT" ? EVP_PKEY_EC : EVP_PKEY_RSA);
     EXPECT_EQ(pk["KeyUsage"], usage);
     // Not a key for symmetric operations.
-    EXPECT_EQ(error_type([&] { admin.call("GenerateDataKey", {{"KeyId", md["Arn"]}, {"NumberOfBytes", 8}}); }),
+    EXPECT_EQ(error_type([&] { kms_call(admin, "GenerateDataKey", {{"KeyId", md["Arn"]}, {"NumberOfBytes", 8}}); }),
               "InvalidKeyUsageException");
   }
-  EXPECT_EQ(error_type([&] { admin.call("CreateKey", {{"KeySpec", "ECC_SECG_P256K1"}, {"KeyUsage", "KEY_AGREEMENT"}}); }),
+  EXPECT_EQ(error_type([&] { kms_call(admin, "CreateKey", {{"KeySpec", "ECC_SECG_P256K1"}, {"KeyUsage", "KEY_AGREEMENT"}}); }),
             "ValidationException");
-  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
-  EXPECT_EQ(error_type([&] { admin.call("GetPublicKey", {{"KeyId", sym}}); }), "UnsupportedOperationException");
+  std::string sym = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
+  EXPECT_EQ(error_type([&] { kms_call(admin, "GetPublicKey", {{"KeyId", sym}}); }), "UnsupportedOperationException");
 }
 
 TEST_F(LocalKmsFidelityTest, RsaKeysEncryptAndDecryptWithOaep) {
   KmsClient admin = client("admin");
-  std::string rsa = admin.call("CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "ENCRYPT_DECRYPT"}})["KeyMetadata"]["Arn"];
+  std::string rsa = kms_call(admin, "CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "ENCRYPT_DECRYPT"}})["KeyMetadata"]["Arn"];
   for (std::string alg : {"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"}) {
-    json e = admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("model key"))}, {"EncryptionAlgorithm", alg}});
+    json e = kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("model key"))}, {"EncryptionAlgorithm", alg}});
     EXPECT_EQ(e["EncryptionAlgorithm"], alg);
     EXPECT_EQ(b64(e["CiphertextBlob"]).size(), 256u);
-    json d = admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg}});
+    json d = kms_call(admin, "Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg}});
     EXPECT_EQ(b64(d["Plaintext"]), to_bytes(as_bytes("model key")));
     // With a Recipient: only enveloped.
-    json r = admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg},
+    json r = kms_call(admin, "Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", alg},
                                     {"Recipient", recipient()}});
     EXPECT_FALSE(r.contains("Plaintext"));
     EXPECT_EQ(to_bytes(recipient_keys_->open(b64(r["CiphertextForRecipient"])).view()), to_bytes(as_bytes("model key")));
   }
-  json e = admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}});
+  json e = kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}});
   // The wrong OAEP hash, no algorithm, a context, an oversize plaintext.
-  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_1"}}); }),
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Decrypt", {{"KeyId", rsa}, {"CiphertextBlob", e["CiphertextBlob"]}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_1"}}); }),
             "InvalidCiphertextException");
-  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}}); }),
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))}}); }),
             "InvalidKeyUsageException");
-  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))},
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(as_bytes("x"))},
                                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}, {"EncryptionContext", {{"a", "b"}}}}); }),
             "ValidationException");
-  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(191, 1))},
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(191, 1))},
                                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
             "ValidationException");
-  EXPECT_TRUE(admin.call("Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(190, 1))},
+  EXPECT_TRUE(kms_call(admin, "Encrypt", {{"KeyId", rsa}, {"Plaintext", base64_encode(Bytes(190, 1))},
                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}).contains("CiphertextBlob"));
   // A self-describing blob that names the RSA key (as if its material were an AES key) is refused
   // without a KeyId, whatever the algorithm.
@@ -292,20 +292,20 @@ TEST_F(LocalKmsFidelityTest, RsaKeysEncryptAndDecryptWithOaep) {
   forged.push_back(36);
   forged.insert(forged.end(), rsa_id.begin(), rsa_id.end());
   forged.resize(forged.size() + 12 + 16 + 4, 0);
-  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(forged)}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Decrypt", {{"CiphertextBlob", base64_encode(forged)}, {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
             "InvalidCiphertextException");
-  EXPECT_EQ(error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", base64_encode(forged)}}); }), "InvalidCiphertextException");
-  std::string signing = admin.call("CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "SIGN_VERIFY"}})["KeyMetadata"]["Arn"];
-  EXPECT_EQ(error_type([&] { admin.call("Encrypt", {{"KeyId", signing}, {"Plaintext", base64_encode(as_bytes("x"))},
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Decrypt", {{"CiphertextBlob", base64_encode(forged)}}); }), "InvalidCiphertextException");
+  std::string signing = kms_call(admin, "CreateKey", {{"KeySpec", "RSA_2048"}, {"KeyUsage", "SIGN_VERIFY"}})["KeyMetadata"]["Arn"];
+  EXPECT_EQ(error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", signing}, {"Plaintext", base64_encode(as_bytes("x"))},
                                                      {"EncryptionAlgorithm", "RSAES_OAEP_SHA_256"}}); }),
             "InvalidKeyUsageException");
 }
 
 TEST_F(LocalKmsFidelityTest, GenerateDataKeyPairWithAndWithoutRecipient) {
   KmsClient admin = client("admin");
-  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  std::string key = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
   for (std::string spec : {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384"}) {
-    json r = admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", spec}, {"EncryptionContext", {{"k", "v"}}}});
+    json r = kms_call(admin, "GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", spec}, {"EncryptionContext", {{"k", "v"}}}});
     EXPECT_EQ(r["KeyPairSpec"], spec);
     Bytes priv = b64(r["PrivateKeyPlaintext"]);
     // The private key matches the public key, and the ciphertext blob decrypts to it.
@@ -313,14 +313,14 @@ TEST_F(LocalKmsFidelityTest, GenerateDataKeyPairWithAndWithoutRecipient) {
     ossl::Ptr<EVP_PKEY> k(d2i_AutoPrivateKey(nullptr, &in, static_cast<long>(priv.size())));
     ASSERT_TRUE(k) << spec;
     EXPECT_EQ(spki(k.get()), b64(r["PublicKey"]));
-    json d = admin.call("Decrypt", {{"CiphertextBlob", r["PrivateKeyCiphertextBlob"]}, {"EncryptionContext", {{"k", "v"}}}});
+    json d = kms_call(admin, "Decrypt", {{"CiphertextBlob", r["PrivateKeyCiphertextBlob"]}, {"EncryptionContext", {{"k", "v"}}}});
     EXPECT_EQ(b64(d["Plaintext"]), priv);
   }
-  json without = admin.call("GenerateDataKeyPairWithoutPlaintext", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P521"}});
+  json without = kms_call(admin, "GenerateDataKeyPairWithoutPlaintext", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P521"}});
   EXPECT_FALSE(without.contains("PrivateKeyPlaintext"));
   EXPECT_TRUE(without.contains("PrivateKeyCiphertextBlob"));
 
-  json rr = admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P256"}, {"Recipient", recipient()}});
+  json rr = kms_call(admin, "GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "ECC_NIST_P256"}, {"Recipient", recipient()}});
   EXPECT_FALSE(rr.contains("PrivateKeyPlaintext"));
   SecureBytes opened = recipient_keys_->open(b64(rr["CiphertextForRecipient"]));
   const unsigned char* in = opened.data();
@@ -328,37 +328,37 @@ TEST_F(LocalKmsFidelityTest, GenerateDataKeyPairWithAndWithoutRecipient) {
   ASSERT_TRUE(k);
   EXPECT_EQ(spki(k.get()), b64(rr["PublicKey"]));
 
-  EXPECT_EQ(error_type([&] { admin.call("GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "RSA_1024"}}); }), "ValidationException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "GenerateDataKeyPair", {{"KeyId", key}, {"KeyPairSpec", "RSA_1024"}}); }), "ValidationException");
 }
 
 TEST_F(LocalKmsFidelityTest, DeriveSharedSecretWithAndWithoutRecipient) {
   KmsClient admin = client("admin");
   for (std::string spec : {"ECC_NIST_P256", "ECC_NIST_P384"}) {
     const char* curve = spec == "ECC_NIST_P256" ? "P-256" : "P-384";
-    std::string key = admin.call("CreateKey", {{"KeySpec", spec}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
-    Bytes kms_pub = b64(admin.call("GetPublicKey", {{"KeyId", key}})["PublicKey"]);
+    std::string key = kms_call(admin, "CreateKey", {{"KeySpec", spec}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+    Bytes kms_pub = b64(kms_call(admin, "GetPublicKey", {{"KeyId", key}})["PublicKey"]);
     auto mine = ec_key(curve);
     Bytes expected = ecdh(mine.get(), kms_pub);
     json req = {{"KeyId", key}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(mine.get()))}};
-    json r = admin.call("DeriveSharedSecret", req);
+    json r = kms_call(admin, "DeriveSharedSecret", req);
     EXPECT_EQ(b64(r["SharedSecret"]), expected);
     EXPECT_EQ(r["KeyOrigin"], "AWS_KMS");
     req["Recipient"] = recipient();
-    json rr = admin.call("DeriveSharedSecret", req);
+    json rr = kms_call(admin, "DeriveSharedSecret", req);
     EXPECT_FALSE(rr.contains("SharedSecret"));
     EXPECT_EQ(to_bytes(recipient_keys_->open(b64(rr["CiphertextForRecipient"])).view()), expected);
   }
-  std::string p256 = admin.call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  std::string p256 = kms_call(admin, "CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   auto other_curve = ec_key("P-384");
   json bad = {{"KeyId", p256}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(other_curve.get()))}};
-  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "DeriveSharedSecret", bad); }), "ValidationException");
   bad["PublicKey"] = base64_encode(as_bytes("not a key"));
-  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "DeriveSharedSecret", bad); }), "ValidationException");
   bad["KeyAgreementAlgorithm"] = "ECMQV";
-  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "ValidationException");
-  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  EXPECT_EQ(error_type([&] { kms_call(admin, "DeriveSharedSecret", bad); }), "ValidationException");
+  std::string sym = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
   bad = {{"KeyId", sym}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(other_curve.get()))}};
-  EXPECT_EQ(error_type([&] { admin.call("DeriveSharedSecret", bad); }), "InvalidKeyUsageException");
+  EXPECT_EQ(error_type([&] { kms_call(admin, "DeriveSharedSecret", bad); }), "InvalidKeyUsageException");
 }
 
 // A key policy: the admin keeps every action; the enclave role gets `actions` under `condition`.
@@ -378,27 +378,27 @@ json admin_and_enclave_policy(const json& actions, const json& condition) {
 
 TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
   KmsClient admin = client("admin"), enclave = client("enclave");
-  std::string sym = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
-  std::string ecc = admin.call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  std::string sym = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
+  std::string ecc = kms_call(admin, "CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   // The enclave role may use the keys only with an attested PCR0 of 0xab..; the admin keeps control.
   json policy = admin_and_enclave_policy(
       {"kms:GenerateDataKeyPair", "kms:DeriveSharedSecret", "kms:GetPublicKey"},
       {{"StringEqualsIgnoreCase", {{"kms:RecipientAttestation:ImageSha384", hex_encode(Bytes(48, 0xab))}}}});
-  for (const auto& k : {sym, ecc}) admin.call("PutKeyPolicy", {{"KeyId", k}, {"Policy", policy.dump()}});
+  for (const auto& k : {sym, ecc}) kms_call(admin, "PutKeyPolicy", {{"KeyId", k}, {"Policy", policy.dump()}});
   auto mine = ec_key("P-256");
   json dss = {{"KeyId", ecc}, {"KeyAgreementAlgorithm", "ECDH"}, {"PublicKey", base64_encode(spki(mine.get()))}};
   json pair = {{"KeyId", sym}, {"KeyPairSpec", "ECC_NIST_P256"}};
-  EXPECT_EQ(error_type([&] { enclave.call("DeriveSharedSecret", dss); }), "AccessDeniedException");
-  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKeyPair", pair); }), "AccessDeniedException");
-  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKeyPairWithoutPlaintext", pair); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { kms_call(enclave, "DeriveSharedSecret", dss); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { kms_call(enclave, "GenerateDataKeyPair", pair); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { kms_call(enclave, "GenerateDataKeyPairWithoutPlaintext", pair); }), "AccessDeniedException");
   dss["Recipient"] = recipient();
   pair["Recipient"] = recipient();
-  EXPECT_TRUE(enclave.call("DeriveSharedSecret", dss).contains("CiphertextForRecipient"));
-  EXPECT_TRUE(enclave.call("GenerateDataKeyPair", pair).contains("CiphertextForRecipient"));
+  EXPECT_TRUE(kms_call(enclave, "DeriveSharedSecret", dss).contains("CiphertextForRecipient"));
+  EXPECT_TRUE(kms_call(enclave, "GenerateDataKeyPair", pair).contains("CiphertextForRecipient"));
   // GetPublicKey carries no Recipient, so the conditioned statement never matches it.
-  EXPECT_EQ(error_type([&] { enclave.call("GetPublicKey", {{"KeyId", ecc}}); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { kms_call(enclave, "GetPublicKey", {{"KeyId", ecc}}); }), "AccessDeniedException");
   // GenerateRandom with Recipient: released only enveloped.
-  json rnd = enclave.call("GenerateRandom", {{"NumberOfBytes", 24}, {"Recipient", recipient()}});
+  json rnd = kms_call(enclave, "GenerateRandom", {{"NumberOfBytes", 24}, {"Recipient", recipient()}});
   EXPECT_FALSE(rnd.contains("Plaintext"));
   EXPECT_EQ(recipient_keys_->open(b64(rnd["CiphertextForRecipient"])).size(), 24u);
 }
@@ -407,17 +407,17 @@ TEST_F(LocalKmsFidelityTest, PoliciesGateTheNewActionsOnAttestation) {
 // its value is compared as the operator says (StringEquals: exactly).
 TEST_F(LocalKmsFidelityTest, EncryptionContextConditionKeysIgnoreCase) {
   KmsClient admin = client("admin"), enclave = client("enclave");
-  std::string key = admin.call("CreateKey", json::object())["KeyMetadata"]["Arn"];
+  std::string key = kms_call(admin, "CreateKey", json::object())["KeyMetadata"]["Arn"];
   json policy = admin_and_enclave_policy("kms:GenerateDataKey",
                                          {{"StringEquals", {{"kms:EncryptionContext:app", "demo"}}}});
-  admin.call("PutKeyPolicy", {{"KeyId", key}, {"Policy", policy.dump()}});
+  kms_call(admin, "PutKeyPolicy", {{"KeyId", key}, {"Policy", policy.dump()}});
   json ask = {{"KeyId", key}, {"KeySpec", "AES_256"}};
   for (const char* k : {"app", "App", "APP"}) {
     ask["EncryptionContext"] = {{k, "demo"}};
-    EXPECT_TRUE(enclave.call("GenerateDataKey", ask).contains("CiphertextBlob")) << k;
+    EXPECT_TRUE(kms_call(enclave, "GenerateDataKey", ask).contains("CiphertextBlob")) << k;
   }
   ask["EncryptionContext"] = {{"app", "Demo"}};  // the value is compared exactly
-  EXPECT_EQ(error_type([&] { enclave.call("GenerateDataKey", ask); }), "AccessDeniedException");
+  EXPECT_EQ(error_type([&] { kms_call(enclave, "GenerateDataKey", ask); }), "AccessDeniedException");
 }
 
 TEST_F(LocalKmsFidelityTest, OldStateFilesLoadAsEnabledSymmetricKeys) {

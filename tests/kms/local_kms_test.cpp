@@ -25,6 +25,7 @@
 #include "shield_nitro/kms/kms_error.h"
 #include "shield_nitro/kms_local/local_kms.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "support/expect_error.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;
@@ -94,13 +95,13 @@ class LocalKmsTest : public ::testing::Test {
     start();
   }
   KmsClient client(const std::string& profile) { return sn_test::local_kms_client(*kms_, server_->url() + "/", profile); }
-  std::string create_key(KmsClient& c) { return c.call("CreateKey", {{"Description", "test"}})["KeyMetadata"]["Arn"]; }
+  std::string create_key(KmsClient& c) { return kms_call(c, "CreateKey", {{"Description", "test"}})["KeyMetadata"]["Arn"]; }
   void put_generated_policy(KmsClient& admin, const std::string& key, uint8_t pcr0) {
     KeyPolicyRequest r;
     r.pcrs = {{0, pcr(pcr0)}, {8, pcr(8)}};
     r.role_arn = kEnclaveRole;
     r.admin_arn = kAdminRole;
-    admin.call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r)}});
+    kms_call(admin, "PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r)}});
   }
 
   fs::path dir_;
@@ -124,11 +125,11 @@ TEST_F(LocalKmsTest, EveryOperationWithoutRecipient) {
   KmsClient admin = client("admin");
   std::string arn = create_key(admin);
   EXPECT_EQ(arn.rfind("arn:aws:kms:us-east-1:111122223333:key/", 0), 0u);
-  admin.call("CreateAlias", {{"AliasName", "alias/app"}, {"TargetKeyId", arn}});
-  EXPECT_EQ(admin.describe_key("alias/app")["KeyMetadata"]["Arn"], arn);
-  EXPECT_EQ(admin.call("ListKeys", nlohmann::json::object())["Keys"].size(), 1u);
-  EXPECT_EQ(admin.call("ListAliases", {{"KeyId", arn}})["Aliases"][0]["AliasName"], "alias/app");
-  EXPECT_EQ(admin.call("GetKeyPolicy", {{"KeyId", "alias/app"}, {"PolicyName", "default"}})["PolicyName"], "default");
+  kms_call(admin, "CreateAlias", {{"AliasName", "alias/app"}, {"TargetKeyId", arn}});
+  EXPECT_EQ(admin.describe_key("alias/app").arn, arn);
+  EXPECT_EQ(kms_call(admin, "ListKeys", nlohmann::json::object())["Keys"].size(), 1u);
+  EXPECT_EQ(kms_call(admin, "ListAliases", {{"KeyId", arn}})["Aliases"][0]["AliasName"], "alias/app");
+  EXPECT_EQ(kms_call(admin, "GetKeyPolicy", {{"KeyId", "alias/app"}, {"PolicyName", "default"}})["PolicyName"], "default");
 
   EncryptionContext ctx{{"app", "demo"}};
   EncryptResult e = admin.encrypt("alias/app", as_bytes("secret"), ctx);
@@ -148,6 +149,59 @@ TEST_F(LocalKmsTest, EveryOperationWithoutRecipient) {
   EXPECT_EQ(kms_error_type([&] { admin.describe_key("alias/missing"); }), "NotFoundException");
 }
 
+// DescribeKey comes back typed (no JSON in the SDK's signatures), following the key's life.
+TEST_F(LocalKmsTest, DescribeKeyIsTyped) {
+  KmsClient admin = client("admin");
+  nlohmann::json created = kms_call(admin, "CreateKey", {{"Description", "typed"}})["KeyMetadata"];
+  KeyMetadata m = admin.describe_key(created["Arn"]);
+  EXPECT_EQ(m.arn, created["Arn"]);
+  EXPECT_EQ(m.key_id, created["KeyId"]);
+  EXPECT_EQ(m.aws_account_id, "111122223333");
+  EXPECT_EQ(m.description, "typed");
+  EXPECT_EQ(m.key_state, "Enabled");
+  EXPECT_TRUE(m.enabled);
+  EXPECT_EQ(m.key_usage, "ENCRYPT_DECRYPT");
+  EXPECT_EQ(m.key_spec, "SYMMETRIC_DEFAULT");
+  EXPECT_EQ(m.origin, "AWS_KMS");
+  EXPECT_EQ(m.creation_date_s, static_cast<int64_t>(created["CreationDate"].get<double>()));
+  EXPECT_GT(m.creation_date_s, 0);
+  EXPECT_EQ(m.encryption_algorithms, std::vector<std::string>{"SYMMETRIC_DEFAULT"});
+  EXPECT_EQ(m.deletion_date_s, 0);
+  kms_call(admin, "ScheduleKeyDeletion", {{"KeyId", m.arn}, {"PendingWindowInDays", 7}});
+  m = admin.describe_key(m.key_id);
+  EXPECT_EQ(m.key_state, "PendingDeletion");
+  EXPECT_FALSE(m.enabled);
+  EXPECT_GE(m.deletion_date_s, m.creation_date_s + 7 * 86400);
+  KeyMetadata ecc = admin.describe_key(
+      kms_call(admin, "CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"]);
+  EXPECT_EQ(ecc.key_spec, "ECC_NIST_P256");
+  EXPECT_EQ(ecc.key_agreement_algorithms, std::vector<std::string>{"ECDH"});
+  EXPECT_TRUE(ecc.encryption_algorithms.empty());
+}
+
+// call_text sends the caller's JSON text and returns KMS's answer as text; a body that is not
+// one JSON object is refused before anything is sent (the endpoint here has no listener, so a
+// request would fail with kIo instead).
+TEST_F(LocalKmsTest, CallTextIsJsonTextInAndOut) {
+  KmsClient admin = client("admin");
+  std::string answer = admin.call_text("CreateKey", R"({"Description": "from text"})");
+  nlohmann::json j = nlohmann::json::parse(answer);
+  EXPECT_EQ(j["KeyMetadata"]["Description"], "from text");
+  EXPECT_EQ(nlohmann::json::parse(admin.call_text("ListKeys", " {} "))["Keys"].size(), 1u);
+  EXPECT_EQ(kms_error_type([&] { admin.call_text("DescribeKey", R"({"KeyId": "alias/none"})"); }), "NotFoundException");
+
+  KmsClientOptions o;
+  o.endpoint = "http://127.0.0.1:1/";
+  o.max_attempts = 1;
+  KmsClient nowhere(o, std::make_shared<StaticCredentials>(std::move(*credentials_from_file(kms_->credentials_path(), "admin"))));
+  for (const char* bad : {"", "not json", "[1, 2]", "\"text\"", "{} {}", R"({"KeyId": )"}) {
+    std::string msg = test_support::message_of([&] { nowhere.call_text("DescribeKey", bad); });
+    EXPECT_EQ(test_support::code_of([&] { nowhere.call_text("DescribeKey", bad); }), Errc::kUsage) << bad;
+    EXPECT_NE(msg.find("DescribeKey: the request body is not one JSON object"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(test_support::code_of([&] { nowhere.call_text("DescribeKey", "{}"); }), Errc::kIo);
+}
+
 TEST_F(LocalKmsTest, GeneratedPolicyReleasesOnlyToTheAttestedEnclave) {
   KmsClient admin = client("admin"), enclave = client("enclave");
   std::string key = create_key(admin);
@@ -162,7 +216,7 @@ TEST_F(LocalKmsTest, GeneratedPolicyReleasesOnlyToTheAttestedEnclave) {
             to_bytes(dk.plaintext.view()));
   EXPECT_EQ(enclave.generate_random(48, &trusted_->recipient).size(), 48u);
   // The raw answer carries no Plaintext.
-  nlohmann::json raw = enclave.call("GenerateRandom", {{"NumberOfBytes", 8}});
+  nlohmann::json raw = kms_call(enclave, "GenerateRandom", {{"NumberOfBytes", 8}});
   EXPECT_TRUE(raw.contains("Plaintext"));
 
   // No attestation: the explicit Deny.
@@ -205,7 +259,7 @@ TEST_F(LocalKmsTest, ForgedAndExpiredDocumentsAreRefused) {
 TEST_F(LocalKmsTest, KeysAndPoliciesSurviveRestart) {
   KmsClient admin = client("admin");
   std::string key = create_key(admin);
-  admin.call("CreateAlias", {{"AliasName", "alias/keep"}, {"TargetKeyId", key}});
+  kms_call(admin, "CreateAlias", {{"AliasName", "alias/keep"}, {"TargetKeyId", key}});
   EncryptResult e = admin.encrypt("alias/keep", as_bytes("durable"));
   put_generated_policy(admin, key, 0xab);
   restart();
@@ -257,16 +311,16 @@ TEST_F(LocalKmsTest, BadRequestsGetKmsShapedErrorsNotCrashes) {
   auto [s5, b5] = raw_http(port, "POST / HTTP/1.1\r\n" + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_NE(s5.find("431"), std::string::npos);
   // Signed but malformed bodies.
-  EXPECT_EQ(kms_error_type([&] { admin.call("NoSuchOperation", nlohmann::json::object()); }), "UnknownOperationException");
-  EXPECT_EQ(kms_error_type([&] { admin.call("Encrypt", {{"KeyId", 7}, {"Plaintext", "AAAA"}}); }), "SerializationException");
-  EXPECT_EQ(kms_error_type([&] { admin.call("Encrypt", {{"KeyId", "alias/x"}, {"Plaintext", "not base64!"}}); }),
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "NoSuchOperation", nlohmann::json::object()); }), "UnknownOperationException");
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", 7}, {"Plaintext", "AAAA"}}); }), "SerializationException");
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "Encrypt", {{"KeyId", "alias/x"}, {"Plaintext", "not base64!"}}); }),
             "SerializationException");
-  EXPECT_EQ(kms_error_type([&] { admin.call("GenerateRandom", {{"NumberOfBytes", 5000}}); }), "ValidationException");
-  EXPECT_EQ(kms_error_type([&] { admin.call("Decrypt", {{"CiphertextBlob", "AAAA"}}); }), "InvalidCiphertextException");
-  EXPECT_EQ(kms_error_type([&] { admin.call("PutKeyPolicy", {{"KeyId", create_key(admin)}, {"Policy", "{"}}); }),
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "GenerateRandom", {{"NumberOfBytes", 5000}}); }), "ValidationException");
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "Decrypt", {{"CiphertextBlob", "AAAA"}}); }), "InvalidCiphertextException");
+  EXPECT_EQ(kms_error_type([&] { kms_call(admin, "PutKeyPolicy", {{"KeyId", create_key(admin)}, {"Policy", "{"}}); }),
             "MalformedPolicyDocumentException");
   EXPECT_EQ(kms_error_type([&] {
-              admin.call("Decrypt", {{"CiphertextBlob", "AAAA"}, {"Recipient", {{"KeyEncryptionAlgorithm", "RSA"}}}});
+              kms_call(admin, "Decrypt", {{"CiphertextBlob", "AAAA"}, {"Recipient", {{"KeyEncryptionAlgorithm", "RSA"}}}});
             }),
             "InvalidCiphertextException");
   // Still serving.
@@ -311,7 +365,7 @@ TEST_F(LocalKmsTest, ConcurrentRequestsAreSafe) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 40);
-  EXPECT_EQ(admin.call("ListKeys", nlohmann::json::object())["Keys"].size(), 1u + 4 * 4);
+  EXPECT_EQ(kms_call(admin, "ListKeys", nlohmann::json::object())["Keys"].size(), 1u + 4 * 4);
 }
 
 TEST_F(LocalKmsTest, ASecondServerOnTheSameStateFolderIsRefused) {

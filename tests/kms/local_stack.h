@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "shield_nitro/kms/attested.h"
@@ -15,6 +16,7 @@
 #include "shield_nitro/kms_local/local_kms.h"
 #include "shield_nitro/kms_local/recipient_verifier.h"
 #include "shield_nitro/nsm_sim/simulator.h"
+#include "support/kms_json.h"
 #include "support/temp_dir.h"
 
 namespace sn_test {
@@ -40,6 +42,8 @@ struct LocalStack {
   std::unique_ptr<HttpServer> server;
   std::atomic<int> decrypts{0};  // Decrypt requests that reached kms-local
   std::unique_ptr<KmsClient> admin;
+  mutable std::mutex seen_mu;
+  std::string seen_body;  // the body of the last request kms-local got
 
   LocalStack() {
     nsm::BootPcrs boot;
@@ -54,6 +58,10 @@ struct LocalStack {
     so.listen = "127.0.0.1:0";
     server = std::make_unique<HttpServer>(so, [this](const HttpServerRequest& r) {
       if (find_header(r.headers, "X-Amz-Target").value_or("") == "TrentService.Decrypt") ++decrypts;
+      {
+        std::lock_guard lock(seen_mu);
+        seen_body = r.body;
+      }
       return kms->handle(r);
     });
     server->start();
@@ -62,6 +70,10 @@ struct LocalStack {
   ~LocalStack() { server.reset(); }
 
   std::string url() const { return server->url() + "/"; }
+  std::string last_body() const {
+    std::lock_guard lock(seen_mu);
+    return seen_body;
+  }
   Credentials credentials(const std::string& profile) const {
     return std::move(*credentials_from_file(kms->credentials_path(), profile));
   }
@@ -76,7 +88,7 @@ struct LocalStack {
     r.admin_arn = kAdminRole;
     r.producer_arn = kAdminRole;
     r.encryption_context = pinned;
-    admin->call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r)}});
+    kms_call(*admin, "PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", generate_key_policy(r)}});
   }
 };
 

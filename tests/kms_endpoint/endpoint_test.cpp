@@ -50,7 +50,7 @@ struct EndpointStack {
   std::string key;  // a key whose policy requires the simulated enclave's attestation
 
   explicit EndpointStack(const std::function<void(EndpointOptions&)>& tweak = {}) {
-    key = stack.admin->call("CreateKey", {{"Description", "attested"}})["KeyMetadata"]["Arn"];
+    key = kms_call(*stack.admin, "CreateKey", {{"Description", "attested"}})["KeyMetadata"]["Arn"];
     stack.put_policy(key);
     EndpointOptions o;
     o.region = "us-east-1";
@@ -212,7 +212,7 @@ TEST(KmsEndpoint, AttestedDataKeyPairAndSharedSecret) {
   KmsClient app = s.app();
   DataKeyPairResult pair = app.generate_data_key_pair(s.key, "ECC_NIST_P256");  // the client checks the pair matches
   EXPECT_FALSE(pair.private_key.empty());
-  std::string ecc = s.stack.admin->call("CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
+  std::string ecc = kms_call(*s.stack.admin, "CreateKey", {{"KeySpec", "ECC_NIST_P256"}, {"KeyUsage", "KEY_AGREEMENT"}})["KeyMetadata"]["Arn"];
   s.stack.put_policy(ecc);
   ossl::Ptr<EVP_PKEY> peer(EVP_EC_gen("P-256"));
   unsigned char* der = nullptr;
@@ -229,12 +229,25 @@ TEST(KmsEndpoint, OtherOperationsAreForwardedResigned) {
   KmsClient app = s.app();
   // The enclave role may Encrypt under the key? Not under the attested policy: KMS says so, and the
   // answer is KMS's. DescribeKey of the default-policy key is allowed for the account's roles.
-  std::string plain_key = s.stack.admin->call("CreateKey", {{"Description", "default policy"}})["KeyMetadata"]["Arn"];
+  std::string plain_key = kms_call(*s.stack.admin, "CreateKey", {{"Description", "default policy"}})["KeyMetadata"]["Arn"];
   EncryptResult e = app.encrypt(plain_key, as_bytes("hello"));
   EXPECT_EQ(e.key_id, plain_key);
   EXPECT_EQ(to_string(s.stack.admin->decrypt(e.ciphertext_blob).plaintext.view()), "hello");
-  EXPECT_EQ(app.call("DescribeKey", {{"KeyId", plain_key}})["KeyMetadata"]["Arn"], plain_key);
-  EXPECT_EQ(aws_type([&] { app.call("DescribeKey", {{"KeyId", "alias/missing"}}); }), "NotFoundException");
+  EXPECT_EQ(kms_call(app, "DescribeKey", {{"KeyId", plain_key}})["KeyMetadata"]["Arn"], plain_key);
+  EXPECT_EQ(aws_type([&] { kms_call(app, "DescribeKey", {{"KeyId", "alias/missing"}}); }), "NotFoundException");
+}
+
+// A forwarded operation reaches KMS byte for byte as the app sent it: the endpoint re-signs,
+// it does not re-serialize (KmsClient::call_text), and KMS's answer comes back as text.
+TEST(KmsEndpoint, ForwardedBodiesReachKmsByteForByte) {
+  EndpointStack s;
+  KmsClient app = s.app();
+  std::string plain_key = kms_call(*s.stack.admin, "CreateKey", {{"Description", "default policy"}})["KeyMetadata"]["Arn"];
+  const std::string body = "{ \"KeyId\" :\n  \"" + plain_key + "\" }";
+  nlohmann::json answer = nlohmann::json::parse(app.call_text("DescribeKey", body));
+  EXPECT_EQ(answer["KeyMetadata"]["Arn"], plain_key);
+  EXPECT_EQ(s.stack.last_body(), body);
+  EXPECT_EQ(s.endpoint->stats().attested_calls, 0u);
 }
 
 TEST(KmsEndpoint, RefusesBadSignaturesAndUnsupportedFields) {
@@ -256,11 +269,11 @@ TEST(KmsEndpoint, RefusesBadSignaturesAndUnsupportedFields) {
   EXPECT_NE(r.body.find("MissingAuthenticationTokenException"), std::string::npos) << r.body;
   EXPECT_TRUE(find_header(r.headers, "x-amzn-RequestId").has_value());
   KmsClient app = s.app(std::move(local));
-  EXPECT_EQ(aws_type([&] { app.call("GenerateDataKey", {{"KeyId", s.key}, {"KeySpec", "AES_256"}, {"GrantTokens", {"t"}}}); }),
+  EXPECT_EQ(aws_type([&] { kms_call(app, "GenerateDataKey", {{"KeyId", s.key}, {"KeySpec", "AES_256"}, {"GrantTokens", {"t"}}}); }),
             "ValidationException");
-  EXPECT_EQ(aws_type([&] { app.call("GenerateDataKey", {{"KeyId", s.key}}); }), "ValidationException");
-  EXPECT_EQ(aws_type([&] { app.call("GenerateRandom", {{"NumberOfBytes", 5000}}); }), "ValidationException");
-  EXPECT_EQ(aws_type([&] { app.call("Decrypt", {{"CiphertextBlob", "%%%"}}); }), "SerializationException");
+  EXPECT_EQ(aws_type([&] { kms_call(app, "GenerateDataKey", {{"KeyId", s.key}}); }), "ValidationException");
+  EXPECT_EQ(aws_type([&] { kms_call(app, "GenerateRandom", {{"NumberOfBytes", 5000}}); }), "ValidationException");
+  EXPECT_EQ(aws_type([&] { kms_call(app, "Decrypt", {{"CiphertextBlob", "%%%"}}); }), "SerializationException");
   EXPECT_EQ(s.stack.decrypts, 0);
   EXPECT_GE(s.endpoint->stats().kms_refused, 7u);
 }

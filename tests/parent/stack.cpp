@@ -11,6 +11,7 @@
 #include "shield_nitro/kms/client.h"
 #include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/net/endpoint.h"
+#include "support/kms_json.h"
 
 namespace sn_test {
 
@@ -107,7 +108,7 @@ kms::Credentials Stack::enclave_credentials() const {
 KmsKey Stack::make_key(const Bytes& policy_pcr0, const std::map<std::string, std::string>& context) {
   kms::KmsClient admin = admin_client(*this);
   KmsKey k;
-  k.arn = admin.call("CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
+  k.arn = kms_call(admin, "CreateKey", nlohmann::json::object())["KeyMetadata"]["Arn"];
   kms::DataKeyResult dk = admin.generate_data_key(k.arn, 32, context);
   k.data_key = std::move(dk.plaintext);
   k.blob = std::move(dk.ciphertext_blob);
@@ -116,7 +117,7 @@ KmsKey Stack::make_key(const Bytes& policy_pcr0, const std::map<std::string, std
   req.role_arn = kEnclaveRole;
   req.admin_arn = kAdminRole;
   req.account = kAccount;
-  admin.call("PutKeyPolicy", {{"KeyId", k.arn}, {"PolicyName", "default"}, {"Policy", kms::generate_key_policy(req)}});
+  kms_call(admin, "PutKeyPolicy", {{"KeyId", k.arn}, {"PolicyName", "default"}, {"Policy", kms::generate_key_policy(req)}});
   return k;
 }
 

@@ -29,8 +29,8 @@ class SealedCli : public ::testing::Test {
  protected:
   void SetUp() override {
     nsm_server_ = s_.sim->serve(nsm::simulator_socket_path(s_.dir / "nsm"));
-    key_ = s_.admin->call("CreateKey", {{"Description", "models"}})["KeyMetadata"]["Arn"];
-    other_key_ = s_.admin->call("CreateKey", {{"Description", "other"}})["KeyMetadata"]["Arn"];
+    key_ = kms_call(*s_.admin, "CreateKey", {{"Description", "models"}})["KeyMetadata"]["Arn"];
+    other_key_ = kms_call(*s_.admin, "CreateKey", {{"Description", "other"}})["KeyMetadata"]["Arn"];
     put_policy(key_, {{"app", "inference"}});
     put_policy(other_key_, {});
     Bytes pt(kPlaintextSize);
@@ -49,7 +49,7 @@ class SealedCli : public ::testing::Test {
     r.producer_arn = kAdminRole;
     r.encryption_context = pinned;
     json p = json::parse(generate_key_policy(r));
-    s_.admin->call("PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", p.dump()}});
+    kms_call(*s_.admin, "PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", p.dump()}});
   }
 
   void as(const std::string& profile) {

@@ -9,9 +9,9 @@
 // client opens it here; a response carrying Plaintext for a Recipient request is refused.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -82,6 +82,20 @@ struct PublicKeyResult {
   std::vector<std::string> encryption_algorithms, signing_algorithms, key_agreement_algorithms;
 };
 
+// DescribeKey's KeyMetadata. Fields KMS leaves out stay empty (0, false).
+struct KeyMetadata {
+  std::string key_id, arn, aws_account_id, description;
+  std::string key_state;  // Enabled, Disabled, PendingDeletion, PendingImport, Unavailable, ...
+  std::string key_usage;  // ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT
+  std::string key_spec;   // SYMMETRIC_DEFAULT, RSA_2048, ECC_NIST_P256, ...
+  std::string origin, key_manager;
+  bool enabled = false;
+  bool multi_region = false;
+  int64_t creation_date_s = 0;  // Unix seconds
+  int64_t deletion_date_s = 0;  // set while PendingDeletion
+  std::vector<std::string> encryption_algorithms, signing_algorithms, key_agreement_algorithms;
+};
+
 // kms.<region>.amazonaws.com, with the partition suffixes SDK-C knows.
 std::string kms_endpoint_for_region(const std::string& region, bool fips = false);
 
@@ -105,7 +119,9 @@ class KmsClient {
   DataKeyResult generate_data_key_without_plaintext(const std::string& key_id, int number_of_bytes = 32,
                                                     const EncryptionContext& context = {});
   SecureBytes generate_random(int number_of_bytes, const Recipient* recipient = nullptr);
-  nlohmann::json describe_key(const std::string& key_id);
+  // KMS DescribeKey: the key's metadata (key id, alias or ARN). Errors as for encrypt(), and
+  // Error(kFormat) when the answer has no KeyMetadata object.
+  KeyMetadata describe_key(const std::string& key_id);
   // key_pair_spec: RSA_2048|RSA_3072|RSA_4096|ECC_NIST_P256|ECC_NIST_P384|ECC_NIST_P521 (else
   // Error(kUsage), nothing sent). With a Recipient the private key comes back in
   // CiphertextForRecipient and is opened here.
@@ -119,22 +135,22 @@ class KmsClient {
                                           const Recipient* recipient = nullptr, const std::string& algorithm = "ECDH");
   PublicKeyResult get_public_key(const std::string& key_id);
 
-  // One signed call with retries. Throws KmsError on a KMS error answer, Error otherwise.
-  nlohmann::json call(const std::string& operation, const nlohmann::json& request);
+  // One signed call with retries, in JSON text: for the operations without a method here
+  // (CreateKey, PutKeyPolicy, ListKeys, ...) and for passing an app's request through
+  // unchanged. json_body (one JSON object, e.g. "{}") is signed and sent byte for byte; the
+  // answer is KMS's JSON object as it came. Error(kUsage) when json_body is not one JSON
+  // object (nothing sent), KmsError on a KMS error answer, Error(kFormat) when the answer is
+  // not a JSON object, and transport errors as for encrypt(). An answer may carry a secret
+  // (a Decrypt's Plaintext without a Recipient): the caller wipes it (wipe_string) when done.
+  std::string call_text(const std::string& operation, const std::string& json_body);
 
   // The endpoint URL requests go to, and the signing region.
   const std::string& url() const { return url_; }
   const std::string& region() const { return options_.region; }
 
  private:
-  nlohmann::json call_once(const std::string& operation, const std::string& body);
-  nlohmann::json call_with_recipient(const std::string& operation, nlohmann::json request, const Recipient* recipient,
-                                     SecureBytes& released);
-  // call_with_recipient for answers whose clear secret is not "Plaintext": without a Recipient
-  // the secret is taken from clear_field (and wiped from the answer); with one, an answer that
-  // also carries clear_field is refused.
-  nlohmann::json call_releasing(const std::string& operation, const nlohmann::json& request, const Recipient* recipient,
-                                const char* clear_field, SecureBytes& released);
+  // One attempt; the answer's text (checked to be a JSON object).
+  std::string call_once(const std::string& operation, const std::string& body);
   KmsClientOptions options_;
   std::shared_ptr<CredentialsProvider> credentials_;
   const Clock& clock_;
