@@ -244,6 +244,8 @@ async function verifyChain(anchor, leafDer, cabundle, atS) {
     if (pathLen !== undefined && below > pathLen) throw chainError(`path length constraint exceeded at depth ${i + 1} (${issuer.cn})`);
   }
   checkKnownCriticalExtensions(anchor, "the trust anchor");
+  if ([leaf, ...bundle].some((c) => Number.isNaN(c.notBeforeS)))
+    throw new X509Error("format", "certificate: unreadable validity time");
   const key = await importKey(leaf);
   if (!key) throw chainError("leaf key does not import as EC P-384");
   return { leaf, key };

@@ -1,10 +1,10 @@
-// X.509 parsing and checks for the attestation chain, with @peculiar/asn1-x509 (pure JS, runs
-// in browsers) for the fields and a small DER walker for what must be exact: the certificate's
-// outer structure (no trailing bytes), the TBS bytes as signed, and the ECDSA signature value.
-// Signatures are verified with WebCrypto.
+// X.509 parsing and checks for the attestation chain. The certificate structure is walked here
+// (pure JS, runs in browsers) so that it accepts and refuses what OpenSSL's d2i_X509 does (a
+// schema decoder such as @peculiar/asn1-x509's Certificate refuses, e.g., attribute values of
+// unusual types that OpenSSL reads as ANY, and would turn a signature failure into a format
+// error); @peculiar/asn1-x509 decodes the extension values. Signatures: WebCrypto.
 import { AsnConvert } from "@peculiar/asn1-schema";
 import {
-  Certificate,
   BasicConstraints,
   KeyUsage,
   AuthorityKeyIdentifier,
@@ -49,96 +49,230 @@ export function subtle() {
   return subtlePromise;
 }
 
-// One DER TLV at `pos`: {tag, start (of the value), end}. Lengths must be definite and minimal.
-export function tlv(b, pos, what) {
+// One TLV at `pos`: {tag, start (of the value), end}. Like OpenSSL's decoder, a long-form
+// length may be longer than needed (leading zeros); indefinite lengths are refused.
+export function tlv(b, pos, what, limit = b.length) {
   const bad = () => { throw new X509Error("format", `${what}: not a DER X.509 certificate`); };
-  if (pos + 2 > b.length) bad();
+  if (pos + 2 > limit) bad();
   const tag = b[pos];
   if ((tag & 0x1f) === 0x1f) bad();
   let len = b[pos + 1];
   let p = pos + 2;
   if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 3 || p + n > b.length || b[p] === 0) bad();
+    let n = len & 0x7f;
+    if (n === 0 || p + n > limit) bad();
+    while (n > 0 && b[p] === 0) { p++; n--; }
+    if (n > 4) bad();
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + b[p++];
-    if (len < 0x80) bad();
   }
-  if (p + len > b.length) bad();
+  if (p + len > limit) bad();
   return { tag, start: p, end: p + len };
 }
 
-function commonName(name) {
-  for (const rdn of name) for (const atv of rdn) if (atv.type === "2.5.4.3") return atv.value.toString();
-  return "?";
+// The universal tags OpenSSL decodes a name's attribute value as (ASN1_PRINTABLE through its
+// tag2bit table: the string types, SEQUENCE and the "unknown" ones), and the
+// content checks its decoder makes (UTF-8 valid, BMP and Universal string lengths).
+const NAME_VALUE_TAGS = new Set([0x07, 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x12, 0x13, 0x14, 0x16, 0x1d, 0x1e, 0x30]);
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+function nameValueOk(b, t) {
+  if (!NAME_VALUE_TAGS.has(t.tag)) return false;
+  const n = t.end - t.start;
+  if (t.tag === 0x0c) {
+    try { strictUtf8.decode(b.subarray(t.start, t.end)); } catch { return false; }
+  }
+  return !(t.tag === 0x1e && n % 2) && !(t.tag === 0x1c && n % 4);
 }
 
 const eq = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-// Parses a DER certificate. Throws X509Error("format") when it is not one.
+// The items of a constructed value, each {tag, start, end, raw}.
+function children(b, t, what, anyForm = false) {
+  if (!(t.tag & 0x20) && !anyForm) throw new X509Error("format", `${what}: not a DER X.509 certificate`);
+  const out = [];
+  for (let p = t.start; p < t.end;) {
+    const c = tlv(b, p, what, t.end);
+    c.raw = b.subarray(p, c.end);
+    out.push(c);
+    p = c.end;
+  }
+  return out;
+}
+
+// OBJECT IDENTIFIER contents as OpenSSL accepts them: non-empty, no 0x80 padding, not cut.
+function oidOf(b, t, what) {
+  const v = b.subarray(t.start, t.end);
+  const ok = t.tag === 0x06 && v.length > 0 && !(v[v.length - 1] & 0x80) &&
+    v.every((x, i) => x !== 0x80 || (i > 0 && v[i - 1] & 0x80));
+  if (!ok) throw new X509Error("format", `${what}: not a DER X.509 certificate`);
+  return oidText(v);
+}
+
+// An ANY value (algorithm parameters) as OpenSSL decodes it: universal primitives are checked.
+function anyOk(b, t) {
+  const n = t.end - t.start;
+  switch (t.tag) {
+    case 0x01: return n === 1;
+    case 0x05: return n === 0;
+    case 0x02: return integerOk(b, t);
+    case 0x03: return n > 0 && b[t.start] <= 7;
+    case 0x06:
+      try { oidOf(b, t, ""); return true; } catch { return false; }
+    default: return true;
+  }
+}
+
+function integerOk(b, t) {
+  const v = b.subarray(t.start, t.end);
+  if (t.tag !== 0x02 || v.length === 0) return false;
+  return !(v.length > 1 && ((v[0] === 0 && !(v[1] & 0x80)) || (v[0] === 0xff && v[1] & 0x80)));
+}
+
+// UTCTime / GeneralizedTime "...SSZ" to Unix seconds; NaN when unreadable (OpenSSL reads the
+// value only when it compares it).
+function timeOf(b, t, what) {
+  if (t.tag !== 0x17 && t.tag !== 0x18) throw new X509Error("format", `${what}: not a DER X.509 certificate`);
+  const s = String.fromCharCode(...b.subarray(t.start, t.end));
+  const m = t.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
+  if (!m) return NaN;
+  let year = Number(m[1]);
+  if (t.tag === 0x17) year += year < 50 ? 2000 : 1900;
+  const [mo, d, h, mi, se] = m.slice(2).map(Number);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 59) return NaN;
+  const ms = Date.UTC(year, mo - 1, d, h, mi, se);
+  if (new Date(ms).getUTCDate() !== d) return NaN; // e.g. February 30
+  return ms / 1000;
+}
+
+function nameCn(b, name) {
+  let cn = "?";
+  for (const rdn of children(b, name, "name"))
+    for (const atv of children(b, rdn, "name", true)) {
+      const [type, value] = children(b, atv, "name");
+      if (type && value && type.tag === 0x06 && eq(b.subarray(type.start, type.end), Uint8Array.of(0x55, 0x04, 0x03)))
+        cn = new TextDecoder().decode(b.subarray(value.start, value.end));
+    }
+  return cn;
+}
+
+// Parses a certificate. Throws X509Error("format") for what OpenSSL's d2i_X509 refuses, as
+// far as the chain needs it: structure, OIDs, integers, time types. Names are compared as
+// their bytes; attribute values, like OpenSSL's ANY, may be of any type.
 export function parseCertificate(der, what) {
   if (der.length === 0) throw new X509Error("format", `${what}: empty certificate`);
+  const bad = () => new X509Error("format", `${what}: not a DER X.509 certificate`);
   const outer = tlv(der, 0, what);
-  if (outer.tag !== 0x30) throw new X509Error("format", `${what}: not a DER X.509 certificate`);
+  if (outer.tag !== 0x30) throw bad();
   if (outer.end !== der.length) throw new X509Error("format", `${what}: trailing bytes after the certificate`);
-  const tbsTlv = tlv(der, outer.start, what);
-  const algTlv = tlv(der, tbsTlv.end, what);
-  const sigTlv = tlv(der, algTlv.end, what);
-  if (tbsTlv.tag !== 0x30 || algTlv.tag !== 0x30 || sigTlv.tag !== 0x03 || sigTlv.end !== outer.end)
-    throw new X509Error("format", `${what}: not a DER X.509 certificate`);
-  let cert;
-  try {
-    cert = AsnConvert.parse(der, Certificate);
-  } catch {
-    throw new X509Error("format", `${what}: not a DER X.509 certificate`);
+  const top = children(der, outer, what);
+  if (top.length !== 3 || top[0].tag !== 0x30 || top[1].tag !== 0x30 || top[2].tag !== 0x03) throw bad();
+  const [tbsTlv, algTlv, sigTlv] = top;
+  const algOid = (t) => {
+    if (t.tag !== 0x30) throw bad();
+    const a = children(der, t, what);
+    if (a.length < 1 || a.length > 2 || (a[1] && !anyOk(der, a[1]))) throw bad();
+    return { oid: oidOf(der, a[0], what), params: a[1] };
+  };
+  const bits = (t) => {
+    if (t.tag !== 0x03 || t.end === t.start || der[t.start] > 7) throw bad();
+    return der.subarray(t.start, t.end);
+  };
+  const f = children(der, tbsTlv, what);
+  let i = 0;
+  if (f[i]?.tag === 0xa0) {
+    const v = children(der, f[i], what);
+    if (v.length !== 1 || !integerOk(der, v[0])) throw bad();
+    i++;
   }
-  const tbs = cert.tbsCertificate;
+  const [serial, sigAlg, issuer, validity, subject, spkiTlv] = f.slice(i, i + 6);
+  if (!spkiTlv || !integerOk(der, serial) || issuer.tag !== 0x30 || subject.tag !== 0x30 || validity.tag !== 0x30 || spkiTlv.tag !== 0x30)
+    throw bad();
+  const tbsAlg = algOid(sigAlg);
+  for (const n of [issuer, subject])
+    for (const rdn of children(der, n, what)) {
+      // OpenSSL's Name decoder ignores the constructed bit of a SET / SEQUENCE (tested).
+      if ((rdn.tag | 0x20) !== 0x31) throw bad();
+      const atvs = children(der, rdn, what, true);
+      if (atvs.length === 0) throw bad();
+      for (const atv of atvs) {
+        if (atv.tag !== 0x30) throw bad();
+        const tv = children(der, atv, what);
+        if (tv.length !== 2 || !nameValueOk(der, tv[1])) throw bad();
+        oidOf(der, tv[0], what);
+      }
+    }
+  const times = children(der, validity, what);
+  if (times.length !== 2) throw bad();
+  const spkiParts = children(der, spkiTlv, what);
+  if (spkiParts.length !== 2) throw bad();
+  const keyAlg = algOid(spkiParts[0]);
+  bits(spkiParts[1]);
+  // As OpenSSL: a duplicate or undecodable extension does not make the certificate unparsable;
+  // it reads as absent and marks the certificate invalid, which fails path validation.
   const exts = new Map();
-  for (const e of tbs.extensions ?? []) {
-    if (exts.has(e.extnID)) throw new X509Error("format", `${what}: duplicate extension ${e.extnID}`);
-    exts.set(e.extnID, e);
+  let invalidExtension;
+  for (const t of f.slice(i + 6)) {
+    if (t.tag === 0x81 || t.tag === 0x82 || t.tag === 0xa1 || t.tag === 0xa2) continue; // unique ids
+    if (t.tag !== 0xa3) throw bad();
+    const inner = children(der, t, what);
+    if (inner.length !== 1 || inner[0].tag !== 0x30) throw bad();
+    for (const e of children(der, inner[0], what)) {
+      if (e.tag !== 0x30) throw bad();
+      const parts = children(der, e, what);
+      const oid = oidOf(der, parts[0] ?? { tag: 0, start: 0, end: 0 }, what);
+      let critical = false;
+      let k = 1;
+      if (parts[k]?.tag === 0x01) {
+        if (parts[k].end - parts[k].start !== 1) throw bad();
+        critical = der[parts[k].start] !== 0;
+        k++;
+      }
+      if (parts.length !== k + 1 || parts[k].tag !== 0x04) throw bad();
+      if (exts.has(oid)) invalidExtension ??= `duplicate extension ${oid}`;
+      exts.set(oid, { critical, value: der.subarray(parts[k].start, parts[k].end) });
+    }
   }
   const ext = (oid, type) => {
     const e = exts.get(oid);
     if (!e) return undefined;
     try {
-      return { critical: !!e.critical, value: AsnConvert.parse(e.extnValue.buffer, type) };
+      return { critical: e.critical, value: AsnConvert.parse(e.value, type) };
     } catch {
-      throw new X509Error("format", `${what}: malformed extension ${oid}`);
+      invalidExtension ??= `malformed extension ${oid}`;
+      return undefined;
     }
   };
-  const spki = tbs.subjectPublicKeyInfo;
-  const cn = commonName(tbs.subject);
-  const sigBits = der.subarray(sigTlv.start, sigTlv.end);
+  const outerAlg = algOid(algTlv);
+  const sigBits = bits(sigTlv);
+  let curve;
+  if (keyAlg.oid === OID_EC_PUBLIC_KEY && keyAlg.params?.tag === 0x06) {
+    try {
+      curve = CURVES[oidOf(der, keyAlg.params, what)];
+    } catch {
+      curve = undefined;
+    }
+  }
   return {
     der,
-    cn,
-    tbsBytes: der.subarray(outer.start, tbsTlv.end),
-    signatureAlgorithm: cert.signatureAlgorithm.algorithm,
-    tbsSignatureAlgorithm: tbs.signature.algorithm,
+    cn: nameCn(der, subject),
+    tbsBytes: tbsTlv.raw,
+    signatureAlgorithm: outerAlg.oid,
+    tbsSignatureAlgorithm: tbsAlg.oid,
     signatureBits: sigBits, // unused-bits byte, then the value
-    issuer: new Uint8Array(AsnConvert.serialize(tbs.issuer)),
-    subject: new Uint8Array(AsnConvert.serialize(tbs.subject)),
-    notBeforeS: Math.floor(tbs.validity.notBefore.getTime().getTime() / 1000),
-    notAfterS: Math.floor(tbs.validity.notAfter.getTime().getTime() / 1000),
-    spki: new Uint8Array(AsnConvert.serialize(spki)),
-    keyCurve: spki.algorithm.algorithm === OID_EC_PUBLIC_KEY ? curveOf(spki, what) : undefined,
-    keyAlgorithm: spki.algorithm.algorithm,
+    issuer: issuer.raw,
+    subject: subject.raw,
+    notBeforeS: timeOf(der, times[0], what),
+    notAfterS: timeOf(der, times[1], what),
+    spki: spkiTlv.raw,
+    keyCurve: curve,
+    keyAlgorithm: keyAlg.oid,
     extensions: exts,
     basicConstraints: ext(id_ce_basicConstraints, BasicConstraints),
     keyUsage: ext(id_ce_keyUsage, KeyUsage),
     aki: ext(id_ce_authorityKeyIdentifier, AuthorityKeyIdentifier),
     ski: ext(id_ce_subjectKeyIdentifier, SubjectKeyIdentifier),
+    get invalidExtension() { return invalidExtension; },
   };
-}
-
-// The named curve of an EC SubjectPublicKeyInfo, or undefined (explicit parameters, unknown).
-function curveOf(spki, what) {
-  const p = spki.algorithm.parameters ? new Uint8Array(spki.algorithm.parameters) : new Uint8Array();
-  if (p.length < 2 || p[0] !== 0x06) return undefined;
-  const t = tlv(p, 0, what);
-  if (t.end !== p.length) return undefined;
-  return CURVES[oidText(p.subarray(t.start, t.end))];
 }
 
 function oidText(b) {
@@ -179,6 +313,8 @@ export function checkLeafProfile(c) {
 }
 
 export function checkKnownCriticalExtensions(c, what) {
+  if (c.invalidExtension)
+    throw new X509Error("verification", `certificate chain: invalid or inconsistent certificate extension (${c.invalidExtension}) at ${what} (${c.cn})`);
   for (const [oid, e] of c.extensions)
     if (e.critical && !KNOWN_CRITICAL.has(oid))
       throw new X509Error("verification", `certificate chain: unhandled critical extension ${oid} at ${what} (${c.cn})`);
@@ -187,7 +323,10 @@ export function checkKnownCriticalExtensions(c, what) {
 const iso = (s) => new Date(s * 1000).toISOString().replace(".000Z", "Z");
 
 // Validity with both bounds inclusive, in whole seconds (RFC 5280 §4.1.2.5).
+// An unreadable time fails as OpenSSL's comparison does: notBefore reads as "not after the
+// check time", notAfter as "before it", and then the expiry message cannot be written.
 export function checkValidity(c, atS) {
+  if (Number.isNaN(c.notAfterS)) throw new X509Error("format", "certificate: unreadable validity time");
   if (c.notBeforeS > atS)
     throw new X509Error("expired", `certificate not yet valid (${c.cn}): notBefore ${iso(c.notBeforeS)} is after the check time ${iso(atS)}`);
   if (c.notAfterS < atS)

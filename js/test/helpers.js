@@ -35,7 +35,9 @@ export function cliVerdict(doc, args) {
   fs.writeFileSync(file, doc);
   const r = spawnSync(cli, ["attest", "verify", file, "--json", ...args], { encoding: "utf8" });
   fs.unlinkSync(file);
-  if (r.status !== 0 && r.status !== 1) throw new Error(`attest verify exited ${r.status}: ${r.stderr}`);
+  if (r.status !== 0 && r.status !== 1) throw new Error(`attest verify exited ${r.status} (signal ${r.signal}, ${r.error}): ${r.stderr}`);
+  // Input that is not a COSE_Sign1 at all is refused before --json output starts.
+  if (r.status === 1 && r.stdout.trim() === "") return { ok: false, code: "format", message: r.stderr.trim() };
   const out = JSON.parse(r.stdout);
   return out.valid ? { ok: true, claims: out } : { ok: false, ...out.error };
 }

@@ -1,0 +1,136 @@
+// Differential test against the C++ verifier: mutations of the real documents (bit flips,
+// byte edits, truncations, insertions, and CBOR edits of the envelope, some of which keep the
+// document valid) get the same verdict, and the same error code, from both.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { verifyAttestation } from "../src/index.js";
+import { head } from "../src/cbor.js";
+import { manifest, readFixture, haveFixtures, haveCli, cliVerdict, jsVerdict, jsCodeOf, isoAt } from "./helpers.js";
+
+const COUNT = Number(process.env.SN_JS_MUTATIONS ?? 300);
+
+// mulberry32: a seeded generator, so a failure names a reproducible case.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const concat = (...parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+};
+
+// The four items of a genuine definite envelope (84 ...) as raw encodings, by their heads.
+function split(doc) {
+  const items = [];
+  let pos = 1;
+  for (let k = 0; k < 4; k++) {
+    const start = pos;
+    const ib = doc[pos++];
+    const info = ib & 0x1f;
+    let len = info;
+    if (info >= 24) {
+      const n = 1 << (info - 24);
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + doc[pos++];
+    }
+    if ((ib >> 5) === 2) pos += len; // byte strings; the unprotected map is a0
+    items.push({ start, end: pos, major: ib >> 5, value: doc.subarray(pos - ((ib >> 5) === 2 ? len : 0), pos) });
+  }
+  return items;
+}
+
+// A byte string with a longer head than needed (legal CBOR, not canonical).
+function longBstr(b) {
+  return concat(Uint8Array.of(0x5a, (b.length >>> 24) & 0xff, (b.length >> 16) & 0xff, (b.length >> 8) & 0xff, b.length & 0xff), b);
+}
+const bstr = (b) => concat(Uint8Array.from(head(2, b.length)), b);
+
+function envelopeEdit(doc, r) {
+  const [p, u, pl, sig] = split(doc);
+  const raw = (it) => doc.subarray(it.start, it.end);
+  const edits = [
+    () => concat(Uint8Array.of(0x9f), doc.subarray(1), Uint8Array.of(0xff)), // indefinite array
+    () => concat(Uint8Array.of(0xd2), doc), // tag 18
+    () => concat(Uint8Array.of(0xd3), doc), // tag 19
+    () => concat(Uint8Array.of(0xd2, 0xd2), doc), // tag 18 twice
+    () => concat(doc, Uint8Array.of(0x00)), // trailing byte
+    () => concat(Uint8Array.of(0x85), doc.subarray(1), Uint8Array.of(0x40)), // five items
+    () => concat(Uint8Array.of(0x84), longBstr(p.value), raw(u), raw(pl), raw(sig)),
+    () => concat(Uint8Array.of(0x84), raw(p), raw(u), longBstr(pl.value), raw(sig)),
+    () => concat(Uint8Array.of(0x84), raw(p), raw(u), raw(pl), longBstr(sig.value)),
+    () => concat(Uint8Array.of(0x84), raw(p), Uint8Array.of(0xbf, 0xff), raw(pl), raw(sig)), // {_ }
+    () => concat(Uint8Array.of(0x84), raw(p), Uint8Array.of(0xf6), raw(pl), raw(sig)), // null header
+    () => concat(Uint8Array.of(0x84), bstr(Uint8Array.of(0xa1, 0x01, 0x38, 0x22, 0x00)), raw(u), raw(pl), raw(sig)),
+    () => concat(Uint8Array.of(0x84), bstr(Uint8Array.of(0xa1, 0x01, 0x39, 0x00, 0x22)), raw(u), raw(pl), raw(sig)),
+    () => concat(Uint8Array.of(0x84), raw(p), Uint8Array.of(0xa1, 0x04, 0x40), raw(pl), raw(sig)),
+    () => concat(Uint8Array.of(0x84), raw(p), raw(u), raw(pl), bstr(sig.value.subarray(0, 95))),
+    () => concat(Uint8Array.of(0x84), raw(p), raw(u), Uint8Array.of(0x5f), bstr(pl.value), Uint8Array.of(0xff), raw(sig)),
+    () => { // s -> n - s: the other valid signature (high-S <-> low-S)
+      const n = BigInt("0x" + "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973");
+      const s = BigInt("0x" + Buffer.from(sig.value.subarray(48)).toString("hex"));
+      const flipped = Buffer.from((n - s).toString(16).padStart(96, "0"), "hex");
+      return concat(Uint8Array.of(0x84), raw(p), raw(u), raw(pl), bstr(concat(sig.value.subarray(0, 48), flipped)));
+    },
+  ];
+  const i = Math.floor(r() * edits.length);
+  return [`envelope edit ${i}`, edits[i]()];
+}
+
+function mutate(doc, r) {
+  const pick = r();
+  const at = (lo, hi) => lo + Math.floor(r() * (hi - lo));
+  const out = doc.slice();
+  if (pick < 0.25) {
+    const i = at(0, doc.length);
+    out[i] ^= 1 << at(0, 8);
+    return [`bit flip at ${i}`, out];
+  }
+  if (pick < 0.45) { // the structural bytes: envelope heads, payload map head and first keys, signature
+    const [, , pl] = split(doc);
+    const regions = [[0, 12], [pl.end - pl.value.length, pl.end - pl.value.length + 120], [doc.length - 100, doc.length]];
+    const [lo, hi] = regions[at(0, regions.length)];
+    const i = at(lo, hi);
+    out[i] = r() < 0.5 ? out[i] ^ (1 << at(0, 8)) : at(0, 256);
+    return [`structural byte edit at ${i}`, out];
+  }
+  if (pick < 0.55) {
+    const n = at(0, doc.length);
+    return [`truncated to ${n}`, doc.subarray(0, n)];
+  }
+  if (pick < 0.65) {
+    const i = at(0, doc.length);
+    return r() < 0.5
+      ? [`byte inserted at ${i}`, concat(doc.subarray(0, i), Uint8Array.of(at(0, 256)), doc.subarray(i))]
+      : [`byte deleted at ${i}`, concat(doc.subarray(0, i), doc.subarray(i + 1))];
+  }
+  return envelopeEdit(doc, r);
+}
+
+test(`${COUNT} mutated documents: JS verdict == C++ verdict`, { skip: (!haveFixtures || !haveCli) && "no fixtures or CLI" }, async () => {
+  const docs = manifest().filter((f) => f.file !== "real/basenv_indefinite_2026-01-03.cbor" || true);
+  const r = rng(Number(process.env.SN_JS_SEED ?? 15));
+  const tally = { accept: 0, reject: 0 };
+  for (let k = 0; k < COUNT; k++) {
+    const f = docs[k % docs.length];
+    const doc = readFixture(f.file);
+    if (doc[0] !== 0x84) continue;
+    const [what, bytes] = mutate(doc, r);
+    const cpp = cliVerdict(bytes, ["--at", isoAt(f.timestamp_ms), "--allow-debug"]);
+    const js = await jsVerdict(verifyAttestation, bytes, { now: f.timestamp_ms, allowDebug: true });
+    const name = `#${k} ${f.file}: ${what}`;
+    assert.equal(js.ok, cpp.ok, `${name}: JS ${js.ok ? "accepts" : "refuses: " + js.message}; C++ ${cpp.ok ? "accepts" : "refuses: " + cpp.message}`);
+    if (!cpp.ok) assert.equal(js.code, jsCodeOf(cpp.code), `${name}: JS ${js.message} / C++ ${cpp.message}`);
+    tally[js.ok ? "accept" : "reject"]++;
+  }
+  // Both kinds occur, so the comparison is not one-sided.
+  assert.ok(tally.accept >= 10 && tally.reject >= COUNT / 2, JSON.stringify(tally));
+});
