@@ -282,6 +282,26 @@ TEST_F(AgentTest, LogRecordsGoOutWithTheEnclavesNameAndEventsSetTheState) {
       << agent->health_json();
 }
 
+TEST_F(AgentTest, LogRecordsGoToTheConfiguredFile) {
+  std::string file = dir / "app.jsonl";
+  enclave.logs = "file:" + file;
+  start();
+  {
+    UniqueFd logs = link.open_logs();
+    std::string line = host_link::format_log_record(
+                           {.time = host_link::format_log_time(0), .source = "app", .stream = "stderr", .line = "to the file"}) +
+                       "\n";
+    host_link::write_all(logs.get(), reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  }
+  for (int i = 0; i < 1000 && metric("shield_nitro_log_lines_total{enclave=\"app\"}") < 1; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(read_text_file(file),
+            R"({"enclave":"app","line":"to the file","source":"app","stream":"stderr","time":"1970-01-01T00:00:00.000Z"})" "\n");
+  EXPECT_EQ(read_available(log_read.get()), "");  // nothing on stdout
+  agent.reset();
+  enclave.logs = "file:" + dir.path() + "/missing/app.jsonl";
+  EXPECT_NE(message_of([&] { start(); }).find("cannot open the log file"), std::string::npos);
+}
+
 TEST_F(AgentTest, MetricsAndHealthOverHttp) {
   start();
   link.fetch_credentials();
