@@ -58,8 +58,10 @@ std::string label(const std::string& v) {
   return out;
 }
 
-// Credentials fetched from the provider and kept until they come within `margin` of expiring,
-// so the enclave's request rarely waits on IMDS and a brief outage of the source is bridged.
+// Credentials fetched from the provider and kept until they come within `margin` of expiring (set
+// above the enclave's own margin, so its "ask again" finds new ones), then fetched afresh past the
+// source's own cache. A brief outage of the source is bridged while the cached ones are valid, and
+// the source is asked at most once a minute while it fails or keeps giving short-lived ones.
 class CredentialsCache {
  public:
   CredentialsCache(std::shared_ptr<kms::CredentialsProvider> provider, const Clock& clock, int64_t margin_s)
@@ -68,7 +70,10 @@ class CredentialsCache {
   kms::Credentials get() {
     std::lock_guard lock(mu_);
     int64_t now = clock_.now_s();
-    if (cached_ && cached_->expiration_s - now > margin_s_) return cached_->clone();
+    bool valid = cached_ && cached_->expiration_s > now;
+    if (valid && (cached_->expiration_s - now > margin_s_ || now - last_attempt_s_ < kRetryS)) return cached_->clone();
+    last_attempt_s_ = now;
+    if (cached_) provider_->invalidate();  // e.g. ImdsCredentials would answer from its own cache
     try {
       kms::Credentials c = provider_->get();
       if (c.expiration_s == 0) c.expiration_s = now + kAnnouncedLifetimeS;
@@ -77,7 +82,7 @@ class CredentialsCache {
       log_info("credentials: " + c.describe() + ", valid until " + format_utc(c.expiration_s, "%Y-%m-%dT%H:%M:%SZ"));
       return c;
     } catch (const Error& e) {
-      if (cached_ && cached_->expiration_s > now + 60) {
+      if (valid) {
         log_warn(std::string("credentials: refreshing failed (") + e.what() + "); serving the current ones until they expire");
         return cached_->clone();
       }
@@ -86,11 +91,13 @@ class CredentialsCache {
   }
 
  private:
+  static constexpr int64_t kRetryS = 60;
   std::shared_ptr<kms::CredentialsProvider> provider_;
   const Clock& clock_;
   int64_t margin_s_;
   std::mutex mu_;
   std::optional<kms::Credentials> cached_;
+  int64_t last_attempt_s_ = 0;
 };
 
 class EnvironmentCredentials final : public kms::CredentialsProvider {

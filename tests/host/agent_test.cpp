@@ -39,11 +39,12 @@ class CountingProvider final : public kms::CredentialsProvider {
  public:
   explicit CountingProvider(const Clock& clock) : clock_(clock) {}
   kms::Credentials get() override {
-    if (fail) throw Error(Errc::kEnvironment, "IMDS is down");
     int n = ++calls;
-    return creds("AKID-" + std::to_string(n), clock_.now_s() + 900);
+    if (fail) throw Error(Errc::kEnvironment, "IMDS is down");
+    return creds("AKID-" + std::to_string(n), clock_.now_s() + 3600);
   }
-  std::atomic<int> calls{0};
+  void invalidate() override { ++invalidations; }
+  std::atomic<int> calls{0}, invalidations{0};
   std::atomic<bool> fail{false};
 
  private:
@@ -128,19 +129,22 @@ class AgentTest : public ::testing::Test {
 TEST_F(AgentTest, ServesCredentialsAndRefreshesThemBeforeExpiry) {
   start();
   EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-1");
-  EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-1");  // cached: 15 min left
+  EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-1");  // cached: 60 min left
   EXPECT_EQ(provider->calls, 1);
-  clock.advance_ms(11 * 60 * 1000);  // 4 min left: inside the 5-min margin
+  clock.advance_ms(41 * 60 * 1000);  // 19 min left: inside the 20-min margin (the enclave asks at 15)
   EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-2");
+  EXPECT_EQ(provider->invalidations, 1);  // past the source's own cache
   // The source fails while the current ones are still valid: they are served.
-  clock.advance_ms(11 * 60 * 1000);
+  clock.advance_ms(41 * 60 * 1000);
   provider->fail = true;
   EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-2");
+  EXPECT_EQ(link.fetch_credentials().access_key_id, "AKID-2");
+  EXPECT_EQ(provider->calls, 3);  // a failing source is asked at most once a minute
   // Expired and the source is down: refused with the reason.
-  clock.advance_ms(10 * 60 * 1000);
+  clock.advance_ms(20 * 60 * 1000);
   std::string m = message_of([&] { link.fetch_credentials(); });
   EXPECT_NE(m.find("host agent refused credentials: the host agent has no credentials: IMDS is down"), std::string::npos) << m;
-  EXPECT_EQ(metric("shield_nitro_credentials_served_total{enclave=\"app\"}"), 4);
+  EXPECT_EQ(metric("shield_nitro_credentials_served_total{enclave=\"app\"}"), 5);
 }
 
 TEST_F(AgentTest, StreamsAnArtifactWithItsDigest) {

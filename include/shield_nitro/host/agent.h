@@ -38,8 +38,9 @@ struct AgentOptions {
   int stdout_fd = 1;
   // How long an enclave may take to send its request line.
   std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
-  // Credentials are fetched again when they expire within this margin.
-  std::chrono::seconds refresh_margin{std::chrono::minutes(5)};
+  // Credentials are fetched again when they expire within this margin: more than the enclave's
+  // own (it asks again 15 minutes before expiry), so its request finds new ones.
+  std::chrono::seconds refresh_margin{std::chrono::minutes(20)};
   const Clock* clock = nullptr;  // nullptr: system_clock()
 };
 
