@@ -32,9 +32,10 @@ const char* relay_end_name(RelayResult::End end) {
 }
 
 RelayResult relay(int client, int target, const RelayOptions& options) {
-  // 2 × 64 KiB: on the heap, not on a relay thread's stack.
-  auto up = std::make_unique<Direction>();
-  auto down = std::make_unique<Direction>();
+  // 2 × 64 KiB: on the heap, not on a relay thread's stack; new, not make_unique, whose
+  // value-initialization would zero them.
+  std::unique_ptr<Direction> up(new Direction);
+  std::unique_ptr<Direction> down(new Direction);
   up->from = down->to = client;
   up->to = down->from = target;
   up->which = RelayDirection::kUp;

@@ -26,7 +26,8 @@ struct Direction {
   bool eof = false;     // `from` sent FIN
   bool shut = false;    // we sent FIN to `to`
   bool failed = false;
-  bool more = false;    // the last read filled the buffer: the source may hold more already
+  bool readable = false;  // edge-triggered: the source may hold bytes not read yet
+  bool closing = false;   // edge-triggered: the source's FIN or error was reported
 
   bool wants_read() const { return !eof && !failed && len == 0; }
   bool wants_write() const { return len > off && !failed; }
@@ -43,7 +44,10 @@ struct Direction {
   // One recv into the empty buffer: true when bytes arrived (they are then buffered).
   bool read_once() {
     ssize_t n = ::recv(from, buf, sizeof buf, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      readable = errno == EINTR;
+      return false;
+    }
     if (n < 0) {
       failed = true;
       return false;
@@ -58,7 +62,10 @@ struct Direction {
     len = static_cast<size_t>(n);
     off = 0;
     total += static_cast<uint64_t>(n);
-    more = len == sizeof buf;
+    // A short read emptied the source's queue: what arrives later is a new edge, so no read
+    // that would only say EAGAIN (one syscall less per request and hop). A FIN or error that
+    // was already reported gives no new edge: read on until it shows.
+    readable = len == sizeof buf || closing;
     return true;
   }
 
@@ -83,17 +90,16 @@ struct Direction {
     finish_if_drained();
   }
 
-  // Moves bytes until the source has nothing more or the destination takes nothing more (the
-  // edge-triggered loop's step; `readable` false skips the first read attempt).
-  void pump(bool readable) {
+  // The edge-triggered loop's step (net::RelayLoop): `edge` says the source reported bytes.
+  // Moves bytes until the source has none left or the destination takes no more; a source edge
+  // seen while the destination is full is remembered until a read consumes it.
+  void pump(bool edge) {
+    if (edge) readable = true;
     for (;;) {
       if (failed || shut) return;
       if (len > off) {
         on_writable();
         if (len > off || failed) return;  // the destination is full (or gone)
-        // A short read emptied the source's queue, and what arrives later is a new edge: no
-        // read that would only say EAGAIN (one syscall less per request and hop).
-        readable = more;
       }
       if (eof || !readable || !read_once()) return;
     }

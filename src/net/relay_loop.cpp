@@ -93,6 +93,9 @@ void RelayLoop::Impl::on_event(Side& s, uint32_t e) {
   bool out = e & (EPOLLOUT | EPOLLHUP | EPOLLERR);
   detail::Direction& from_here = s.is_client ? p.up : p.down;  // this socket is its source
   detail::Direction& to_here = s.is_client ? p.down : p.up;    // this socket is its destination
+  // The source's FIN (or error) is already known: its readiness must not be taken as used up by
+  // a short read, since no further edge will come for it.
+  if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) from_here.closing = true;
   if (in) from_here.pump(true);
   if (out) to_here.pump(false);
   // A hang-up after its FIN means the peer closed both halves: nothing can reach it any more.
@@ -168,7 +171,8 @@ RelayLoop::~RelayLoop() { stop(); }
 
 void RelayLoop::add(UniqueFd client, UniqueFd target, Done done) {
   Impl& s = *impl_;
-  auto p = std::make_unique<Pair>();
+  // new, not make_unique: value-initialization would zero the 2 × 64 KiB buffers.
+  std::unique_ptr<Pair> p(new Pair);
   p->up.from = p->down.to = client.get();
   p->up.to = p->down.from = target.get();
   p->up.which = RelayDirection::kUp;
