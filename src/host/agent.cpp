@@ -181,7 +181,7 @@ struct EnclaveState {
 
   std::array<std::atomic<uint64_t>, 4> requests{};  // by Op
   std::atomic<uint64_t> bad_requests{0}, refused{0}, credentials_served{0}, artifacts_served{0}, artifact_bytes{0};
-  std::atomic<uint64_t> log_lines{0}, dropped_host{0}, dropped_enclave{0}, app_starts{0}, app_restarts{0};
+  std::atomic<uint64_t> log_lines{0}, dropped_host{0}, dropped_enclave{0}, app_starts{0}, app_restarts{0}, start_failures{0};
   std::atomic<int64_t> log_streams{0}, app_running{-1}, last_exit_status{-1};
 
   EnclaveState(const runtime::HostEnclave& c, int stdout_fd)
@@ -349,6 +349,9 @@ void Agent::Impl::handle_record(EnclaveState& e, std::string_view line) {
     } else if (r.event == "app_exited") {
       e.app_running = 0;
       if (auto st = number("status")) e.last_exit_status = *st;
+    } else if (r.event == "start_failed") {
+      e.app_running = 0;  // the supervisor refused to start the app (artifact, KMS, config): it logged why
+      e.start_failures++;
     } else if (r.event == "logs_dropped") {
       if (auto n = number("count"); n && *n > 0) e.dropped_enclave += static_cast<uint64_t>(*n);
     }
@@ -430,6 +433,8 @@ std::string Agent::Impl::metrics() const {
       [](const EnclaveState& e) { return static_cast<int64_t>(e.app_running.load()); });
   one("shield_nitro_app_restarts_total", "counter", "App restarts reported by the supervisor.",
       [](const EnclaveState& e) { return static_cast<int64_t>(e.app_restarts.load()); });
+  one("shield_nitro_app_start_failures_total", "counter", "start_failed events: the supervisor did not start the app.",
+      [](const EnclaveState& e) { return static_cast<int64_t>(e.start_failures.load()); });
   one("shield_nitro_app_last_exit_status", "gauge", "The app's last exit status (-1: none yet).",
       [](const EnclaveState& e) { return static_cast<int64_t>(e.last_exit_status.load()); });
   per("shield_nitro_host_link_requests_total", "counter", "Host-link requests by op.",

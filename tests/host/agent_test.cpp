@@ -282,8 +282,24 @@ TEST_F(AgentTest, LogRecordsGoOutWithTheEnclavesNameAndEventsSetTheState) {
   EXPECT_EQ(metric("shield_nitro_log_lines_dropped_total{enclave=\"app\",where=\"enclave\"}"), 7);
   EXPECT_EQ(metric("shield_nitro_app_running{enclave=\"app\"}"), 1);
   EXPECT_EQ(metric("shield_nitro_app_restarts_total{enclave=\"app\"}"), 2);
+  EXPECT_EQ(metric("shield_nitro_app_start_failures_total{enclave=\"app\"}"), 0);
   EXPECT_NE(agent->health_json().find(R"("app":{"connected":false,"app":"running","restarts":2})"), std::string::npos)
       << agent->health_json();
+}
+
+TEST_F(AgentTest, AStartFailedEventMarksTheAppNotRunning) {
+  start();
+  {
+    UniqueFd logs = link.open_logs();
+    std::string line = host_link::format_log_record({.time = host_link::format_log_time(0), .source = "supervisor",
+                                                     .stream = "event", .line = "artifact model: refused by KMS",
+                                                     .event = "start_failed", .fields = {{"step", std::string("artifact")}}}) +
+                       "\n";
+    host_link::write_all(logs.get(), reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  }
+  for (int i = 0; i < 1000 && metric("shield_nitro_log_lines_total{enclave=\"app\"}") < 1; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(metric("shield_nitro_app_start_failures_total{enclave=\"app\"}"), 1);
+  EXPECT_EQ(metric("shield_nitro_app_running{enclave=\"app\"}"), 0);
 }
 
 TEST_F(AgentTest, LogRecordsGoToTheConfiguredFile) {
