@@ -53,8 +53,9 @@ if(TARGET shield-nitro-enclave)
 endif()
 
 # CPack: one package with the programs and the SDK. The runtime dependencies are the programs'
-# shared libraries; building against the SDK also needs the -dev packages (.deb Suggests; on
-# Amazon Linux: openssl-devel libcurl-devel json-devel).
+# shared libraries, and binutils (objcopy: `eif build --runtime` packs the enclave program stripped);
+# building against the SDK also needs the -dev packages (.deb Suggests; on Amazon Linux:
+# openssl-devel json-devel).
 set(CPACK_GENERATOR "DEB;RPM")
 set(CPACK_PACKAGE_NAME shield-nitro)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -69,12 +70,12 @@ set(CPACK_STRIP_FILES TRUE)  # the programs only: CMake never strips static libr
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libssl3, libcurl4, libyaml-cpp0.7")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libssl-dev, libcurl4-openssl-dev, nlohmann-json3-dev")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libssl3, libyaml-cpp0.7, binutils")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libssl-dev, nlohmann-json3-dev")
 set(CPACK_RPM_FILE_NAME RPM-DEFAULT)
 set(CPACK_RPM_PACKAGE_GROUP "Applications/System")
 set(CPACK_RPM_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
-set(CPACK_RPM_PACKAGE_REQUIRES "openssl-libs >= 3, libcurl, yaml-cpp")
+set(CPACK_RPM_PACKAGE_REQUIRES "openssl-libs >= 3, yaml-cpp, binutils")
 # rpmbuild's generated requirements stay for the programs' libraries (libstdc++ and glibc symbol
 # versions included), not for the .pc file: pkgconfig(...) would pull in the -devel packages.
 set(CPACK_RPM_SPEC_MORE_DEFINE "%global __requires_exclude ^(pkgconfig[(].*|/usr/bin/pkg-config)$")

@@ -1,7 +1,5 @@
 #include "shield_nitro/kms/client.h"
 
-#include <curl/curl.h>
-
 #include <chrono>
 #include <thread>
 
@@ -82,20 +80,13 @@ std::string partition_suffix(const std::string& region) {
   return "amazonaws.com";
 }
 
-// Host header value for a URL: host, plus ":port" when not the scheme's default.
+// Host header value for a URL: host, plus ":port" when the URL names one.
 std::string host_of(const std::string& url) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
-  char *host = nullptr, *port = nullptr;
-  if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
-      curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK)
-    throw Error(Errc::kUsage, "malformed KMS endpoint URL '" + url + "'");
-  std::string out = host;
-  curl_free(host);
-  if (curl_url_get(u.get(), CURLUPART_PORT, &port, 0) == CURLUE_OK) {
-    out += std::string(":") + port;
-    curl_free(port);
+  try {
+    return parse_http_url(url).host_header();
+  } catch (const Error& e) {
+    throw Error(Errc::kUsage, "malformed KMS endpoint URL: " + std::string(e.what()));
   }
-  return out;
 }
 
 // Runs f when the scope ends, however it ends: wipes the strings a secret had to pass through.
@@ -165,7 +156,7 @@ std::string KmsClient::call_once(const std::string& op, const std::string& body)
   SignableRequest req{"POST", "/", "", {{"Host", host_}, {"Content-Type", "application/x-amz-json-1.1"},
                                         {"X-Amz-Target", "TrentService." + op}}, as_bytes(body)};
   // The secret key stays in SecureBytes (sigv4 takes a view). The session token must become
-  // a header, and SigV4 and libcurl take headers as std::strings: every string it lands in
+  // a header, and SigV4 and the transport take headers as std::strings: every string it lands in
   // (the params, the signed canonical request, the header lists) is wiped when this returns.
   SigV4Params p{creds.access_key_id, creds.secret_access_key.view(), to_string(creds.session_token.view()),
                 options_.region, "kms", amz_date(clock_.now_s())};

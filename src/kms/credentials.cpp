@@ -202,7 +202,7 @@ Credentials ImdsCredentials::get() {
   std::string role(trim(get_path(token, "/latest/meta-data/iam/security-credentials/")));
   if (auto nl = role.find('\n'); nl != std::string::npos) role = role.substr(0, nl);
   if (role.empty()) throw Error(Errc::kEnvironment, "IMDS: the instance has no IAM role attached");
-  // libcurl's body and nlohmann::json need std::strings: both are wiped when this returns,
+  // The transport's body and nlohmann::json need std::strings: both are wiped when this returns,
   // and the secrets are read from them by reference, into SecureBytes.
   std::string body = get_path(token, "/latest/meta-data/iam/security-credentials/" + role);
   auto j = nlohmann::json::parse(body, nullptr, false);

@@ -20,9 +20,10 @@ echo "package sizes: $(stat -c '%n %s' "$deb" "$rpm" | sed "s|$tmp/out/||g" | pa
 [ "$(dpkg-deb -f "$deb" Package)" = shield-nitro ] || fail ".deb package name: $(dpkg-deb -f "$deb" Package)"
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || fail ".deb version $(dpkg-deb -f "$deb" Version), want $version"
 depends=$(dpkg-deb -f "$deb" Depends)
-for d in libssl3 libcurl4 libyaml-cpp0.7; do
+for d in libssl3 libyaml-cpp0.7 binutils; do
   grep -qw "$d" <<<"$depends" || fail ".deb Depends '$depends' lacks $d"
 done
+! grep -qw libcurl4 <<<"$depends" || fail ".deb Depends '$depends' still names libcurl4 (nothing links libcurl)"
 root=$tmp/root
 dpkg-deb -x "$deb" "$root"
 dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||' >"$tmp/deb.list"
@@ -64,7 +65,8 @@ first_dir() { tr ' ' '\n' | sed -n "s/^$1//p" | head -1 | xargs -r realpath; }
 [[ "$(pkg-config --libs-only-l shield_nitro | xargs)" == \
   "-lsn_parent -lsn_net -lsn_channel -lsn_attest -lsn_kms -lsn_nsm -lsn_sealed -lsn_shield -lsn_cbor -lsn_core "* ]] ||
   fail "pkg-config --libs '$flags' does not list the libraries in link order"
-for l in -lssl -lcrypto -lcurl -pthread; do grep -qw -- "$l" <<<"$flags" || fail "pkg-config --libs '$flags' lacks $l"; done
+for l in -lssl -lcrypto -pthread; do grep -qw -- "$l" <<<"$flags" || fail "pkg-config --libs '$flags' lacks $l"; done
+! grep -qw -- -lcurl <<<"$flags" || fail "pkg-config --libs '$flags' still links curl"
 # shellcheck disable=SC2086  # the flags are words
 c++ -std=c++20 -o "$tmp/client_pc" "$client/main.cpp" $flags || fail "compiling with pkg-config's flags failed"
 "$tmp/client_pc" "$tmp/nobody.sock" || fail "the pkg-config-built client failed"
@@ -72,7 +74,7 @@ c++ -std=c++20 -o "$tmp/client_pc" "$client/main.cpp" $flags || fail "compiling 
 # --- the .rpm (parent instances usually run Amazon Linux)
 [ "$(rpm -qp --qf '%{NAME} %{VERSION}' "$rpm" 2>/dev/null)" = "shield-nitro $version" ] || fail ".rpm name/version is not shield-nitro $version"
 requires=$(rpm -qpR "$rpm" 2>/dev/null)
-for r in openssl-libs libcurl yaml-cpp; do grep -qw "^$r" <<<"$requires" || fail ".rpm requires '$requires' lack $r"; done
+for r in openssl-libs yaml-cpp binutils; do grep -qw "^$r" <<<"$requires" || fail ".rpm requires '$requires' lack $r"; done
 ! grep -q '^pkgconfig(' <<<"$requires" || fail ".rpm requires -devel packages through its .pc file: $(grep '^pkgconfig(' <<<"$requires" | xargs)"
 rpm -qlp "$rpm" 2>/dev/null >"$tmp/rpm.list"
 for f in "${expected[@]}"; do grep -qx "/$f" "$tmp/rpm.list" || fail ".rpm does not list /$f"; done

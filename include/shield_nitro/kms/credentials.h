@@ -120,7 +120,7 @@ class StaticCredentials final : public CredentialsProvider {
 // "2026-01-02T03:04:05Z" -> Unix seconds; kFormat on anything else.
 int64_t parse_iso8601_utc(const std::string& text);
 
-// For the std::strings a library forces a secret into (libcurl's bodies, JSON values, the
+// For the std::strings a library forces a secret into (HTTP bodies, JSON values, the
 // SigV4 header values): zeroes s, its spare capacity included, keeping its size.
 void wipe_string(std::string& s);
 
