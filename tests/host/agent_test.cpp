@@ -336,6 +336,40 @@ TEST_F(AgentTest, MetricsAndHealthOverHttp) {
   EXPECT_EQ(get("/other").rfind("HTTP/1.1 404", 0), 0u);
 }
 
+TEST_F(AgentTest, OneAgentServesSeveralEnclavesEachOnItsOwnLink) {
+  runtime::HostEnclave second;
+  second.name = "second";
+  second.cid = 17;
+  second.runtime.host = {.cid = 3, .port = kLinkPort + 1};
+  AgentOptions o;
+  o.config.enclaves = {enclave, second};
+  o.config.kms_target = kms_target;
+  o.credentials = provider;
+  o.stdout_fd = log_write.get();
+  o.clock = &clock;
+  agent = std::make_unique<Agent>(std::move(o));
+  agent->start();
+  host_link::HostLink link2({.cid = 3, .port = kLinkPort + 1}, {}, clock);
+  // The second enclave's runtime config names no artifact: the first one's is not served to it.
+  EXPECT_NE(message_of([&] { link2.open_artifact("model"); }).find("not in enclave 'second''s runtime config"),
+            std::string::npos);
+  EXPECT_EQ(link.open_artifact("model").size, read_file(model).size());
+  for (auto* l : {&link, &link2}) {
+    UniqueFd logs = l->open_logs();
+    std::string line = host_link::format_log_record(
+                           {.time = host_link::format_log_time(0), .source = "app", .stream = "stdout", .line = "hi"}) +
+                       "\n";
+    host_link::write_all(logs.get(), reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  }
+  for (int i = 0; i < 1000 && metric("shield_nitro_log_lines_total{enclave=\"second\"}") < 1; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 1000 && metric("shield_nitro_log_lines_total{enclave=\"app\"}") < 1; ++i) std::this_thread::sleep_for(5ms);
+  std::string out = read_available(log_read.get());
+  EXPECT_NE(out.find(R"({"enclave":"app","line":"hi")"), std::string::npos) << out;
+  EXPECT_NE(out.find(R"({"enclave":"second","line":"hi")"), std::string::npos) << out;
+  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"second\"}"), 1);
+  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 0);
+}
+
 TEST_F(AgentTest, ConfigsItCannotServeAreRefusedBeforeListening) {
   AgentOptions o;
   o.credentials = provider;
