@@ -68,6 +68,26 @@ TEST(TrustedProgram, TheScanFindsThemInTheFullCli) {
   }
 }
 
+// Every shared library the program needs is packed into the image and trusted with it: only
+// these (no libcurl and its tree: GnuTLS, Kerberos, LDAP, libssh2...). KMS goes over OpenSSL.
+TEST(TrustedProgram, NeedsOnlyOpensslYamlCppAndTheCRuntime) {
+  std::string cmd = "readelf -d " + std::string(SN_ENCLAVE) + " 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
+  std::vector<std::string> needed;
+  char line[4096];
+  std::regex re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  while (p && std::fgets(line, sizeof line, p.get())) {
+    std::cmatch m;
+    if (std::regex_search(line, m, re)) needed.push_back(m[1]);
+  }
+  const std::vector<std::string> allowed = {"libssl.so.3", "libcrypto.so.3", "libyaml-cpp.so.0.7", "libstdc++.so.6",
+                                            "libm.so.6",   "libgcc_s.so.1",  "libc.so.6",       "ld-linux-x86-64.so.2",
+                                            "ld-linux-aarch64.so.1"};
+  ASSERT_FALSE(needed.empty()) << "readelf found no DT_NEEDED in " << SN_ENCLAVE;
+  for (const auto& n : needed)
+    EXPECT_NE(std::find(allowed.begin(), allowed.end(), n), allowed.end()) << SN_ENCLAVE << " needs " << n;
+}
+
 // The program fails to start in one line, exit 3 (here: no NSM).
 TEST(TrustedProgram, AStartFailureIsOneLineExitThree) {
   int pipefd[2];
