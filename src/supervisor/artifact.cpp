@@ -18,7 +18,7 @@ namespace {
 // Hashes and counts what passes; refuses more than the limit as soon as it arrives.
 class MeasuringSource final : public Source {
  public:
-  MeasuringSource(Source& in, std::string name, std::optional<uint64_t> limit)
+  MeasuringSource(Source& in, std::string name, uint64_t limit)
       : in_(in), name_(std::move(name)), limit_(limit), ctx_(EVP_MD_CTX_new()) {
     if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 init");
   }
@@ -26,9 +26,8 @@ class MeasuringSource final : public Source {
   size_t read(uint8_t* buf, size_t n) override {
     size_t got = in_.read(buf, n);
     count_ += got;
-    if (limit_ && count_ > *limit_)
-      throw Error(Errc::kVerify, "artifact " + name_ + ": the host sends more than the " + std::to_string(*limit_) +
-                                     " bytes it announced");
+    if (count_ > limit_)
+      throw Error(Errc::kVerify, "artifact " + name_ + ": more than the " + std::to_string(limit_) + " bytes announced arrive");
     if (got && EVP_DigestUpdate(ctx_.get(), buf, got) != 1) throw_openssl("SHA-256 update");
     return got;
   }
@@ -48,23 +47,28 @@ class MeasuringSource final : public Source {
  private:
   Source& in_;
   std::string name_;
-  std::optional<uint64_t> limit_;
+  uint64_t limit_;
   ossl::Ptr<EVP_MD_CTX> ctx_;
   uint64_t count_ = 0;
 };
 
-// Counts what the opener writes.
+// Counts what the opener writes, and refuses a plaintext bigger than the storage.
 class CountingSink final : public Sink {
  public:
-  explicit CountingSink(Sink& out) : out_(out) {}
+  CountingSink(Sink& out, std::string name, uint64_t limit) : out_(out), name_(std::move(name)), limit_(limit) {}
   void write(ByteView data) override {
-    out_.write(data);
     count += data.size();
+    if (count > limit_)
+      throw Error(Errc::kPolicy, "artifact " + name_ + ": its plaintext is bigger than the " + std::to_string(limit_ >> 20) +
+                                     " MiB storage");
+    out_.write(data);
   }
   uint64_t count = 0;
 
  private:
   Sink& out_;
+  std::string name_;
+  uint64_t limit_;
 };
 
 }  // namespace
@@ -87,12 +91,12 @@ size_t FdSource::read(uint8_t* buf, size_t n) {
   return got;
 }
 
-InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, std::optional<uint64_t> announced_size,
+InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, uint64_t sealed_size,
                                const sealed::KeyRelease& release, const InstallOptions& options) {
   const std::string what = "artifact " + a.name;
-  MeasuringSource measured(in, a.name, announced_size);
+  MeasuringSource measured(in, a.name, sealed_size);
   AtomicFileWriter out(a.path, 0400);
-  CountingSink counted(out);
+  CountingSink counted(out, a.name, options.max_plaintext);
   sealed::OpenOptions oo;
   oo.threads = options.threads;
   auto checked_release = [&](const sealed::Header& h) {
@@ -103,9 +107,9 @@ InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, std
   sealed::open(measured, counted, checked_release, oo);
   std::string digest = measured.finish();
   // Nothing is committed before the whole file is known to be the pinned one.
-  if (announced_size && measured.count() != *announced_size)
-    throw Error(Errc::kVerify, what + ": the host announced " + std::to_string(*announced_size) + " bytes and sent " +
-                                   std::to_string(measured.count()));
+  if (measured.count() != sealed_size)
+    throw Error(Errc::kVerify, what + ": " + std::to_string(sealed_size) + " bytes announced, " +
+                                   std::to_string(measured.count()) + " arrived");
   if (digest != a.sha256)
     throw Error(Errc::kVerify, what + ": the sealed file's sha256 is " + digest + ", the runtime config pins " + a.sha256);
   out.commit();

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -354,6 +355,7 @@ class Sequence {
     io.set_owner = ::geteuid() == 0;
     io.uid = cfg_.app.uid;
     io.gid = cfg_.app.gid;
+    io.max_plaintext = cfg_.storage.size_mib << 20;
     InstallResult r;
     std::string from;
     if (a.from_host()) {
@@ -365,8 +367,11 @@ class Sequence {
       r = install_artifact(a, src, stream.size, release, io);
       from = "the host agent";
     } else {
+      std::error_code ec;
+      uint64_t size = std::filesystem::file_size(a.source, ec);
+      if (ec) throw Error(Errc::kEnvironment, "cannot read " + a.source + " in the image: " + ec.message());
       FileReader in(a.source);
-      r = install_artifact(a, in, std::nullopt, release, io);
+      r = install_artifact(a, in, size, release, io);
       from = a.source;
     }
     storage_->placed(a.path);

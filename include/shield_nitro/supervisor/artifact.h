@@ -1,7 +1,8 @@
 // Placing one configured artifact: the sealed file's bytes (from a path in the image or the
 // host agent's stream) are checked against the runtime config while they stream, the data key
 // is released (the caller's KeyRelease: attested KMS Decrypt), and the plaintext is written to
-// its configured path, mode 0400, owned by the app's user.
+// its configured path, mode 0400, owned by the app's user. (Measured on 2 vCPUs, sealed::open's
+// stream beat decrypting on sealed::Assembler workers into a mapping of the file by about 30 %.)
 //
 // The sealed file's SHA-256 is pinned by the measured runtime config, so the host cannot give
 // another file (not even one sealed under the same key): a digest or size that differs is
@@ -10,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 
 #include "shield_nitro/core/byte_io.h"
@@ -24,6 +24,7 @@ struct InstallOptions {
   uint32_t uid = 65534;
   uint32_t gid = 65534;
   unsigned threads = 0;   // decryption workers; 0 = every core
+  uint64_t max_plaintext = uint64_t{256} << 20;  // a bigger plaintext is refused (the tmpfs's size)
 };
 
 struct InstallResult {
@@ -31,12 +32,13 @@ struct InstallResult {
   uint64_t plaintext_bytes = 0;
 };
 
-// Reads the sealed file from `in` (`announced_size`: what the host said it sends, checked to be
-// exactly what arrives; nullopt for a file in the image), opens it with `release` and writes
-// artifact.path. Errors: kVerify for a digest or size other than pinned, kPolicy for a header
-// whose context differs, sealed's kAuth/kFormat for a damaged file, and what release throws.
-// On any error nothing is left at artifact.path.
-InstallResult install_artifact(const runtime::ArtifactConfig& artifact, Source& in, std::optional<uint64_t> announced_size,
+// Reads the sealed file from `in` (`sealed_size` bytes: what the host announced, or the image
+// file's size; checked to be exactly what arrives), hashing it as it streams through
+// sealed::open (its decryption on `threads` workers) into an anonymous file that becomes
+// artifact.path only once everything checked. Errors: kVerify for a size or digest other than announced or pinned, kPolicy
+// for a header whose context differs or a plaintext past max_plaintext, sealed's kAuth/kFormat
+// for a damaged file, and what release throws. On any error nothing is left at artifact.path.
+InstallResult install_artifact(const runtime::ArtifactConfig& artifact, Source& in, uint64_t sealed_size,
                                const sealed::KeyRelease& release, const InstallOptions& options);
 
 // A Source over a stream socket or pipe (reads until the peer closes); a read that waits more
