@@ -227,9 +227,10 @@ export function parseCertificate(der, what) {
         critical = der[parts[k].start] !== 0;
         k++;
       }
-      if (parts.length !== k + 1 || parts[k].tag !== 0x04) throw bad();
+      // A constructed (BER) OCTET STRING decodes in OpenSSL but its extension does not.
+      if (parts.length !== k + 1 || (parts[k].tag !== 0x04 && parts[k].tag !== 0x24)) throw bad();
       if (exts.has(oid)) invalidExtension ??= `duplicate extension ${oid}`;
-      exts.set(oid, { critical, value: der.subarray(parts[k].start, parts[k].end) });
+      exts.set(oid, { critical, value: parts[k].tag === 0x04 ? der.subarray(parts[k].start, parts[k].end) : new Uint8Array() });
     }
   }
   const ext = (oid, type) => {

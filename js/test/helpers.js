@@ -33,7 +33,12 @@ let counter = 0;
 export function cliVerdict(doc, args) {
   const file = path.join(scratch, `doc${counter++}.cbor`);
   fs.writeFileSync(file, doc);
-  const r = spawnSync(cli, ["attest", "verify", file, "--json", ...args], { encoding: "utf8" });
+  let r = spawnSync(cli, ["attest", "verify", file, "--json", ...args], { encoding: "utf8" });
+  // The shared build directory: the CLI may be relinked by a concurrent build for a moment.
+  for (let i = 0; i < 60 && r.error && ["EACCES", "ETXTBSY", "ENOENT"].includes(r.error.code); i++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    r = spawnSync(cli, ["attest", "verify", file, "--json", ...args], { encoding: "utf8" });
+  }
   fs.unlinkSync(file);
   if (r.status !== 0 && r.status !== 1) throw new Error(`attest verify exited ${r.status} (signal ${r.signal}, ${r.error}): ${r.stderr}`);
   // Input that is not a COSE_Sign1 at all is refused before --json output starts.
