@@ -88,14 +88,16 @@ Bytes parse_attestation_response(ByteView response);
 // the "sn-tls/1" tag, or names another key.
 Bytes check_tls_binding(const attest::OptionalBytes& user_data, ByteView spki_sha256);
 
-// OpenSSL, pinned: a client SSL_CTX (TLS 1.2+) whose certificate check accepts exactly the
-// peer key whose SPKI SHA-256 is spki_sha256 (any CA, any name, any validity: the attestation
-// is what vouches for it). A handshake with any other key fails; pin_refused() tells that
-// failure (the certificate changed, e.g. key rotation: re-attest) from network errors.
+// Frees an SSL_CTX (the deleter of PinnedSslCtx).
 struct SslCtxFree {
   void operator()(SSL_CTX* p) const;
 };
 using PinnedSslCtx = std::unique_ptr<SSL_CTX, SslCtxFree>;
+// OpenSSL, pinned: a client SSL_CTX (TLS 1.2+) whose certificate check accepts exactly the
+// peer key whose SPKI SHA-256 is spki_sha256 (any CA, any name, any validity: the attestation
+// is what vouches for it). A handshake with any other key fails; pin_refused() tells that
+// failure (the certificate changed, e.g. key rotation: re-attest) from network errors.
+// Error(kUsage) unless spki_sha256 is 32 bytes.
 PinnedSslCtx make_pinned_ssl_ctx(ByteView spki_sha256);
 // True when ssl's handshake failed because the peer's key is not the pinned one.
 bool pin_refused(const SSL* ssl);
@@ -113,10 +115,12 @@ class PinnedConnection {
   SSL* ssl() const;
   int fd() const;
 
+ private:
   struct State;  // socket, context, session (src/parent)
   explicit PinnedConnection(std::unique_ptr<State> s);
-
- private:
+  friend PinnedConnection connect_pinned(const TlsTarget&, ByteView, std::chrono::milliseconds);
+  friend AttestedTlsResult verify_attested_tls(std::string_view, const attest::Policy&, const attest::TrustAnchor&,
+                                               const AttestedTlsOptions&);
   std::unique_ptr<State> s_;
 };
 
