@@ -265,13 +265,33 @@ void parse_egress(const Doc& doc, const YAML::Node& node, EgressConfig& egress) 
 void parse_ingress(const Doc& doc, const YAML::Node& node, std::vector<IngressConfig>& out) {
   std::vector<YAML::Node> items = sequence(doc, node, "ingress");
   for (size_t i = 0; i < items.size(); ++i) {
-    Map m(doc, items[i], index("ingress", i), {"vsock_port", "app_port", "mode"});
+    Map m(doc, items[i], index("ingress", i), {"vsock_port", "app_port", "mode", "key", "rotate_hours", "user_data"});
     IngressConfig in;
     in.vsock_port = integer(doc, m.need("vsock_port"), m.path("vsock_port"), 1, kMaxVsock);
     in.app_port = integer(doc, m.need("app_port"), m.path("app_port"), 1, 65535);
     if (auto v = m.get("mode")) {
       std::string mode = text(doc, *v, m.path("mode"));
-      if (mode != "passthrough") doc.fail(m.path("mode"), *v, "expected passthrough, got '" + mode + "'");
+      if (mode == "attested-tls") in.mode = IngressMode::kAttestedTls;
+      else if (mode != "passthrough") doc.fail(m.path("mode"), *v, "expected passthrough or attested-tls, got '" + mode + "'");
+    }
+    // The TLS keys mean nothing to passthrough: refused rather than silently ignored.
+    for (const char* key : {"key", "rotate_hours", "user_data"})
+      if (auto v = m.get(key); v && in.mode != IngressMode::kAttestedTls)
+        doc.fail(m.path(key), *v, "only with mode: attested-tls");
+    if (auto v = m.get("key")) {
+      std::string k = text(doc, *v, m.path("key"));
+      if (k == "p256") in.key = TlsKeyType::kP256;
+      else if (k == "p384") in.key = TlsKeyType::kP384;
+      else doc.fail(m.path("key"), *v, "expected p256 or p384, got '" + k + "'");
+    }
+    if (auto v = m.get("rotate_hours")) in.rotate_hours = integer(doc, *v, m.path("rotate_hours"), 1, 168);
+    if (auto v = m.get("user_data")) {
+      // 512 bytes of NSM user_data, less "sn-tls/1" and the SPKI hash (docs/attested-tls contract).
+      std::string h = text(doc, *v, m.path("user_data"));
+      bool hex = h.size() % 2 == 0 && h.size() <= 2 * 472 &&
+                 std::all_of(h.begin(), h.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+      if (!hex) doc.fail(m.path("user_data"), *v, "expected lowercase hex of 0-472 bytes");
+      for (size_t j = 0; j < h.size(); j += 2) in.user_data.push_back(static_cast<uint8_t>(std::stoul(h.substr(j, 2), nullptr, 16)));
     }
     out.push_back(in);
   }

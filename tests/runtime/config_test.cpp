@@ -162,7 +162,7 @@ TEST(RuntimeConfig, RefusesUnknownAndDuplicateKeys) {
   EXPECT_REFUSED(with("  workdir: /app\n", "  workdir: /app\n  wrkdir: /x\n"), "app.wrkdir: unknown key; expected one of: user, workdir, env, restart, max_restarts, restart_backoff_ms (line 5)");
   EXPECT_REFUSED(with("    key_id: alias/vocab\n", "    key_id: alias/vocab\n    keyid: x\n"), "artifacts[1].keyid: unknown key");
   EXPECT_REFUSED(with("{vsock_port: 5001, app_port: 8081}", "{vsock_port: 5001, app_port: 8081, tls: on}"),
-                 "ingress[1].tls: unknown key; expected one of: vsock_port, app_port, mode (line 34)");
+                 "ingress[1].tls: unknown key; expected one of: vsock_port, app_port, mode, key, rotate_hours, user_data (line 34)");
   EXPECT_REFUSED(with("  max_restarts: 7\n", "  max_restarts: 7\n  max_restarts: 8\n"), "app.max_restarts: duplicate key (line 8)");
   EXPECT_REFUSED("version: 1\nversion: 1\n", "version: duplicate key (line 2)");
   EXPECT_REFUSED(with("{purpose: model}", "{purpose: model, purpose: x}"), "artifacts[0].encryption_context.purpose: duplicate key");
@@ -193,10 +193,35 @@ TEST(RuntimeConfig, RefusesWrongTypes) {
   EXPECT_REFUSED(with("  restart: on-failure\n", "  restart: always\n"), "app.restart: expected never or on-failure, got 'always' (line 6)");
   EXPECT_REFUSED("version: 1\nartifacts: {}\n", "artifacts: expected a list, got a mapping");
   EXPECT_REFUSED(with("  allow: [", "  allow: [[1], "), "egress.allow[0]: expected a string, got a list");
-  EXPECT_REFUSED(with("mode: passthrough", "mode: tls"), "ingress[0].mode: expected passthrough, got 'tls'");
+  EXPECT_REFUSED(with("mode: passthrough", "mode: tls"), "ingress[0].mode: expected passthrough or attested-tls, got 'tls'");
   EXPECT_REFUSED("version: 1\napp: {user: \"a\n", "YAML syntax:");
   // Stray tokens that yaml-cpp's LoadAll would loop on forever (a fuzzer find).
   EXPECT_REFUSED(", \"x\"]\n000\negress:\n ", "expected one YAML document");
+}
+
+TEST(RuntimeConfig, AttestedTlsIngress) {
+  const std::string base = "{vsock_port: 5001, app_port: 8081}";
+  RuntimeConfig c = parse_runtime_config(with(base, "{vsock_port: 5001, app_port: 8081, mode: attested-tls}"));
+  EXPECT_EQ(c.ingress[1].mode, IngressMode::kAttestedTls);
+  EXPECT_EQ(c.ingress[1].key, TlsKeyType::kP256);
+  EXPECT_EQ(c.ingress[1].rotate_hours, 24u);
+  EXPECT_TRUE(c.ingress[1].user_data.empty());
+  c = parse_runtime_config(with(base, "{vsock_port: 5001, app_port: 8081, mode: attested-tls, key: p384, rotate_hours: 168, user_data: \"00ff10\"}"));
+  EXPECT_EQ(c.ingress[1].key, TlsKeyType::kP384);
+  EXPECT_EQ(c.ingress[1].rotate_hours, 168u);
+  EXPECT_EQ(c.ingress[1].user_data, (std::vector<uint8_t>{0x00, 0xff, 0x10}));
+  c = parse_runtime_config(with(base, "{vsock_port: 5001, app_port: 8081, mode: attested-tls, user_data: " + std::string(944, 'a') + "}"));
+  EXPECT_EQ(c.ingress[1].user_data.size(), 472u);
+  auto tls = [&](const std::string& extra) { return with(base, "{vsock_port: 5001, app_port: 8081, mode: attested-tls, " + extra + "}"); };
+  EXPECT_REFUSED(tls("key: p521"), "ingress[1].key: expected p256 or p384, got 'p521' (line 34)");
+  EXPECT_REFUSED(tls("rotate_hours: 0"), "ingress[1].rotate_hours: out of range 1-168");
+  EXPECT_REFUSED(tls("rotate_hours: 169"), "ingress[1].rotate_hours: out of range 1-168");
+  EXPECT_REFUSED(tls("user_data: abc"), "ingress[1].user_data: expected lowercase hex of 0-472 bytes");
+  EXPECT_REFUSED(tls("user_data: ABCD"), "ingress[1].user_data: expected lowercase hex");
+  EXPECT_REFUSED(tls("user_data: " + std::string(946, 'a')), "ingress[1].user_data: expected lowercase hex of 0-472 bytes");
+  // TLS keys with passthrough are a mistake, not something to ignore.
+  EXPECT_REFUSED(with(base, "{vsock_port: 5001, app_port: 8081, key: p256}"), "ingress[1].key: only with mode: attested-tls");
+  EXPECT_REFUSED(with(base, "{vsock_port: 5001, app_port: 8081, mode: passthrough, rotate_hours: 2}"), "ingress[1].rotate_hours: only with mode: attested-tls");
 }
 
 TEST(RuntimeConfig, RefusesPortsOutOfRange) {

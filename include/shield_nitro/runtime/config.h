@@ -32,6 +32,7 @@
 //     allow: ["api.example.com:443", "*.s3.amazonaws.com:443"]
 //   ingress:
 //     - {vsock_port: 5000, app_port: 8080, mode: passthrough}
+//     - {vsock_port: 5443, app_port: 8443, mode: attested-tls, key: p256, rotate_hours: 24, user_data: "cafe"}
 //   logs: {buffer_kib: 1024}
 //
 // Validation is strict, at build and at start: unknown keys, wrong types, ports out of range or
@@ -106,12 +107,20 @@ struct EgressConfig {
   bool allows(std::string_view host, uint16_t port) const;
 };
 
-enum class IngressMode { kPassthrough };
+enum class IngressMode {
+  kPassthrough,  // bytes forwarded as they are
+  kAttestedTls,  // TLS ends in the supervisor, its key bound into attestation documents (relay/attested_tls.h)
+};
+enum class TlsKeyType { kP256, kP384 };
 
 struct IngressConfig {
   uint32_t vsock_port = 0;
   uint16_t app_port = 0;
   IngressMode mode = IngressMode::kPassthrough;
+  // attested-tls only (refused with passthrough):
+  TlsKeyType key = TlsKeyType::kP256;
+  uint32_t rotate_hours = 24;          // a new key and certificate this often (1-168)
+  std::vector<uint8_t> user_data;      // the app's part of the documents' user_data (0-472 bytes; hex in YAML)
 };
 
 struct LogsConfig {
