@@ -23,7 +23,7 @@ import {
 } from "@peculiar/asn1-x509";
 
 export const OID_ECDSA_SHA384 = "1.2.840.10045.4.3.3";
-const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
+export const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
 const CURVES = { "1.2.840.10045.3.1.7": "P-256", "1.3.132.0.34": "P-384", "1.3.132.0.35": "P-521" };
 const SCALAR = { "P-256": 32, "P-384": 48, "P-521": 66 };
 const KU_DIGITAL_SIGNATURE = 1; // KeyUsageFlags bit values of @peculiar/asn1-x509
@@ -111,6 +111,14 @@ function oidOf(b, t, what) {
 // An ANY value (algorithm parameters) as OpenSSL decodes it: universal primitives are checked.
 function anyOk(b, t) {
   const n = t.end - t.start;
+  if (t.tag & 0x20) { // constructed: its content must be TLVs
+    try {
+      children(b, t, "");
+      return true;
+    } catch {
+      return false;
+    }
+  }
   switch (t.tag) {
     case 0x01: return n === 1;
     case 0x05: return n === 0;
