@@ -39,6 +39,7 @@
 #include <fstream>
 #include <map>
 
+#include "bench_support.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -68,21 +69,7 @@ struct Artifact {
   uint64_t sealed = 0;
   const uint8_t* map = nullptr;  // the file, mapped and faulted in
 
-  // Plaintext: a counter pattern, generated as it is read (never whole in memory).
-  class Pattern final : public Source {
-   public:
-    explicit Pattern(uint64_t n) : left_(n) {}
-    size_t read(uint8_t* buf, size_t n) override {
-      size_t k = static_cast<size_t>(std::min<uint64_t>(n, left_));
-      for (size_t i = 0; i < k; ++i) buf[i] = static_cast<uint8_t>((pos_ + i) * 2654435761u >> 13);
-      pos_ += k;
-      left_ -= k;
-      return k;
-    }
-
-   private:
-    uint64_t left_, pos_ = 0;
-  };
+  using Pattern = sn_bench::Pattern;
 
   explicit Artifact(uint64_t bytes) : plaintext(bytes) {
     std::filesystem::create_directories(dir);
@@ -134,30 +121,9 @@ struct Enclave : test_support::EnclaveHost {
   }
 };
 
-// /proc/self/status field in KiB ("VmRSS", "VmHWM").
-double status_kib(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1));
-  return -1;
-}
-
-// Resets VmHWM to the current RSS (Linux >= 4.0); false if not allowed here.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-
-// Process CPU time (user + system, all threads), in s.
-double cpu_seconds() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
-  return s(ru.ru_utime) + s(ru.ru_stime);
-}
+using sn_bench::cpu_seconds;
+using sn_bench::reset_peak_rss;
+using sn_bench::status_kib;
 
 // Best wall time, its CPU time and the largest peak RSS growth of `runs` runs of f, each after
 // an untimed setup (e.g. dropping the previous run's plaintext).
