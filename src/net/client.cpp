@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -16,6 +17,7 @@
 #include "shield_nitro/cbor/codec.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/log.h"
+#include "shield_nitro/core/secure_bytes.h"
 
 namespace shield_nitro::net {
 namespace {
@@ -46,9 +48,28 @@ struct Client::Impl {
     return monotonic_ns() + static_cast<int64_t>(d.count()) * 1000000;
   }
 
+  // A sensitive request's frame and body, zeroed however send() ends.
+  struct WipeRequest {
+    WipeRequest(Bytes& f, Request& r) : frame(f), req(r) {}
+    WipeRequest(const WipeRequest&) = delete;
+    Bytes& frame;
+    Request& req;
+    ~WipeRequest() {
+      secure_wipe(frame.data(), frame.capacity());
+      req.body.wipe_strings();
+    }
+  };
+
   // Registers the callback, then writes the frame. Any failure reaches the callback.
-  void send(Request req, Callback done, int64_t deadline_ns) {
+  // sensitive: see call_sensitive.
+  void send(Request req, Callback done, int64_t deadline_ns, bool sensitive = false) {
     Bytes frame;
+    std::optional<WipeRequest> wipe;
+    if (sensitive) {
+      // Map head, "v", "id", "op" and "body" with their values: at most 32 bytes besides these.
+      frame.reserve(kFrameHeaderSize + 32 + req.op.size() + cbor::encoded_size(req.body));
+      wipe.emplace(frame, req);
+    }
     append_request_frame(frame, req);
     if (frame.size() - kFrameHeaderSize > opt.max_frame) {
       Response r = failure_for(req.id, Errc::kUsage, "request of " + std::to_string(frame.size()) +
@@ -247,14 +268,34 @@ std::future<Response> Client::request_async(std::string_view op, cbor::Value bod
 
 Response Client::request(std::string_view op, cbor::Value body) { return request_async(op, std::move(body)).get(); }
 
-cbor::Value Client::call(std::string_view op, cbor::Value body) {
-  Response r = request(op, std::move(body));
+namespace {
+// The body of an ok response; else Error(code, "<op>: <message>").
+cbor::Value body_or_throw(std::string_view op, Response r) {
   if (!r.ok) {
     // Name the operation once: the server's message often names it already ("attest: ...").
     std::string prefix = std::string(op) + ": ";
     throw Error(r.code, r.message.rfind(prefix, 0) == 0 ? r.message : prefix + r.message);
   }
   return std::move(r.body);
+}
+}  // namespace
+
+cbor::Value Client::call(std::string_view op, cbor::Value body) { return body_or_throw(op, request(op, std::move(body))); }
+
+cbor::Value Client::call_sensitive(std::string_view op, cbor::SecretValue body) {
+  auto promise = std::make_shared<std::promise<Response>>();
+  std::future<Response> f = promise->get_future();
+  Request req;
+  req.id = impl_->next_id++;
+  req.op = std::string(op);
+  req.body = std::move(body.value());  // what the move leaves in body is wiped
+  try {
+    impl_->send(std::move(req), [promise](Response r) { promise->set_value(std::move(r)); },
+                impl_->deadline_after(impl_->opt.call_timeout), true);
+  } catch (const Error&) {
+    // write_frame already failed every pending call, including this one.
+  }
+  return body_or_throw(op, f.get());
 }
 
 ClientStream Client::stream(std::string_view op, cbor::Value first_body) {

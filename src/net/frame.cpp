@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/secure_bytes.h"
 
 namespace shield_nitro::net {
 namespace {
@@ -49,7 +50,14 @@ std::span<uint8_t> FrameDecoder::read_area() {
     size_ -= pos_;
     pos_ = 0;
   }
-  if (buf_.size() < size_ + kMinArea) buf_.resize(std::max(size_ + kMinArea, buf_.size() * 2));
+  if (buf_.size() < size_ + kMinArea) {
+    // Grown by hand, not resize(): the old block is zeroed before it is freed, since it may
+    // hold part of a frame that carries a secret (see wipe_consumed). Once per doubling.
+    Bytes grown(std::max(size_ + kMinArea, buf_.size() * 2));
+    std::memcpy(grown.data(), buf_.data(), size_);
+    secure_wipe(buf_.data(), buf_.size());
+    buf_.swap(grown);
+  }
   return {buf_.data() + size_, buf_.size() - size_};
 }
 
@@ -113,6 +121,12 @@ std::shared_ptr<const Bytes> FrameDecoder::hold_last() {
     return std::make_shared<const Bytes>(std::move(direct_buf_));
   }
   return std::make_shared<const Bytes>(last_.begin(), last_.end());
+}
+
+void FrameDecoder::wipe_consumed() {
+  last_ = {};
+  secure_wipe(buf_.data(), pos_);
+  secure_wipe(buf_.data() + size_, buf_.size() - size_);
 }
 
 std::optional<Bytes> FrameDecoder::next() {

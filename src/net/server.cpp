@@ -21,6 +21,7 @@
 #include "worker_pool.h"
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/log.h"
+#include "shield_nitro/core/secure_bytes.h"
 
 namespace shield_nitro::net {
 namespace {
@@ -89,6 +90,7 @@ struct Server::Impl {
   struct OpEntry {
     Handler handler;
     FastPath fast;  // may be empty
+    bool sensitive = false;  // mark_sensitive: its frames carry a secret in clear
   };
   std::unordered_map<std::string, OpEntry> handlers;
   std::function<void(uint64_t)> disconnect_cb;
@@ -230,6 +232,12 @@ struct Server::Impl {
   void run_handler(const std::shared_ptr<Conn>& conn, const std::shared_ptr<Stream>& stream, Request& req,
                    const Handler& handler);
   void finish_request(Conn& c, const std::shared_ptr<Stream>& stream, Response& r);
+  // A sensitive request's decoded strings and the frame they borrow from (if any), zeroed.
+  static void wipe_request(Request& req, const std::shared_ptr<const Bytes>& frame) {
+    req.body.wipe_strings();
+    // The frame was made for this request alone (hold_last) and nothing reads it any more.
+    if (frame) secure_wipe(const_cast<uint8_t*>(frame->data()), frame->size());
+  }
 
   // ---- event loop ----
   void loop();
@@ -241,7 +249,8 @@ struct Server::Impl {
   void shed_output();
   void on_frame(const std::shared_ptr<Conn>& c, Bytes frame);
   bool on_frame_view(const std::shared_ptr<Conn>& c, ByteView frame);
-  void dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size);
+  bool dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size,
+                        std::shared_ptr<const Bytes> frame = nullptr);
   void on_continuation(Conn& c, Request& req, size_t frame_size);
   void on_peer_eof(Conn& c);
   void close_conn(uint64_t id, const char* why);
@@ -511,7 +520,7 @@ void Server::Impl::on_frame(const std::shared_ptr<Conn>& c, Bytes frame) {
     send_response(*c, r);
     return;
   }
-  dispatch_request(c, std::move(req), frame.size());
+  if (dispatch_request(c, std::move(req), frame.size())) secure_wipe(frame.data(), frame.size());
 }
 
 namespace {
@@ -571,19 +580,30 @@ bool Server::Impl::on_frame_view(const std::shared_ptr<Conn>& c, ByteView frame)
   }
   std::shared_ptr<const Bytes> owned = c->decoder.hold_last();
   const size_t size = owned->size();
-  req = decode_request_borrowed(*owned, owned, opt.max_frame);  // decoded once already: cannot fail
-  dispatch_request(c, std::move(req), size);
+  // Decoded once already: cannot fail. The first decoding is kept until dispatch says whether
+  // its strings carry a secret.
+  Request first = std::exchange(req, decode_request_borrowed(*owned, owned, opt.max_frame));
+  if (dispatch_request(c, std::move(req), size, std::move(owned))) first.body.wipe_strings();
   return true;
 }
 
-void Server::Impl::dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size) {
-  if (req.continuation()) return on_continuation(*c, req, frame_size);
+// frame: the buffer req's byte strings borrow from (borrow_bytes), else null. True when req's
+// op is marked sensitive: the caller then wipes its own copy of the frame, if it has one.
+bool Server::Impl::dispatch_request(const std::shared_ptr<Conn>& c, Request req, size_t frame_size,
+                                    std::shared_ptr<const Bytes> frame) {
+  if (req.continuation()) {
+    on_continuation(*c, req, frame_size);
+    return false;
+  }
 
   const Handler* handler = nullptr;
   Response refusal;
+  auto it = handlers.find(req.op);
+  const bool sensitive = it != handlers.end() && it->second.sensitive;
+  if (sensitive) c->decoder.wipe_consumed();  // before any later read can move or copy its bytes
   if (stopping.load()) {
     refusal = Response::failure(Errc::kIo, "server is shutting down");
-  } else if (auto it = handlers.find(req.op); it != handlers.end()) {
+  } else if (it != handlers.end()) {
     handler = &it->second.handler;
   } else {
     refusal = Response::failure(Errc::kUnsupported, "unknown operation '" + req.op + "'");
@@ -601,15 +621,27 @@ void Server::Impl::dispatch_request(const std::shared_ptr<Conn>& c, Request req,
     }
   }
   if (!handler) {
+    if (sensitive) wipe_request(req, frame);
     refusal.id = req.id;
     send_response(*c, refusal);
-    return;
+    return sensitive;
   }
   c->in_flight++;
   n_in_flight++;
   n_requests.fetch_add(1, std::memory_order_relaxed);
   update_events(*c);
-  batch.push_back([this, c, stream, r = std::move(req), handler]() mutable { run_handler(c, stream, r, *handler); });
+  if (!sensitive) {
+    batch.push_back([this, c, stream, r = std::move(req), handler]() mutable { run_handler(c, stream, r, *handler); });
+    return false;
+  }
+  batch.push_back([this, c, stream, r = std::move(req), handler, frame = std::move(frame)]() mutable {
+    Context ctx(*this, c, stream);
+    Response answer = call_handler(*handler, r, ctx);
+    answer.id = r.id;
+    wipe_request(r, frame);  // before the answer goes out: a peer that has it finds no copy left
+    finish_request(*c, stream, answer);
+  });
+  return true;
 }
 
 void Server::Impl::close_conn(uint64_t id, const char* why) {
@@ -820,6 +852,13 @@ void Server::handle(const std::string& op, Handler handler) {
 void Server::handle(const std::string& op, Handler handler, FastPath fast) {
   handle(op, std::move(handler));
   impl_->handlers[op].fast = std::move(fast);
+}
+
+void Server::mark_sensitive(const std::string& op) {
+  if (impl_->started) throw Error(Errc::kUsage, "Server::mark_sensitive('" + op + "') after start()");
+  auto it = impl_->handlers.find(op);
+  if (it == impl_->handlers.end()) throw Error(Errc::kUsage, "Server::mark_sensitive: op '" + op + "' has no handler");
+  it->second.sensitive = true;
 }
 
 void Server::on_disconnect(std::function<void(uint64_t)> callback) { impl_->disconnect_cb = std::move(callback); }

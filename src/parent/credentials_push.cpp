@@ -32,14 +32,14 @@ std::optional<int64_t> EnclaveClient::Impl::push(const kms::Credentials& c) {
   if (c.expiration_s != 0) body.push_back(cbor::entry("expiration", Value::integer(c.expiration_s)));
   cbor::SecretValue request(Value::map(std::move(body)));
   // Straight over the connection, not call_any/call_sealed: a hint in this very answer must
-  // not trigger another push. Inside the channel when one is open, so that neither side's
-  // network layer (frame buffers, decoded messages: not wiped) ever holds the credentials.
+  // not trigger another push. Inside the channel when one is open (sealed end to end);
+  // without one, both net layers wipe the frame (Client::call_sensitive, and the enclave
+  // marks set-credentials with Server::mark_sensitive).
   cbor::SecretValue out;
   if (auto ch = current_channel()) {
     out = exchange_sealed(*ch, "set-credentials", request);
   } else {
-    Value sent = *request;  // the net layer takes a copy; it does not wipe it (docs/threat-model.md)
-    out = cbor::SecretValue(conn->call("set-credentials", std::move(sent)));
+    out = cbor::SecretValue(conn->call_sensitive("set-credentials", std::move(request)));
   }
   const Value* expires = out->find("expires_at");
   if (expires && expires->is_integer()) return expires->as_int();

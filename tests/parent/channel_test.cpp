@@ -192,6 +192,30 @@ TEST_F(InProcessEnclave, ChannelCredentialsAndPlaintextLeaveNoCopyInFreedMemory)
   }
 }
 
+// Without a channel (a plain set-credentials, as the Python SDK always sends it) neither net
+// layer keeps a copy either: the client zeroes the frame it sent (net::Client::call_sensitive)
+// and the enclave's server its receive buffer, its copy of the frame and the decoded strings
+// (the service marks set-credentials sensitive). The connection is closed and the service
+// stopped inside the scan, so the release of the receive buffer is seen too.
+TEST_F(InProcessEnclave, PlainCredentialsPushLeavesNoCopyInFreedMemory) {
+  SN_SKIP_UNLESS_FREED_MEMORY_SCANNED();
+  static constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/plain-push-SCAN-ME-2";
+  auto c = direct();
+  kms::Credentials creds;
+  creds.access_key_id = "AKIDTEST";
+  creds.secret_access_key = SecureBytes(as_bytes(kSecret));
+  creds.session_token = SecureBytes(as_bytes(kSecret));
+  Bytes wrapped = shield::Shield::with_key(kek).encrypt(data_key.expose_secret());
+  test_support::FreedMemoryScan scan(as_bytes(kSecret));
+  ASSERT_FALSE(c->channel_open());
+  c->push_credentials(std::move(creds));
+  EXPECT_NO_THROW(c->load_key(wrapped));  // they arrived and work
+  c.reset();
+  mitm.reset();
+  service.reset();
+  EXPECT_EQ(scan.hits(), 0u);
+}
+
 TEST_F(InProcessEnclave, AttestAndVerifyUsesAFreshNonce) {
   auto c = direct();
   Bytes doc1, doc2;

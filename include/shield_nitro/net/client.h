@@ -22,6 +22,7 @@
 #include <memory>
 #include <string_view>
 
+#include "shield_nitro/cbor/secret.h"
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/net/frame.h"
 #include "shield_nitro/net/message.h"
@@ -83,6 +84,13 @@ class Client {
   Response request(std::string_view op, cbor::Value body = cbor::Value::map());
   // Like request(), but returns the body and throws Error(code, "<op>: <message>") on failure.
   cbor::Value call(std::string_view op, cbor::Value body = cbor::Value::map());
+
+  // call() for a body that carries a secret in clear (e.g. credentials pushed outside a
+  // channel; the server marks the op with Server::mark_sensitive): the body stays wiped-on-drop
+  // (SecretValue), its frame is encoded into a buffer reserved once (a reallocation would leave
+  // a partial copy in freed memory) and zeroed once written or refused. The answer is not
+  // treated as secret.
+  cbor::Value call_sensitive(std::string_view op, cbor::SecretValue body);
 
   // request() without waiting: the future gets the Response (never an exception).
   std::future<Response> request_async(std::string_view op, cbor::Value body = cbor::Value::map());

@@ -56,6 +56,10 @@ class FrameDecoder {
   // a frame received in place is handed over (same address, no copy), a small one is copied.
   // Call it before any other call on the decoder.
   std::shared_ptr<const Bytes> hold_last();
+  // Zeroes every byte of the buffer that holds no unread data: the frames already returned
+  // (next_view()'s last one included, so call it once that one is copied or done with) and
+  // the space left over from earlier frames. For a frame that carried a secret in clear.
+  void wipe_consumed();
 
   // True while bytes of an unfinished frame are buffered (used for read timeouts).
   bool partial() const { return size_ > pos_ || direct_; }

@@ -127,6 +127,14 @@ class Server {
   // The same with a fast path: answers of the fast path cost no hand-off to a worker, and the
   // answers to one read's requests go out in one write.
   void handle(const std::string& op, Handler handler, FastPath fast);
+  // Marks op's requests as carrying a secret in clear (e.g. credentials pushed outside a
+  // channel). For them only, the server leaves no copy behind: the connection's receive buffer
+  // is zeroed (wherever the frame's bytes passed) as soon as the frame is decoded, and the
+  // server's copy of the frame and the decoded body's strings once the handler has returned,
+  // before the answer goes out. What the handler copies is its own to wipe (e.g. SecureBytes).
+  // Covers the request's own frame, not a stream's continuation frames; other ops pay nothing.
+  // Call after handle(op, ...) and before start(); Error(kUsage) otherwise.
+  void mark_sensitive(const std::string& op);
   // Called (on the event-loop thread) after a connection closed, for any reason.
   void on_disconnect(std::function<void(uint64_t connection_id)> callback);
 
