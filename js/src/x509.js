@@ -84,6 +84,8 @@ function nameValueOk(b, t) {
   return !(t.tag === 0x1e && n % 2) && !(t.tag === 0x1c && n % 4);
 }
 
+const toHexString = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+
 const eq = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 // The items of a constructed value, each {tag, start, end, raw}.
@@ -154,7 +156,7 @@ function timeOf(b, t, what) {
 
 function nameCn(b, name) {
   let cn = "?";
-  for (const rdn of children(b, name, "name"))
+  for (const rdn of children(b, name, "name", true))
     for (const atv of children(b, rdn, "name", true)) {
       const [type, value] = children(b, atv, "name");
       if (type && value && type.tag === 0x06 && eq(b.subarray(type.start, type.end), Uint8Array.of(0x55, 0x04, 0x03)))
@@ -193,12 +195,14 @@ export function parseCertificate(der, what) {
     i++;
   }
   const [serial, sigAlg, issuer, validity, subject, spkiTlv] = f.slice(i, i + 6);
-  if (!spkiTlv || !integerOk(der, serial) || issuer.tag !== 0x30 || subject.tag !== 0x30 || validity.tag !== 0x30 || spkiTlv.tag !== 0x30)
+  // OpenSSL's Name decoder ignores the constructed bit of a Name and its RDNs (tested).
+  if (!spkiTlv || !integerOk(der, serial) || (issuer.tag | 0x20) !== 0x30 || (subject.tag | 0x20) !== 0x30 ||
+      validity.tag !== 0x30 || spkiTlv.tag !== 0x30)
     throw bad();
   const tbsAlg = algOid(sigAlg);
+  const nameKey = (n) => children(der, n, what, true).map((rdn) => toHexString(der.subarray(rdn.start, rdn.end))).join("/");
   for (const n of [issuer, subject])
-    for (const rdn of children(der, n, what)) {
-      // OpenSSL's Name decoder ignores the constructed bit of a SET / SEQUENCE (tested).
+    for (const rdn of children(der, n, what, true)) {
       if ((rdn.tag | 0x20) !== 0x31) throw bad();
       const atvs = children(der, rdn, what, true);
       if (atvs.length === 0) throw bad();
@@ -268,8 +272,8 @@ export function parseCertificate(der, what) {
     signatureAlgorithm: outerAlg.oid,
     tbsSignatureAlgorithm: tbsAlg.oid,
     signatureBits: sigBits, // unused-bits byte, then the value
-    issuer: issuer.raw,
-    subject: subject.raw,
+    issuer: nameKey(issuer), // names compare by their RDNs' contents
+    subject: nameKey(subject),
     notBeforeS: timeOf(der, times[0], what),
     notAfterS: timeOf(der, times[1], what),
     spki: spkiTlv.raw,
@@ -344,7 +348,7 @@ export function checkValidity(c, atS) {
 
 // issuer named `c`'s issuer (name, and key identifiers when both are present), as OpenSSL matches.
 export function issuedBy(c, issuer) {
-  if (!eq(c.issuer, issuer.subject)) return false;
+  if (c.issuer !== issuer.subject) return false;
   const aki = c.aki?.value.keyIdentifier;
   const ski = issuer.ski?.value;
   if (aki && ski && !eq(new Uint8Array(aki.buffer), new Uint8Array(ski.buffer))) return false;
