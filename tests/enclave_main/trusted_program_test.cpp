@@ -38,6 +38,7 @@ const std::vector<std::pair<std::string, std::regex>>& forbidden() {
       {"parent SDK", std::regex(R"(shield_nitro::parent::)")},
       {"CLI", std::regex(R"(shield_nitro::cli::)")},
       {"attestation verifier", std::regex(R"(shield_nitro::attest::)")},
+      {"host agent", std::regex(R"(shield_nitro::host::)")},
   };
   return list;
 }
@@ -61,7 +62,7 @@ TEST(TrustedProgram, LinksNoSimulatorDevServerBuilderOrParentCode) {
 
 TEST(TrustedProgram, TheScanFindsThemInTheFullCli) {
   std::vector<std::string> found = offenders(SN_CLI);
-  for (const char* what : {"NSM simulator", "kms-local", "Nitro simulator", "EIF builder", "parent SDK"}) {
+  for (const char* what : {"NSM simulator", "kms-local", "Nitro simulator", "EIF builder", "parent SDK", "host agent"}) {
     bool seen = false;
     for (const auto& f : found) seen = seen || f.rfind(what, 0) == 0;
     EXPECT_TRUE(seen) << "the scan does not recognize " << what << " code in " << SN_CLI;
