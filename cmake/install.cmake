@@ -12,7 +12,7 @@ include(CMakePackageConfigHelpers)
 set(SN_INSTALL_CMAKEDIR lib/cmake/shield_nitro)
 
 # The parent SDK's libraries, in link order (each before the ones it uses: the pkg-config Libs line).
-set(SN_INSTALL_MODULES parent net channel attest kms nsm sealed shield cbor core)
+set(SN_INSTALL_MODULES parent channel attest kms net nsm sealed shield cbor core)
 
 install(TARGETS shield-nitro RUNTIME DESTINATION bin)
 if(TARGET shield-nitro-enclave)

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -201,10 +202,9 @@ class Connection {
     if (!ctx_) throw Error(Errc::kIo, "SSL_CTX_new: " + openssl_error_text());
     SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
-    if (ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_.get()) != 1
-                        : SSL_CTX_load_verify_locations(ctx_.get(), ca_file.c_str(), nullptr) != 1)
-      throw Error(Errc::kIo, ca_file.empty() ? "cannot load the system trust store: " + openssl_error_text()
-                                             : "cannot load the CA file " + ca_file + ": " + openssl_error_text());
+    if (!ca_file.empty() && SSL_CTX_load_verify_locations(ctx_.get(), ca_file.c_str(), nullptr) != 1)
+      throw Error(Errc::kIo, "cannot load the CA file " + ca_file + ": " + openssl_error_text());
+    if (ca_file.empty()) load_system_store();
     ssl_.reset(SSL_new(ctx_.get()));
     if (!ssl_ || SSL_set_fd(ssl_.get(), fd_.get()) != 1) throw Error(Errc::kIo, "SSL_new: " + openssl_error_text());
     // The certificate must name the URL's host (or IP), whatever socket carries the bytes.
@@ -230,6 +230,16 @@ class Connection {
                                                                   X509_verify_cert_error_string(verify)));
       throw Error(Errc::kIo, "TLS handshake with " + url.host + " failed: " + io_error_text(err, rc));
     }
+  }
+
+  // OpenSSL's default locations (SSL_CERT_FILE/SSL_CERT_DIR, else its build's folder), and the
+  // bundle the image's distribution keeps: an enclave runs in the app's image, whose OpenSSL
+  // folder may not exist (/usr/lib/ssl is Debian's; Debian's libcurl read the first bundle below).
+  void load_system_store() {
+    SSL_CTX_set_default_verify_paths(ctx_.get());
+    for (const char* bundle : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"})
+      if (::access(bundle, R_OK) == 0 && SSL_CTX_load_verify_locations(ctx_.get(), bundle, nullptr) == 1) break;
+    ERR_clear_error();
   }
 
   void write_all(std::string_view data) {
@@ -519,6 +529,8 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
     HttpResponse resp;
     size_t used = 0;
     for (;;) {
+      // Data that keeps coming (however slowly it completes) is cut off at the deadline too.
+      if (monotonic_ns() > deadline) throw Error(Errc::kTimeout, "no complete answer within " + std::to_string(transport.timeout_ms) + " ms");
       bool clean_end = true;
       size_t n = c.read_some(chunk, sizeof chunk, clean_end);
       in.append(chunk, n);

@@ -63,7 +63,7 @@ first_dir() { tr ' ' '\n' | sed -n "s/^$1//p" | head -1 | xargs -r realpath; }
 [ "$(pkg-config --libs-only-L shield_nitro | first_dir -L)" = "$root/usr/lib" ] ||
   fail "pkg-config --libs '$flags' does not point at the package's lib folder"
 [[ "$(pkg-config --libs-only-l shield_nitro | xargs)" == \
-  "-lsn_parent -lsn_net -lsn_channel -lsn_attest -lsn_kms -lsn_nsm -lsn_sealed -lsn_shield -lsn_cbor -lsn_core "* ]] ||
+  "-lsn_parent -lsn_channel -lsn_attest -lsn_kms -lsn_net -lsn_nsm -lsn_sealed -lsn_shield -lsn_cbor -lsn_core "* ]] ||
   fail "pkg-config --libs '$flags' does not list the libraries in link order"
 for l in -lssl -lcrypto -pthread; do grep -qw -- "$l" <<<"$flags" || fail "pkg-config --libs '$flags' lacks $l"; done
 ! grep -qw -- -lcurl <<<"$flags" || fail "pkg-config --libs '$flags' still links curl"

@@ -65,7 +65,7 @@ HttpUrl parse_http_url(const std::string& url);
 enum class HttpResponseParse { kNeedMore, kComplete };
 struct HttpResponseLimits {
   size_t max_head_bytes = 64 * 1024;
-  size_t max_body_bytes = 16 * 1024 * 1024;
+  size_t max_body_bytes = 4 * 1024 * 1024;  // KMS and IMDS answers are a few KiB
 };
 HttpResponseParse parse_http_response(std::string_view in, bool at_eof, const HttpResponseLimits& limits,
                                       HttpResponse& out, size_t& consumed);
