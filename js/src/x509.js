@@ -223,9 +223,20 @@ export function parseCertificate(der, what) {
   // it reads as absent and marks the certificate invalid, which fails path validation.
   const exts = new Map();
   let invalidExtension;
-  for (const t of f.slice(i + 6)) {
-    if (t.tag === 0x81 || t.tag === 0x82 || t.tag === 0xa1 || t.tag === 0xa2) continue; // unique ids
-    if (t.tag !== 0xa3) throw bad();
+  // Then, in this order and each at most once: issuerUniqueID [1], subjectUniqueID [2] (both
+  // primitive BIT STRINGs), extensions [3].
+  const rest = f.slice(i + 6);
+  let order = 0;
+  for (const t of rest) {
+    const rank = { 0x81: 1, 0x82: 2, 0xa3: 3 }[t.tag];
+    if (!rank || rank <= order) throw bad();
+    order = rank;
+  }
+  for (const t of rest) {
+    if (t.tag !== 0xa3) {
+      if (t.end === t.start || der[t.start] > 7) throw bad();
+      continue;
+    }
     const inner = children(der, t, what);
     if (inner.length !== 1 || inner[0].tag !== 0x30) throw bad();
     for (const e of children(der, inner[0], what)) {

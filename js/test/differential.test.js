@@ -134,3 +134,32 @@ test(`${COUNT} mutated documents: JS verdict == C++ verdict`, { skip: (!haveFixt
   // Both kinds occur, so the comparison is not one-sided.
   assert.ok(tally.accept >= 10 && tally.reject >= COUNT / 2, JSON.stringify(tally));
 });
+
+// Offsets inside certificates where an earlier version of the JS walker disagreed with
+// OpenSSL's d2i_X509 (found by sweeping seeds): every bit of each byte is compared.
+const REGRESSIONS = [
+  ["real/anjuna_prod_pubkey_2021-03-24.cbor", 1449], // keyUsage value: malformed reads as absent
+  ["real/evervault_prod_2022-10-13.cbor", 3781], // an RDN's SET tag, primitive form
+  ["real/evervault_prod_2022-10-13.cbor", 2872], // a Name's SEQUENCE tag, primitive form
+  ["real/evervault_prod_2022-10-13.cbor", 1307], // the SPKI algorithm OID's length
+  ["real/evervault_debug_2022-10-12.cbor", 3282], // an extnValue OCTET STRING tag
+  ["real/anjuna_prod_2021-03-17.cbor", 2386], // the curve OID tag (constructed ANY)
+  ["real/qos_prod_2022-07-06.cbor", 1385], // the EC point: a key that does not decode
+  ["real/anjuna_prod_2023-09-21.cbor", 3267], // the extensions [3] tag
+];
+
+test("certificate edits that once disagreed: JS verdict == C++ verdict", { skip: (!haveFixtures || !haveCli) && "no fixtures or CLI" }, async () => {
+  const at = Object.fromEntries(manifest().map((f) => [f.file, f.timestamp_ms]));
+  for (const [file, offset] of REGRESSIONS) {
+    const doc = readFixture(file);
+    for (let bit = 0; bit < 8; bit++) {
+      const bytes = doc.slice();
+      bytes[offset] ^= 1 << bit;
+      const cpp = cliVerdict(bytes, ["--at", isoAt(at[file]), "--allow-debug"]);
+      const js = await jsVerdict(verifyAttestation, bytes, { now: at[file], allowDebug: true });
+      const name = `${file} byte ${offset} bit ${bit}`;
+      assert.equal(js.ok, cpp.ok, name);
+      if (!cpp.ok) assert.equal(js.code, jsCodeOf(cpp.code), `${name}: JS ${js.message} / C++ ${cpp.message}`);
+    }
+  }
+});
