@@ -41,7 +41,9 @@ class IngressPath {
     std::filesystem::create_directories(dir_);
     ::setenv("SHIELD_NITRO_VSOCK_DIR", dir_.c_str(), 1);
     net::install_vsock_network(nullptr);
-    relay::IngressOptions e = relay::enclave_ingress({5000, static_cast<uint16_t>(app.port), runtime::IngressMode::kPassthrough});
+    runtime::IngressConfig entry;
+    entry.vsock_port = 5000;
+    relay::IngressOptions e = relay::enclave_ingress(entry);
     e.target = app;
     relay::IngressOptions h;
     h.name = "ingress host";

@@ -187,7 +187,10 @@ TEST(Ingress, RequiresBothEndpoints) {
 }
 
 TEST(Ingress, OptionsFromTheRuntimeAndHostConfigs) {
-  relay::IngressOptions e = relay::enclave_ingress({5000, 8080, runtime::IngressMode::kPassthrough});
+  runtime::IngressConfig entry;
+  entry.vsock_port = 5000;
+  entry.app_port = 8080;
+  relay::IngressOptions e = relay::enclave_ingress(entry);
   EXPECT_EQ(e.listen.to_string(), "vsock://ANY:5000");
   EXPECT_EQ(e.target.to_string(), "tcp://127.0.0.1:8080");
   runtime::HostEnclave app;
