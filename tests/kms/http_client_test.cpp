@@ -2,6 +2,7 @@
 // against a scripted server on a unix socket (the tunnel KMS calls take inside an enclave).
 // TLS through the tunnel, with the real host name verified, is in local_kms_test.cpp.
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -10,6 +11,7 @@
 #include "shield_nitro/net/endpoint.h"
 #include "support/expect_error.h"
 #include "support/net_util.h"
+#include "support/tls_cert.h"
 
 using namespace shield_nitro;
 using namespace shield_nitro::kms;
@@ -219,4 +221,62 @@ TEST(HttpRequest, TransportFailuresNameTheRequestAndTheTunnel) {
   EXPECT_EQ(code_of([] { http_request("GET", "http://h/", {{"X-A", "1\r\nX-B: 2"}}, {}, {}); }), Errc::kUsage);
   EXPECT_EQ(code_of([] { http_request("GET", "http://h/", {{"X A", "1"}}, {}, {}); }), Errc::kUsage);
   EXPECT_EQ(code_of([] { http_request("GET", "gopher://h/", {}, {}, {}); }), Errc::kUsage);
+}
+
+namespace {
+
+// One TLS connection on a unix socket (the tunnel): the answer, then close_notify or not.
+void serve_tls_once(int listener, const std::string& dir, const std::string& answer, bool close_notify) {
+  UniqueFd c(::accept(listener, nullptr, nullptr));
+  if (!c) return;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  SSL_CTX_use_certificate_file(ctx.get(), (dir + "/srv.pem").c_str(), SSL_FILETYPE_PEM);
+  SSL_CTX_use_PrivateKey_file(ctx.get(), (dir + "/srv.key").c_str(), SSL_FILETYPE_PEM);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  SSL_set_fd(ssl.get(), c.get());
+  if (SSL_accept(ssl.get()) != 1) return;
+  std::string got;
+  char buf[4096];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    int n = SSL_read(ssl.get(), buf, sizeof buf);
+    if (n <= 0) return;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  SSL_write(ssl.get(), answer.data(), static_cast<int>(answer.size()));
+  if (close_notify) SSL_shutdown(ssl.get());
+}
+
+}  // namespace
+
+// A body that runs to the end of the connection is complete over TLS only with close_notify:
+// a cut connection must not pass for the whole answer.
+TEST(HttpRequest, ACloseDelimitedTlsBodyNeedsCloseNotify) {
+  test_support::TempDir d;
+  ASSERT_TRUE(sn_test::make_test_tls(d.path(), "kms.test"));
+  TransportOptions t;
+  t.via = "unix:" + d.path() + "/tls.sock";
+  t.ca_file = d.path() + "/ca.pem";
+  for (bool notify : {true, false}) {
+    UniqueFd listener = net::listen(net::Endpoint::unix_path(d.path() + "/tls.sock"));
+    std::thread server([&] { serve_tls_once(listener.get(), d.path(), "HTTP/1.1 200 OK\r\n\r\nthe whole body", notify); });
+    if (notify) {
+      EXPECT_EQ(http_request("GET", "https://kms.test/", {}, {}, t).body, "the whole body");
+    } else {
+      auto e = test_support::thrown<Error>([&] { http_request("GET", "https://kms.test/", {}, {}, t); });
+      ASSERT_TRUE(e);
+      EXPECT_EQ(e->code(), Errc::kIo);
+      EXPECT_NE(std::string(e->what()).find("without close_notify"), std::string::npos) << e->what();
+    }
+    server.join();
+    listener.reset();
+    ::unlink((d.path() + "/tls.sock").c_str());
+  }
+  // An IP literal in the URL is checked against the certificate's IP names (it has none: refused).
+  UniqueFd listener = net::listen(net::Endpoint::unix_path(d.path() + "/tls.sock"));
+  std::thread server([&] { serve_tls_once(listener.get(), d.path(), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true); });
+  auto e = test_support::thrown<Error>([&] { http_request("GET", "https://127.0.0.1/", {}, {}, t); });
+  server.join();
+  ASSERT_TRUE(e);
+  EXPECT_NE(std::string(e->what()).find("does not verify with the CA file " + t.ca_file + " (SSL certificate problem: "),
+            std::string::npos) << e->what();
 }
