@@ -28,6 +28,7 @@
 #include "shield_nitro/nsm/client.h"
 #include "shield_nitro/nsm/transport.h"
 #include "shield_nitro/relay/egress.h"
+#include "shield_nitro/relay/attested_tls.h"
 #include "shield_nitro/relay/ingress.h"
 #include "shield_nitro/runtime/config.h"
 #include "shield_nitro/supervisor/artifact.h"
@@ -192,10 +193,20 @@ class Sequence {
       }
       for (const auto& in : cfg_.ingress) {
         step = "ingress " + std::to_string(in.vsock_port);
-        auto fwd = std::make_unique<relay::IngressForwarder>(relay::enclave_ingress(in));
+        const bool tls = in.mode == runtime::IngressMode::kAttestedTls;
+        relay::AttestedTlsOptions tls_options;  // TLS ends here, its key bound into NSM documents
+        tls_options.attest = [nsm = nsm_.get()](ByteView nonce, ByteView user_data) {
+          nsm::AttestationRequest request;
+          request.user_data = to_bytes(user_data);
+          request.nonce = to_bytes(nonce);
+          return nsm->attestation(request);
+        };
+        auto fwd = std::make_unique<relay::IngressForwarder>(
+            tls ? relay::enclave_attested_tls_ingress(in, std::move(tls_options)) : relay::enclave_ingress(in));
         fwd->start();
         ingress_.push_back(std::move(fwd));
-        done("ingress", "ingress vsock port " + std::to_string(in.vsock_port) + " -> 127.0.0.1:" + std::to_string(in.app_port),
+        done("ingress", "ingress vsock port " + std::to_string(in.vsock_port) + " -> 127.0.0.1:" + std::to_string(in.app_port) +
+                            (tls ? " (attested-tls)" : ""),
              {{"vsock_port", int64_t{in.vsock_port}}, {"app_port", int64_t{in.app_port}}});
       }
       if (cfg_.egress.proxy_port != 0) {
