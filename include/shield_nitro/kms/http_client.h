@@ -58,15 +58,19 @@ struct HttpUrl {
 // host, a bad port, or a space or control character anywhere.
 HttpUrl parse_http_url(const std::string& url);
 
-// Parsing an answer (pure: fuzzed). The status line, headers, and a body framed by
-// Content-Length, chunked Transfer-Encoding, or the end of the connection (at_eof); interim 1xx
-// answers are skipped. kComplete sets out and consumed. Throws Error(kFormat, "malformed HTTP
-// response: why") for anything else, a head over max_head_bytes or a body over max_body_bytes.
+// Whether the bytes so far hold a whole answer.
 enum class HttpResponseParse { kNeedMore, kComplete };
+// Bounds on an answer: past them it is refused, not buffered.
 struct HttpResponseLimits {
   size_t max_head_bytes = 64 * 1024;
   size_t max_body_bytes = 4 * 1024 * 1024;  // KMS and IMDS answers are a few KiB
 };
+
+// Parses an answer from the front of in (pure: fuzzed): the status line, headers, and a body
+// framed by Content-Length, chunked Transfer-Encoding, or the end of the connection (at_eof);
+// interim 1xx answers are skipped. kComplete sets out and consumed. Throws Error(kFormat,
+// "malformed HTTP response: why") for anything else, a head over max_head_bytes or a body over
+// max_body_bytes.
 HttpResponseParse parse_http_response(std::string_view in, bool at_eof, const HttpResponseLimits& limits,
                                       HttpResponse& out, size_t& consumed);
 
