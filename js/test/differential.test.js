@@ -5,7 +5,10 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { verifyAttestation } from "../src/index.js";
 import { head } from "../src/cbor.js";
-import { manifest, readFixture, haveFixtures, haveCli, cliVerdict, jsVerdict, jsCodeOf, isoAt } from "./helpers.js";
+import fs from "node:fs";
+import path from "node:path";
+import { spawn, execFileSync } from "node:child_process";
+import { manifest, readFixture, haveFixtures, haveCli, cliVerdict, jsVerdict, jsCodeOf, isoAt, cli, tempDir } from "./helpers.js";
 
 const COUNT = Number(process.env.SN_JS_MUTATIONS ?? 300);
 
@@ -162,4 +165,39 @@ test("certificate edits that once disagreed: JS verdict == C++ verdict", { skip:
       if (!cpp.ok) assert.equal(js.code, jsCodeOf(cpp.code), `${name}: JS ${js.message} / C++ ${cpp.message}`);
     }
   }
+});
+
+// The simulator's documents: another chain (made by shield-nitro, not AWS), an indefinite
+// payload map, nonce and user_data set; verified with --root, untouched and mutated.
+test("simulator documents and their mutations: JS verdict == C++ verdict", { skip: !haveCli && "no CLI" }, async (t) => {
+  const dir = tempDir("sn-js-sim-");
+  const sim = path.join(dir, "nsm");
+  execFileSync(cli, ["nsm-sim", "init", sim, "--pcr", `0=${"3c".repeat(48)}`], { stdio: "pipe" });
+  const serve = spawn(cli, ["nsm-sim", "serve", "--indefinite", sim], { stdio: "ignore" });
+  t.after(() => serve.kill("SIGTERM"));
+  for (let i = 0; !fs.existsSync(path.join(sim, "nsm.sock")); i++) {
+    assert.ok(i < 200, "nsm-sim serve did not create its socket");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const root = fs.readFileSync(path.join(sim, "root.pem"), "utf8");
+  const r = rng(7);
+  const now = Date.now();
+  let accepted = 0;
+  for (let k = 0; k < 3; k++) {
+    const nonce = "a5".repeat(16 + k);
+    const doc = new Uint8Array(execFileSync(cli, ["attest", "request", "--nsm", `sim:${sim}`, "--nonce", nonce,
+      "--user-data", "736e2d746c732f31" + "00".repeat(32), "-o", "-"], { maxBuffer: 1 << 20 }));
+    const options = { now, root, nonce: Buffer.from(nonce, "hex"), pcrs: { 0: "3c".repeat(48) } };
+    const args = ["--at", isoAt(now), "--root", path.join(sim, "root.pem"), "--nonce", nonce, "--pcr", `0=${"3c".repeat(48)}`];
+    const cases = [["original", doc]];
+    for (let m = 0; m < 30; m++) cases.push(mutate(doc, r));
+    for (const [what, bytes] of cases) {
+      const cpp = cliVerdict(bytes, args);
+      const js = await jsVerdict(verifyAttestation, bytes, options);
+      assert.equal(js.ok, cpp.ok, `sim doc ${k} ${what}: JS ${js.ok ? "accepts" : js.message}; C++ ${cpp.ok ? "accepts" : cpp.message}`);
+      if (!cpp.ok) assert.equal(js.code, jsCodeOf(cpp.code), `sim doc ${k} ${what}: JS ${js.message} / C++ ${cpp.message}`);
+      accepted += js.ok;
+    }
+  }
+  assert.ok(accepted >= 3, `accepted ${accepted}`);
 });
