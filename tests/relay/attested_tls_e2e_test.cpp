@@ -1,0 +1,188 @@
+// Attested TLS end to end (issue 15): the built `shield-nitro-enclave run` with an attested-tls
+// ingress, on simulated vsock, with the NSM simulator and a trivial Python app. The parent side is
+// this test: the host agent's passthrough forwarder (TCP → vsock), recording what it relays, and
+// the C++ client (parent::verify_attested_tls: the project's verifier, then a pinned connection).
+// A parent that terminates TLS itself, with a key of its own and genuine documents fetched from
+// the enclave, is refused: the document names another key than the one the client saw.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include "relay_test_support.h"
+#include "shield_nitro/core/bytes.h"
+#include "shield_nitro/core/error.h"
+#include "shield_nitro/nsm_sim/simulator.h"
+#include "shield_nitro/parent/attested_tls.h"
+#include "shield_nitro/relay/attested_tls.h"
+#include "shield_nitro/relay/ingress.h"
+#include "support/echo_server.h"
+#include "support/expect_error.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+using namespace shield_nitro;
+
+namespace {
+
+const Bytes kPcr0(48, 0x42);
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+uint16_t free_port() {
+  UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  return static_cast<uint16_t>(net::bound_endpoint(l.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).port);
+}
+
+class AttestedTlsRun : public ::testing::Test {
+ protected:
+  test_support::TempDir dir{"sn-atls-e2e"};
+  std::shared_ptr<nsm::SimulatedNsm> sim;
+  std::unique_ptr<nsm::SimulatorServer> nsm_server;
+  attest::TrustAnchor root = attest::TrustAnchor::aws();
+  std::unique_ptr<sn_test::Process> enclave;
+  std::unique_ptr<relay::IngressForwarder> host;  // the parent: a blind TCP → vsock relay
+  std::mutex mu;
+  std::string parent_saw;  // every byte the parent relayed, both ways
+  std::string log;
+
+  void SetUp() override {
+    nsm::BootPcrs pcrs;
+    pcrs.values[0] = kPcr0;
+    sim = nsm::SimulatedNsm::create(dir / "nsm", pcrs);
+    nsm_server = sim->serve(nsm::simulator_socket_path(dir / "nsm"));
+    root = attest::TrustAnchor::from_pem(sim->root_pem());
+    std::filesystem::create_directories(dir / "vs");
+    ::setenv("SHIELD_NITRO_VSOCK_DIR", (dir / "vs").c_str(), 1);
+    net::install_vsock_network(nullptr);
+
+    const uint16_t app_port = free_port();
+    std::string app = dir / "app.py";
+    std::ofstream(app) << R"PY(
+import http.server, sys
+class Hello(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = ("hello from the app: " + self.path).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hello)
+print("serving", flush=True)
+server.serve_forever()
+)PY";
+    std::filesystem::permissions(dir.path(), std::filesystem::perms::owner_all | std::filesystem::perms::others_exec);
+    std::filesystem::permissions(app, std::filesystem::perms::owner_all | std::filesystem::perms::others_read);
+    std::string user = ::geteuid() == 0 ? "65534:65534" : std::to_string(::getuid()) + ":" + std::to_string(::getgid());
+    std::string cfg = dir / "runtime.yaml";
+    std::ofstream(cfg) << "version: 1\napp: {user: \"" + user + "\"}\nhost: {cid: 3, port: 7000}\n"
+                          "ingress:\n  - {vsock_port: 5443, app_port: " + std::to_string(app_port) +
+                              ", mode: attested-tls, key: p384, user_data: c0ffee}\n";
+    log = dir / "run.log";
+    enclave = std::make_unique<sn_test::Process>(
+        std::vector<std::string>{"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + dir / "vs", SN_ENCLAVE, "run", "--config", cfg,
+                                 "--nsm", "sim:" + dir / "nsm", "--", "/usr/bin/python3", app, std::to_string(app_port)},
+        log);
+    enclave->wait_ready([&] { return read_text(log).find("\"serving\"") != std::string::npos; });
+
+    relay::IngressOptions h;
+    h.name = "ingress parent";
+    h.listen = net::Endpoint::parse("tcp://127.0.0.1:0");
+    h.target = net::Endpoint::vsock(16, 5443);
+    h.session = [this](int c, int t, int stop) {
+      net::RelayOptions o;
+      o.stop_fd = stop;
+      o.tap = [this](net::RelayDirection, ByteView b) {
+        std::lock_guard lock(mu);
+        parent_saw.append(to_string(b));
+      };
+      return net::relay(c, t, o);
+    };
+    host = std::make_unique<relay::IngressForwarder>(h);
+    host->start();
+  }
+  void TearDown() override {
+    host.reset();
+    enclave.reset();
+    ::unsetenv("SHIELD_NITRO_VSOCK_DIR");
+    net::install_vsock_network(nullptr);
+  }
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(host->endpoint().port); }
+  attest::Policy policy() const {
+    attest::Policy p;
+    p.expect_pcr(0, kPcr0);
+    p.max_age_s = 300;
+    return p;
+  }
+};
+
+TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
+  parent::AttestedTlsResult r = parent::verify_attested_tls(url(), policy(), root);
+  EXPECT_EQ(r.app_user_data, (Bytes{0xc0, 0xff, 0xee}));
+  EXPECT_EQ(r.claims.pcrs.at(0), kPcr0);
+  EXPECT_EQ(parent::spki_sha256_of_certificate(r.certificate_der), r.spki_sha256);  // the binding the client checked
+
+  parent::PinnedConnection c = parent::connect_pinned(parent::parse_tls_target(url()), r.spki_sha256);
+  EXPECT_EQ(SSL_version(c.ssl()), TLS1_3_VERSION);
+  c.write_all("GET /secret-input HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string answer = c.read_to_end();
+  EXPECT_NE(answer.find("hello from the app: /secret-input"), std::string::npos) << answer;
+
+  // The parent relayed TLS records only: neither the request nor the answer in the clear.
+  std::lock_guard lock(mu);
+  EXPECT_GT(parent_saw.size(), 1000u);
+  EXPECT_EQ(parent_saw.find("secret-input"), std::string::npos);
+  EXPECT_EQ(parent_saw.find("hello from the app"), std::string::npos);
+  EXPECT_EQ(parent_saw.find("nitro/attestation"), std::string::npos);
+  std::string out = read_text(log);
+  EXPECT_NE(out.find("attested-tls"), std::string::npos) << out;
+}
+
+TEST_F(AttestedTlsRun, AParentPresentingItsOwnCertificateIsRefused) {
+  parent::AttestedTlsResult honest = parent::verify_attested_tls(url(), policy(), root);
+  // The man in the middle: its own key (made the same way), genuine documents for the client's
+  // nonces fetched from the enclave over its own connection; the app's side is an echo.
+  sn_test::EchoServer echo;
+  relay::AttestedTlsOptions o;
+  o.attest = [this](ByteView nonce, ByteView) {
+    parent::PinnedConnection up = [&] {
+      // Through the blind relay to the enclave, as a client (any key accepted here).
+      return parent::connect_pinned(parent::parse_tls_target(url()), parent::verify_attested_tls(url(), policy(), root).spki_sha256);
+    }();
+    up.write_all("GET " + std::string(relay::kAttestationPath) + "?nonce=" + hex_encode(nonce) + " HTTP/1.1\r\n\r\n");
+    std::string raw = up.read_to_end();
+    return parent::parse_attestation_response(as_bytes(raw));
+  };
+  auto mitm_tls = std::make_shared<relay::AttestedTls>(o);
+  relay::IngressOptions m;
+  m.name = "mitm";
+  m.listen = net::Endpoint::parse("tcp://127.0.0.1:0");
+  m.target = net::Endpoint::tcp("127.0.0.1", echo.port());
+  m.session = [mitm_tls](int c, int t, int s) { return mitm_tls->serve(c, t, s); };
+  relay::IngressForwarder mitm(m);
+  mitm.start();
+  std::string mitm_url = "https://127.0.0.1:" + std::to_string(mitm.endpoint().port);
+
+  std::string why = test_support::message_of([&] { parent::verify_attested_tls(mitm_url, policy(), root); });
+  EXPECT_NE(why.find("not the key of this TLS connection"), std::string::npos) << why;
+  EXPECT_EQ(test_support::code_of([&] { parent::verify_attested_tls(mitm_url, policy(), root); }), Errc::kVerify);
+  EXPECT_GE(mitm_tls->stats().attestations, 1u);  // the documents it served were genuine
+  EXPECT_NE(mitm_tls->spki_sha256(), honest.spki_sha256);
+  // A client holding the enclave's pin does not even finish the handshake with it.
+  EXPECT_EQ(test_support::code_of([&] {
+              parent::connect_pinned(parent::parse_tls_target(mitm_url), honest.spki_sha256);
+            }),
+            Errc::kVerify);
+}
+
+}  // namespace
