@@ -204,6 +204,14 @@ def test_network_failure_is_an_io_error(nsm):
     assert e.value.code == "io"
 
 
+def test_silent_peer_times_out(nsm):
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # accepts TCP, never speaks TLS
+        with pytest.raises(atls.ShieldNitroError) as e:
+            atls.connect(f"127.0.0.1:{mute.getsockname()[1]}", policy(), nsm[1], timeout=0.2)
+        assert e.value.code == "timeout"
+
+
 def test_cli_and_curl_agree_with_python(cli, server, nsm):
     key = atls.attest(server.url, policy(), nsm[1])
     proc = subprocess.run([cli, "attest", "tls", server.url, "--pcr", f"0={PCR0.hex()}", "--root",

@@ -112,8 +112,12 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
 }
 
 [[noreturn]] void throw_io(SSL* ssl, int rc, const std::string& what) {
+  int saved = errno;
   int err = SSL_get_error(ssl, rc);
-  if (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+  errno = saved;
+  // Blocking sockets: "want read/write" only happens when SO_RCVTIMEO / SO_SNDTIMEO expired.
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+      (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)))
     throw Error(Errc::kTimeout, what + ": no answer in time");
   if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
     throw Error(Errc::kIo, what + ": " + (rc == 0 || errno == 0 ? std::string("the connection was closed") : std::strerror(errno)));
@@ -282,30 +286,32 @@ PinnedConnection::~PinnedConnection() {
 SSL* PinnedConnection::ssl() const { return s_->ssl.get(); }
 int PinnedConnection::fd() const { return s_->fd.get(); }
 
-void PinnedConnection::write_all(std::string_view data) {
+namespace {
+
+void ssl_write_all(SSL* ssl, std::string_view data) {
   NoSigpipe quiet;
   while (!data.empty()) {
     size_t n = 0;
     ERR_clear_error();
-    int rc = SSL_write_ex(s_->ssl.get(), data.data(), data.size(), &n);
-    if (rc != 1) throw_io(s_->ssl.get(), rc, "sending");
+    int rc = SSL_write_ex(ssl, data.data(), data.size(), &n);
+    if (rc != 1) throw_io(ssl, rc, "sending");
     data.remove_prefix(n);
   }
 }
 
-std::string PinnedConnection::read_to_end(size_t max) {
+std::string ssl_read_to_end(SSL* ssl, size_t max) {
   std::string out;
   char buf[16384];
   for (;;) {
     size_t n = 0;
     ERR_clear_error();
-    int rc = SSL_read_ex(s_->ssl.get(), buf, sizeof buf, &n);
+    int rc = SSL_read_ex(ssl, buf, sizeof buf, &n);
     if (rc == 1) {
       if (out.size() + n > max) throw Error(Errc::kFormat, "answer larger than " + std::to_string(max) + " bytes");
       out.append(buf, n);
       continue;
     }
-    int err = SSL_get_error(s_->ssl.get(), rc);
+    int err = SSL_get_error(ssl, rc);
     if (err == SSL_ERROR_ZERO_RETURN) return out;
     // A close without close_notify still ends a Connection: close answer; the caller checks lengths.
     if ((err == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK) ||
@@ -313,9 +319,15 @@ std::string PinnedConnection::read_to_end(size_t max) {
       ERR_clear_error();
       return out;
     }
-    throw_io(s_->ssl.get(), rc, "reading");
+    throw_io(ssl, rc, "reading");
   }
 }
+
+}  // namespace
+
+void PinnedConnection::write_all(std::string_view data) { ssl_write_all(s_->ssl.get(), data); }
+
+std::string PinnedConnection::read_to_end(size_t max) { return ssl_read_to_end(s_->ssl.get(), max); }
 
 PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256, std::chrono::milliseconds timeout) {
   auto s = std::make_unique<PinnedConnection::State>();
@@ -338,8 +350,21 @@ PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256, s
   return PinnedConnection(std::move(s));
 }
 
+namespace {
+AttestedTlsResult verify_with(std::string_view url, const attest::Policy& policy, const attest::Verifier& verifier,
+                              const AttestedTlsOptions& options);
+}  // namespace
+
 AttestedTlsResult verify_attested_tls(std::string_view url, const attest::Policy& policy, const attest::TrustAnchor& root,
                                       const AttestedTlsOptions& options) {
+  attest::Verifier verifier(root, {.chain_cache = false, .clock = options.clock});
+  return verify_with(url, policy, verifier, options);
+}
+
+namespace {
+
+AttestedTlsResult verify_with(std::string_view url, const attest::Policy& policy, const attest::Verifier& verifier,
+                              const AttestedTlsOptions& options) {
   TlsTarget target = parse_tls_target(url);
   if (options.nonce_size < 1 || options.nonce_size > 512) throw Error(Errc::kUsage, "the attestation nonce is 1..512 bytes");
 
@@ -375,19 +400,15 @@ AttestedTlsResult verify_attested_tls(std::string_view url, const attest::Policy
                         target_text(target) + "\r\nAccept: application/cbor\r\nConnection: close\r\n\r\n";
   std::string answer;
   {
-    auto s = std::make_unique<PinnedConnection::State>();
-    s->fd = std::move(fd);
-    s->ctx = std::move(ctx);
-    s->ssl = std::move(ssl);
-    PinnedConnection conn(std::move(s));
-    conn.write_all(request);
-    answer = conn.read_to_end(kAttestedTlsMaxResponse + 1);
+    ssl_write_all(ssl.get(), request);
+    answer = ssl_read_to_end(ssl.get(), kAttestedTlsMaxResponse + 1);
+    SSL_shutdown(ssl.get());  // SIGPIPE still held by `quiet`
+    ERR_clear_error();
   }
   r.document = parse_attestation_response(as_bytes(answer));
 
   attest::Policy p = policy;
   p.nonce = nonce;
-  attest::Verifier verifier(root, {.chain_cache = false, .clock = options.clock});
   r.claims = verifier.verify(r.document, p);
   r.app_user_data = check_tls_binding(r.claims.user_data, r.spki_sha256);
   r.spki_sha256_hex = hex_encode(r.spki_sha256);
@@ -396,15 +417,24 @@ AttestedTlsResult verify_attested_tls(std::string_view url, const attest::Policy
   return r;
 }
 
+}  // namespace
+
 // ---- verify, pin, re-verify on rotation ----
 
 AttestedTlsClient::AttestedTlsClient(std::string url, attest::Policy policy, attest::TrustAnchor root, AttestedTlsOptions options)
-    : url_(std::move(url)), target_(parse_tls_target(url_)), policy_(std::move(policy)), root_(std::move(root)), options_(options) {}
+    : url_(std::move(url)),
+      target_(parse_tls_target(url_)),
+      policy_(std::move(policy)),
+      // Re-attestations of one enclave share its chain: verified once, then cached.
+      verifier_(std::make_unique<attest::Verifier>(std::move(root), attest::VerifierOptions{.clock = options.clock})),
+      options_(options) {}
+
+AttestedTlsClient::~AttestedTlsClient() = default;
 
 AttestedTlsResult AttestedTlsClient::current() {
   std::lock_guard lock(mu_);
   if (!current_) {
-    current_ = std::make_shared<AttestedTlsResult>(verify_attested_tls(url_, policy_, root_, options_));
+    current_ = std::make_shared<AttestedTlsResult>(verify_with(url_, policy_, *verifier_, options_));
     ++verifications_;
   }
   return *current_;
@@ -423,7 +453,7 @@ PinnedConnection AttestedTlsClient::connect() {
     if (e.code() != Errc::kVerify) throw;
   }
   // The peer's key changed: attest the new one; connect only if it is the key now pinned.
-  auto fresh = std::make_shared<AttestedTlsResult>(verify_attested_tls(url_, policy_, root_, options_));
+  auto fresh = std::make_shared<AttestedTlsResult>(verify_with(url_, policy_, *verifier_, options_));
   {
     std::lock_guard lock(mu_);
     current_ = fresh;

@@ -217,6 +217,17 @@ TEST_F(AttestedTls, NotAnEnclaveIsRefused) {
   EXPECT_EQ(code_of([&] { verify_attested_tls("127.0.0.1:" + std::to_string(port), policy(), root); }), Errc::kIo);
 }
 
+TEST_F(AttestedTls, SilentPeerTimesOut) {
+  // Accepts TCP (the backlog) but never speaks TLS: the handshake must end at the timeout.
+  net::Endpoint ep = net::Endpoint::tcp("127.0.0.1", 0);
+  UniqueFd mute = net::listen(ep);
+  std::string url = "127.0.0.1:" + std::to_string(net::bound_endpoint(mute.get(), ep).port);
+  EXPECT_EQ(code_of([&] { verify_attested_tls(url, policy(), root, {.timeout = std::chrono::milliseconds(200)}); }),
+            Errc::kTimeout);
+  EXPECT_EQ(code_of([&] { connect_pinned(parse_tls_target(url), Bytes(32, 1), std::chrono::milliseconds(200)); }),
+            Errc::kTimeout);
+}
+
 TEST_F(AttestedTls, PinnedContextRefusesAnotherKeyDistinctly) {
   AttestedTlsResult r = verify_attested_tls(honest->url(), policy(), root);
   auto relay = AttestedTlsServer::relay_to(honest->port());

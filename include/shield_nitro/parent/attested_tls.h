@@ -119,8 +119,6 @@ class PinnedConnection {
   struct State;  // socket, context, session (src/parent)
   explicit PinnedConnection(std::unique_ptr<State> s);
   friend PinnedConnection connect_pinned(const TlsTarget&, ByteView, std::chrono::milliseconds);
-  friend AttestedTlsResult verify_attested_tls(std::string_view, const attest::Policy&, const attest::TrustAnchor&,
-                                               const AttestedTlsOptions&);
   std::unique_ptr<State> s_;
 };
 
@@ -130,11 +128,13 @@ PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Verify-then-pin with re-verification on rotation: connect() uses the pinned key; when the
-// peer presents another key it runs verify_attested_tls() again (same policy and root) and,
-// if that passes, pins the new key and connects. Thread-safe.
+// peer presents another key it runs the procedure again (same policy and root, a fresh nonce)
+// and, if that passes, pins the new key and connects. Its verifier caches the enclave's
+// certificate chain, so a re-attestation costs about one ES384 check. Thread-safe.
 class AttestedTlsClient {
  public:
   AttestedTlsClient(std::string url, attest::Policy policy, attest::TrustAnchor root, AttestedTlsOptions options = {});
+  ~AttestedTlsClient();
   // A connection to a verified key; the first call verifies. Errors as verify_attested_tls().
   PinnedConnection connect();
   // The current verification (verifies first if none yet).
@@ -146,7 +146,7 @@ class AttestedTlsClient {
   std::string url_;
   TlsTarget target_;
   attest::Policy policy_;
-  attest::TrustAnchor root_;
+  std::unique_ptr<attest::Verifier> verifier_;  // with its chain cache
   AttestedTlsOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<const AttestedTlsResult> current_;
