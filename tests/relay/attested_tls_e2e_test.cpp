@@ -138,10 +138,20 @@ TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
   std::string answer = c.read_to_end();
   EXPECT_NE(answer.find("hello from the app: /secret-input"), std::string::npos) << answer;
 
+  // curl with the pin the client printed: the app; with another pin: curl's exit 90.
+  if (std::filesystem::exists("/usr/bin/curl")) {
+    sn_test::RunResult ok = sn_test::run({"/usr/bin/curl", "-sS", "--insecure", "--pinnedpubkey", r.curl_pin, url() + "/by-curl"}, dir.path());
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_EQ(ok.out, "hello from the app: /by-curl");
+    std::string other = "sha256//" + base64_encode(Bytes(32, 7));
+    EXPECT_EQ(sn_test::run({"/usr/bin/curl", "-sS", "--insecure", "--pinnedpubkey", other, url() + "/"}, dir.path()).status, 90);
+  }
+
   // The parent relayed TLS records only: neither the request nor the answer in the clear.
   std::lock_guard lock(mu);
   EXPECT_GT(parent_saw.size(), 1000u);
   EXPECT_EQ(parent_saw.find("secret-input"), std::string::npos);
+  EXPECT_EQ(parent_saw.find("by-curl"), std::string::npos);
   EXPECT_EQ(parent_saw.find("hello from the app"), std::string::npos);
   EXPECT_EQ(parent_saw.find("nitro/attestation"), std::string::npos);
   std::string out = read_text(log);
