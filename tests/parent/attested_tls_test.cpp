@@ -25,7 +25,7 @@ using test_support::message_of;
 
 // ---- parsers ----
 
-TEST(AttestedTlsParse, Targets) {
+TEST(AttestedTlsClientParse, Targets) {
   TlsTarget t = parse_tls_target("https://enclave.example:8443/x?y");
   EXPECT_EQ(t.host, "enclave.example");
   EXPECT_EQ(t.port, 8443);
@@ -42,7 +42,7 @@ TEST(AttestedTlsParse, Targets) {
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
-TEST(AttestedTlsParse, Responses) {
+TEST(AttestedTlsClientParse, Responses) {
   EXPECT_EQ(to_string(parse_attestation_response(bytes_of("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"))), "abc");
   EXPECT_EQ(to_string(parse_attestation_response(bytes_of("HTTP/1.0 200 OK\r\ncontent-type: x\r\n\r\nabcd"))), "abcd");
   EXPECT_EQ(to_string(parse_attestation_response(bytes_of("HTTP/1.1 200\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nz"))), "z");
@@ -68,7 +68,7 @@ attest::OptionalBytes present(Bytes b) {
   return o;
 }
 
-TEST(AttestedTlsParse, Binding) {
+TEST(AttestedTlsClientParse, Binding) {
   Bytes key(32, 0x11);
   Bytes ud = bytes_of("sn-tls/1");
   ud.insert(ud.end(), key.begin(), key.end());
@@ -92,7 +92,7 @@ TEST(AttestedTlsParse, Binding) {
   EXPECT_EQ(code_of([&] { check_tls_binding(present(ud), Bytes(31, 0x11)); }), Errc::kVerify);
 }
 
-TEST(AttestedTlsParse, CertificatesRefuseGarbage) {
+TEST(AttestedTlsClientParse, CertificatesRefuseGarbage) {
   EXPECT_EQ(code_of([] { spki_sha256_of_certificate({}); }), Errc::kFormat);
   EXPECT_EQ(code_of([] { spki_sha256_of_certificate(bytes_of("\x30\x03\x02\x01\x01")); }), Errc::kFormat);
   EXPECT_EQ(code_of([] { make_pinned_ssl_ctx(Bytes(31, 0)); }), Errc::kUsage);
@@ -108,7 +108,7 @@ class LaggingClock final : public Clock {
   int64_t now_ms() const override { return system_clock().now_ms() - 3600 * 1000; }
 };
 
-class AttestedTls : public ::testing::Test {
+class AttestedTlsClientTest : public ::testing::Test {
  protected:
   test_support::TempDir dir{"sn-atls"};
   std::shared_ptr<nsm::SimulatedNsm> sim;
@@ -136,7 +136,7 @@ class AttestedTls : public ::testing::Test {
   }
 };
 
-TEST_F(AttestedTls, HonestEnclaveVerifiesAndPins) {
+TEST_F(AttestedTlsClientTest, HonestEnclaveVerifiesAndPins) {
   AttestedTlsResult r = verify_attested_tls(honest->url(), policy(), root);
   EXPECT_EQ(r.spki_sha256, honest->spki_sha256());
   EXPECT_EQ(r.spki_sha256_hex, hex_encode(honest->spki_sha256()));
@@ -152,7 +152,7 @@ TEST_F(AttestedTls, HonestEnclaveVerifiesAndPins) {
   EXPECT_NE(get(c).find(AttestedTlsServer::kAppAnswer), std::string::npos);
 }
 
-TEST_F(AttestedTls, FreshNonceEveryTime) {
+TEST_F(AttestedTlsClientTest, FreshNonceEveryTime) {
   AttestedTlsResult a = verify_attested_tls(honest->url(), policy(), root);
   AttestedTlsResult b = verify_attested_tls(honest->url(), policy(), root, {.nonce_size = 1});
   EXPECT_NE(a.claims.nonce.value, b.claims.nonce.value);
@@ -160,12 +160,12 @@ TEST_F(AttestedTls, FreshNonceEveryTime) {
   EXPECT_EQ(code_of([&] { verify_attested_tls(honest->url(), policy(), root, {.nonce_size = 513}); }), Errc::kUsage);
 }
 
-TEST_F(AttestedTls, AppUserDataFollowsTheBinding) {
+TEST_F(AttestedTlsClientTest, AppUserDataFollowsTheBinding) {
   AttestedTlsServer with_app(sim, AttestedTlsServer::Behaviour::kHonest, Bytes{1, 2, 3});
   EXPECT_EQ(verify_attested_tls(with_app.url(), policy(), root).app_user_data, (Bytes{1, 2, 3}));
 }
 
-TEST_F(AttestedTls, ManInTheMiddleIsRefused) {
+TEST_F(AttestedTlsClientTest, ManInTheMiddleIsRefused) {
   auto relay = AttestedTlsServer::relay_to(honest->port());
   // A blind relay (what the parent is meant to be) is fine: the client sees the enclave's key.
   EXPECT_EQ(verify_attested_tls(relay->url(), policy(), root).spki_sha256, honest->spki_sha256());
@@ -176,21 +176,21 @@ TEST_F(AttestedTls, ManInTheMiddleIsRefused) {
   EXPECT_GE(relay->attestations(), 2);  // it did forward the requests: the document was genuine
 }
 
-TEST_F(AttestedTls, DocumentForAnotherKeyIsRefused) {
+TEST_F(AttestedTlsClientTest, DocumentForAnotherKeyIsRefused) {
   AttestedTlsServer other(sim, AttestedTlsServer::Behaviour::kOtherKey);
   EXPECT_EQ(code_of([&] { verify_attested_tls(other.url(), policy(), root); }), Errc::kVerify);
   AttestedTlsServer none(sim, AttestedTlsServer::Behaviour::kNoBinding);
   EXPECT_NE(message_of([&] { verify_attested_tls(none.url(), policy(), root); }).find("not the sn-tls/1 key binding"), std::string::npos);
 }
 
-TEST_F(AttestedTls, WrongNonceIsRefused) {
+TEST_F(AttestedTlsClientTest, WrongNonceIsRefused) {
   AttestedTlsServer replay(sim, AttestedTlsServer::Behaviour::kWrongNonce);
   std::string why = message_of([&] { verify_attested_tls(replay.url(), policy(), root); });
   EXPECT_NE(why.find("nonce"), std::string::npos) << why;
   EXPECT_EQ(code_of([&] { verify_attested_tls(replay.url(), policy(), root); }), Errc::kPolicy);
 }
 
-TEST_F(AttestedTls, StaleDocumentIsRefused) {
+TEST_F(AttestedTlsClientTest, StaleDocumentIsRefused) {
   LaggingClock late;
   auto old_nsm = nsm::SimulatedNsm::open(dir / "nsm", {.leaf_reuse_ms = 0, .clock = &late});
   AttestedTlsServer stale(old_nsm);
@@ -200,12 +200,12 @@ TEST_F(AttestedTls, StaleDocumentIsRefused) {
   EXPECT_EQ(verify_attested_tls(stale.url(), no_age, root).spki_sha256, stale.spki_sha256());  // only the age differed
 }
 
-TEST_F(AttestedTls, WrongPcrsOrRootAreRefused) {
+TEST_F(AttestedTlsClientTest, WrongPcrsOrRootAreRefused) {
   EXPECT_EQ(code_of([&] { verify_attested_tls(honest->url(), policy(Bytes(48, 0x43)), root); }), Errc::kPolicy);
   EXPECT_EQ(code_of([&] { verify_attested_tls(honest->url(), policy(), attest::TrustAnchor::aws()); }), Errc::kVerify);
 }
 
-TEST_F(AttestedTls, NotAnEnclaveIsRefused) {
+TEST_F(AttestedTlsClientTest, NotAnEnclaveIsRefused) {
   // A TLS server answering the app's page to the attestation path: not a document.
   auto relay = AttestedTlsServer::relay_to(1);  // upstream unreachable: forwards fail with 502
   relay->set_intercept(true);
@@ -217,7 +217,7 @@ TEST_F(AttestedTls, NotAnEnclaveIsRefused) {
   EXPECT_EQ(code_of([&] { verify_attested_tls("127.0.0.1:" + std::to_string(port), policy(), root); }), Errc::kIo);
 }
 
-TEST_F(AttestedTls, SilentPeerTimesOut) {
+TEST_F(AttestedTlsClientTest, SilentPeerTimesOut) {
   // Accepts TCP (the backlog) but never speaks TLS: the handshake must end at the timeout.
   net::Endpoint ep = net::Endpoint::tcp("127.0.0.1", 0);
   UniqueFd mute = net::listen(ep);
@@ -228,7 +228,7 @@ TEST_F(AttestedTls, SilentPeerTimesOut) {
             Errc::kTimeout);
 }
 
-TEST_F(AttestedTls, PinnedContextRefusesAnotherKeyDistinctly) {
+TEST_F(AttestedTlsClientTest, PinnedContextRefusesAnotherKeyDistinctly) {
   AttestedTlsResult r = verify_attested_tls(honest->url(), policy(), root);
   auto relay = AttestedTlsServer::relay_to(honest->port());
   PinnedConnection through = connect_pinned(parse_tls_target(relay->url()), r.spki_sha256);  // blind relay: same key
@@ -247,7 +247,7 @@ TEST_F(AttestedTls, PinnedContextRefusesAnotherKeyDistinctly) {
   SSL_free(ssl);
 }
 
-TEST_F(AttestedTls, ClientReattestsOnRotationOnly) {
+TEST_F(AttestedTlsClientTest, ClientReattestsOnRotationOnly) {
   AttestedTlsClient client(honest->url(), policy(), root);
   PinnedConnection first = client.connect();
   EXPECT_EQ(client.verifications(), 1u);
@@ -262,7 +262,7 @@ TEST_F(AttestedTls, ClientReattestsOnRotationOnly) {
   EXPECT_NE(get(rotated).find(AttestedTlsServer::kAppAnswer), std::string::npos);
 }
 
-TEST_F(AttestedTls, ClientRefusesAnInterceptorOnReconnect) {
+TEST_F(AttestedTlsClientTest, ClientRefusesAnInterceptorOnReconnect) {
   auto relay = AttestedTlsServer::relay_to(honest->port());
   AttestedTlsClient client(relay->url(), policy(), root);
   client.connect();
@@ -273,7 +273,7 @@ TEST_F(AttestedTls, ClientRefusesAnInterceptorOnReconnect) {
 
 // ---- the CLI and curl ----
 
-class AttestedTlsCli : public AttestedTls {
+class AttestedTlsClientCli : public AttestedTlsClientTest {
  protected:
   std::string root_pem() {
     std::string path = dir / "root.pem";
@@ -287,7 +287,7 @@ class AttestedTlsCli : public AttestedTls {
   std::string pcr_arg(const Bytes& v = kPcr0) { return "0=" + hex_encode(v); }
 };
 
-TEST_F(AttestedTlsCli, PrintsThePinAndCurlUsesIt) {
+TEST_F(AttestedTlsClientCli, PrintsThePinAndCurlUsesIt) {
   auto r = cli({honest->url(), "--pcr", pcr_arg(), "--root", root_pem(), "--max-age", "300"});
   ASSERT_EQ(r.status, 0) << r.err;
   std::string pin = "sha256//" + base64_encode(honest->spki_sha256());
@@ -312,7 +312,7 @@ TEST_F(AttestedTlsCli, PrintsThePinAndCurlUsesIt) {
   EXPECT_EQ(refused.status, 90) << refused.err;  // CURLE_SSL_PINNEDPUBKEYNOTMATCH
 }
 
-TEST_F(AttestedTlsCli, RefusalsExitOneWithOneLine) {
+TEST_F(AttestedTlsClientCli, RefusalsExitOneWithOneLine) {
   auto relay = AttestedTlsServer::relay_to(honest->port());
   relay->set_intercept(true);
   AttestedTlsServer other(sim, AttestedTlsServer::Behaviour::kOtherKey);
