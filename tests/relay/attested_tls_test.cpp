@@ -349,6 +349,18 @@ TEST(AttestedTls, LargeTransfersBothWays) {
   EXPECT_TRUE(got == data);
 }
 
+TEST(AttestedTls, HalfCloseFromTheClientStillGetsTheAnswer) {
+  Tls t;
+  for (int round = 0; round < 10; ++round) {
+    TlsClient c(t.fwd->endpoint());
+    std::string data(50000 + round, static_cast<char>('a' + round));
+    c.send(data);
+    c.close_notify();  // TLS half-close, then TCP's: the echo's answer must still come back whole
+    ::shutdown(c.fd(), SHUT_WR);
+    EXPECT_TRUE(c.read_all() == data) << round;
+  }
+}
+
 TEST(AttestedTls, AnAppThatSpeaksFirstIsRelayed) {
   UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
   uint16_t port = static_cast<uint16_t>(net::bound_endpoint(l.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).port);
