@@ -349,20 +349,26 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
   std::string up = std::move(first), down;
   size_t up_off = 0, down_off = 0;
   bool target_eof = false, target_shut = false, client_shut = false;
+  // Whether a read may find bytes without asking poll first: false after a short read or a
+  // would-block, true again when poll says so (saves two syscalls per request and answer).
+  bool client_readable = true, target_readable = true;
   res.end = End::kClosed;
   while (!(client_eof && target_eof && up_off == up.size() && down_off == down.size())) {
     bool progress = false;
     short cev = 0, tev = 0;
-    if (!client_eof && up_off == up.size()) {
+    if (!client_eof && up_off == up.size() && !client_readable) {
+      cev |= POLLIN;
+    } else if (!client_eof && up_off == up.size()) {
       size_t n = 0;
       up.clear();
       up_off = 0;
       if (SSL_read_ex(s, buf, sizeof buf, &n) == 1) {
         up.assign(buf, n);
+        client_readable = n == sizeof buf || SSL_pending(s) > 0;
         progress = true;
       } else {
         int err = SSL_get_error(s, 0);
-        if (err == SSL_ERROR_WANT_READ) cev |= POLLIN;
+        if (err == SSL_ERROR_WANT_READ) client_readable = false, cev |= POLLIN;
         else if (err == SSL_ERROR_WANT_WRITE) cev |= POLLOUT;
         else if (err == SSL_ERROR_ZERO_RETURN) client_eof = progress = true;
         else {
@@ -388,15 +394,19 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
       ::shutdown(target, SHUT_WR);
       target_shut = true;
     }
-    if (!target_eof && down_off == down.size()) {
+    if (!target_eof && down_off == down.size() && !target_readable) {
+      tev |= POLLIN;
+    } else if (!target_eof && down_off == down.size()) {
       ssize_t n = ::recv(target, buf, sizeof buf, MSG_DONTWAIT);
       if (n > 0) {
         down.assign(buf, static_cast<size_t>(n));
         down_off = 0;
+        target_readable = static_cast<size_t>(n) == sizeof buf;
         progress = true;
       } else if (n == 0) {
         target_eof = progress = true;
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        target_readable = false;
         tev |= POLLIN;
       } else if (errno != EINTR) {
         res.end = End::kReset;
@@ -435,6 +445,8 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
       res.end = End::kStopped;
       break;
     }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) client_readable = true;
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) target_readable = true;
     if ((p[0].revents & (POLLERR | POLLNVAL)) || (p[1].revents & (POLLERR | POLLNVAL))) {
       res.end = End::kReset;
       break;
