@@ -51,6 +51,8 @@ enum class FirstRequest {
   kAttestation,  // a request for the attestation path (the supervisor answers it)
   kForward,      // anything else: for the app
 };
+// Decides from a connection's first bytes (any prefix; never throws). Once a prefix is decided,
+// every longer one is decided the same way.
 FirstRequest classify_first_request(std::string_view buffered);
 
 // The answer to a request head (up to and including its blank line, or its first line) that
@@ -60,6 +62,7 @@ struct AttestationRequest {
   Bytes nonce;
   std::string error;  // one line, for the 400 body
 };
+// Parses "GET <path>?nonce=HEX HTTP/1.x\r\n..." strictly (untrusted bytes; never throws).
 AttestationRequest parse_attestation_request(std::string_view head);
 
 // "sn-tls/1" || spki_sha256 (32 bytes) || app_user_data.
@@ -84,6 +87,8 @@ struct AttestedTlsStats {
   uint64_t rotations = 0;      // keys made after the first
 };
 
+// One attested-TLS ingress: its current key and certificate, rate limit and counters, shared
+// by all its connections (thread-safe).
 class AttestedTls {
  public:
   // Makes the first key and certificate. Error(kUsage) without attest or with app_user_data too
