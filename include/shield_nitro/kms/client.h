@@ -1,4 +1,4 @@
-// KMS client: the AWS JSON 1.1 protocol over HTTPS (libcurl), SigV4-signed.
+// KMS client: the AWS JSON 1.1 protocol over HTTPS (OpenSSL), SigV4-signed.
 //
 //   KmsClient kms({.region = "us-east-1"}, std::make_shared<DefaultCredentialsChain>());
 //   auto dk = kms.generate_data_key("alias/app", 32, {}, &recipient);  // opened in-process
