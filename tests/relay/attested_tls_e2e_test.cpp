@@ -138,6 +138,12 @@ TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
   std::string answer = c.read_to_end();
   EXPECT_NE(answer.find("hello from the app: /secret-input"), std::string::npos) << answer;
 
+  // The CLI's `attest tls` against the same enclave prints the same pin.
+  sn_test::RunResult cli = sn_test::run({SN_CLI, "attest", "tls", url(), "--pcr", "0=" + hex_encode(kPcr0), "--root",
+                                         dir / "nsm/root.pem"}, dir.path());
+  EXPECT_EQ(cli.status, 0) << cli.err;
+  EXPECT_NE(cli.out.find("--pinnedpubkey '" + r.curl_pin + "'"), std::string::npos) << cli.out;
+
   // curl with the pin the client printed: the app; with another pin: curl's exit 90.
   if (std::filesystem::exists("/usr/bin/curl")) {
     sn_test::RunResult ok = sn_test::run({"/usr/bin/curl", "-sS", "--insecure", "--pinnedpubkey", r.curl_pin, url() + "/by-curl"}, dir.path());
