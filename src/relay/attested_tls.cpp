@@ -258,7 +258,7 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
     return res;
   }
   set_nonblocking(client);
-  set_nonblocking(target);
+  if (target >= 0) set_nonblocking(target);
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(id->ctx.get()));
   if (!ssl || SSL_set_fd(ssl.get(), client) != 1) {
     ERR_clear_error();
@@ -346,6 +346,11 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
   }
 
   // The app's connection: a relay of plaintext, one buffer per direction, half-close passed on.
+  if (target < 0) {  // the app is not listening (yet): like passthrough, a close
+    SSL_shutdown(s);
+    ERR_clear_error();
+    return res;
+  }
   std::string up = std::move(first), down;
   size_t up_off = 0, down_off = 0;
   bool target_eof = false, target_shut = false, client_shut = false;

@@ -38,8 +38,9 @@ void IngressForwarder::Impl::serve(uint64_t id, UniqueFd client, int stop_fd) {
   } catch (const Error& e) {
     n_failed++;
     // The client gets a plain close (FIN): nothing was sent, and it sent nothing we must drain.
-    log_warn(name + " closed: cannot reach " + opt.target.to_string() + ": " + e.what());
-    return;
+    // A session still gets it: it may answer by itself (attested TLS: attestation requests).
+    log_warn(name + (opt.session ? "" : " closed") + ": cannot reach " + opt.target.to_string() + ": " + e.what());
+    if (!opt.session) return;
   }
   if (!opt.session) {
     if (loop->active() >= opt.max_connections) {

@@ -17,6 +17,7 @@
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/openssl_ptr.h"
+#include "relay_test_support.h"
 #include "support/echo_server.h"
 #include "support/expect_error.h"
 
@@ -359,6 +360,16 @@ TEST(AttestedTls, HalfCloseFromTheClientStillGetsTheAnswer) {
     ::shutdown(c.fd(), SHUT_WR);
     EXPECT_TRUE(c.read_all() == data) << round;
   }
+}
+
+TEST(AttestedTls, AttestsWhileTheAppIsNotListeningYet) {
+  Tls t({}, dead_port());
+  EXPECT_EQ(t.attest("0102").status, 200);
+  TlsClient c(t.fwd->endpoint());
+  ASSERT_TRUE(c.ok());
+  c.send("GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(c.read_all(), "");  // closed, as passthrough closes
+  EXPECT_EQ(t.fwd->stats().failed_connects, 2u);
 }
 
 TEST(AttestedTls, AnAppThatSpeaksFirstIsRelayed) {

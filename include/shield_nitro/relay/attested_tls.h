@@ -16,7 +16,8 @@
 //   `Connection: close`, and the connection ends. Any other request on that path: 400. Past the
 //   token bucket (burst, per_s): 429. An attestation source that fails: 503.
 // - Any other first request (or the app speaking first) is forwarded byte for byte to the target,
-//   and the connection is a plain relay of plaintext from then on (half-close propagated).
+//   and the connection is a plain relay of plaintext from then on (half-close propagated). An
+//   app not listening yet (target -1) does not stop attestation; its requests get a close.
 // - No session tickets, no session cache: every handshake shows the certificate, and no resumption
 //   secret outlives a rotation. The key is never written, logged or exported.
 // - The handshake and the first request must arrive within first_request_timeout; stop_fd ends

@@ -29,7 +29,8 @@
 namespace shield_nitro::relay {
 
 // Serves one connection between the accepted `client` and the dialled `target` until it ends
-// (or stop_fd becomes readable); owns neither socket. Passthrough is net::relay.
+// (or stop_fd becomes readable); owns neither socket. Passthrough is net::relay. target is -1
+// when it could not be reached (logged and counted): the session may still answer by itself.
 using IngressSession = std::function<net::RelayResult(int client, int target, int stop_fd)>;
 
 struct IngressOptions {
