@@ -144,6 +144,23 @@ TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
   EXPECT_EQ(cli.status, 0) << cli.err;
   EXPECT_NE(cli.out.find("--pinnedpubkey '" + r.curl_pin + "'"), std::string::npos) << cli.out;
 
+  // The Python SDK's client: the same key, then the app through its pinned context.
+  std::string py = dir / "client.py";
+  std::ofstream(py) << R"PY(
+import http.client, sys
+from shield_nitro import Policy, TrustRoot, attested_tls
+policy, root = Policy(pcrs={0: bytes.fromhex(sys.argv[2])}, max_age_s=300), TrustRoot.from_file(sys.argv[3])
+print(attested_tls.attest(sys.argv[1], policy, root).spki_sha256.hex())
+host, port = attested_tls.parse_target(sys.argv[1])
+conn = http.client.HTTPSConnection(host, port, context=attested_tls.connect(sys.argv[1], policy, root))
+conn.request("GET", "/by-python")
+print(conn.getresponse().read().decode())
+)PY";
+  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
+                                         url(), hex_encode(kPcr0), dir / "nsm/root.pem"}, dir.path());
+  EXPECT_EQ(pyr.status, 0) << pyr.err;
+  EXPECT_EQ(pyr.out, r.spki_sha256_hex + "\nhello from the app: /by-python\n");
+
   // curl with the pin the client printed: the app; with another pin: curl's exit 90.
   if (std::filesystem::exists("/usr/bin/curl")) {
     sn_test::RunResult ok = sn_test::run({"/usr/bin/curl", "-sS", "--insecure", "--pinnedpubkey", r.curl_pin, url() + "/by-curl"}, dir.path());
@@ -158,6 +175,7 @@ TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
   EXPECT_GT(parent_saw.size(), 1000u);
   EXPECT_EQ(parent_saw.find("secret-input"), std::string::npos);
   EXPECT_EQ(parent_saw.find("by-curl"), std::string::npos);
+  EXPECT_EQ(parent_saw.find("by-python"), std::string::npos);
   EXPECT_EQ(parent_saw.find("hello from the app"), std::string::npos);
   EXPECT_EQ(parent_saw.find("nitro/attestation"), std::string::npos);
   std::string out = read_text(log);
