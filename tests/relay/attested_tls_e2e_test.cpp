@@ -212,6 +212,21 @@ TEST_F(AttestedTlsRun, AParentPresentingItsOwnCertificateIsRefused) {
   EXPECT_EQ(test_support::code_of([&] { parent::verify_attested_tls(mitm_url, policy(), root); }), Errc::kVerify);
   EXPECT_GE(mitm_tls->stats().attestations, 1u);  // the documents it served were genuine
   EXPECT_NE(mitm_tls->spki_sha256(), honest.spki_sha256);
+  // The Python SDK's client refuses it too.
+  std::string py = dir / "mitm.py";
+  std::ofstream(py) << R"PY(
+import sys
+from shield_nitro import Policy, TrustRoot, VerificationError, attested_tls
+try:
+    attested_tls.attest(sys.argv[1], Policy(pcrs={0: bytes.fromhex(sys.argv[2])}, max_age_s=300), TrustRoot.from_file(sys.argv[3]))
+    print("accepted")
+except VerificationError as e:
+    print("refused", e)
+)PY";
+  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
+                                         mitm_url, hex_encode(kPcr0), dir / "nsm/root.pem"}, dir.path());
+  EXPECT_EQ(pyr.out.rfind("refused", 0), 0u) << pyr.out << pyr.err;
+
   // A client holding the enclave's pin does not even finish the handshake with it.
   EXPECT_EQ(test_support::code_of([&] {
               parent::connect_pinned(parent::parse_tls_target(mitm_url), honest.spki_sha256);
