@@ -4,8 +4,8 @@
 // 1. A sealed artifact from the host agent into the enclave's memory filesystem: the real host
 //    agent (host::Agent, in this process: digest cached, sendfile) on simulated vsock, and the
 //    supervisor's artifact step as `shield-nitro-enclave run` does it for `source: host`
-//    (HostLink::open_artifact, FdSource, supervisor::install_artifact: hashing on the receiving
-//    thread, sealed::open decrypting on InstallOptions::threads workers into the file in a tmpfs), with a
+//    (HostLink::open_artifact, FdSource, supervisor::install_artifact: hashing on a thread of
+//    its own, sealed::open decrypting on InstallOptions::threads workers into the file in a tmpfs), with a
 //    stand-in key release (no KMS; its cost is per file, not per byte). Rows, alternated in rounds
 //    (SN_BENCH_ROUNDS, default 3) so each round has its own floor:
 //      AeadFloor              single-thread raw AES-256-GCM *decryption* of the same plaintext

@@ -4,8 +4,15 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
@@ -15,32 +22,123 @@
 namespace shield_nitro::supervisor {
 namespace {
 
-// Hashes and counts what passes; refuses more than the limit as soon as it arrives.
+// SHA-256 on its own thread, so hashing (about 3x the cost of decrypting) overlaps receiving,
+// decrypting and writing instead of following them. feed() copies into a bounded queue of
+// blocks (the ciphertext is public; a copy is a tenth of the hash's cost) and blocks only when
+// the hasher is kDepth blocks behind, which bounds memory to about (kDepth + 1) * kBlock (5 MiB).
+class BackgroundSha256 {
+ public:
+  BackgroundSha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 init");
+    thread_ = std::thread([this] { run(); });
+  }
+  ~BackgroundSha256() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  BackgroundSha256(const BackgroundSha256&) = delete;
+  BackgroundSha256& operator=(const BackgroundSha256&) = delete;
+
+  void feed(const uint8_t* data, size_t n) {
+    while (n > 0) {
+      size_t take = std::min(n, kBlock);
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return queue_.size() < kDepth || error_; });
+      if (error_) std::rethrow_exception(error_);
+      Bytes block;
+      if (!spare_.empty()) {
+        block = std::move(spare_.back());
+        spare_.pop_back();
+      }
+      lock.unlock();
+      block.assign(data, data + take);
+      lock.lock();
+      queue_.push_back(std::move(block));
+      lock.unlock();
+      cv_.notify_all();
+      data += take;
+      n -= take;
+    }
+  }
+
+  // Waits for the hasher to take in everything fed; the digest, lowercase hex.
+  std::string finish() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (error_) std::rethrow_exception(error_);
+    uint8_t md[32];
+    unsigned len = 0;
+    if (EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) throw_openssl("SHA-256 final");
+    return hex_encode(ByteView(md, len));
+  }
+
+ private:
+  static constexpr size_t kBlock = size_t{1} << 20;
+  static constexpr size_t kDepth = 4;
+
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || closed_ || !queue_.empty(); });
+      if (stop_) return;
+      if (queue_.empty()) return;  // closed and drained
+      Bytes block = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      cv_.notify_all();  // a slot is free
+      bool ok = EVP_DigestUpdate(ctx_.get(), block.data(), block.size()) == 1;
+      lock.lock();
+      if (!ok) {
+        try {
+          throw_openssl("SHA-256 update");
+        } catch (...) {
+          error_ = std::current_exception();
+        }
+        cv_.notify_all();
+        return;
+      }
+      if (spare_.size() < kDepth) spare_.push_back(std::move(block));
+    }
+  }
+
+  ossl::Ptr<EVP_MD_CTX> ctx_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> queue_;
+  std::vector<Bytes> spare_;
+  bool closed_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts once the rest exists
+};
+
+// Counts what passes and hands it to the hasher; refuses more than the limit as soon as it arrives.
 class MeasuringSource final : public Source {
  public:
-  MeasuringSource(Source& in, std::string name, uint64_t limit)
-      : in_(in), name_(std::move(name)), limit_(limit), ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 init");
-  }
+  MeasuringSource(Source& in, std::string name, uint64_t limit) : in_(in), name_(std::move(name)), limit_(limit) {}
 
   size_t read(uint8_t* buf, size_t n) override {
     size_t got = in_.read(buf, n);
     count_ += got;
     if (count_ > limit_)
       throw Error(Errc::kVerify, "artifact " + name_ + ": more than the " + std::to_string(limit_) + " bytes announced arrive");
-    if (got && EVP_DigestUpdate(ctx_.get(), buf, got) != 1) throw_openssl("SHA-256 update");
+    hash_.feed(buf, got);
     return got;
   }
 
   // Reads what the opener left (nothing, for a well-formed file), then the digest.
   std::string finish() {
-    uint8_t buf[65536];
-    while (read(buf, sizeof buf) > 0) {
+    std::vector<uint8_t> buf(65536);
+    while (read(buf.data(), buf.size()) > 0) {
     }
-    uint8_t md[32];
-    unsigned len = 0;
-    if (EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) throw_openssl("SHA-256 final");
-    return hex_encode(ByteView(md, len));
+    return hash_.finish();
   }
   uint64_t count() const { return count_; }
 
@@ -48,8 +146,8 @@ class MeasuringSource final : public Source {
   Source& in_;
   std::string name_;
   uint64_t limit_;
-  ossl::Ptr<EVP_MD_CTX> ctx_;
   uint64_t count_ = 0;
+  BackgroundSha256 hash_;
 };
 
 // Counts what the opener writes, and refuses a plaintext bigger than the storage.

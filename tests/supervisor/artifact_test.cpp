@@ -134,6 +134,53 @@ TEST(SupervisorArtifact, RefusalsLeaveNothing) {
   EXPECT_EQ(dir.entries(), 0u) << "a refused artifact left a file";
 }
 
+// Open descriptors whose target lies in dir (an unlinked temporary shows as "dir/#n (deleted)").
+size_t open_files_in(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind(dir + "/", 0) == 0) ++n;
+  }
+  return n;
+}
+
+// Many times the hasher's queue (8 x 1 MiB), with bytes that differ everywhere: the digest the
+// background thread computes must be of every block, in order.
+Bytes varied(size_t n) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  return b;
+}
+
+TEST(SupervisorArtifact, ALargeArtifactIsHashedWhole) {
+  TempDir dir;
+  Bytes plain = varied(20u << 20);
+  Sealed s = make(dir, plain);
+  MemorySource in(s.file);
+  InstallResult r = install_artifact(s.config, in, s.file.size(), s.release(), own_user());
+  EXPECT_EQ(r.sealed_bytes, s.file.size());
+  EXPECT_EQ(read_file(s.config.path), to_string(plain));
+}
+
+// A file sealed under the same key whose plaintext differs only in its last byte: every record
+// authenticates, so only the digest, known after the last byte, refuses it; by then the
+// plaintext is decrypted, and none of it may stay reachable (no file, no open temporary).
+TEST(SupervisorArtifact, AFileThatDiffersOnlyAtItsEndLeavesNothing) {
+  TempDir dir;
+  Bytes plain = varied(20u << 20);
+  Sealed s = make(dir, plain);
+  Bytes other_plain = plain;
+  other_plain.back() ^= 1;
+  Bytes other = sealed::seal(other_plain, {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
+                             s.config.encryption_context);
+  MemorySource in(other);
+  EXPECT_EQ(code_of([&] { install_artifact(s.config, in, other.size(), s.release(), own_user()); }), Errc::kVerify);
+  EXPECT_FALSE(std::filesystem::exists(s.config.path));
+  EXPECT_EQ(dir.entries(), 0u) << "a refused artifact left a file";
+  EXPECT_EQ(open_files_in(dir.path()), 0u) << "the refused plaintext is still open";
+}
+
 // Reported, not asserted: 64 MiB from memory into a tmpfs (/dev/shm), against the sealed
 // module's sequential open into a file (the same bytes, hashed the same way).
 TEST(SupervisorArtifact, InstallSpeedIsMeasured) {

@@ -33,9 +33,10 @@ struct InstallResult {
 };
 
 // Reads the sealed file from `in` (`sealed_size` bytes: what the host announced, or the image
-// file's size; checked to be exactly what arrives), hashing it as it streams through
-// sealed::open (its decryption on `threads` workers) into an anonymous file that becomes
-// artifact.path only once everything checked. Errors: kVerify for a size or digest other than announced or pinned, kPolicy
+// file's size; checked to be exactly what arrives), hashing it on a thread of its own (fed a
+// copy of every piece; at most about 5 MiB queued) while it streams through sealed::open (its
+// decryption on `threads` workers) into an anonymous file that becomes artifact.path only once
+// the AEAD, the size and the digest all checked. Errors: kVerify for a size or digest other than announced or pinned, kPolicy
 // for a header whose context differs or a plaintext past max_plaintext, sealed's kAuth/kFormat
 // for a damaged file, and what release throws. On any error nothing is left at artifact.path.
 InstallResult install_artifact(const runtime::ArtifactConfig& artifact, Source& in, uint64_t sealed_size,
