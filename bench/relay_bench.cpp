@@ -15,56 +15,20 @@
 // best (other work on the 2 cores only ever slows a run, and alternating spreads it over both).
 // Counters: direct_req_per_s, req_per_s (ingress), p50_us / p99_us (ingress), vs_direct.
 #include <benchmark/benchmark.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <functional>
 #include <memory>
 
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/net/http_server.h"
-#include "shield_nitro/net/vsock_network.h"
-#include "shield_nitro/relay/ingress.h"
 #include "support/http_load.h"
+#include "support/ingress_path.h"
 #include "support/load_gen.h"
 
 using namespace shield_nitro;
 using namespace sn_bench;
 
 namespace {
-
-// Both forwarders of an ingress path in front of `app`, over simulated vsock.
-class IngressPath {
- public:
-  explicit IngressPath(const net::Endpoint& app)
-      : dir_((std::filesystem::temp_directory_path() / ("sn-relay-bench-" + std::to_string(::getpid()))).string()) {
-    std::filesystem::create_directories(dir_);
-    ::setenv("SHIELD_NITRO_VSOCK_DIR", dir_.c_str(), 1);
-    net::install_vsock_network(nullptr);
-    runtime::IngressConfig entry;
-    entry.vsock_port = 5000;
-    relay::IngressOptions e = relay::enclave_ingress(entry);
-    e.target = app;
-    relay::IngressOptions h;
-    h.name = "ingress host";
-    h.listen = net::Endpoint::parse("tcp://127.0.0.1:0");
-    h.target = net::Endpoint::vsock(net::kDefaultSimulatedCid, 5000);
-    enclave_ = std::make_unique<relay::IngressForwarder>(e);
-    host_ = std::make_unique<relay::IngressForwarder>(h);
-    enclave_->start();
-    host_->start();
-  }
-  ~IngressPath() {
-    host_.reset();
-    enclave_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  const net::Endpoint& endpoint() const { return host_->endpoint(); }
-
- private:
-  std::string dir_;
-  std::unique_ptr<relay::IngressForwarder> enclave_, host_;
-};
 
 struct Run {
   double req_per_s = 0, p50_us = 0, p99_us = 0;

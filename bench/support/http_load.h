@@ -1,13 +1,16 @@
 // HTTP/1.1 load generation for the benchmarks of HTTP servers and of what relays them
 // (bench/kms_bench.cpp, bench/relay_bench.cpp): one thread keeps one request in flight on each of
-// C keep-alive connections, as real clients do, and measures requests/s and latency.
+// C keep-alive connections, as real clients do, and measures requests/s and latency. Over TLS
+// too (bench/attested_tls_bench.cpp): handshakes happen before the clock starts.
 #pragma once
 
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,11 +28,18 @@ struct HttpLoad {
   size_t not_ok = 0;  // answers other than 200 (ThrottlingException when shedding)
 };
 
+struct SslFree {
+  void operator()(SSL* p) const { SSL_free(p); }
+};
+
 // Keeps one request in flight on each of `conns` connections to ep until `total` answers; an
-// answer is a head plus Content-Length bytes (an echoed request parses the same way).
-inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string& request, size_t total, bool check_status) {
+// answer is a head plus Content-Length bytes (an echoed request parses the same way). With
+// `tls`, each connection first completes a TLS handshake with that client context.
+inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string& request, size_t total, bool check_status,
+                           SSL_CTX* tls = nullptr) {
   struct Slot {
     UniqueFd fd;
+    std::unique_ptr<SSL, SslFree> ssl;  // declared after fd: freed before the socket closes
     std::string in;
     size_t out_off = 0;
     int64_t sent_ns = 0;
@@ -37,6 +47,11 @@ inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string
   std::vector<Slot> slots(static_cast<size_t>(conns));
   for (auto& s : slots) {
     s.fd = net::connect(ep);
+    if (tls) {
+      s.ssl.reset(SSL_new(tls));
+      if (!s.ssl || SSL_set_fd(s.ssl.get(), s.fd.get()) != 1 || SSL_connect(s.ssl.get()) != 1)
+        throw Error(Errc::kIo, "bench: TLS handshake with " + ep.to_string() + " failed");
+    }
     net::set_nonblocking(s.fd.get(), true);
     s.sent_ns = monotonic_ns();
   }
@@ -53,14 +68,32 @@ inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string
     for (size_t i = 0; i < slots.size(); ++i) {
       Slot& s = slots[i];
       if ((p[i].revents & POLLOUT) && s.out_off < request.size()) {
-        ssize_t w = ::send(s.fd.get(), request.data() + s.out_off, request.size() - s.out_off, MSG_NOSIGNAL);
+        const char* at = request.data() + s.out_off;
+        size_t left = request.size() - s.out_off;
+        ssize_t w = s.ssl ? SSL_write(s.ssl.get(), at, static_cast<int>(left)) : ::send(s.fd.get(), at, left, MSG_NOSIGNAL);
         if (w > 0) s.out_off += static_cast<size_t>(w);
       }
       if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::recv(s.fd.get(), buf.data(), buf.size(), 0);
-      if (n < 0 && errno == EAGAIN) continue;
-      if (n <= 0) throw Error(Errc::kIo, "bench: the server closed a connection");
-      s.in.append(buf.data(), static_cast<size_t>(n));
+      if (s.ssl) {
+        // Drain every whole record: what OpenSSL buffers would not wake poll() again.
+        size_t got = 0;
+        int n;
+        while ((n = SSL_read(s.ssl.get(), buf.data(), static_cast<int>(buf.size()))) > 0) {
+          s.in.append(buf.data(), static_cast<size_t>(n));
+          got += static_cast<size_t>(n);
+        }
+        if (got == 0) {
+          int e = SSL_get_error(s.ssl.get(), n);
+          if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+            throw Error(Errc::kIo, "bench: the server closed a TLS connection");
+          continue;
+        }
+      } else {
+        ssize_t n = ::recv(s.fd.get(), buf.data(), buf.size(), 0);
+        if (n < 0 && errno == EAGAIN) continue;
+        if (n <= 0) throw Error(Errc::kIo, "bench: the server closed a connection");
+        s.in.append(buf.data(), static_cast<size_t>(n));
+      }
       auto end = s.in.find("\r\n\r\n");
       if (end == std::string::npos) continue;
       auto cl = s.in.find("Content-Length: ");
