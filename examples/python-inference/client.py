@@ -3,12 +3,19 @@
 answers with the plaintext model's reference (examples/model-inference/README.md has the formats).
 
   client.py --url http://127.0.0.1:8080 --testset testset.bin --reference reference.json [--batch 40]
+  client.py --url https://HOST:PORT --pcr 0=HEX --pcr 1=HEX --pcr 2=HEX --root ROOT.pem ...
+
+An https URL is the enclave's attested-TLS ingress: the client first checks the attestation
+document the enclave serves on that TLS connection (the SDK's shield_nitro.attested_tls: the
+document must verify under --root and the PCRs, and name the connection's key), then pins that
+key for every request.
 
 Prints one JSON line: {"images", "correct", "accuracy", "matches_reference"}; exits 1 when the
 predictions differ from the reference, 3 when the server cannot be reached.
 """
 import argparse
 import json
+import os
 import struct
 import sys
 import urllib.error
@@ -33,7 +40,21 @@ def main():
     parser.add_argument("--testset", required=True)
     parser.add_argument("--reference", required=True)
     parser.add_argument("--batch", type=int, default=40, help="images per request")
+    parser.add_argument("--pcr", action="append", default=[], metavar="N=HEX", help="https: a PCR the enclave must have")
+    parser.add_argument("--root", help="https: the attestation root (PEM; default the AWS Nitro root)")
     args = parser.parse_args()
+    opener = urllib.request.build_opener()
+    if args.url.startswith("https://"):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        from shield_nitro import Policy, TrustRoot, attested_tls
+        from shield_nitro.errors import ShieldNitroError
+        policy = Policy(pcrs={int(n): v for n, v in (p.split("=", 1) for p in args.pcr)})
+        try:
+            context = attested_tls.connect(args.url, policy, root=TrustRoot.from_file(args.root) if args.root else None)
+        except ShieldNitroError as e:
+            sys.stderr.write("client.py: %s: refused: %s\n" % (args.url, e))
+            return 1
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
     images, labels = load_testset(args.testset)
     with open(args.reference) as f:
         reference = json.load(f)["predictions"]
@@ -42,7 +63,7 @@ def main():
         for i in range(0, len(images), args.batch):
             body = b"".join(images[i:i + args.batch])
             request = urllib.request.Request(args.url.rstrip("/") + "/classify", data=body, method="POST")
-            with urllib.request.urlopen(request, timeout=30) as r:
+            with opener.open(request, timeout=30) as r:
                 predictions += json.load(r)["predictions"]
     except (urllib.error.URLError, OSError) as e:
         sys.stderr.write("client.py: %s: %s\n" % (args.url, getattr(e, "reason", e)))

@@ -9,7 +9,9 @@ the host, has KMS release its key only to this attested image, decrypts it into 
 starts the app with a KMS endpoint, container credentials and an egress proxy. A client on the
 parent classifies the test set through the ingress port. Then the refusals: a URL off the egress
 allowlist, a one-line change of the runtime config (PCR2 differs: no key, the app never starts),
-and a host that substitutes another sealed file.
+and a host that substitutes another sealed file. The same app is also reached through attested
+TLS (the enclave terminates TLS with a key its attestation document names): `attest tls`, curl
+with the printed pin, and the Python and Node clients classify through it; another pin is refused.
 
 usage: demo.py BUILD_DIR WORK_DIR [--record DIR]
 
@@ -42,7 +44,7 @@ DemoFailed, step, say, check, wait_until = base.DemoFailed, base.step, base.say,
 
 ACCOUNT, REGION, ROLE, ADMIN_ROLE, INSTANCE_ID = base.ACCOUNT, base.REGION, base.ROLE, base.ADMIN_ROLE, base.INSTANCE_ID
 KMS_HOST = base.KMS_HOST
-CID, HOST_PORT, KMS_PROXY_PORT, INGRESS_VSOCK, APP_PORT = 16, 7000, 8000, 5000, 8080
+CID, HOST_PORT, KMS_PROXY_PORT, INGRESS_VSOCK, TLS_VSOCK, APP_PORT = 16, 7000, 8000, 5000, 5001, 8080
 EGRESS_PORT, KMS_API_PORT = 3128, 9100
 CA_IN_IMAGE = "/etc/shield-nitro/kms-ca.pem"
 CONTEXT = {"app": "digits", "artifact": "model"}
@@ -93,6 +95,7 @@ class AppDemo:
             self.start_host_agent()
             self.run_enclave()
             self.classify()
+            self.attested_tls()
             self.kms_and_egress()
             self.refuse_changed_config()
             self.refuse_substituted_artifact()
@@ -187,6 +190,7 @@ egress:
   allow: ["{ALLOWED_HOST}:{allow_port}"]
 ingress:
   - {{vsock_port: {INGRESS_VSOCK}, app_port: {APP_PORT}, mode: passthrough}}
+  - {{vsock_port: {TLS_VSOCK}, app_port: {APP_PORT}, mode: attested-tls}}
 logs: {{buffer_kib: 1024}}
 {extra}"""
 
@@ -232,6 +236,7 @@ logs: {{buffer_kib: 1024}}
     # -- the parent's side ------------------------------------------------------------------
     def host_yaml(self, runtime, sealed):
         self.ingress_port = free_port()
+        self.tls_port = free_port()
         self.metrics_port = free_port()
         return f"""enclaves:
   - name: app
@@ -240,6 +245,7 @@ logs: {{buffer_kib: 1024}}
     artifacts: {{model: {sealed}}}
     ingress:
       - {{listen: "tcp://127.0.0.1:{self.ingress_port}", vsock_port: {INGRESS_VSOCK}}}
+      - {{listen: "tcp://127.0.0.1:{self.tls_port}", vsock_port: {TLS_VSOCK}}}
     logs: file:{self.work / 'logs' / 'app.jsonl'}
 kms:
   target: 127.0.0.1:{self.kms_port}
@@ -305,6 +311,8 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         for e in self.events():
             if e.get("source") == "supervisor":
                 say(f"[supervisor] {e.get('line', '')}")
+        failed = [e for e in self.events() if e.get("event") == "start_failed"]
+        check(not failed, f"the supervisor did not start the app: {failed[0].get('line') if failed else ''}")
 
     def classify(self):
         self.wait_for_app()
@@ -317,6 +325,40 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         check(result.returncode == 0, f"classification failed: {result.stdout}{result.stderr}")
         summary = json.loads(result.stdout)
         say(f"{summary['images']} images, accuracy {summary['accuracy']}: identical to the plaintext model's answers")
+
+    def attested_tls(self):
+        step("The same app through attested TLS: the enclave holds the TLS key, its document names it")
+        url = f"https://127.0.0.1:{self.tls_port}"
+        root = self.state / "nsm" / "root.pem"
+        pcr_args = [a for i in (0, 1, 2) for a in ("--pcr", f"{i}={self.pcrs[i]}")]
+        verified = json.loads(self.stack.run("attest", "tls", url, *pcr_args, "--root", root, "--json"))
+        pin = verified["pin"].removeprefix("sha256//")
+        say(f"the enclave's TLS key: sha256//{pin} (bound to PCR0/1/2 by a fresh document on that connection)")
+        curl = subprocess.run(["curl", "-sk", "--pinnedpubkey", f"sha256//{pin}", url + "/healthz"],
+                              capture_output=True, text=True, timeout=30)
+        check(curl.returncode == 0 and '"ok": true' in curl.stdout, f"curl with the pin failed: {curl.returncode} {curl.stderr}")
+        say(f"$ curl -k --pinnedpubkey sha256//{pin[:12]}... {url}/healthz  ->  {curl.stdout.strip()}")
+        say("(-k: the certificate is self-signed; the pin, checked against the attested key, is the trust)")
+        wrong = subprocess.run(["curl", "-sk", "--pinnedpubkey", "sha256//" + "A" * 43 + "=", url + "/healthz"],
+                               capture_output=True, text=True, timeout=30)
+        check(wrong.returncode == 90, f"curl with another pin was not refused (exit {wrong.returncode})")
+        say("curl with any other pin: refused (exit 90), as a parent swapping in its own TLS endpoint would be")
+        model = self.model_dir
+        result = subprocess.run([sys.executable, HERE / "client.py", "--url", url, "--testset", model / "testset.bin",
+                                 "--reference", model / "reference.json", "--root", root, *pcr_args],
+                                capture_output=True, text=True)
+        check(result.returncode == 0, f"the Python client through attested TLS failed: {result.stdout}{result.stderr}")
+        say(f"Python (shield_nitro.attested_tls, pinned urllib): {json.loads(result.stdout)['images']} images, "
+            f"the plaintext model's answers")
+        node = shutil.which("node")
+        if node and (REPO / "js" / "node_modules").is_dir():
+            result = subprocess.run([node, HERE / "client.mjs", url, model / "testset.bin", model / "reference.json", root,
+                                     *[f"{i}={self.pcrs[i]}" for i in (0, 1, 2)]], capture_output=True, text=True)
+            check(result.returncode == 0, f"the Node client through attested TLS failed: {result.stdout}{result.stderr}")
+            say(f"Node (js/ @shield-nitro/verify, pinned https.Agent): {json.loads(result.stdout)['images']} images, "
+                f"the same answers")
+        else:
+            say("Node client skipped: run `npm ci` in js/ first (make test does)")
 
     def get(self, url):
         """The app's JSON answer (errors included), or None when it cannot be reached."""

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
@@ -349,9 +350,13 @@ RuntimeConfig parse_runtime_config(std::string_view yaml, std::string_view sourc
   if (c.kms.api_port) ports.claim(false, c.kms.api_port, "kms.api_port", at("kms"));
   if (c.egress.proxy_port) ports.claim(false, c.egress.proxy_port, "egress.proxy_port", at("egress"));
   std::vector<YAML::Node> ingress_nodes = top.get("ingress") ? sequence(doc, *top.get("ingress"), "ingress") : std::vector<YAML::Node>{};
+  // An app port is a destination, not a listener: several ingresses may lead to it (e.g. one
+  // passthrough, one attested-tls), but never to one of our own listeners.
+  std::set<uint16_t> app_ports;
   for (size_t i = 0; i < c.ingress.size(); ++i) {
     ports.claim(true, c.ingress[i].vsock_port, index("ingress", i) + ".vsock_port", ingress_nodes[i]);
-    ports.claim(false, c.ingress[i].app_port, index("ingress", i) + ".app_port", ingress_nodes[i]);
+    if (app_ports.insert(c.ingress[i].app_port).second)
+      ports.claim(false, c.ingress[i].app_port, index("ingress", i) + ".app_port", ingress_nodes[i]);
   }
   return c;
 }
