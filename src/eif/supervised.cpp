@@ -108,15 +108,16 @@ std::vector<std::string> add_supervisor(std::vector<FsEntry>& stream, const Supe
   }
   interpreter = parse_elf(FileSource(in.supervisor)).interpreter;
 
-  std::map<std::string, const FsEntry*> existing;
-  for (const auto& e : stream) existing[e.name] = &e;
+  // Types by name, not pointers into `stream`: it grows below, which moves its entries.
+  std::map<std::string, FileType> existing;
+  for (const auto& e : stream) existing[e.name] = e.type;
   std::set<std::string> added;
   auto need_folder = [&](const std::string& name) {
     auto it = existing.find(name);
     if (it != existing.end()) {
-      if (it->second->type != FileType::kDirectory)
+      if (it->second != FileType::kDirectory)
         throw Error(Errc::kUsage, "the image has /" + name + " as a " +
-                                      (it->second->type == FileType::kSymlink ? "symlink" : "non-folder") +
+                                      (it->second == FileType::kSymlink ? "symlink" : "non-folder") +
                                       "; the supervisor needs a folder there");
       return;
     }

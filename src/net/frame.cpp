@@ -54,8 +54,8 @@ std::span<uint8_t> FrameDecoder::read_area() {
     // Grown by hand, not resize(): the old block is zeroed before it is freed, since it may
     // hold part of a frame that carries a secret (see wipe_consumed). Once per doubling.
     Bytes grown(std::max(size_ + kMinArea, buf_.size() * 2));
-    std::memcpy(grown.data(), buf_.data(), size_);
-    secure_wipe(buf_.data(), buf_.size());
+    if (size_ > 0) std::memcpy(grown.data(), buf_.data(), size_);  // never memcpy from null
+    if (!buf_.empty()) secure_wipe(buf_.data(), buf_.size());
     buf_.swap(grown);
   }
   return {buf_.data() + size_, buf_.size() - size_};
