@@ -22,6 +22,7 @@
 
 #include "shield_nitro/core/clock.h"
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/sigpipe.h"
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/net/endpoint.h"
@@ -159,35 +160,6 @@ std::string untrusted_certificate(const std::string& ca_file, const std::string&
            "; for a private endpoint such as kms-local, pass its CA with --kms-ca FILE";
   return "the server's TLS certificate does not verify with the CA file " + ca_file + why;
 }
-
-// SIGPIPE is held pending (then discarded) while this thread writes to a socket a peer may
-// have closed: OpenSSL writes with write(2), which has no MSG_NOSIGNAL.
-class SigpipeBlocked {
- public:
-  SigpipeBlocked() {
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    sigpending(&was_pending_);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
-  }
-  ~SigpipeBlocked() {
-    if (!sigismember(&was_pending_, SIGPIPE)) {
-      sigset_t pipe;
-      sigemptyset(&pipe);
-      sigaddset(&pipe, SIGPIPE);
-      timespec zero{0, 0};
-      while (sigtimedwait(&pipe, nullptr, &zero) > 0) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeBlocked(const SigpipeBlocked&) = delete;
-  SigpipeBlocked& operator=(const SigpipeBlocked&) = delete;
-
- private:
-  sigset_t old_{}, was_pending_{};
-};
 
 // A non-blocking socket, optionally under TLS; every wait ends at the request's deadline.
 class Connection {
@@ -509,7 +481,7 @@ HttpResponse http_request(const std::string& method, const std::string& url, con
 
   std::string where = transport.via.empty() ? "" : " via " + transport.via;
   try {
-    SigpipeBlocked no_sigpipe;
+    SigpipeBlock no_sigpipe;  // OpenSSL writes with write(2), which has no MSG_NOSIGNAL
     // The tunnel (or a TCP connection to the URL's host) carries the bytes; TLS still runs
     // here, to the URL's host. A vsock address resolves as the process's vsock network says.
     net::Endpoint ep = transport.via.empty() ? net::Endpoint::tcp(u.host, u.port) : net::Endpoint::parse(transport.via);

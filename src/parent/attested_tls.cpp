@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "shield_nitro/core/error.h"
+#include "shield_nitro/core/sigpipe.h"
 #include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/random.h"
 #include "shield_nitro/net/endpoint.h"
@@ -70,33 +71,6 @@ int check_pin(X509_STORE_CTX* store, void* arg) {
   X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
   return 0;
 }
-
-// OpenSSL writes with write(2): a peer that already closed would raise SIGPIPE in the caller's
-// process. While alive, SIGPIPE is blocked in this thread; one raised meanwhile is discarded.
-class NoSigpipe {
- public:
-  NoSigpipe() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~NoSigpipe() {
-    timespec zero{0, 0};
-    if (!was_pending_)
-      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
-      }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  NoSigpipe(const NoSigpipe&) = delete;
-  NoSigpipe& operator=(const NoSigpipe&) = delete;
-
- private:
-  sigset_t pipe_{}, old_{};
-  bool was_pending_ = false;
-};
 
 struct SslFree {
   void operator()(SSL* p) const { SSL_free(p); }
@@ -279,7 +253,7 @@ PinnedConnection::PinnedConnection(PinnedConnection&&) noexcept = default;
 PinnedConnection& PinnedConnection::operator=(PinnedConnection&&) noexcept = default;
 PinnedConnection::~PinnedConnection() {
   if (!s_ || !s_->ssl) return;
-  NoSigpipe quiet;
+  SigpipeBlock quiet;  // OpenSSL writes with write(2): a closed peer must not kill the caller
   SSL_shutdown(s_->ssl.get());
   ERR_clear_error();
 }
@@ -289,7 +263,7 @@ int PinnedConnection::fd() const { return s_->fd.get(); }
 namespace {
 
 void ssl_write_all(SSL* ssl, std::string_view data) {
-  NoSigpipe quiet;
+  SigpipeBlock quiet;
   while (!data.empty()) {
     size_t n = 0;
     ERR_clear_error();
@@ -339,7 +313,7 @@ PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256, s
   bool name = target.host.find_first_not_of("0123456789.") != std::string::npos && target.host.find(':') == std::string::npos;
   if (name) SSL_set_tlsext_host_name(s->ssl.get(), target.host.c_str());
   ERR_clear_error();
-  NoSigpipe quiet;
+  SigpipeBlock quiet;
   int rc = SSL_connect(s->ssl.get());
   if (rc != 1) {
     if (pin_refused(s->ssl.get()))
@@ -380,7 +354,7 @@ AttestedTlsResult verify_with(std::string_view url, const attest::Policy& policy
   bool name = target.host.find_first_not_of("0123456789.") != std::string::npos && target.host.find(':') == std::string::npos;
   if (name) SSL_set_tlsext_host_name(ssl.get(), target.host.c_str());
   ERR_clear_error();
-  NoSigpipe quiet;
+  SigpipeBlock quiet;
   if (int rc = SSL_connect(ssl.get()); rc != 1) throw_io(ssl.get(), rc, "TLS handshake with " + target_text(target));
 
   AttestedTlsResult r;

@@ -41,16 +41,7 @@ class SealedCli : public ::testing::Test {
 
   // The attested policy of `shield-nitro policy` for the enclave's role (a plain Decrypt is
   // denied, the context pinned), with the producer (here the admin) allowed to seal.
-  void put_policy(const std::string& key, const EncryptionContext& pinned) {
-    KeyPolicyRequest r;
-    r.pcrs = {{0, Bytes(48, 0xab)}, {8, Bytes(48, 0x08)}};
-    r.role_arn = kEnclaveRole;
-    r.admin_arn = kAdminRole;
-    r.producer_arn = kAdminRole;
-    r.encryption_context = pinned;
-    json p = json::parse(generate_key_policy(r));
-    kms_call(*s_.admin, "PutKeyPolicy", {{"KeyId", key}, {"PolicyName", "default"}, {"Policy", p.dump()}});
-  }
+  void put_policy(const std::string& key, const EncryptionContext& pinned) { s_.put_policy(key, pinned); }
 
   void as(const std::string& profile) {
     Credentials c = s_.credentials(profile);
