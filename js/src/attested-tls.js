@@ -117,7 +117,9 @@ const b64 = (b) => Buffer.from(b).toString("base64");
 // The certificate is trusted as its own CA (so Node runs checkServerIdentity before any byte
 // of a request is sent), and checkServerIdentity compares the SPKI, not the host name.
 export function pinnedTlsOptions(certificateDer, pin) {
-  const pem = `-----BEGIN CERTIFICATE-----\n${b64(certificateDer).replace(/.{64}/g, "$&\n")}\n-----END CERTIFICATE-----\n`;
+  // 64-column lines and no empty line before END (OpenSSL refuses such a PEM, and Node then
+  // silently trusts nothing).
+  const pem = `-----BEGIN CERTIFICATE-----\n${b64(certificateDer).match(/.{1,64}/g).join("\n")}\n-----END CERTIFICATE-----\n`;
   return {
     ca: [pem],
     rejectUnauthorized: true,

@@ -11,7 +11,7 @@ import https from "node:https";
 import tls from "node:tls";
 import { spawn, execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { attestTls, spkiSha256, spkiOfCertificate, parseTarget } from "../src/attested-tls.js";
+import { attestTls, spkiSha256, spkiOfCertificate, parseTarget, pinnedTlsOptions } from "../src/attested-tls.js";
 import { cli, haveCli, tempDir } from "./helpers.js";
 
 const PCR0 = "5a".repeat(48);
@@ -75,6 +75,22 @@ test("parseTarget and the SPKI of a certificate", () => {
   assert.deepEqual(parseTarget("[::1]:9"), { host: "::1", port: 9 });
   assert.throws(() => parseTarget("https://host"), /no port/);
   assert.throws(() => parseTarget("http://host:1"), /not an https URL/);
+});
+
+// A certificate whose base64 fills its last line exactly (DER length a multiple of 48) once got
+// an empty line before END: OpenSSL refuses that PEM and Node then trusted nothing (a third of
+// real certificates failed to connect).
+test("pinnedTlsOptions writes a PEM OpenSSL reads, whatever the DER's length", () => {
+  for (const size of [47, 48, 96, 431, 432, 433]) {
+    const der = new Uint8Array(size).fill(7);
+    const pem = pinnedTlsOptions(der, new Uint8Array(32)).ca[0];
+    const lines = pem.trimEnd().split("\n");
+    assert.equal(lines[0], "-----BEGIN CERTIFICATE-----");
+    assert.equal(lines.at(-1), "-----END CERTIFICATE-----");
+    const body = lines.slice(1, -1);
+    assert.ok(body.every((l) => l.length > 0 && l.length <= 64), `DER of ${size} bytes: ${JSON.stringify(body)}`);
+    assert.deepEqual(Buffer.from(body.join(""), "base64"), Buffer.from(der));
+  }
 });
 
 test("attested TLS against a simulated enclave ingress", { skip }, async (t) => {
