@@ -2,8 +2,10 @@
 // WITHOUT CA verification, reads the enclave's certificate, asks for an attestation document
 // over that very connection with a fresh nonce, verifies it (verifyAttestation + the nonce),
 // checks that user_data = "sn-tls/1" || SHA-256(SPKI of that certificate) || app data, and
-// returns a pin of that SPKI: for curl, for Node's https (an Agent), and the TLS options that
-// make an undici Dispatcher for fetch.
+// returns a pin of that SPKI: for curl, for Node's https (an Agent), for undici's fetch (a
+// connector) and for tls.connect. The Agent, the connector and connect() re-attest when the
+// server's key changes (the enclave rotates it on a schedule) and accept the new key only if a
+// fresh document binds it.
 import tls from "node:tls";
 import https from "node:https";
 import net from "node:net";
@@ -112,6 +114,13 @@ function fetchOverOneConnection(target, nonce, timeoutMs) {
 }
 
 const b64 = (b) => Buffer.from(b).toString("base64");
+const sameBytes = (a, b) => a.length === b.length && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+
+function pinMismatch(message) {
+  const e = new Error(message);
+  e.code = "ERR_SN_PIN_MISMATCH";
+  return e;
+}
 
 // TLS options that accept only a server whose certificate's SPKI hashes to `pin` (32 bytes).
 // The certificate is trusted as its own CA (so Node runs checkServerIdentity before any byte
@@ -126,20 +135,17 @@ export function pinnedTlsOptions(certificateDer, pin) {
     checkServerIdentity(_host, cert) {
       const got = cert?.raw ? spkiSha256(new Uint8Array(cert.raw)) : undefined;
       if (!got || Buffer.compare(Buffer.from(got), Buffer.from(pin)) !== 0) {
-        const e = new Error("attested TLS: the server's key is not the attested one (re-run attestTls after a rotation)");
-        e.code = "ERR_SN_PIN_MISMATCH";
-        return e;
+        return pinMismatch("attested TLS: the server's key is not the attested one (tlsOptions pin one key: " +
+          "after a rotation use the result's agent, connector or connect(), which re-attest)");
       }
       return undefined;
     },
   };
 }
 
-/**
- * Verifies an attested-TLS endpoint and returns its pin. See attested-tls.d.ts.
- */
-export async function attestTls(url, policy = {}, options = {}) {
-  const target = parseTarget(url);
+// One run of the client procedure: a fresh nonce, a fresh connection, the document verified and
+// binding that connection's key. Resolves {certificate, document, claims, pin, appUserData}.
+async function attestOnce(target, policy, options) {
   const nonceSize = options.nonceSize ?? 32;
   if (!Number.isInteger(nonceSize) || nonceSize < 1 || nonceSize > 512) throw new TypeError("nonceSize must be 1..512");
   const nonce = new Uint8Array(randomBytes(nonceSize));
@@ -153,27 +159,150 @@ export async function attestTls(url, policy = {}, options = {}) {
     throw new AttestationError("verification", `attested TLS: user_data of ${u ? u.length : 0} bytes is not an sn-tls/1 key binding`);
   if (Buffer.from(u.subarray(0, 8)).toString("latin1") !== TAG)
     throw new AttestationError("verification", 'attested TLS: user_data does not start with "sn-tls/1"');
-  if (Buffer.compare(Buffer.from(u.subarray(8, BINDING_SIZE)), Buffer.from(pin)) !== 0)
+  if (!sameBytes(u.subarray(8, BINDING_SIZE), pin))
     throw new AttestationError("verification", "attested TLS: the document binds another key than this connection's certificate (man in the middle?)");
-  const tlsOptions = pinnedTlsOptions(certificate, pin);
-  const servername = net.isIP(target.host) ? undefined : target.host;
-  const result = {
-    spkiSha256Hex: toHex(pin),
-    spkiSha256Base64: b64(pin),
-    curlPin: `sha256//${b64(pin)}`,
-    certificate,
-    document,
-    claims,
-    appUserData: u.subarray(BINDING_SIZE),
-    tlsOptions: { ...tlsOptions, servername },
-    agent: new https.Agent({ ...tlsOptions, servername, keepAlive: true }),
-  };
-  return result;
+  return { certificate, document, claims, pin, appUserData: u.subarray(BINDING_SIZE) };
+}
+
+const hostOf = (h) => String(h ?? "").replace(/^\[|\]$/g, "").toLowerCase();
+
+// An https.Agent whose connections are opened by `open` (options, callback): the socket reaches
+// http only after its key was accepted, so no request byte goes to another key.
+class PinnedAgent extends https.Agent {
+  #open;
+  constructor(open, options) {
+    super(options);
+    this.#open = open;
+  }
+  createConnection(options, callback) {
+    this.#open(options, callback);
+    return undefined; // http waits for the callback
+  }
+}
+
+// A verified endpoint (what attestTls resolves to): the pinned key and the means to reach it.
+// Connections that meet another key re-attest the endpoint once (concurrent ones share that
+// attestation) and go on only if the fresh document binds the key they met.
+class AttestedEndpoint {
+  #target;
+  #policy;
+  #options;
+  #current;
+  #inflight = null;
+  #verifications = 1;
+
+  constructor(target, policy, options, record) {
+    this.#target = target;
+    this.#policy = policy;
+    this.#options = options;
+    this.#current = record;
+    this.agent = new PinnedAgent((o, cb) => this.#open(o, cb), { keepAlive: true });
+    // undici's Agent/Client `connect` option: (opts, callback) with opts.hostname, port, servername.
+    this.connector = (opts, callback) => {
+      if (opts.httpSocket) return callback(new TypeError("attested TLS: connecting through a proxy socket is not supported"));
+      this.#open({ host: hostOf(opts.hostname), port: Number(opts.port) || 443, servername: opts.servername }, callback);
+    };
+  }
+
+  get spkiSha256Hex() { return toHex(this.#current.pin); }
+  get spkiSha256Base64() { return b64(this.#current.pin); }
+  get curlPin() { return `sha256//${b64(this.#current.pin)}`; }
+  get certificate() { return this.#current.certificate; }
+  get document() { return this.#current.document; }
+  get claims() { return this.#current.claims; }
+  get appUserData() { return this.#current.appUserData; }
+  get verifications() { return this.#verifications; }
+  get tlsOptions() {
+    const servername = net.isIP(this.#target.host) ? undefined : this.#target.host;
+    return { ...pinnedTlsOptions(this.#current.certificate, this.#current.pin), servername };
+  }
+
+  // A TLS socket to the attested endpoint, its key accepted (re-attesting after a rotation).
+  connect() {
+    const { host, port } = this.#target;
+    return new Promise((resolve, reject) => this.#open({ host, port }, (e, s) => (e ? reject(e) : resolve(s))));
+  }
+
+  // Resolves when `pin` is the attested key of host:port; rejects with ERR_SN_PIN_MISMATCH or
+  // the re-attestation's error.
+  async #accept(pin, host, port) {
+    const where = `${this.#target.host}:${this.#target.port}`;
+    if (sameBytes(pin, this.#current.pin)) return;
+    if (hostOf(host) !== hostOf(this.#target.host) || Number(port) !== this.#target.port)
+      throw pinMismatch(`attested TLS: ${host}:${port} is not the attested endpoint ${where} and its key is not the pinned one`);
+    let started = false;
+    for (;;) {
+      if (this.#inflight) {
+        await this.#inflight; // another connection is re-attesting: its verdict is ours
+      } else if (!started) {
+        started = true;
+        this.#inflight = attestOnce(this.#target, this.#policy, this.#options).then(
+          (record) => { this.#current = record; this.#verifications++; },
+          (e) => {
+            if (!(e instanceof AttestationError)) throw e;
+            throw new AttestationError(e.code, `attested TLS: ${where} presented a new key and its re-attestation failed: ${e.message}`);
+          },
+        ).finally(() => { this.#inflight = null; });
+        await this.#inflight;
+      } else {
+        throw pinMismatch(`attested TLS: ${where} presented key ${toHex(pin)}, but a fresh attestation names ${toHex(this.#current.pin)} (rotated again, or intercepted)`);
+      }
+      if (sameBytes(pin, this.#current.pin)) return;
+    }
+  }
+
+  // Opens a TLS connection without CA checks, then hands it over only once its key is accepted.
+  #open(options, callback) {
+    const servername = options.servername || (net.isIP(hostOf(options.host)) ? undefined : hostOf(options.host)) || undefined;
+    const socket = tls.connect({
+      host: options.host, port: options.port, servername, family: options.family, localAddress: options.localAddress,
+      lookup: options.lookup, keepAlive: options.keepAlive, keepAliveInitialDelay: options.keepAliveInitialDelay,
+      rejectUnauthorized: false, minVersion: "TLSv1.2",
+    });
+    const timeoutMs = this.#options.timeoutMs ?? 10_000;
+    let settled = false;
+    const finish = (err) => {
+      if (settled) return;
+      settled = true;
+      socket.setTimeout(0);
+      socket.removeListener("error", finish);
+      if (err) {
+        socket.destroy();
+        callback(err);
+      } else {
+        callback(null, socket);
+      }
+    };
+    socket.on("error", finish);
+    socket.setTimeout(timeoutMs, () => finish(new AttestationError("verification", `attested TLS: ${options.host}:${options.port} did not complete the handshake within ${timeoutMs} ms`)));
+    socket.once("secureConnect", () => {
+      const raw = socket.getPeerCertificate(false)?.raw;
+      if (!raw) return finish(pinMismatch("attested TLS: the server sent no certificate"));
+      let pin;
+      try {
+        pin = spkiSha256(new Uint8Array(raw));
+      } catch (e) {
+        return finish(e);
+      }
+      // Until then nothing is written: the socket is idle while a re-attestation runs.
+      this.#accept(pin, options.host, options.port).then(() => finish(null), finish);
+    });
+  }
+}
+
+/**
+ * Verifies an attested-TLS endpoint and returns it pinned. See attested-tls.d.ts.
+ */
+export async function attestTls(url, policy = {}, options = {}) {
+  const target = parseTarget(url);
+  const record = await attestOnce(target, policy, options);
+  return new AttestedEndpoint(target, policy, { ...options }, record);
 }
 
 // An undici Dispatcher for fetch (`fetch(url, {dispatcher})`), from the `undici` package the
-// caller installs (Node's built-in fetch does not export its Agent class).
+// caller installs (Node's built-in fetch does not export its Agent class). It re-attests on a
+// rotation like the Agent.
 export async function pinnedDispatcher(result) {
   const undici = await import("undici");
-  return new undici.Agent({ connect: result.tlsOptions });
+  return new undici.Agent({ connect: result.connector });
 }
