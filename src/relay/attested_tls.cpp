@@ -9,11 +9,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <atomic>
 #include <mutex>
 
@@ -204,7 +206,8 @@ struct AttestedTls::Impl {
   std::shared_ptr<Identity> current() {
     std::lock_guard lock(mu);
     int64_t age_ns = monotonic_ns() - identity->created_ns;
-    if (age_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(opt.rotate_every).count()) {
+    if (age_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(opt.rotate_every).count() ||
+        (opt.rotate_now && opt.rotate_now())) {
       identity = std::make_shared<Identity>(opt.key, opt.rotate_every);
       ++n_rotations;
       log_info(opt.name + ": rotated the TLS key (certificate SPKI sha256 " + hex_encode(identity->spki_sha256) + ")");
@@ -510,6 +513,17 @@ IngressOptions enclave_attested_tls_ingress(const runtime::IngressConfig& entry,
   base.key = entry.key;
   base.rotate_every = std::chrono::hours(entry.rotate_hours);
   base.app_user_data = Bytes(entry.user_data.begin(), entry.user_data.end());
+  if (const char* file = std::getenv(kTestRotateFileEnv); file && *file && !base.rotate_now) {
+    auto size_of = [path = std::string(file)] {
+      struct stat st {};
+      return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : int64_t{-1};
+    };
+    auto seen = std::make_shared<std::atomic<int64_t>>(size_of());
+    base.rotate_now = [size_of, seen] {
+      int64_t now = size_of();
+      return seen->exchange(now) != now;
+    };
+  }
   auto tls = std::make_shared<AttestedTls>(std::move(base));
   o.session = [tls](int client, int target, int stop_fd) { return tls->serve(client, target, stop_fd); };
   return o;

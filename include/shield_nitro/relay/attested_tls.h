@@ -42,6 +42,10 @@ inline constexpr std::string_view kAttestationPath = "/.well-known/shield-nitro/
 inline constexpr std::string_view kTlsBindingTag = "sn-tls/1";  // first 8 bytes of user_data
 inline constexpr size_t kMaxAppUserData = 472;                   // 512 - 8 - 32
 inline constexpr size_t kMaxAttestationHead = 8192;              // request head bytes read, at most
+// Tests only: with this variable naming a file, enclave_attested_tls_ingress rotates the key on
+// the first connection after that file's size changed (an end-to-end test rotates exactly when
+// it wants instead of after rotate_hours).
+inline constexpr const char* kTestRotateFileEnv = "SHIELD_NITRO_TEST_TLS_ROTATE_FILE";
 
 // Returns the attestation document for (nonce, user_data); throws on failure.
 using AttestationSource = std::function<Bytes(ByteView nonce, ByteView user_data)>;
@@ -78,6 +82,7 @@ struct AttestedTlsOptions {
   uint32_t burst = 20;                                        // token bucket of documents, per ingress
   double per_s = 5;                                           // refill rate; 0: never refilled
   std::chrono::milliseconds first_request_timeout{std::chrono::seconds(10)};
+  std::function<bool()> rotate_now;  // asked per connection: true → a new key now (tests: kTestRotateFileEnv)
 };
 
 struct AttestedTlsStats {
