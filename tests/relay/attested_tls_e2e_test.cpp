@@ -51,6 +51,7 @@ class AttestedTlsRun : public ::testing::Test {
   std::mutex mu;
   std::string parent_saw;  // every byte the parent relayed, both ways
   std::string log;
+  std::string rotate_file;  // growing it makes the supervisor rotate its key (relay::kTestRotateFileEnv)
 
   void SetUp() override {
     nsm::BootPcrs pcrs;
@@ -88,8 +89,10 @@ server.serve_forever()
                           "ingress:\n  - {vsock_port: 5443, app_port: " + std::to_string(app_port) +
                               ", mode: attested-tls, key: p384, user_data: c0ffee}\n";
     log = dir / "run.log";
+    rotate_file = dir / "rotate";
     enclave = std::make_unique<sn_test::Process>(
-        std::vector<std::string>{"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + dir / "vs", SN_ENCLAVE, "run", "--config", cfg,
+        std::vector<std::string>{"/usr/bin/env", "SHIELD_NITRO_VSOCK_DIR=" + dir / "vs",
+                                 std::string(relay::kTestRotateFileEnv) + "=" + rotate_file, SN_ENCLAVE, "run", "--config", cfg,
                                  "--nsm", "sim:" + dir / "nsm", "--", "/usr/bin/python3", app, std::to_string(app_port)},
         log);
     enclave->wait_ready([&] { return read_text(log).find("\"serving\"") != std::string::npos; });
@@ -118,6 +121,8 @@ server.serve_forever()
   }
 
   std::string url() const { return "https://127.0.0.1:" + std::to_string(host->endpoint().port); }
+  // The supervisor makes a new key for the next connection (what rotate_hours does).
+  void rotate() const { std::ofstream(rotate_file, std::ios::app) << "r"; }
   attest::Policy policy() const {
     attest::Policy p;
     p.expect_pcr(0, kPcr0);
@@ -232,6 +237,87 @@ except VerificationError as e:
               parent::connect_pinned(parent::parse_tls_target(mitm_url), honest.spki_sha256);
             }),
             Errc::kVerify);
+}
+
+// The supervisor rotates its key (here when the test says so): each client attests again once,
+// on its next connection, and reaches the app with the new key; the old pin no longer connects.
+TEST_F(AttestedTlsRun, ClientsReattestOnceWhenTheSupervisorRotatesItsKey) {
+  auto ask = [](parent::PinnedConnection c, const std::string& path) {
+    c.write_all("GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return c.read_to_end();
+  };
+  parent::AttestedTlsClient client(url(), policy(), root);
+  EXPECT_NE(ask(client.connect(), "/one").find("hello from the app: /one"), std::string::npos);
+  EXPECT_NE(ask(client.connect(), "/two").find("hello from the app: /two"), std::string::npos);
+  EXPECT_EQ(client.verifications(), 1u);
+  const Bytes first = client.current().spki_sha256;
+
+  rotate();
+  EXPECT_NE(ask(client.connect(), "/three").find("hello from the app: /three"), std::string::npos);
+  EXPECT_EQ(client.verifications(), 2u);
+  const Bytes second = client.current().spki_sha256;
+  EXPECT_NE(second, first);
+  EXPECT_NE(ask(client.connect(), "/four").find("hello from the app: /four"), std::string::npos);
+  EXPECT_EQ(client.verifications(), 2u);
+  EXPECT_EQ(test_support::code_of([&] { parent::connect_pinned(parent::parse_tls_target(url()), first); }), Errc::kVerify);
+  EXPECT_NE(read_text(log).find("rotated the TLS key (certificate SPKI sha256 " + hex_encode(second) + ")"), std::string::npos);
+
+  // The Python SDK's pinned context, rotated under it between two requests.
+  std::string py = dir / "rotation.py";
+  std::ofstream(py) << R"PY(
+import http.client, sys
+from shield_nitro import Policy, TrustRoot, attested_tls
+url, rotate_file = sys.argv[1], sys.argv[4]
+ctx = attested_tls.connect(url, Policy(pcrs={0: bytes.fromhex(sys.argv[2])}, max_age_s=300), TrustRoot.from_file(sys.argv[3]))
+host, port = attested_tls.parse_target(url)
+def get(path):
+    conn = http.client.HTTPSConnection(host, port, context=ctx)
+    conn.request("GET", path)
+    return conn.getresponse().read().decode()
+before = ctx.attested.spki_sha256.hex()
+print(get("/py-one"), ctx.verifications, before)
+with open(rotate_file, "a") as f:
+    f.write("r")
+print(get("/py-two"), ctx.verifications, ctx.attested.spki_sha256.hex() != before)
+print(get("/py-three"), ctx.verifications)
+)PY";
+  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
+                                         url(), hex_encode(kPcr0), dir / "nsm/root.pem", rotate_file}, dir.path());
+  EXPECT_EQ(pyr.status, 0) << pyr.err;
+  EXPECT_EQ(pyr.out, "hello from the app: /py-one 1 " + hex_encode(second) + "\nhello from the app: /py-two 2 True\n"
+                     "hello from the app: /py-three 2\n");
+
+  // Node's agent (js/), when node and the package's dependencies are installed.
+  const std::string js = std::string(SN_SOURCE_DIR) + "/js";
+  if (std::filesystem::exists("/usr/bin/node") && std::filesystem::exists(js + "/node_modules/@peculiar")) {
+    std::string mjs = dir / "rotation.mjs";
+    std::ofstream(mjs) << "import https from 'node:https';\nimport fs from 'node:fs';\n"
+                          "const { attestTls } = await import(process.argv[6] + '/src/attested-tls.js');\n" << R"JS(
+const [url, pcr0, root, rotateFile] = process.argv.slice(2);
+const t = await attestTls(url, { pcrs: { 0: pcr0 }, maxAgeMs: 300_000 }, { root: fs.readFileSync(root, "utf8") });
+const get = (path) => new Promise((resolve, reject) => https.get(url + path, { agent: t.agent }, (res) => {
+  let body = "";
+  res.on("data", (d) => (body += d));
+  res.on("end", () => resolve(body));
+}).on("error", reject));
+const before = t.spkiSha256Hex;
+const lines = [`${await get("/js-one")} ${t.verifications}`];
+t.agent.destroy(); // the next request on a new connection
+fs.appendFileSync(rotateFile, "r");
+const answers = await Promise.all([1, 2, 3, 4].map((i) => get(`/js-${i}`)));
+lines.push(`${answers.join(",")} ${t.verifications} ${t.spkiSha256Hex !== before}`);
+t.agent.destroy();
+console.log(lines.join("\n"));
+)JS";
+    sn_test::RunResult jsr = sn_test::run({"/usr/bin/node", mjs, url(), hex_encode(kPcr0), dir / "nsm/root.pem", rotate_file, js}, dir.path());
+    EXPECT_EQ(jsr.status, 0) << jsr.err;
+    EXPECT_EQ(jsr.out, "hello from the app: /js-one 1\nhello from the app: /js-1,hello from the app: /js-2,"
+                       "hello from the app: /js-3,hello from the app: /js-4 2 true\n");
+  }
+
+  // And the C++ client follows the keys the other clients caused.
+  EXPECT_NE(ask(client.connect(), "/five").find("hello from the app: /five"), std::string::npos);
+  EXPECT_EQ(client.verifications(), 3u);
 }
 
 }  // namespace
