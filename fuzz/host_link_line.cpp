@@ -22,8 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     ArtifactAnswer a = parse_artifact_answer(line);
-    ArtifactAnswer back = parse_artifact_answer(answer_artifact(a.size, a.sha256));
-    if (back.size != a.size || back.sha256 != a.sha256) __builtin_trap();
+    ArtifactAnswer back = parse_artifact_answer(answer_artifact(a));
+    if (back.size != a.size || back.sha256 != a.sha256 || back.header_sha256 != a.header_sha256) __builtin_trap();
   } catch (const Error&) {
   }
   try {

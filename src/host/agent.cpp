@@ -189,8 +189,12 @@ struct EnclaveState {
         link_endpoint(net::Endpoint::vsock(c.runtime.host.cid, c.runtime.host.port)),
         sink(c.logs, stdout_fd),
         egress(relay::HostEgressOptions{.egress = c.runtime.egress, .name = "egress " + c.name}) {
-    for (const auto& [name, path] : c.artifacts)
-      if (!digests.count(path)) digests[path] = std::make_unique<DigestCache>(path);
+    // Only a whole-file pin needs the file hashed (once per version); a header pin reads the header.
+    for (const auto& a : c.runtime.artifacts) {
+      auto it = c.artifacts.find(a.name);
+      if (!a.sha256.empty() && it != c.artifacts.end() && !digests.count(it->second))
+        digests[it->second] = std::make_unique<DigestCache>(it->second);
+    }
   }
 };
 
@@ -303,26 +307,38 @@ void Agent::Impl::serve_artifact(EnclaveState& e, int fd, const std::string& nam
     log_error("enclave " + e.cfg.name + ": artifact " + quote(name) + ": cannot open " + path + ": " + std::strerror(errno));
     return refuse(e, fd, "artifact " + quote(name) + ": the host cannot read its file", false);
   }
-  FileDigest d;
+  // The digest of the kind the runtime config pins; streaming a file that differs would only
+  // make the enclave refuse it (after reading every byte, for a whole-file pin).
+  const bool header_pin = !art->header_sha256.empty();
+  const char* kind = header_pin ? "header sha256 " : "sha256 ";
+  const std::string& pinned = header_pin ? art->header_sha256 : art->sha256;
+  host_link::ArtifactAnswer answer;
+  std::string& digest = header_pin ? answer.header_sha256 : answer.sha256;
   try {
-    d = e.digests.at(path)->digest(file.get());
+    if (header_pin) {
+      answer.size = file_size(file.get(), path);
+      digest = header_sha256(file.get(), answer.size, path);
+    } else {
+      FileDigest d = e.digests.at(path)->digest(file.get());
+      answer.size = d.size;
+      digest = d.sha256;
+    }
   } catch (const Error& err) {
     return refuse(e, fd, "artifact " + quote(name) + ": " + err.what());
   }
-  if (d.sha256 != art->sha256) {
-    // Streaming it would only make the enclave refuse it after reading every byte.
-    return refuse(e, fd, "artifact " + quote(name) + ": " + path + " has sha256 " + d.sha256 +
-                             ", the runtime config pins " + art->sha256 + "; not served");
-  }
-  host_link::write_line(fd, host_link::answer_artifact(d.size, d.sha256), kAnswerTimeout);
-  uint64_t sent = send_file(fd, file.get(), d.size, stop_fd);
+  if (digest != pinned)
+    return refuse(e, fd, "artifact " + quote(name) + ": " + path + " has " + kind + digest + ", the runtime config pins " +
+                             pinned + "; not served");
+  const uint64_t size = answer.size;
+  host_link::write_line(fd, host_link::answer_artifact(answer), kAnswerTimeout);
+  uint64_t sent = send_file(fd, file.get(), size, stop_fd);
   e.artifact_bytes += sent;
-  if (sent == d.size) {
+  if (sent == size) {
     e.artifacts_served++;
     log_info("enclave " + e.cfg.name + ": artifact " + quote(name) + " served (" + std::to_string(sent) + " bytes)");
   } else {
     log_warn("enclave " + e.cfg.name + ": artifact " + quote(name) + " stopped after " + std::to_string(sent) + " of " +
-             std::to_string(d.size) + " bytes");
+             std::to_string(size) + " bytes");
   }
 }
 

@@ -18,6 +18,7 @@
 #include "shield_nitro/core/unique_fd.h"
 #include "shield_nitro/host/agent.h"
 #include "shield_nitro/net/fd.h"
+#include "shield_nitro/sealed/sealed.h"
 
 namespace shield_nitro::host {
 namespace {
@@ -56,6 +57,31 @@ std::string file_sha256(const std::string& path) {
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0) throw Error(Errc::kIo, "cannot read " + path + ": " + std::strerror(errno));
   return hash_fd(fd.get(), static_cast<uint64_t>(st.st_size), path, nullptr);
+}
+
+uint64_t file_size(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error(Errc::kIo, "cannot stat " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(Errc::kIo, path + " is not a regular file");
+  return static_cast<uint64_t>(st.st_size);
+}
+
+std::string header_sha256(int fd, uint64_t size, const std::string& path) {
+  Bytes head(static_cast<size_t>(std::min<uint64_t>(size, sealed::kMaxHeaderSize)));
+  size_t got = 0;
+  while (got < head.size()) {
+    ssize_t n = ::pread(fd, head.data() + got, head.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(Errc::kIo, "reading " + path + " failed: " + std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  head.resize(got);
+  try {
+    return sealed::parse_header(head).digest_hex();
+  } catch (const Error& e) {
+    throw Error(e.code(), path + ": " + e.what());
+  }
 }
 
 FileDigest DigestCache::digest(int fd) {

@@ -1,5 +1,6 @@
-// The sealed files the host agent serves: their SHA-256 (computed once per file version, so a
-// multi-GB model is hashed at start, not on every request) and streaming them to the enclave.
+// The sealed files the host agent serves: their SHA-256 for a whole-file pin (computed once per
+// file version, so a multi-GB model is hashed at start, not on every request), their header's
+// for a header pin (a few KiB read per request), and streaming them to the enclave.
 #pragma once
 
 #include <sys/stat.h>
@@ -39,6 +40,13 @@ class DigestCache {
   std::thread warm_;
   std::atomic<bool> cancel_{false};
 };
+
+// The regular file fd's size (Error(kIo) naming path when it is not one).
+uint64_t file_size(int fd, const std::string& path);
+// SHA-256 of the sealed header at the start of fd (size bytes long), lowercase hex: what a
+// `header_sha256` pin is compared with. Reads at most sealed::kMaxHeaderSize bytes. Error(kFormat)
+// when fd does not start with a well-formed sealed header, kIo when it cannot be read.
+std::string header_sha256(int fd, uint64_t size, const std::string& path);
 
 // Sends `size` bytes of file (from offset 0) to the socket; returns how many went out before the
 // peer went away or stop_fd became readable. Makes sock non-blocking.

@@ -318,8 +318,11 @@ std::string answer_error(std::string_view why) {
   return dump(json{{"ok", false}, {"error", text}});
 }
 
-std::string answer_artifact(uint64_t size, std::string_view sha256) {
-  return dump(json{{"ok", true}, {"size", size}, {"sha256", std::string(sha256)}});
+std::string answer_artifact(const ArtifactAnswer& a) {
+  if (a.sha256.empty() == a.header_sha256.empty())
+    throw Error(Errc::kUsage, "host link: an artifact answer announces exactly one of sha256 and header_sha256");
+  if (!a.sha256.empty()) return dump(json{{"ok", true}, {"size", a.size}, {"sha256", a.sha256}});
+  return dump(json{{"ok", true}, {"size", a.size}, {"header_sha256", a.header_sha256}});
 }
 
 void write_credentials_answer(int fd, const kms::Credentials& creds, milliseconds timeout) {
@@ -358,12 +361,18 @@ ArtifactAnswer parse_artifact_answer(std::string_view line) {
   std::string what = answer_what(Op::kArtifact);
   json j = parse_object(line, what);
   refuse_if_not_ok(j, Op::kArtifact, what);
-  only_members(j, {"ok", "size", "sha256"}, what);
+  only_members(j, {"ok", "size", "sha256", "header_sha256"}, what);
   auto size = j.find("size");
   if (size == j.end() || !size->is_number_unsigned())
     throw Error(Errc::kFormat, what + ": 'size' is missing or not a non-negative integer");
-  ArtifactAnswer a{size->get<uint64_t>(), need_string(j, "sha256", what)};
-  if (!is_lower_hex64(a.sha256)) throw Error(Errc::kFormat, what + ": 'sha256' is not 64 lowercase hex digits");
+  const bool header = j.contains("header_sha256");
+  if (header == j.contains("sha256"))
+    throw Error(Errc::kFormat, what + ": expected exactly one of 'sha256' and 'header_sha256'");
+  const char* key = header ? "header_sha256" : "sha256";
+  ArtifactAnswer a{size->get<uint64_t>(), {}, {}};
+  (header ? a.header_sha256 : a.sha256) = need_string(j, key, what);
+  if (!is_lower_hex64(header ? a.header_sha256 : a.sha256))
+    throw Error(Errc::kFormat, what + ": '" + key + "' is not 64 lowercase hex digits");
   return a;
 }
 
@@ -496,7 +505,7 @@ HostLink::Artifact HostLink::open_artifact(const std::string& name) {
   std::string answer;
   UniqueFd fd = request({.op = Op::kArtifact, .name = name}, answer);
   ArtifactAnswer a = parse_artifact_answer(answer);
-  return Artifact{std::move(fd), a.size, std::move(a.sha256)};
+  return Artifact{std::move(fd), a.size, std::move(a.sha256), std::move(a.header_sha256)};
 }
 
 UniqueFd HostLink::open_logs() {

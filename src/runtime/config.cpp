@@ -181,7 +181,7 @@ void parse_artifacts(const Doc& doc, const YAML::Node& node, const StorageConfig
                      std::vector<ArtifactConfig>& out) {
   std::vector<YAML::Node> items = sequence(doc, node, "artifacts");
   for (size_t i = 0; i < items.size(); ++i) {
-    Map m(doc, items[i], index("artifacts", i), {"name", "source", "path", "key_id", "encryption_context", "sha256"});
+    Map m(doc, items[i], index("artifacts", i), {"name", "source", "path", "key_id", "encryption_context", "header_sha256", "sha256"});
     ArtifactConfig a;
     YAML::Node n = m.need("name");
     a.name = nonempty(doc, n, m.path("name"));
@@ -219,11 +219,24 @@ void parse_artifacts(const Doc& doc, const YAML::Node& node, const StorageConfig
 
     if (auto v = m.get("encryption_context")) a.encryption_context = string_map(doc, *v, m.path("encryption_context"));
 
-    YAML::Node h = m.need("sha256");
-    a.sha256 = text(doc, h, m.path("sha256"));
-    bool hex = a.sha256.size() == 64 &&
-               std::all_of(a.sha256.begin(), a.sha256.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-    if (!hex) doc.fail(m.path("sha256"), h, "expected 64 lowercase hex digits");
+    // Exactly one pin: the sealed header's digest (O(header); the stream key binds it) or the
+    // whole file's (one more SHA-256 pass over every byte when it is loaded).
+    auto pin = [&](std::string_view key, std::string& out) {
+      auto v = m.get(key);
+      if (!v) return false;
+      out = text(doc, *v, m.path(key));
+      bool hex = out.size() == 64 &&
+                 std::all_of(out.begin(), out.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+      if (!hex) doc.fail(m.path(key), *v, "expected 64 lowercase hex digits");
+      return true;
+    };
+    bool header_pin = pin("header_sha256", a.header_sha256);
+    bool file_pin = pin("sha256", a.sha256);
+    if (header_pin && file_pin)
+      doc.fail(m.path("sha256"), *m.get("sha256"), "give header_sha256 or sha256, not both (header_sha256 is enough)");
+    if (!header_pin && !file_pin)
+      doc.fail(m.path("header_sha256"), m.node(),
+               "required key missing (or sha256, the whole file's digest): `shield-nitro seal` prints both");
     out.push_back(std::move(a));
   }
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -119,26 +120,31 @@ class BackgroundSha256 {
   std::thread thread_;  // last: starts once the rest exists
 };
 
-// Counts what passes and hands it to the hasher; refuses more than the limit as soon as it arrives.
+// Counts what passes and, for a whole-file pin, hands it to the hasher; refuses more than the
+// limit as soon as it arrives.
 class MeasuringSource final : public Source {
  public:
-  MeasuringSource(Source& in, std::string name, uint64_t limit) : in_(in), name_(std::move(name)), limit_(limit) {}
+  MeasuringSource(Source& in, std::string name, uint64_t limit, bool hash)
+      : in_(in), name_(std::move(name)), limit_(limit) {
+    if (hash) hash_ = std::make_unique<BackgroundSha256>();
+  }
 
   size_t read(uint8_t* buf, size_t n) override {
     size_t got = in_.read(buf, n);
     count_ += got;
     if (count_ > limit_)
       throw Error(Errc::kVerify, "artifact " + name_ + ": more than the " + std::to_string(limit_) + " bytes announced arrive");
-    hash_.feed(buf, got);
+    if (hash_) hash_->feed(buf, got);
     return got;
   }
 
-  // Reads what the opener left (nothing, for a well-formed file), then the digest.
+  // Reads what the opener left (nothing, for a well-formed file), then the digest (empty when
+  // not hashing).
   std::string finish() {
     std::vector<uint8_t> buf(65536);
     while (read(buf.data(), buf.size()) > 0) {
     }
-    return hash_.finish();
+    return hash_ ? hash_->finish() : std::string();
   }
   uint64_t count() const { return count_; }
 
@@ -147,7 +153,7 @@ class MeasuringSource final : public Source {
   std::string name_;
   uint64_t limit_;
   uint64_t count_ = 0;
-  BackgroundSha256 hash_;
+  std::unique_ptr<BackgroundSha256> hash_;
 };
 
 // Counts what the opener writes, and refuses a plaintext bigger than the storage.
@@ -192,12 +198,19 @@ size_t FdSource::read(uint8_t* buf, size_t n) {
 InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, uint64_t sealed_size,
                                const sealed::KeyRelease& release, const InstallOptions& options) {
   const std::string what = "artifact " + a.name;
-  MeasuringSource measured(in, a.name, sealed_size);
+  const bool header_pin = !a.header_sha256.empty();
+  if (header_pin == !a.sha256.empty())
+    throw Error(Errc::kUsage, what + ": the runtime config must pin exactly one of header_sha256 and sha256");
+  MeasuringSource measured(in, a.name, sealed_size, !header_pin);
   AtomicFileWriter out(a.path, 0400);
   CountingSink counted(out, a.name, options.max_plaintext);
   sealed::OpenOptions oo;
   oo.threads = options.threads;
   auto checked_release = [&](const sealed::Header& h) {
+    // A header other than the pinned one never reaches KMS.
+    if (header_pin && h.digest_hex() != a.header_sha256)
+      throw Error(Errc::kVerify, what + ": the sealed file's header sha256 is " + h.digest_hex() +
+                                     ", the runtime config pins " + a.header_sha256);
     if (h.context != a.encryption_context)
       throw Error(Errc::kPolicy, what + ": the sealed file's encryption context differs from the runtime config's");
     return release(h);
@@ -208,7 +221,7 @@ InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, uin
   if (measured.count() != sealed_size)
     throw Error(Errc::kVerify, what + ": " + std::to_string(sealed_size) + " bytes announced, " +
                                    std::to_string(measured.count()) + " arrived");
-  if (digest != a.sha256)
+  if (!header_pin && digest != a.sha256)
     throw Error(Errc::kVerify, what + ": the sealed file's sha256 is " + digest + ", the runtime config pins " + a.sha256);
   out.commit();
   if (options.set_owner && ::chown(a.path.c_str(), options.uid, options.gid) != 0) {

@@ -371,9 +371,15 @@ class Sequence {
     std::string from;
     if (a.from_host()) {
       auto stream = link_.open_artifact(a.name);
-      if (stream.sha256 != a.sha256)
-        throw Error(Errc::kVerify, "the host agent offers a sealed file with sha256 " + stream.sha256 +
-                                       "; the runtime config pins " + a.sha256);
+      // A refusal before any byte is read (install_artifact checks the bytes themselves).
+      const bool header_pin = !a.header_sha256.empty();
+      const std::string& offered = header_pin ? stream.header_sha256 : stream.sha256;
+      const std::string& pinned = header_pin ? a.header_sha256 : a.sha256;
+      const std::string kind = header_pin ? "header sha256" : "sha256";
+      if (offered != pinned)
+        throw Error(Errc::kVerify, "the host agent offers a sealed file with " +
+                                       (offered.empty() ? "no " + kind : kind + " " + offered) +
+                                       "; the runtime config pins " + kind + " " + pinned);
       FdSource src(stream.fd.get(), "artifact " + a.name + " from the host agent", 60'000);
       r = install_artifact(a, src, stream.size, release, io);
       from = "the host agent";

@@ -13,9 +13,11 @@
 
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/random.h"
 #include "shield_nitro/host_link/host_link.h"
 #include "shield_nitro/net/endpoint.h"
 #include "shield_nitro/net/vsock_network.h"
+#include "shield_nitro/sealed/sealed.h"
 #include "support/expect_error.h"
 #include "support/temp_dir.h"
 #include "http_get.h"
@@ -171,6 +173,40 @@ TEST_F(AgentTest, RefusesAFileWhoseDigestIsNotTheRuntimeConfigs) {
             std::string::npos)
       << e.what();
   EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 1);
+}
+
+// A header pin: the agent reads only the header to check the file and announces its digest.
+TEST_F(AgentTest, ServesAHeaderPinnedArtifactByItsHeaderDigest) {
+  auto seal = [](char fill) {
+    return sealed::seal(as_bytes(std::string(100000, fill)),
+                        {"arn:aws:kms:us-east-1:111122223333:key/k", os_random().bytes(64), SecureBytes(os_random().bytes(32))}, {});
+  };
+  Bytes file = seal('a');
+  const std::string pinned = sealed::parse_header(file).digest_hex();
+  write_file_atomic(model, file);
+  enclave.runtime.artifacts[0].sha256.clear();
+  enclave.runtime.artifacts[0].header_sha256 = pinned;
+  start();
+  host_link::HostLink::Artifact a = link.open_artifact("model");
+  EXPECT_EQ(a.header_sha256, pinned);
+  EXPECT_TRUE(a.sha256.empty());
+  EXPECT_EQ(a.size, file.size());
+  Bytes got;
+  uint8_t buf[65536];
+  ssize_t n;
+  while ((n = ::recv(a.fd.get(), buf, sizeof buf, 0)) > 0) got.insert(got.end(), buf, buf + n);
+  EXPECT_EQ(got, file);
+  // The parent swaps in another sealed file, then one that is not sealed: not served.
+  Bytes other = seal('a');
+  write_file_atomic(model, other);
+  std::string m = message_of([&] { link.open_artifact("model"); });
+  EXPECT_NE(m.find("has header sha256 " + sealed::parse_header(other).digest_hex() + ", the runtime config pins " + pinned),
+            std::string::npos)
+      << m;
+  write_file_atomic(model, as_bytes(std::string_view("NOT-A-SEALED-FILE")));
+  m = message_of([&] { link.open_artifact("model"); });
+  EXPECT_NE(m.find("not a sealed file"), std::string::npos) << m;
+  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 2);
 }
 
 TEST_F(AgentTest, RefusesArtifactsItDoesNotServe) {

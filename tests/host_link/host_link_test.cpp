@@ -174,9 +174,16 @@ TEST(HostLinkAnswer, RefusalCarriesTheHostsReasonAsPolicy) {
 }
 
 TEST(HostLinkAnswer, ArtifactAnswerIsStrict) {
-  ArtifactAnswer a = parse_artifact_answer(answer_artifact(1234, kDigest));
+  ArtifactAnswer a = parse_artifact_answer(answer_artifact({1234, kDigest, ""}));
   EXPECT_EQ(a.size, 1234u);
   EXPECT_EQ(a.sha256, kDigest);
+  EXPECT_TRUE(a.header_sha256.empty());
+  a = parse_artifact_answer(answer_artifact({99, "", kDigest}));
+  EXPECT_EQ(a.size, 99u);
+  EXPECT_EQ(a.header_sha256, kDigest);
+  EXPECT_TRUE(a.sha256.empty());
+  EXPECT_EQ(code_of([&] { answer_artifact({1, kDigest, kDigest}); }), Errc::kUsage);
+  EXPECT_EQ(code_of([&] { answer_artifact({1, "", ""}); }), Errc::kUsage);
   const char* bad[] = {
       R"({"ok":true,"size":-1,"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})",
       R"({"ok":true,"size":1.5,"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})",
@@ -184,6 +191,9 @@ TEST(HostLinkAnswer, ArtifactAnswerIsStrict) {
       R"({"ok":true,"size":1,"sha256":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})",
       R"({"ok":true,"size":1,"sha256":"abc"})",
       R"({"ok":true,"size":1})",
+      R"({"ok":true,"size":1,"header_sha256":"abc"})",
+      R"({"ok":true,"size":1,"header_sha256":7})",
+      R"({"ok":true,"size":1,"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","header_sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})",
       R"({"ok":true,"size":1,"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","more":true})",
       R"({"ok":"yes"})",
       R"({"ok":false})",
@@ -329,7 +339,7 @@ TEST(HostLinkClient, FetchesCredentialsAndArtifacts) {
     if (r.op == Op::kCredentials) {
       write_credentials_answer(fd, sample_credentials(4'000'000'000), 1s);
     } else if (r.op == Op::kArtifact && r.name == "model") {
-      write_line(fd, answer_artifact(payload.size(), kDigest), 1s);
+      write_line(fd, answer_artifact({payload.size(), kDigest, ""}), 1s);
       send_text(fd, payload);
     } else {
       write_line(fd, answer_error("artifact '" + r.name + "' is not configured"), 1s);

@@ -41,7 +41,7 @@ const std::string kFull =
     "    path: /run/shield/model.bin\n"                     // 20
     "    key_id: arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab\n"  // 21
     "    encryption_context: {purpose: model}\n"            // 22
-    "    sha256: " + kSha + "\n"                            // 23
+    "    header_sha256: " + kSha + "\n"                     // 23
     "  - name: vocab\n"                                     // 24
     "    source: /opt/vocab.sealed\n"                       // 25
     "    path: /run/shield/vocab/words.txt\n"               // 26
@@ -102,7 +102,10 @@ TEST(RuntimeConfig, ReadsEveryKey) {
   EXPECT_EQ(c.artifacts[0].path, "/run/shield/model.bin");
   EXPECT_EQ(c.artifacts[0].key_id, "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab");
   EXPECT_EQ(c.artifacts[0].encryption_context, (std::map<std::string, std::string>{{"purpose", "model"}}));
-  EXPECT_EQ(c.artifacts[0].sha256, kSha);
+  EXPECT_EQ(c.artifacts[0].header_sha256, kSha);
+  EXPECT_TRUE(c.artifacts[0].sha256.empty());
+  EXPECT_EQ(c.artifacts[1].sha256, std::string(64, '0'));
+  EXPECT_TRUE(c.artifacts[1].header_sha256.empty());
   EXPECT_FALSE(c.artifacts[1].from_host());
   EXPECT_EQ(c.artifacts[1].source, "/opt/vocab.sealed");
   EXPECT_TRUE(c.artifacts[1].encryption_context.empty());
@@ -293,7 +296,25 @@ TEST(RuntimeConfig, ArtifactIdentity) {
                  "artifacts[1].sha256: expected 64 lowercase hex digits");
   EXPECT_REFUSED(with("    sha256: " + std::string(64, '0') + "\n", "    sha256: " + std::string(63, '0') + "g\n"),
                  "artifacts[1].sha256: expected 64 lowercase hex digits");
-  EXPECT_REFUSED(with("    sha256: " + std::string(64, '0') + "\n", ""), "artifacts[1].sha256: required key missing");
+  EXPECT_REFUSED(with("    sha256: " + std::string(64, '0') + "\n", ""),
+                 "artifacts[1].header_sha256: required key missing (or sha256, the whole file's digest)");
+}
+
+TEST(RuntimeConfig, ArtifactTakesExactlyOnePin) {
+  const std::string header_pin = "    header_sha256: " + kSha + "\n";
+  EXPECT_REFUSED(with(header_pin, header_pin + "    sha256: " + kSha + "\n"),
+                 "app.runtime.yaml: artifacts[0].sha256: give header_sha256 or sha256, not both (header_sha256 is enough) (line 24)");
+  EXPECT_REFUSED(with(header_pin, ""), "artifacts[0].header_sha256: required key missing");
+  EXPECT_REFUSED(with(header_pin, "    header_sha256: " + std::string(64, 'A') + "\n"),
+                 "artifacts[0].header_sha256: expected 64 lowercase hex digits (line 23)");
+  EXPECT_REFUSED(with(header_pin, "    header_sha256: " + std::string(65, 'a') + "\n"),
+                 "artifacts[0].header_sha256: expected 64 lowercase hex digits");
+  EXPECT_REFUSED(with(header_pin, "    header_sha256: [" + kSha + "]\n"), "artifacts[0].header_sha256: expected a string");
+  EXPECT_REFUSED(with(header_pin, "    header_sha256: ~\n"), "artifacts[0].header_sha256: expected a string");
+  // Either pin alone is accepted.
+  auto c = parse_runtime_config(with(header_pin, "    sha256: " + kSha + "\n"));
+  EXPECT_EQ(c.artifacts[0].sha256, kSha);
+  EXPECT_TRUE(c.artifacts[0].header_sha256.empty());
   EXPECT_REFUSED(with("    key_id: alias/vocab\n", ""), "artifacts[1].key_id: required key missing");
   EXPECT_REFUSED(with("    key_id: alias/vocab\n", "    key_id: \"alias vocab\"\n"), "artifacts[1].key_id: expected a KMS key id");
   EXPECT_REFUSED(with("    encryption_context: {purpose: model}\n", "    encryption_context: [purpose]\n"),
@@ -333,11 +354,11 @@ TEST(RuntimeConfig, EgressRules) {
 TEST(RuntimeConfig, LoadNamesTheFile) {
   test_support::TempDir dir;
   std::string path = dir / "app.runtime.yaml";
-  write_file_atomic(path, as_bytes(with("    sha256: " + kSha + "\n", "    sha256: zz\n")));
+  write_file_atomic(path, as_bytes(with("    header_sha256: " + kSha + "\n", "    header_sha256: zz\n")));
   auto e = thrown<Error>([&] { load_runtime_config(path); });
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code(), Errc::kFormat);
-  EXPECT_EQ(std::string(e->what()), path + ": artifacts[0].sha256: expected 64 lowercase hex digits (line 23)");
+  EXPECT_EQ(std::string(e->what()), path + ": artifacts[0].header_sha256: expected 64 lowercase hex digits (line 23)");
   write_file_atomic(path, as_bytes(kFull));
   EXPECT_EQ(load_runtime_config(path).artifacts.size(), 2u);
   EXPECT_EQ(test_support::code_of([&] { load_runtime_config(dir / "missing.yaml"); }), Errc::kIo);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -207,6 +208,103 @@ TEST(SupervisorArtifact, InstallSpeedIsMeasured) {
   std::filesystem::remove_all(dir);
   std::cout << "64 MiB artifact into tmpfs: install_artifact " << ms << " ms (" << 64000.0 / ms << " MiB/s), sealed::open "
             << seq_ms << " ms (" << 64000.0 / seq_ms << " MiB/s)\n";
+}
+
+// The same sealed file pinned by its header's digest instead of the whole file's.
+Sealed header_pinned(Sealed s) {
+  s.config.header_sha256 = sealed::parse_header(s.file).digest_hex();
+  s.config.sha256.clear();
+  return s;
+}
+
+// A release that counts its calls (KMS's stand-in).
+struct CountingRelease {
+  const Sealed& s;
+  int calls = 0;
+  sealed::KeyRelease fn() {
+    return [this](const sealed::Header&) {
+      ++calls;
+      return s.key.clone();
+    };
+  }
+};
+
+TEST(SupervisorArtifact, AHeaderPinPlacesThePlaintext) {
+  TempDir dir;
+  Bytes plain = varied(3u << 20);
+  Sealed s = header_pinned(make(dir, plain));
+  CountingRelease kms{s};
+  MemorySource in(s.file);
+  InstallResult r = install_artifact(s.config, in, s.file.size(), kms.fn(), own_user());
+  EXPECT_EQ(r.sealed_bytes, s.file.size());
+  EXPECT_EQ(read_file(s.config.path), to_string(plain));
+  EXPECT_EQ(kms.calls, 1);
+}
+
+// Another sealed file (its own data key, the same key id and context, so KMS would release its
+// key to the enclave) under a header pin: refused on its header, before KMS is asked.
+TEST(SupervisorArtifact, AHeaderPinRefusesASubstitutedFileBeforeKms) {
+  TempDir dir;
+  Sealed s = header_pinned(make(dir, as_bytes(std::string(200000, 'm'))));
+  Sealed other = make(dir, as_bytes(std::string(200000, 'm')));
+  CountingRelease kms{other};
+  MemorySource in(other.file);
+  auto e = test_support::thrown<Error>([&] { install_artifact(s.config, in, other.file.size(), kms.fn(), own_user()); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::kVerify);
+  EXPECT_NE(std::string(e->what()).find("header sha256 is " + sealed::parse_header(other.file).digest_hex() +
+                                        ", the runtime config pins " + s.config.header_sha256),
+            std::string::npos)
+      << e->what();
+  EXPECT_EQ(kms.calls, 0) << "KMS was asked for a substituted file's key";
+  // A changed header byte (the context's value: still well-formed) is refused the same way.
+  Bytes changed = s.file;
+  const std::string_view value = "model";
+  auto at = std::search(changed.begin(), changed.end(), value.begin(), value.end());
+  ASSERT_NE(at, changed.end());
+  *at = 'M';
+  MemorySource in2(changed);
+  runtime::ArtifactConfig any_context = s.config;
+  any_context.encryption_context = {{"purpose", "Model"}};
+  EXPECT_EQ(code_of([&] { install_artifact(any_context, in2, changed.size(), kms.fn(), own_user()); }), Errc::kVerify);
+  EXPECT_EQ(kms.calls, 0);
+  EXPECT_EQ(dir.entries(), 0u);
+}
+
+// A body byte changed under the pinned header: the header passes, the record does not, and the
+// plaintext written before it is gone.
+TEST(SupervisorArtifact, AHeaderPinRefusesATamperedBodyLeavingNothing) {
+  TempDir dir;
+  Sealed s = header_pinned(make(dir, varied(5u << 20)));
+  for (size_t from_end : {size_t{20}, s.file.size() / 2}) {
+    Bytes tampered = s.file;
+    tampered[tampered.size() - from_end] ^= 1;
+    CountingRelease kms{s};
+    MemorySource in(tampered);
+    EXPECT_EQ(code_of([&] { install_artifact(s.config, in, tampered.size(), kms.fn(), own_user()); }), Errc::kAuth);
+    EXPECT_EQ(kms.calls, 1);
+  }
+  {
+    Bytes cut(s.file.begin(), s.file.end() - 17);  // cut, and announced so
+    MemorySource in(cut);
+    EXPECT_EQ(code_of([&] { install_artifact(s.config, in, cut.size(), s.release(), own_user()); }), Errc::kAuth);
+  }
+  EXPECT_FALSE(std::filesystem::exists(s.config.path));
+  EXPECT_EQ(dir.entries(), 0u) << "a refused artifact left a file";
+  EXPECT_EQ(open_files_in(dir.path()), 0u) << "the refused plaintext is still open";
+}
+
+TEST(SupervisorArtifact, AConfigWithBothOrNeitherPinIsRefused) {
+  TempDir dir;
+  Sealed s = make(dir, as_bytes(std::string(1000, 'b')));
+  runtime::ArtifactConfig both = s.config, neither = s.config;
+  both.header_sha256 = sealed::parse_header(s.file).digest_hex();
+  neither.sha256.clear();
+  for (const auto* c : {&both, &neither}) {
+    MemorySource in(s.file);
+    EXPECT_EQ(code_of([&] { install_artifact(*c, in, s.file.size(), s.release(), own_user()); }), Errc::kUsage);
+  }
+  EXPECT_EQ(dir.entries(), 0u);
 }
 
 }  // namespace

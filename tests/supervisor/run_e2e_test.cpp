@@ -51,6 +51,7 @@ class FakeHost {
   struct Served {
     Bytes bytes;
     std::string announced_sha256;  // empty: the real digest
+    bool header_pin = false;       // announce the header's digest (a header_sha256 pin)
   };
 
   explicit FakeHost(const std::string& socket_path) : listener_(net::listen(net::Endpoint::unix_path(socket_path))) {
@@ -116,7 +117,10 @@ class FakeHost {
             return;
           }
           const Served& a = it->second;
-          write_line(fd.get(), answer_artifact(a.bytes.size(), a.announced_sha256.empty() ? sha256_hex(a.bytes) : a.announced_sha256), t);
+          std::string digest = !a.announced_sha256.empty() ? a.announced_sha256
+                               : a.header_pin             ? sealed::parse_header(a.bytes).digest_hex()
+                                                          : sha256_hex(a.bytes);
+          write_line(fd.get(), answer_artifact({a.bytes.size(), a.header_pin ? "" : digest, a.header_pin ? digest : ""}), t);
           write_all(fd.get(), a.bytes.data(), a.bytes.size());
           return;
         }
@@ -243,7 +247,8 @@ class SupervisorRun : public ::testing::Test {
   std::string storage() const { return stack_.dir / "storage"; }
   bool root() const { return ::geteuid() == 0; }
 
-  // The runtime config: one artifact "model" from the host unless sha256 is empty.
+  // The runtime config: one artifact "model" from the host unless sha256 is empty (the digest
+  // pinned under pin_key_).
   std::string config(const std::string& key, const std::string& sha256, const std::string& extra_app = "",
                      const std::string& kms_extra = "", const std::string& extra_top = "", const std::string& source = "host") {
     std::string user = root() ? "65534:65534" : std::to_string(::getuid()) + ":" + std::to_string(::getgid());
@@ -254,7 +259,7 @@ class SupervisorRun : public ::testing::Test {
                     "logs: {buffer_kib: 256}\n";
     if (!sha256.empty())
       y += "artifacts:\n  - name: model\n    source: " + source + "\n    path: " + storage() + "/model.bin\n    key_id: " + key +
-           "\n    encryption_context: {purpose: model}\n    sha256: " + sha256 + "\n";
+           "\n    encryption_context: {purpose: model}\n    " + pin_key_ + ": " + sha256 + "\n";
     std::string path = stack_.dir / "runtime.yaml";
     std::ofstream(path) << y;
     return path;
@@ -282,6 +287,7 @@ class SupervisorRun : public ::testing::Test {
 
   const kms::EncryptionContext ctx_{{"purpose", "model"}};
   int storage_mib_ = 8;
+  std::string pin_key_ = "sha256";  // the artifact's pin in config(): sha256 or header_sha256
   sn_test::LocalStack stack_;
   std::string vsock_dir_;
   std::unique_ptr<nsm::SimulatorServer> nsm_server_;
@@ -395,7 +401,7 @@ TEST_F(SupervisorRun, ASubstitutedArtifactIsRefusedAndTheAppNeverRuns) {
   auto failed = first_event(json_lines(r.err), "start_failed");
   ASSERT_TRUE(failed) << r.err;
   EXPECT_EQ((*failed)["step"], "artifact model");
-  EXPECT_NE((*failed)["line"].get<std::string>().find("pins " + sha256_hex(pinned)), std::string::npos) << failed->dump();
+  EXPECT_NE((*failed)["line"].get<std::string>().find("pins sha256 " + sha256_hex(pinned)), std::string::npos) << failed->dump();
   EXPECT_FALSE(first_event(json_lines(r.err), "app_started"));
 
   host_->artifacts["model"] = {other, sha256_hex(pinned)};  // the host lies about the digest
@@ -405,6 +411,50 @@ TEST_F(SupervisorRun, ASubstitutedArtifactIsRefusedAndTheAppNeverRuns) {
   failed = first_event(json_lines(r.err), "start_failed");
   ASSERT_TRUE(failed) << r.err;
   EXPECT_NE((*failed)["line"].get<std::string>().find("sealed file's sha256 is " + sha256_hex(other)), std::string::npos)
+      << failed->dump();
+  EXPECT_FALSE(first_event(json_lines(r.err), "artifact_ready"));
+}
+
+// The recommended header pin: the file loads without a whole-file digest; another file sealed
+// under the same KMS key (KMS would release its key) is refused on its header, whether the host
+// announces its real header digest or lies.
+TEST_F(SupervisorRun, AHeaderPinnedArtifactLoadsAndASubstituteIsRefused) {
+  std::string key = make_key();
+  Bytes pinned = seal_under(key, "the vendor's model", ctx_);
+  Bytes other = seal_under(key, "a substitute", ctx_);
+  pin(key, ctx_);
+  pin_key_ = "header_sha256";
+  const std::string header = sealed::parse_header(pinned).digest_hex();
+  std::string cfg = config(key, header);
+
+  host_->artifacts["model"] = {pinned, "", true};
+  auto r = run(cfg, "cat \"$MODEL\"; echo");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(app_stdout(json_lines(r.err)), (std::vector<std::string>{"the vendor's model"})) << r.err;
+
+  host_->artifacts["model"] = {other, "", true};
+  r = run(cfg, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  auto failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_NE((*failed)["line"].get<std::string>().find("runtime config pins header sha256 " + header), std::string::npos)
+      << failed->dump();
+
+  host_->artifacts["model"] = {other, "", false};  // announces a whole-file digest instead
+  r = run(cfg, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_NE((*failed)["line"].get<std::string>().find("offers a sealed file with no header sha256"), std::string::npos)
+      << failed->dump();
+
+  host_->artifacts["model"] = {other, header, true};  // lies: the enclave reads the header itself
+  r = run(cfg, "true");
+  EXPECT_EQ(r.status, 1) << r.err;
+  failed = first_event(json_lines(r.err), "start_failed");
+  ASSERT_TRUE(failed) << r.err;
+  EXPECT_NE((*failed)["line"].get<std::string>().find("header sha256 is " + sealed::parse_header(other).digest_hex()),
+            std::string::npos)
       << failed->dump();
   EXPECT_FALSE(first_event(json_lines(r.err), "artifact_ready"));
 }

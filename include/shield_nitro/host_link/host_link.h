@@ -6,7 +6,8 @@
 //   object on one line ('\n'-terminated, at most 4 KiB) naming an "op", and the host answers ONE
 //   JSON line, {"ok":true, ...} or {"ok":false,"error":"<why>"}; then per op:
 //     {"op":"credentials"}                 → AccessKeyId, SecretAccessKey, Token, Expiration; close
-//     {"op":"artifact","name":"model"}     → size, sha256; then exactly size raw bytes; close
+//     {"op":"artifact","name":"model"}     → size, and sha256 or header_sha256 (the pin the
+//                                             runtime config has); then exactly size raw bytes; close
 //     {"op":"logs"}                        → the enclave writes log records (LogRecord) until it closes
 //     {"op":"connect","target":"HOST:PORT"}→ raw bytes both ways (half-close propagated)
 //
@@ -82,16 +83,21 @@ const char* op_name(Op op);
 std::string answer_ok();
 // {"ok":false,"error":why}, why cut to kMaxErrorBytes and its control characters replaced.
 std::string answer_error(std::string_view why);
-// {"ok":true,"size":size,"sha256":sha256}
-std::string answer_artifact(uint64_t size, std::string_view sha256);
+struct ArtifactAnswer;
+// {"ok":true,"size":size,"sha256":...} or {"ok":true,"size":size,"header_sha256":...}: the one
+// digest that a is set (kUsage unless exactly one is).
+std::string answer_artifact(const ArtifactAnswer& a);
 // Writes the credentials answer line to fd (the secrets pass through memory that is wiped before
 // returning). creds.expiration_s must be set (the enclave needs to know when to ask again).
 void write_credentials_answer(int fd, const kms::Credentials& creds, std::chrono::milliseconds timeout);
 
-// The size and digest an artifact answer announces.
+// The size and digest an artifact answer announces: the digest of the kind the runtime
+// config pins (runtime::ArtifactConfig), so the host never hashes more than the enclave needs.
+// Exactly one of the two is set (64 lowercase hex digits), the other empty.
 struct ArtifactAnswer {
   uint64_t size = 0;
-  std::string sha256;  // 64 lowercase hex digits
+  std::string sha256;         // the whole sealed file's
+  std::string header_sha256;  // the sealed header's (sealed::Header::digest_hex)
 };
 
 // Strict answer parsers for each op. An {"ok":false} answer throws Error(kPolicy,
@@ -146,11 +152,12 @@ class HostLink {
   kms::Credentials fetch_credentials();
 
   // An artifact being streamed: read exactly `size` bytes from fd (then it ends). The caller
-  // checks size and sha256 against its measured config before trusting a byte.
+  // checks size and the announced digest against its measured config before trusting a byte.
   struct Artifact {
     UniqueFd fd;
     uint64_t size = 0;
-    std::string sha256;
+    std::string sha256;         // exactly one of these two is set (ArtifactAnswer)
+    std::string header_sha256;
   };
   // Asks for the named `source: host` artifact; the answer's size and digest, and the stream.
   Artifact open_artifact(const std::string& name);

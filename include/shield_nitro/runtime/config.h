@@ -26,7 +26,8 @@
 //       path: /run/shield/model.bin # where the plaintext appears, under storage.path
 //       key_id: arn:aws:kms:us-east-1:111122223333:key/...
 //       encryption_context: {purpose: model}
-//       sha256: <64 hex digits>     # the sealed file's digest; anything else is refused
+//       header_sha256: <64 hex>     # the sealed header's digest (`shield-nitro seal` prints it); or
+//                                   # sha256: <64 hex>, the whole sealed file's (costs a hash pass)
 //   egress:
 //     proxy_port: 3128              # 127.0.0.1 inside the enclave; the app gets HTTP(S)_PROXY
 //     allow: ["api.example.com:443", "*.s3.amazonaws.com:443"]
@@ -37,7 +38,8 @@
 //
 // Validation is strict, at build and at start: unknown keys, wrong types, ports out of range or
 // reused, relative paths, artifact paths outside storage.path or used twice, duplicate names, a
-// malformed digest → Error(kFormat) naming the key ("runtime config: artifacts[1].sha256: ...").
+// malformed digest, both or neither of header_sha256 / sha256 → Error(kFormat) naming the key
+// ("runtime config: artifacts[1].sha256: ...").
 #pragma once
 
 #include <cstdint>
@@ -86,7 +88,15 @@ struct ArtifactConfig {
   std::string path;               // absolute, under storage.path
   std::string key_id;
   std::map<std::string, std::string> encryption_context;
-  std::string sha256;             // lowercase hex of the sealed file
+  // Exactly one of the two pins is set (lowercase hex); the other is empty.
+  // header_sha256: SHA-256 of the sealed header (sealed::Header::digest_hex). As strong as a
+  //   whole-file pin: the header holds the wrapped data key (unique per GenerateDataKey), the
+  //   stream key is derived from the data key and this digest, and every record (and the end)
+  //   is authenticated under it, so no other body opens under a pinned header without the data
+  //   key itself. Checked before the key is asked for; costs nothing per byte.
+  // sha256: SHA-256 of the whole sealed file: the exact bytes, at one more hash pass per load.
+  std::string header_sha256;
+  std::string sha256;
   // Whether the sealed file is streamed from the host agent (else read from `source` in the image).
   bool from_host() const { return source == "host"; }
 };

@@ -4,10 +4,13 @@
 // its configured path, mode 0400, owned by the app's user. (Measured on 2 vCPUs, sealed::open's
 // stream beat decrypting on sealed::Assembler workers into a mapping of the file by about 30 %.)
 //
-// The sealed file's SHA-256 is pinned by the measured runtime config, so the host cannot give
-// another file (not even one sealed under the same key): a digest or size that differs is
-// refused, and the plaintext already written is removed before anything uses it. The header's
-// encryption context must equal the config's (checked before KMS is asked).
+// The measured runtime config pins the sealed file, so the host cannot give another one (not
+// even one sealed under the same key), by one of two digests (runtime/config.h):
+// header_sha256, the sealed header's, compared as soon as the header arrived and before KMS is
+// asked (no per-byte hashing: the stream key is bound to the header, and every record to the
+// key), or sha256, the whole file's, hashed while it streams and compared at the end. A digest
+// or size that differs is refused, and plaintext already written is removed before anything
+// uses it. The header's encryption context must equal the config's (checked before KMS too).
 #pragma once
 
 #include <cstdint>
@@ -33,10 +36,11 @@ struct InstallResult {
 };
 
 // Reads the sealed file from `in` (`sealed_size` bytes: what the host announced, or the image
-// file's size; checked to be exactly what arrives), hashing it on a thread of its own (fed a
-// copy of every piece; at most about 5 MiB queued) while it streams through sealed::open (its
+// file's size; checked to be exactly what arrives) while it streams through sealed::open (its
 // decryption on `threads` workers) into an anonymous file that becomes artifact.path only once
-// the AEAD, the size and the digest all checked. Errors: kVerify for a size or digest other than announced or pinned, kPolicy
+// the AEAD, the size and the pin all checked. A whole-file pin hashes on a thread of its own
+// (fed a copy of every piece; at most about 5 MiB queued). kUsage for a config with both or
+// neither pin. Errors: kVerify for a size or digest other than announced or pinned, kPolicy
 // for a header whose context differs or a plaintext past max_plaintext, sealed's kAuth/kFormat
 // for a damaged file, and what release throws. On any error nothing is left at artifact.path.
 InstallResult install_artifact(const runtime::ArtifactConfig& artifact, Source& in, uint64_t sealed_size,
