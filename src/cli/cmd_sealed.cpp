@@ -1,6 +1,8 @@
 // seal / unseal: sealed artifacts (docs/stream-format.md §8). seal asks KMS for a data key with
 // the producer's credentials and writes header + stream container; unseal asks KMS for the key
 // again (with Recipient inside an enclave) and decrypts; unseal --show reads the header only.
+#include <openssl/evp.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,6 +12,7 @@
 #include "registry.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/sealed/sealed.h"
 #include "util.h"
 
@@ -33,18 +36,30 @@ struct UnsealArgs {
   bool show = false, json = false;
 };
 
-// Counts what passes to the real sink (the sealed file's size, for the summary).
+// Counts and hashes what passes to the real sink: the sealed file's size and SHA-256 for the
+// summary (the runtime config's `sha256` pin; `header_sha256` is the header's).
 class CountingSink final : public Sink {
  public:
-  explicit CountingSink(Sink& to) : to_(to) {}
+  explicit CountingSink(Sink& to) : to_(to), ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr) != 1) throw_openssl("SHA-256 init");
+  }
   void write(ByteView data) override {
     to_.write(data);
+    if (EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1) throw_openssl("SHA-256 update");
     bytes_ += data.size();
   }
   uint64_t bytes() const { return bytes_; }
+  // Once, after the last write: lowercase hex.
+  std::string sha256_hex() {
+    uint8_t md[32];
+    unsigned len = 0;
+    if (EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1) throw_openssl("SHA-256 final");
+    return hex_encode(ByteView(md, len));
+  }
 
  private:
   Sink& to_;
+  ossl::Ptr<EVP_MD_CTX> ctx_;
   uint64_t bytes_ = 0;
 };
 
@@ -81,14 +96,25 @@ void run_seal(const SealArgs& a) {
   key.plaintext.clear();  // wiped before the file appears
   file.commit();
   if (progress) progress->finish();
-  if (!a.json) return;
+  const std::string file_sha256 = out.sha256_hex(), header_sha256 = h.digest_hex();
+  if (!a.json) {
+    // The pins for the runtime config, lowercase hex (on stderr when the file goes to stdout).
+    std::fprintf(a.out == "-" ? stderr : stdout,
+                 "sealed %s: %llu bytes (header %zu bytes)\n"
+                 "header sha256  %s   (runtime config header_sha256: recommended)\n"
+                 "file sha256    %s   (runtime config sha256: the whole file)\n",
+                 a.out.c_str(), static_cast<unsigned long long>(out.bytes()), h.size(), header_sha256.c_str(),
+                 file_sha256.c_str());
+    return;
+  }
   print_json({{"File", a.out},
               {"KeyId", h.key_id},
               {"EncryptionContext", context_json(h.context)},
               {"PlaintextBytes", plaintext_bytes},
               {"SealedBytes", out.bytes()},
               {"HeaderBytes", h.size()},
-              {"HeaderSha256", h.digest_hex()},
+              {"HeaderSha256", header_sha256},
+              {"Sha256", file_sha256},
               {"Suite", shield::suite_name(suite)},
               {"ChunkSize", a.chunk_size}});
 }

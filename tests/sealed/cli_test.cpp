@@ -15,6 +15,7 @@
 
 #include "kms/local_stack.h"
 #include "shield_nitro/core/file_io.h"
+#include "shield_nitro/kms/sigv4.h"
 #include "shield_nitro/sealed/sealed.h"
 #include "support/process.h"
 
@@ -91,6 +92,16 @@ TEST_F(SealedCli, SealShowAndUnsealWithRecipient) {
   EXPECT_EQ(summary["EncryptionContext"], json({{"app", "inference"}}));
   EXPECT_EQ(summary["PlaintextBytes"], kPlaintextSize);
   EXPECT_EQ(summary["SealedBytes"].get<uint64_t>(), read_file(at("model.sealed")).size());
+  // The two pins for the runtime config: the header's and the whole file's digests.
+  const Bytes sealed_bytes = read_file(at("model.sealed"));
+  EXPECT_EQ(summary["Sha256"], kms::sha256_hex(sealed_bytes));
+  EXPECT_EQ(summary["HeaderSha256"], sealed::parse_header(sealed_bytes).digest_hex());
+  // Without --json, seal prints both pins for the runtime config.
+  r = seal("again.sealed", {"--encryption-context", "app=inference"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Bytes again = read_file(at("again.sealed"));
+  EXPECT_NE(r.out.find("header sha256  " + sealed::parse_header(again).digest_hex()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("file sha256    " + kms::sha256_hex(again)), std::string::npos) << r.out;
 
   // --show: no KMS at all (no endpoint, no credentials), nothing verified.
   ::unsetenv("AWS_ACCESS_KEY_ID");
