@@ -44,7 +44,7 @@ bench: build
 
 # The demo builds only what it runs (the CLI, the enclave program, the example's plugins, model and
 # C++ client): never the tests, which need ../shared/fixtures that users do not have.
-DEMO_TARGETS ?= shield-nitro shield-nitro-enclave mlp_plugin score_plugin model_artifacts classify
+DEMO_TARGETS ?= shield-nitro shield-nitro-enclave mlp_plugin score_plugin model_artifacts classify client-cpp
 
 demo: bootstrap $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target $(DEMO_TARGETS)

@@ -28,6 +28,7 @@
 #include "shield_nitro/core/file_io.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/parent/enclave_client.h"
+#include "testset.h"
 
 namespace sn = shield_nitro;
 using Clock = std::chrono::steady_clock;
@@ -83,33 +84,11 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// testset.bin (SNTS v1): count u32, dim u32, count x dim f32, count u8 labels.
-struct TestSet {
-  uint32_t count = 0, dim = 0;
-  sn::Bytes features;  // raw little-endian f32, as the plugin takes them
-  std::vector<uint8_t> labels;
-};
-
-uint32_t u32_at(const sn::Bytes& b, size_t at) {
-  return uint32_t(b[at]) | uint32_t(b[at + 1]) << 8 | uint32_t(b[at + 2]) << 16 | uint32_t(b[at + 3]) << 24;
-}
+using example::TestSet;
+using example::u32_at;
 
 void put_u32(sn::Bytes& b, uint32_t v) {
   for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-
-TestSet read_testset(const std::string& path) {
-  sn::Bytes b = sn::read_file(path);
-  if (b.size() < 16 || std::memcmp(b.data(), "SNTS", 4) != 0 || u32_at(b, 4) != 1)
-    throw sn::Error(sn::Errc::kFormat, path + ": not an SNTS v1 test set");
-  TestSet t;
-  t.count = u32_at(b, 8);
-  t.dim = u32_at(b, 12);
-  size_t feat = size_t(t.count) * t.dim * 4;
-  if (b.size() != 16 + feat + t.count) throw sn::Error(sn::Errc::kFormat, path + ": size does not match its header");
-  t.features.assign(b.begin() + 16, b.begin() + 16 + feat);
-  t.labels.assign(b.begin() + 16 + feat, b.end());
-  return t;
 }
 
 // One SNMI request for images [first, first + n).
@@ -156,7 +135,7 @@ std::unique_ptr<sn::parent::EnclaveClient> open_session(const Options& o) {
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 int run(const Options& o) {
-  TestSet t = read_testset(o.model_dir + "/testset.bin");
+  TestSet t = example::read_testset(o.model_dir + "/testset.bin");
   auto reference = nlohmann::json::parse(sn::to_string(sn::read_file(o.model_dir + "/reference.json")));
   size_t n = o.images == 0 ? t.count : std::min<size_t>(o.images, t.count);
 
