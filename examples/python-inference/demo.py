@@ -11,9 +11,14 @@ parent classifies the test set through the ingress port. Then the refusals: a UR
 allowlist, a one-line change of the runtime config (PCR2 differs: no key, the app never starts),
 and a host that substitutes another sealed file. The same app is also reached through attested
 TLS (the enclave terminates TLS with a key its attestation document names): `attest tls`, curl
-with the printed pin, and the Python and Node clients classify through it; another pin is refused.
+with the printed pin, and the Python, C++ and Node clients classify through it; a parent that puts
+its own TLS endpoint in front of the ingress (a relay with a certificate it made) is refused by all
+four, and so are wrong PCRs.
 
 usage: demo.py BUILD_DIR WORK_DIR [--record DIR]
+
+--record DIR keeps every byte the parent relays (host link, KMS proxy, both ingresses) for
+tests/examples/python_inference_e2e_test.py's parent-blindness check.
 
 Needs root (the simulator creates namespaces).
 """
@@ -23,7 +28,10 @@ import http.server
 import importlib.util
 import json
 import os
+import select
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -48,6 +56,7 @@ CID, HOST_PORT, KMS_PROXY_PORT, INGRESS_VSOCK, TLS_VSOCK, APP_PORT = 16, 7000, 8
 EGRESS_PORT, KMS_API_PORT = 3128, 9100
 CA_IN_IMAGE = "/etc/shield-nitro/kms-ca.pem"
 CONTEXT = {"app": "digits", "artifact": "model"}
+RECORD_SHIFT = 10  # --record: the host agent reaches the enclave's ingress ports through relays this many ports up
 ALLOWED_HOST = "127.0.0.2"
 
 
@@ -65,10 +74,86 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class TlsInterceptor:
+    """A dishonest parent's man in the middle of the attested-TLS ingress: it listens in the
+    ingress's place with a certificate it made (its own key), opens its own TLS connection to the
+    enclave for each client, and relays the plaintext between them, reading all of it. The
+    attestation requests it passes on get genuine, fresh documents, which name the enclave's key,
+    not the key of the connection the client is on."""
+
+    def __init__(self, folder, upstream_port):
+        folder.mkdir(parents=True, exist_ok=True)
+        _, cert, key = base.make_ca_and_server_cert(folder, ["localhost"], "127.0.0.1")
+        self.server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.server_ctx.load_cert_chain(cert, key)
+        self.client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.client_ctx.check_hostname, self.client_ctx.verify_mode = False, ssl.CERT_NONE
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.seen = bytearray()  # the plaintext the clients sent through it
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            t = threading.Thread(target=self._serve, args=(raw,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, raw):
+        raw.settimeout(30)
+        try:
+            with self.server_ctx.wrap_socket(raw, server_side=True) as down, \
+                    self.client_ctx.wrap_socket(socket.create_connection(self.upstream, timeout=30)) as up:
+                self._pump(down, up)
+        except (OSError, ssl.SSLError):
+            pass  # a client that refuses this certificate ends the handshake: the point of the demo
+        finally:
+            raw.close()
+
+    def _pump(self, down, up):
+        while True:
+            ready = [s for s in (down, up) if s.pending()] or select.select([down, up], [], [], 30)[0]
+            if not ready:
+                return
+            for s in ready:
+                data = s.recv(65536)
+                if not data:
+                    if s is up:
+                        down.unwrap()  # the enclave closed: close the client's side cleanly too
+                    return
+                if s is down:
+                    with self.lock:
+                        self.seen += data
+                (up if s is down else down).sendall(data)
+
+    def close(self):
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
+        self.server.close()
+        for t in self.threads:
+            t.join(10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class AppDemo:
     def __init__(self, build, work, record=None):
         self.build, self.work = Path(build).resolve(), Path(work).resolve()
         self.cli = self.build / "shield-nitro"
+        self.client_cpp = self.build / "examples" / "python-inference" / "client-cpp"
         self.enclave_bin = self.build / "shield-nitro-enclave"
         self.model_dir = self.build / "examples" / "model-inference" / "model"
         self.state = self.work / "enclave"
@@ -78,10 +163,11 @@ class AppDemo:
         self.servers = []
         self.relays = []
         self.data_key = b""   # learnt only with --record, for the parent-blindness check
+        self.vsock_shift = RECORD_SHIFT if record else 0  # --record: the host agent's ingress goes via a recording relay
 
     def run(self):
-        for path in [self.cli, self.enclave_bin, self.model_dir / "mlp.weights"]:
-            check(path.exists(), f"{path} is missing: build shield-nitro shield-nitro-enclave model_artifacts first")
+        for path in [self.cli, self.enclave_bin, self.client_cpp, self.model_dir / "mlp.weights"]:
+            check(path.exists(), f"{path} is missing: build shield-nitro shield-nitro-enclave client-cpp model_artifacts first")
         shutil.rmtree(self.work, ignore_errors=True)
         (self.work / "logs").mkdir(parents=True)
         saved = os.environ.get("SHIELD_NITRO_VSOCK_DIR")
@@ -244,8 +330,8 @@ logs: {{buffer_kib: 1024}}
     runtime: {runtime}
     artifacts: {{model: {sealed}}}
     ingress:
-      - {{listen: "tcp://127.0.0.1:{self.ingress_port}", vsock_port: {INGRESS_VSOCK}}}
-      - {{listen: "tcp://127.0.0.1:{self.tls_port}", vsock_port: {TLS_VSOCK}}}
+      - {{listen: "tcp://127.0.0.1:{self.ingress_port}", vsock_port: {INGRESS_VSOCK + self.vsock_shift}}}
+      - {{listen: "tcp://127.0.0.1:{self.tls_port}", vsock_port: {TLS_VSOCK + self.vsock_shift}}}
     logs: file:{self.work / 'logs' / 'app.jsonl'}
 kms:
   target: 127.0.0.1:{self.kms_port}
@@ -270,17 +356,27 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
 
     def recorded_runtime(self, runtime, name):
         """--record: the host agent listens one port up, behind relays that keep every byte the enclave
-        sends to or gets from the parent (host link: credentials, artifacts, logs, egress; the KMS proxy)."""
+        sends to or gets from the parent (host link: credentials, artifacts, logs, egress; the KMS proxy),
+        and reaches the enclave's two ingress ports through relays RECORD_SHIFT ports up that keep what
+        the clients and the app exchange through the parent (passthrough: in the clear; attested TLS:
+        TLS records only)."""
         copy = self.work / ("recorded-" + Path(runtime).name)
+        shift = self.vsock_shift
         copy.write_text(Path(runtime).read_text()
                         .replace(f"port: {HOST_PORT}}}", f"port: {HOST_PORT + 1}}}")
-                        .replace(f"proxy_port: {KMS_PROXY_PORT}", f"proxy_port: {KMS_PROXY_PORT + 1}"))
+                        .replace(f"proxy_port: {KMS_PROXY_PORT}", f"proxy_port: {KMS_PROXY_PORT + 1}")
+                        .replace(f"vsock_port: {INGRESS_VSOCK},", f"vsock_port: {INGRESS_VSOCK + shift},")
+                        .replace(f"vsock_port: {TLS_VSOCK},", f"vsock_port: {TLS_VSOCK + shift},"))
         for r in self.relays:
             r.close()
         self.relays = [RecordingRelay(self.vsock / f"3_{HOST_PORT}.sock", self.vsock / f"3_{HOST_PORT + 1}.sock",
                                       self.record / f"{name}-host-link"),
                        RecordingRelay(self.vsock / f"3_{KMS_PROXY_PORT}.sock",
-                                      self.vsock / f"3_{KMS_PROXY_PORT + 1}.sock", self.record / f"{name}-kms")]
+                                      self.vsock / f"3_{KMS_PROXY_PORT + 1}.sock", self.record / f"{name}-kms"),
+                       RecordingRelay(self.vsock / f"{CID}_{INGRESS_VSOCK + shift}.sock",
+                                      self.vsock / f"{CID}_{INGRESS_VSOCK}.sock", self.record / f"{name}-ingress-passthrough"),
+                       RecordingRelay(self.vsock / f"{CID}_{TLS_VSOCK + shift}.sock",
+                                      self.vsock / f"{CID}_{TLS_VSOCK}.sock", self.record / f"{name}-ingress-tls")]
         return copy
 
     def run_enclave(self, eif=None):
@@ -332,7 +428,8 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         root = self.state / "nsm" / "root.pem"
         pcr_args = [a for i in (0, 1, 2) for a in ("--pcr", f"{i}={self.pcrs[i]}")]
         verified = json.loads(self.stack.run("attest", "tls", url, *pcr_args, "--root", root, "--json"))
-        pin = verified["pin"].removeprefix("sha256//")
+        self.tls_pin = verified["pin"]
+        pin = self.tls_pin.removeprefix("sha256//")
         say(f"the enclave's TLS key: sha256//{pin} (bound to PCR0/1/2 by a fresh document on that connection)")
         curl = subprocess.run(["curl", "-sk", "--pinnedpubkey", f"sha256//{pin}", url + "/healthz"],
                               capture_output=True, text=True, timeout=30)
@@ -342,23 +439,82 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         wrong = subprocess.run(["curl", "-sk", "--pinnedpubkey", "sha256//" + "A" * 43 + "=", url + "/healthz"],
                                capture_output=True, text=True, timeout=30)
         check(wrong.returncode == 90, f"curl with another pin was not refused (exit {wrong.returncode})")
-        say("curl with any other pin: refused (exit 90), as a parent swapping in its own TLS endpoint would be")
-        model = self.model_dir
-        result = subprocess.run([sys.executable, HERE / "client.py", "--url", url, "--testset", model / "testset.bin",
-                                 "--reference", model / "reference.json", "--root", root, *pcr_args],
-                                capture_output=True, text=True)
-        check(result.returncode == 0, f"the Python client through attested TLS failed: {result.stdout}{result.stderr}")
-        say(f"Python (shield_nitro.attested_tls, pinned urllib): {json.loads(result.stdout)['images']} images, "
-            f"the plaintext model's answers")
-        node = shutil.which("node")
-        if node and (REPO / "js" / "node_modules").is_dir():
-            result = subprocess.run([node, HERE / "client.mjs", url, model / "testset.bin", model / "reference.json", root,
-                                     *[f"{i}={self.pcrs[i]}" for i in (0, 1, 2)]], capture_output=True, text=True)
-            check(result.returncode == 0, f"the Node client through attested TLS failed: {result.stdout}{result.stderr}")
-            say(f"Node (js/ @shield-nitro/verify, pinned https.Agent): {json.loads(result.stdout)['images']} images, "
-                f"the same answers")
-        else:
+        say("curl with any other pin: refused (exit 90)")
+        testset = (self.model_dir / "testset.bin").read_bytes()
+        count = int.from_bytes(testset[8:12], "little")
+        labels = testset[len(testset) - count:]
+        reference = json.loads((self.model_dir / "reference.json").read_text())["predictions"]
+        plain_accuracy = round(sum(p == l for p, l in zip(reference, labels)) / count, 4)
+        for name, argv, _ in self.tls_clients(url, self.pcrs):
+            if name == "curl":
+                continue
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            check(result.returncode == 0, f"the {name} client through attested TLS failed: {result.stdout}{result.stderr}")
+            summary = json.loads(result.stdout.splitlines()[-1])
+            check(summary["matches_reference"] and summary["accuracy"] == plain_accuracy,
+                  f"the {name} client's answers differ from the plaintext model's: {summary}")
+            say(f"{name + ':':8}{self.TLS_CLIENT_HOW[name]}: {summary['images']} images, accuracy "
+                f"{summary['accuracy']} = the plaintext model's, every answer the same")
+        if not self.node_ready():
             say("Node client skipped: run `npm ci` in js/ first (make test does)")
+        self.refuse_wrong_pcrs(url)
+        self.refuse_man_in_the_middle(url)
+
+    TLS_CLIENT_HOW = {"Python": "shield_nitro.attested_tls, pinned urllib",
+                      "C++": "client-cpp, parent::AttestedTlsClient, keep-alive over pinned OpenSSL",
+                      "Node": "js/ @shield-nitro/verify, pinned https.Agent"}
+
+    def node_ready(self):
+        return shutil.which("node") and (REPO / "js" / "node_modules").is_dir()
+
+    def tls_clients(self, url, pcrs):
+        """The attested-TLS clients as (name, argv, exit code when refused): curl with the pin `attest tls`
+        printed, then the Python, C++ and Node clients, which verify the document themselves (under pcrs)."""
+        model, root = self.model_dir, self.state / "nsm" / "root.pem"
+        data = ["--testset", model / "testset.bin", "--reference", model / "reference.json"]
+        pcr_args = [a for i in (0, 1, 2) for a in ("--pcr", f"{i}={pcrs[i]}")]
+        clients = [("curl", ["curl", "-sk", "--pinnedpubkey", self.tls_pin, url + "/healthz"], 90),
+                   ("Python", [sys.executable, HERE / "client.py", "--url", url, *data, "--root", root, *pcr_args], 1),
+                   ("C++", [self.client_cpp, "--url", url, *pcr_args, "--root", root, *data, "--json"], 1)]
+        if self.node_ready():
+            clients.append(("Node", [shutil.which("node"), HERE / "client.mjs", url, model / "testset.bin",
+                                     model / "reference.json", root, *[f"{i}={pcrs[i]}" for i in (0, 1, 2)]], 1))
+        return clients
+
+    def refuse_wrong_pcrs(self, url):
+        wrong = dict(self.pcrs)
+        wrong[2] = "00" * 48 if self.pcrs[2] != "00" * 48 else "11" * 48
+        refused = []
+        for name, argv, code in self.tls_clients(url, wrong)[1:]:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            check(result.returncode == code and not result.stdout.strip(),
+                  f"the {name} client expecting another PCR2 was not refused (exit {result.returncode}): {result.stdout}{result.stderr}")
+            refused.append(name)
+        say(f"expecting another PCR2 (another image or runtime config): {', '.join(refused)} refuse it (exit 1), "
+            f"no image sent")
+
+    def refuse_man_in_the_middle(self, url):
+        step("Refusal: the parent puts its own TLS endpoint in front of the ingress (a relay with a certificate it made)")
+        with TlsInterceptor(self.work / "mitm", self.tls_port) as mitm:
+            murl = f"https://127.0.0.1:{mitm.port}"
+            naive = subprocess.run(["curl", "-sk", murl + "/healthz"], capture_output=True, text=True, timeout=30)
+            check(naive.returncode == 0 and '"ok": true' in naive.stdout, f"the relay does not relay: {naive.returncode} {naive.stderr}")
+            check(b"GET /healthz" in mitm.seen, "the relay did not read the unpinned client's request")
+            first_line = bytes(mitm.seen).split(b"\r\n")[0].decode()
+            say(f"a client that checks nothing (curl -k, no pin) gets through, and the relay reads its request: "
+                f"{first_line!r}")
+            attestations = mitm.seen.count(b"/.well-known/shield-nitro/attestation")
+            for name, argv, code in self.tls_clients(murl, self.pcrs):
+                result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                why = (result.stderr.strip().splitlines() or [""])[-1]
+                check(result.returncode == code, f"{name} through the parent's relay was not refused "
+                                                 f"(exit {result.returncode}, expected {code}): {result.stdout}{result.stderr}")
+                say(f"{name + ':':8}refused (exit {code}){': ' + why if why else ': its key is not the pinned one'}")
+            asked = mitm.seen.count(b"/.well-known/shield-nitro/attestation") - attestations
+            check(asked >= 2, f"the SDK clients did not ask for a document through the relay ({asked} requests)")
+            check(b"/classify" not in mitm.seen, "an image reached the parent's relay")
+            say(f"the relay passed {asked} attestation requests to the enclave and back: genuine documents, but for the "
+                f"enclave's key, not this connection's; no client sent it a single image")
 
     def get(self, url):
         """The app's JSON answer (errors included), or None when it cannot be reached."""
