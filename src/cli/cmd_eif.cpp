@@ -23,6 +23,7 @@
 #include "shield_nitro/eif/stand_in_blobs.h"
 #include "shield_nitro/eif/supervised.h"
 #include "shield_nitro/eif/tar.h"
+#include "shield_nitro/runtime/config.h"
 #include "util.h"
 
 namespace shield_nitro::cli {
@@ -37,6 +38,29 @@ struct DescribeOpts {
   bool runtime = false;
 };
 
+// Each artifact's pins as the packed config has them (what the host must serve): name, source,
+// KMS key, context and the one digest pinned. Null when the config does not parse here.
+nlohmann::ordered_json artifact_pins(const Supervision& s) {
+  runtime::RuntimeConfig rc;
+  try {
+    rc = runtime::parse_runtime_config(s.runtime_yaml, kRuntimeConfigPath);
+  } catch (const Error&) {
+    return nullptr;
+  }
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  for (const auto& a : rc.artifacts) {
+    nlohmann::ordered_json j;
+    j["Name"] = a.name;
+    j["Source"] = a.source;
+    j["KeyId"] = a.key_id;
+    j["EncryptionContext"] = a.encryption_context;
+    if (!a.header_sha256.empty()) j["HeaderSha256"] = a.header_sha256;
+    else j["Sha256"] = a.sha256;
+    list.push_back(std::move(j));
+  }
+  return list;
+}
+
 nlohmann::ordered_json supervision_json(const Supervision& s) {
   nlohmann::ordered_json j;
   j["Supervised"] = s.supervised;
@@ -45,6 +69,7 @@ nlohmann::ordered_json supervision_json(const Supervision& s) {
     j["App"] = s.app;
     j["RuntimeConfigPath"] = kRuntimeConfigPath;
     j["RuntimeConfig"] = s.runtime_yaml;
+    j["Artifacts"] = artifact_pins(s);
   }
   return j;
 }
@@ -57,6 +82,15 @@ void print_supervision_text(const Supervision& s) {
   std::cout << "supervised: yes\napp: " << nlohmann::json(s.app).dump() << "\nruntime config (" << kRuntimeConfigPath
             << ", measured in PCR2):\n" << s.runtime_yaml;
   if (!s.runtime_yaml.empty() && s.runtime_yaml.back() != '\n') std::cout << "\n";
+  const auto pins = artifact_pins(s);
+  if (pins.is_array() && !pins.empty()) {
+    std::cout << "artifact pins:\n";
+    for (const auto& a : pins)
+      std::cout << "  " << a["Name"].get<std::string>() << " (" << a["Source"].get<std::string>() << "): "
+                << (a.contains("HeaderSha256") ? "header_sha256 " + a["HeaderSha256"].get<std::string>()
+                                               : "sha256 " + a["Sha256"].get<std::string>())
+                << "\n";
+  }
 }
 
 void run_describe(const DescribeOpts& o) {

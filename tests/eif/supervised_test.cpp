@@ -234,6 +234,27 @@ TEST_F(Supervised, DescribeShowsTheRuntimeConfig) {
   EXPECT_TRUE(j["Supervised"].get<bool>());
   EXPECT_EQ(j["RuntimeConfig"], kRuntime);
 
+  EXPECT_EQ(j["Artifacts"], nlohmann::json::array());
+
+  // With artifacts: each one's pin, as configured, in JSON and after the config's text.
+  const std::string header(64, 'a'), whole(64, 'b');
+  write(t / "pins.yaml", kRuntime + "kms: {region: us-east-1}\nartifacts:\n"
+                         "  - {name: model, source: host, path: /run/shield/m, key_id: alias/m, header_sha256: " + header + "}\n"
+                         "  - {name: vocab, source: host, path: /run/shield/v, key_id: alias/v, sha256: " + whole + "}\n");
+  ASSERT_EQ(build(t / "pins.yaml", t / "pins.eif"), 0) << err();
+  ASSERT_EQ(run(cli() + "describe " + q(t / "pins.eif"), &out), 0);
+  j = nlohmann::json::parse(out)["Supervisor"]["Artifacts"];
+  ASSERT_EQ(j.size(), 2u) << out;
+  EXPECT_EQ(j[0]["Name"], "model");
+  EXPECT_EQ(j[0]["HeaderSha256"], header);
+  EXPECT_FALSE(j[0].contains("Sha256"));
+  EXPECT_EQ(j[1]["Name"], "vocab");
+  EXPECT_EQ(j[1]["Sha256"], whole);
+  ASSERT_EQ(run(cli() + "describe --runtime " + q(t / "pins.eif"), &out), 0);
+  EXPECT_NE(out.find("\nartifact pins:\n  model (host): header_sha256 " + header + "\n  vocab (host): sha256 " + whole + "\n"),
+            std::string::npos)
+      << out;
+
   // Not supervised: describe is nitro-cli's, with no extra key.
   ASSERT_EQ(build("", t / "plain.eif"), 0) << err();
   ASSERT_EQ(run(cli() + "describe " + q(t / "plain.eif"), &out), 0);
