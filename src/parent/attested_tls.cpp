@@ -426,14 +426,21 @@ PinnedConnection AttestedTlsClient::connect() {
   } catch (const Error& e) {
     if (e.code() != Errc::kVerify) throw;
   }
-  // The peer's key changed: attest the new one; connect only if it is the key now pinned.
-  auto fresh = std::make_shared<AttestedTlsResult>(verify_with(url_, policy_, *verifier_, options_));
+  // The peer's key changed: attest the new one; connect only if it is the key now pinned. A
+  // connection that waited while another re-attested takes that result instead.
+  Bytes fresh_pin;
   {
-    std::lock_guard lock(mu_);
-    current_ = fresh;
-    ++verifications_;
+    std::lock_guard reattesting(reattest_mu_);
+    fresh_pin = current().spki_sha256;
+    if (fresh_pin == pin) {
+      auto fresh = std::make_shared<AttestedTlsResult>(verify_with(url_, policy_, *verifier_, options_));
+      std::lock_guard lock(mu_);
+      current_ = fresh;
+      ++verifications_;
+      fresh_pin = fresh->spki_sha256;
+    }
   }
-  return connect_pinned(target_, fresh->spki_sha256, options_.timeout);
+  return connect_pinned(target_, fresh_pin, options_.timeout);
 }
 
 }  // namespace shield_nitro::parent

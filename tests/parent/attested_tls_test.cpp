@@ -7,6 +7,8 @@
 #include <openssl/ssl.h>
 
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "attested_tls_server.h"
 #include "shield_nitro/core/bytes.h"
@@ -260,6 +262,29 @@ TEST_F(AttestedTlsClientTest, ClientReattestsOnRotationOnly) {
   EXPECT_NE(client.current().spki_sha256, old_key);
   EXPECT_EQ(client.current().spki_sha256, honest->spki_sha256());
   EXPECT_NE(get(rotated).find(AttestedTlsServer::kAppAnswer), std::string::npos);
+}
+
+TEST_F(AttestedTlsClientTest, ConcurrentConnectsAcrossARotationReattestOnce) {
+  AttestedTlsClient client(honest->url(), policy(), root);
+  client.connect();
+  const int before = honest->attestations();
+  honest->rotate();
+  std::vector<std::string> answers(8);
+  std::vector<std::thread> threads;
+  for (auto& answer : answers)
+    threads.emplace_back([this, &client, &answer] {
+      try {
+        PinnedConnection c = client.connect();
+        answer = get(c);
+      } catch (const std::exception& e) {
+        answer = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& answer : answers) EXPECT_NE(answer.find(AttestedTlsServer::kAppAnswer), std::string::npos) << answer;
+  EXPECT_EQ(client.verifications(), 2u);
+  EXPECT_EQ(honest->attestations(), before + 1);
+  EXPECT_EQ(client.current().spki_sha256, honest->spki_sha256());
 }
 
 TEST_F(AttestedTlsClientTest, ClientRefusesAnInterceptorOnReconnect) {

@@ -129,8 +129,9 @@ PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256,
 
 // Verify-then-pin with re-verification on rotation: connect() uses the pinned key; when the
 // peer presents another key it runs the procedure again (same policy and root, a fresh nonce)
-// and, if that passes, pins the new key and connects. Its verifier caches the enclave's
-// certificate chain, so a re-attestation costs about one ES384 check. Thread-safe.
+// and, if that passes, pins the new key and connects. Concurrent connect()s that meet the new
+// key share one re-attestation. Its verifier caches the enclave's certificate chain, so a
+// re-attestation costs about one ES384 check. Thread-safe.
 class AttestedTlsClient {
  public:
   AttestedTlsClient(std::string url, attest::Policy policy, attest::TrustAnchor root, AttestedTlsOptions options = {});
@@ -149,6 +150,7 @@ class AttestedTlsClient {
   std::unique_ptr<attest::Verifier> verifier_;  // with its chain cache
   AttestedTlsOptions options_;
   mutable std::mutex mu_;
+  std::mutex reattest_mu_;  // one re-attestation at a time; held while it runs
   std::shared_ptr<const AttestedTlsResult> current_;
   uint64_t verifications_ = 0;
 };
