@@ -34,6 +34,10 @@ struct Pair {
   Side client_side{this, true}, target_side{this, false};
   RelayLoop::Done done;
   bool ended = false;
+  // Whether the socket is registered for EPOLLOUT: only while a write to it is pending. A unix
+  // socket (the simulated vsock) reports EPOLLOUT each time its peer consumes a message, so a
+  // standing registration woke the loop for nothing once per message.
+  bool client_out = false, target_out = false;
 
   bool finished() const { return up.failed || down.failed || (up.done() && down.done()); }
 };
@@ -63,12 +67,33 @@ struct RelayLoop::Impl {
   void run();
   bool admit(std::unique_ptr<Pair> p);
   void on_event(Side& s, uint32_t e);
+  void want_out(Pair& p);
 };
+
+namespace {
+constexpr uint32_t kInEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+}
+
+// Registers a socket for EPOLLOUT while bytes wait for it and drops it after. EPOLL_CTL_MOD
+// reports a readiness that is already there, so no edge between the EAGAIN and this call is lost.
+void RelayLoop::Impl::want_out(Pair& p) {
+  auto sync = [&](int fd, Side& side, bool& registered, const detail::Direction& to_fd) {
+    bool want = to_fd.wants_write();
+    if (want == registered || fd < 0) return;
+    epoll_event ev{};
+    ev.events = kInEvents | (want ? EPOLLOUT : 0u);
+    ev.data.ptr = &side;
+    if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_MOD, fd, &ev) == 0) registered = want;
+    else p.up.failed = true;
+  };
+  sync(p.client.get(), p.client_side, p.client_out, p.down);
+  sync(p.target.get(), p.target_side, p.target_out, p.up);
+}
 
 bool RelayLoop::Impl::admit(std::unique_ptr<Pair> p) {
   Pair* raw = p.get();
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.events = kInEvents;
   ev.data.ptr = &raw->client_side;
   bool ok = ::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, raw->client.get(), &ev) == 0;
   ev.data.ptr = &raw->target_side;
@@ -83,6 +108,7 @@ bool RelayLoop::Impl::admit(std::unique_ptr<Pair> p) {
   // Edge-triggered: whatever arrived before registration produces no edge, so look now.
   raw->up.pump(true);
   raw->down.pump(true);
+  if (!raw->finished()) want_out(*raw);
   return true;
 }
 
@@ -100,6 +126,7 @@ void RelayLoop::Impl::on_event(Side& s, uint32_t e) {
   if (out) to_here.pump(false);
   // A hang-up after its FIN means the peer closed both halves: nothing can reach it any more.
   if ((e & EPOLLHUP) && from_here.eof) to_here.shut = true;
+  if (!p.finished()) want_out(p);
 }
 
 void RelayLoop::Impl::run() {

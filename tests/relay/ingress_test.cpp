@@ -94,6 +94,42 @@ TEST(Ingress, FiveHundredConcurrentConnectionsThroughHostAndEnclaveForwarders) {
   }
 }
 
+TEST(Ingress, BackpressureBothWaysLosesNoByte) {
+  // The client writes 16 MiB, far more than every socket buffer on the way holds, and reads the
+  // echo only once its own write would block: by then the echo app's answer is stuck, the app
+  // has stopped reading and both relays have a write pending in each direction. The relays
+  // listen for writability only while a write is pending, so they must ask for it here, or the
+  // transfer stalls.
+  IngressPath path;
+  const Bytes data = pattern(16 << 20, 5);
+  UniqueFd fd = net::connect(path.host.endpoint());
+  net::set_nonblocking(fd.get(), true);
+  std::atomic<bool> blocked{false};
+  Bytes got;
+  std::thread reader([&] {
+    while (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(wait_closed(fd.get(), std::chrono::seconds(120), &got));
+  });
+  for (size_t off = 0; off < data.size();) {
+    ssize_t n = ::send(fd.get(), data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    blocked = true;
+    pollfd p{fd.get(), POLLOUT, 0};
+    if (n == 0 || errno != EAGAIN || ::poll(&p, 1, 60000) != 1) {
+      ADD_FAILURE() << "the relays stopped taking bytes at " << off << ": " << std::strerror(errno);
+      break;
+    }
+  }
+  ::shutdown(fd.get(), SHUT_WR);
+  blocked = true;
+  reader.join();
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data);
+}
+
 TEST(Ingress, HalfCloseReachesTheAppWhileItsAnswerStillFlows) {
   // The app reads until the client's FIN, then answers with the byte count and closes: only a
   // relay that passes the FIN on while keeping the other direction open delivers the answer.
