@@ -3,6 +3,7 @@ answers, then connect() against the enclave side of attested_tls_server.py (docu
 NSM simulator), a parent relay in the middle, http.client / urllib / requests through the pinned
 context, re-attestation on rotation, and the same endpoint checked by the CLI and curl."""
 import base64
+import concurrent.futures
 import http.client
 import shutil
 import subprocess
@@ -182,6 +183,17 @@ def test_reattests_on_rotation_only(server, nsm):
     assert get(ctx, server.port) == APP_ANSWER
     assert ctx.verifications == 2 and ctx.attested.spki_sha256 == server.spki_sha256 != old
     assert get(ctx, server.port) == APP_ANSWER and ctx.verifications == 2
+
+
+def test_concurrent_connections_across_a_rotation_attest_once(server, nsm):
+    ctx = atls.connect(server.url, policy(), nsm[1])
+    before = server.attestations
+    server.rotate()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: get(ctx, server.port), range(8)))
+    assert answers == [APP_ANSWER] * 8
+    assert ctx.verifications == 2 and server.attestations == before + 1
+    assert ctx.attested.spki_sha256 == server.spki_sha256
 
 
 def test_misuse_is_a_usage_error(server, nsm):
