@@ -351,7 +351,9 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         env = {**os.environ, "AWS_PROFILE": "enclave", "SHIELD_NITRO_VSOCK_CID": "3"}
         self.host_proc = self.stack.start(name, "host", "run", "--config", host, env=env,
                                           ready=port_open(self.metrics_port))
-        say(f"ingress tcp://127.0.0.1:{self.ingress_port} -> vsock://{CID}:{INGRESS_VSOCK}; metrics on "
+        via = f" (recorded on the way, via vsock ports +{self.vsock_shift})" if self.vsock_shift else ""
+        say(f"ingress tcp://127.0.0.1:{self.ingress_port} -> vsock://{CID}:{INGRESS_VSOCK} (passthrough), "
+            f"tcp://127.0.0.1:{self.tls_port} -> vsock://{CID}:{TLS_VSOCK} (attested TLS){via}; metrics on "
             f"127.0.0.1:{self.metrics_port}; the role's credentials from kms-local's credentials file")
 
     def recorded_runtime(self, runtime, name):
@@ -453,6 +455,9 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
             summary = json.loads(result.stdout.splitlines()[-1])
             check(summary["matches_reference"] and summary["accuracy"] == plain_accuracy,
                   f"the {name} client's answers differ from the plaintext model's: {summary}")
+            # client-cpp sends every batch on one keep-alive connection, verified once.
+            check(name != "C++" or (summary["connections"], summary["verifications"]) == (1, 1),
+                  f"client-cpp did not keep its one attested connection alive: {summary}")
             say(f"{name + ':':8}{self.TLS_CLIENT_HOW[name]}: {summary['images']} images, accuracy "
                 f"{summary['accuracy']} = the plaintext model's, every answer the same")
         if not self.node_ready():
