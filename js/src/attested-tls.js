@@ -134,7 +134,7 @@ export function pinnedTlsOptions(certificateDer, pin) {
     rejectUnauthorized: true,
     checkServerIdentity(_host, cert) {
       const got = cert?.raw ? spkiSha256(new Uint8Array(cert.raw)) : undefined;
-      if (!got || Buffer.compare(Buffer.from(got), Buffer.from(pin)) !== 0) {
+      if (!got || !sameBytes(got, pin)) {
         return pinMismatch("attested TLS: the server's key is not the attested one (tlsOptions pin one key: " +
           "after a rotation use the result's agent, connector or connect(), which re-attest)");
       }
