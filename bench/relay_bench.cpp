@@ -13,9 +13,25 @@
 //             (bench/support/load_gen.h): the relays' worst case, where the app costs nothing.
 // C = 1, 16, 64 connections. Direct and ingress runs alternate, 3 of each, and each keeps its
 // best (other work on the 2 cores only ever slows a run, and alternating spreads it over both).
-// Counters: direct_req_per_s, req_per_s (ingress), p50_us / p99_us (ingress), vs_direct.
+// Counters: direct_req_per_s, req_per_s (ingress), p50_us / p99_us (ingress), vs_direct; from the
+// best runs' thread CPU (bench/support/thread_cpu.h): relay_cpu_us and relay_wakeups (both relays,
+// per request), cpu_us_direct / cpu_us_ingress (every thread, per request), busy_cores_direct /
+// busy_cores_ingress (CPU over wall time: 2 means the 2 cores were the bound), cpu_ratio
+// (cpu_us_direct / cpu_us_ingress: what vs_direct is when both runs are CPU-bound), load1.
+// The floor of the two extra hops: hops_floor_us is the CPU one thread spends moving one request
+// and its answer over a loopback TCP pair plus a unix socket pair (send and recv each way, nobody
+// asleep, so no wake-up counted): the kernel work any relay adds at the least (Echo: 8 requests
+// per send, as pipelined). ceiling =
+// cpu_us_direct / (cpu_us_direct + hops_floor_us): the best vs_direct a CPU-bound run can reach.
 #include <benchmark/benchmark.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <algorithm>
+#include <fstream>
 #include <functional>
 #include <memory>
 
@@ -24,6 +40,7 @@
 #include "support/http_load.h"
 #include "support/ingress_path.h"
 #include "support/load_gen.h"
+#include "support/thread_cpu.h"
 
 using namespace shield_nitro;
 using namespace sn_bench;
@@ -32,19 +49,97 @@ namespace {
 
 struct Run {
   double req_per_s = 0, p50_us = 0, p99_us = 0;
+  size_t requests = 0;
+  CpuByRole cpu;      // filled by compare()
+  double wall_s = 0;  // filled by compare()
 };
 
-// 3 direct and 3 ingress runs, alternating; the best of each is reported.
-void compare(benchmark::State& state, const net::Endpoint& app, const std::function<Run(const net::Endpoint&)>& once) {
+double load1() {
+  std::ifstream in("/proc/loadavg");
+  double l = -1;
+  in >> l;
+  return l;
+}
+
+double thread_cpu_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// CPU µs to pass `up` bytes one way and `down` bytes back over a connected pair (a, b), on one
+// thread: each send finds its bytes already queued for the recv, so no one sleeps or wakes.
+double hop_us(int a, int b, size_t up, size_t down) {
+  constexpr int kRounds = 20000;
+  std::vector<uint8_t> out(std::max(up, down), 0x61), in(out.size());
+  auto move = [&](int from, int to, size_t n) {
+    if (::send(from, out.data(), n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) throw Error(Errc::kIo, "bench: hop send");
+    for (size_t got = 0; got < n;) {
+      ssize_t r = ::recv(to, in.data(), n - got, 0);
+      if (r <= 0) throw Error(Errc::kIo, "bench: hop recv");
+      got += static_cast<size_t>(r);
+    }
+  };
+  double t0 = thread_cpu_s();
+  for (int i = 0; i < kRounds; ++i) {
+    move(a, b, up);
+    move(b, a, down);
+  }
+  return (thread_cpu_s() - t0) * 1e6 / kRounds;
+}
+
+// The extra hops of ingress (one TCP, one unix: client → app was already one TCP hop).
+double hops_floor_us(size_t up, size_t down) {
+  UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  UniqueFd a = net::connect(net::bound_endpoint(l.get(), net::Endpoint::parse("tcp://127.0.0.1:0")));
+  UniqueFd b(::accept(l.get(), nullptr, nullptr));
+  int one = 1;
+  ::setsockopt(a.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(b.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int u[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, u) != 0) throw Error(Errc::kIo, "bench: socketpair");
+  UniqueFd u0(u[0]), u1(u[1]);
+  hop_us(a.get(), b.get(), up, down);  // warm up
+  double best = 1e18;
+  for (int i = 0; i < 3; ++i) best = std::min(best, hop_us(a.get(), b.get(), up, down) + hop_us(u0.get(), u1.get(), up, down));
+  return best;
+}
+
+// 3 direct and 3 ingress runs, alternating; the best of each is reported. up/down: the bytes of
+// `batch` requests and their answers that travel in one send (for the hops' floor).
+void compare(benchmark::State& state, const net::Endpoint& app, size_t up, size_t down, int batch,
+             const std::function<Run(const net::Endpoint&)>& once) {
   IngressPath path(app);
   Run direct, ingress;
+  double l0 = load1();
+  auto measured = [&](const net::Endpoint& ep) {
+    ThreadSnapshot t0 = thread_snapshot();
+    int64_t w0 = monotonic_ns();
+    Run r = once(ep);
+    r.wall_s = static_cast<double>(monotonic_ns() - w0) / 1e9;
+    r.cpu = thread_snapshot() - t0;
+    return r;
+  };
   for (auto _ : state)
     for (int i = 0; i < 3; ++i) {
-      Run d = once(app);
+      Run d = measured(app);
       if (d.req_per_s > direct.req_per_s) direct = d;
-      Run g = once(path.endpoint());
+      Run g = measured(path.endpoint());
       if (g.req_per_s > ingress.req_per_s) ingress = g;
     }
+  auto per_req_us = [](const Run& r, double s) { return s * 1e6 / static_cast<double>(r.requests); };
+  state.counters["relay_cpu_us"] = per_req_us(ingress, ingress.cpu.get("relay").cpu_s);
+  state.counters["relay_wakeups"] = ingress.cpu.get("relay").slices / static_cast<double>(ingress.requests);
+  state.counters["cpu_us_direct"] = per_req_us(direct, direct.cpu.total_cpu_s());
+  state.counters["cpu_us_ingress"] = per_req_us(ingress, ingress.cpu.total_cpu_s());
+  state.counters["busy_cores_direct"] = direct.cpu.total_cpu_s() / direct.wall_s;
+  state.counters["busy_cores_ingress"] = ingress.cpu.total_cpu_s() / ingress.wall_s;
+  state.counters["cpu_ratio"] = direct.cpu.total_cpu_s() / static_cast<double>(direct.requests) /
+                                (ingress.cpu.total_cpu_s() / static_cast<double>(ingress.requests));
+  double floor_us = hops_floor_us(up, down) / batch;
+  state.counters["hops_floor_us"] = floor_us;
+  state.counters["ceiling"] = per_req_us(direct, direct.cpu.total_cpu_s()) / (per_req_us(direct, direct.cpu.total_cpu_s()) + floor_us);
+  state.counters["load1"] = (l0 + load1()) / 2;
   state.counters["clients"] = static_cast<double>(state.range(0));
   state.counters["direct_req_per_s"] = direct.req_per_s;
   state.counters["req_per_s"] = ingress.req_per_s;
@@ -54,6 +149,7 @@ void compare(benchmark::State& state, const net::Endpoint& app, const std::funct
 }
 
 const std::string kRequest = "GET /predict HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n";
+constexpr size_t kAnswerBytes = 100;  // the app's answer: head and {"class":7}, about
 
 void BM_IngressHttp(benchmark::State& state) {
   net::HttpServerOptions o;
@@ -65,10 +161,11 @@ void BM_IngressHttp(benchmark::State& state) {
   int conns = static_cast<int>(state.range(0));
   size_t total = conns == 1 ? 10000 : 40000;
   bool not_ok = false;
-  compare(state, net::Endpoint::tcp("127.0.0.1", static_cast<uint16_t>(app.port())), [&](const net::Endpoint& ep) {
+  compare(state, net::Endpoint::tcp("127.0.0.1", static_cast<uint16_t>(app.port())), kRequest.size(), kAnswerBytes, 1,
+          [&](const net::Endpoint& ep) {
     HttpLoad l = drive_http(ep, conns, kRequest, total, true);
     not_ok |= l.not_ok > 0;
-    return Run{l.req_per_s, l.p50_us, l.p99_us};
+    return Run{l.req_per_s, l.p50_us, l.p99_us, total, {}, 0};
   });
   if (not_ok) state.SkipWithError("the app answered other than 200");
   app.stop();
@@ -80,10 +177,10 @@ void BM_IngressEcho(benchmark::State& state) {
   probe.reset();  // a free port for the echo server (load_gen's RawEchoServer binds what it is given)
   RawEchoServer echo(app);
   Bytes tmpl = request_frame("echo", cbor::Value::map({cbor::entry("body", cbor::Value::bytes(Bytes(1024, 0x61)))}));
-  compare(state, app, [&](const net::Endpoint& ep) {
+  compare(state, app, kDepth * tmpl.size(), kDepth * tmpl.size(), kDepth, [&](const net::Endpoint& ep) {
     Result r = drive(ep, static_cast<int>(state.range(0)),
                      [&](size_t, Bytes& out) { out.insert(out.end(), tmpl.begin(), tmpl.end()); }, nullptr);
-    return Run{r.req_per_s, r.p50_us, r.p99_us};
+    return Run{r.req_per_s, r.p50_us, r.p99_us, kRequestsPerRun, {}, 0};
   });
 }
 
