@@ -26,7 +26,8 @@
 //    posix_spawn of /bin/date alone. Figure: the time date prints minus the spawn time (p50).
 //
 // SN_BENCH_ARTIFACT_MIB sets the plaintext size (default 1024 = 1 GiB, what `make bench` uses).
-// SN_BENCH_TMPFS the tmpfs folder (default /dev/shm).
+// SN_BENCH_TMPFS a tmpfs folder to use instead of mounting one as the supervisor does (as root:
+// supervisor::Storage, huge=within_size where the kernel has it; not root: /dev/shm).
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -64,6 +65,7 @@
 #include "shield_nitro/nsm_sim/simulator.h"
 #include "shield_nitro/sealed/sealed.h"
 #include "shield_nitro/supervisor/artifact.h"
+#include "shield_nitro/supervisor/system.h"
 
 extern char** environ;
 
@@ -77,7 +79,7 @@ const std::map<std::string, std::string> kContext{{"app", "bench"}};
 
 uint64_t g_mib = 1024;
 int g_rounds = 3, g_starts = 40;
-std::string g_tmpfs = "/dev/shm";
+std::string g_tmpfs;  // SN_BENCH_TMPFS; empty: the supervisor's own tmpfs (supervisor::Storage) when root, else /dev/shm
 double g_floor_s = 0;  // the latest AeadFloor (this round's)
 
 int64_t realtime_ns() {
@@ -120,16 +122,37 @@ class RssSampler {
   std::thread thread_;
 };
 
+// The first bytes of a sealed file (its header and then some).
+Bytes read_header_bytes(const std::string& path) {
+  FileReader f(path);
+  Bytes b(sealed::kMaxHeaderSize);
+  b.resize(f.read(b.data(), b.size()));
+  return b;
+}
+
+// The tmpfs exactly as the supervisor mounts it (huge pages where the kernel has them), unless
+// SN_BENCH_TMPFS names a folder or mounting is not permitted (not root).
+std::unique_ptr<supervisor::Storage> mount_storage(const std::string& path) {
+  if (!g_tmpfs.empty()) return nullptr;
+  try {
+    return std::make_unique<supervisor::Storage>(path, (g_mib << 1) + 64, false);
+  } catch (const Error&) {
+    return nullptr;
+  }
+}
+
 // Everything both parts share: the sealed file, the NSM simulator, the host agent.
 struct World {
   std::string dir = (std::filesystem::temp_directory_path() / ("sn-runtime-bench-" + std::to_string(::getpid()))).string();
-  std::string storage = g_tmpfs + "/sn-runtime-bench-" + std::to_string(::getpid());
+  std::unique_ptr<supervisor::Storage> mounted = mount_storage(dir + "/storage");
+  std::string storage = mounted ? dir + "/storage" : (g_tmpfs.empty() ? "/dev/shm" : g_tmpfs) + "/sn-runtime-bench-" + std::to_string(::getpid());
   std::string sealed_path = dir + "/model.sealed";
   std::string vsock_dir = dir + "/vs";
   std::string nsm_dir = dir + "/nsm";
   uint64_t plaintext = g_mib << 20, sealed = 0;
   SecureBytes data_key = SecureBytes(os_random().bytes(sealed::kDataKeySize));
-  runtime::ArtifactConfig artifact;
+  runtime::ArtifactConfig artifact;        // pinned by its header's digest (header_sha256)
+  runtime::ArtifactConfig artifact_whole;  // the same file pinned by the whole file's (sha256)
   std::shared_ptr<nsm::SimulatedNsm> sim;
   std::unique_ptr<nsm::SimulatorServer> nsm_server;
   std::unique_ptr<host::Agent> agent;
@@ -147,7 +170,11 @@ struct World {
     }
     sealed = std::filesystem::file_size(sealed_path);
     artifact = {.name = "model", .source = "host", .path = storage + "/model.bin", .key_id = "arn:aws:kms:us-east-1:111122223333:key/bench",
-                .encryption_context = kContext, .sha256 = host::file_sha256(sealed_path)};
+                .encryption_context = kContext, .header_sha256 = sealed::parse_header(read_header_bytes(sealed_path)).digest_hex()};
+    artifact_whole = artifact;
+    artifact_whole.name = "model-whole";
+    artifact_whole.header_sha256.clear();
+    artifact_whole.sha256 = host::file_sha256(sealed_path);
     nsm::BootPcrs pcrs;
     pcrs.debug = true;
     nsm::SimulatedNsm::init(nsm_dir, pcrs);
@@ -160,7 +187,9 @@ struct World {
     e.runtime.host = {.cid = 3, .port = kLinkPort};
     e.runtime.kms.region = "us-east-1";
     e.runtime.artifacts.push_back(artifact);
+    e.runtime.artifacts.push_back(artifact_whole);
     e.artifacts["model"] = sealed_path;
+    e.artifacts["model-whole"] = sealed_path;
     host::AgentOptions o;
     o.config.enclaves = {e};
     o.config.kms_target = "127.0.0.1:1";
@@ -172,6 +201,7 @@ struct World {
   }
   ~World() {
     agent.reset();
+    mounted.reset();
     nsm_server.reset();
     net::install_vsock_network(nullptr);
     std::error_code ec;
@@ -277,8 +307,10 @@ void allow_plaintext(O& o, uint64_t n) {
 }
 
 // The supervisor's artifact step for a `source: host` artifact (start.cpp), minus KMS.
+// Args: workers; pin (0 header_sha256, 1 sha256).
 void BM_SupervisorArtifact(benchmark::State& state) {
   World& w = world();
+  const runtime::ArtifactConfig& art = state.range(1) == 0 ? w.artifact : w.artifact_whole;
   host_link::HostLink link({.cid = 3, .port = kLinkPort});
   supervisor::InstallOptions io;
   io.set_owner = false;
@@ -287,17 +319,18 @@ void BM_SupervisorArtifact(benchmark::State& state) {
   auto release = [&](const sealed::Header&) { return w.data_key.clone(); };
   double secs = 0, cpu = 0, growth = -1, sampled = -1, read_s = 0;
   for (auto _ : state) {
-    std::filesystem::remove(w.artifact.path);
+    std::filesystem::remove(art.path);
     ::malloc_trim(0);  // buffers freed earlier (sealing the file, the last run) are allocated anew: counted
     bool peak_ok = reset_peak_rss();
     double rss0 = status_kib("VmRSS"), base = rss_non_shmem_mib(), c0 = cpu_seconds();
     RssSampler sampler;
     int64_t t0 = monotonic_ns();
-    auto stream = link.open_artifact(w.artifact.name);
-    if (stream.sha256 != w.artifact.sha256) throw Error(Errc::kVerify, "bench: the agent offers another file");
+    auto stream = link.open_artifact(art.name);
+    if (stream.sha256 != art.sha256 || stream.header_sha256 != art.header_sha256)
+      throw Error(Errc::kVerify, "bench: the agent offers another file");
     supervisor::FdSource fd_src(stream.fd.get(), "artifact from the host agent", 60'000);
     TimedSource src(fd_src);
-    auto r = supervisor::install_artifact(w.artifact, src, stream.size, release, io);
+    auto r = supervisor::install_artifact(art, src, stream.size, release, io);
     secs = secs_since(t0);
     cpu = cpu_seconds() - c0;
     sampled = sampler.stop() - base;
@@ -306,7 +339,9 @@ void BM_SupervisorArtifact(benchmark::State& state) {
     if (r.plaintext_bytes != w.plaintext) throw Error(Errc::kInternal, "bench: another plaintext size was placed");
     state.SetIterationTime(secs);
   }
-  std::filesystem::remove(w.artifact.path);
+  std::filesystem::remove(art.path);
+  state.counters["pin_whole_file"] = static_cast<double>(state.range(1));
+  state.counters["huge_pages"] = w.mounted && w.mounted->huge_pages() ? 1 : 0;
   state.counters["GiB_per_s"] = static_cast<double>(g_mib) / 1024 / secs;
   if (g_floor_s > 0) state.counters["x_aead"] = g_floor_s / secs;
   state.counters["cpu_s"] = cpu;
@@ -468,7 +503,7 @@ int main(int argc, char** argv) {
   };
   for (int r = 0; r < g_rounds; ++r) {
     reg("BM_AeadFloor", BM_AeadFloor);
-    reg("BM_SupervisorArtifact", BM_SupervisorArtifact)->Arg(1)->Arg(2);
+    reg("BM_SupervisorArtifact", BM_SupervisorArtifact)->Args({1, 0})->Args({2, 0})->Args({2, 1});
   }
   reg("BM_HostStream", BM_HostStream);
   reg("BM_Sha256", BM_Sha256);

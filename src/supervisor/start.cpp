@@ -181,7 +181,8 @@ class Sequence {
         step = "storage";
         const char* plain = std::getenv(kPlainStorageEnv);
         storage_ = std::make_unique<Storage>(cfg_.storage.path, cfg_.storage.size_mib, plain && std::string(plain) == "1");
-        done(step, storage_->description(), {{"plain", int64_t{storage_->plain()}}});
+        done(step, storage_->description(),
+             {{"plain", int64_t{storage_->plain()}}, {"huge_pages", int64_t{storage_->huge_pages()}}});
         for (const auto& a : cfg_.artifacts) {
           step = "artifact " + a.name;
           artifact(a);

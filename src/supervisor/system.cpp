@@ -52,10 +52,19 @@ Storage::Storage(const std::string& path, uint64_t size_mib, bool allow_plain_di
   make_parent_dirs("", path + "/");
   std::string opts = "size=" + std::to_string(size_mib) + "m,mode=0755";
   // Not noexec: an artifact may be code the app loads (a native plugin is mapped executable).
-  if (::mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) == 0) {
-    mounted_ = true;
-    description_ = "tmpfs of " + std::to_string(size_mib) + " MiB at " + path;
-    return;
+  // Huge pages for what fits in them: placing a 1 GiB artifact allocates 512 pages instead of
+  // 262144 (about a third less CPU per GiB, docs/performance.md "Runtime"); a kernel without
+  // transparent huge pages for tmpfs refuses the option (EINVAL), and then it goes without.
+  for (bool huge : {true, false}) {
+    if (::mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                (opts + (huge ? ",huge=within_size" : "")).c_str()) == 0) {
+      mounted_ = true;
+      huge_pages_ = huge;
+      description_ = "tmpfs of " + std::to_string(size_mib) + " MiB at " + path +
+                     (huge ? " (2 MiB pages where a file fills them)" : " (4 KiB pages: the kernel has no huge pages for tmpfs)");
+      return;
+    }
+    if (errno != EINVAL) break;
   }
   int err = errno;
   if ((err == EPERM || err == EACCES) && allow_plain_dir) {

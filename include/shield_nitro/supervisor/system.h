@@ -19,7 +19,7 @@ void loopback_up();
 class Storage {
  public:
   // Mounts a tmpfs of size_mib at path (created, mode 0755, nodev/nosuid; not noexec: an
-  // artifact may be a native plugin). When the mount is not permitted (not root) it fails,
+  // artifact may be a native plugin; huge=within_size where the kernel has it). When the mount is not permitted (not root) it fails,
   // Error(kEnvironment) saying so, unless allow_plain_dir: then the folder is used as it is
   // (tests only: the plaintext is on disk) and plain() is true.
   Storage(const std::string& path, uint64_t size_mib, bool allow_plain_dir);
@@ -30,6 +30,8 @@ class Storage {
 
   // Whether this is a plain folder (no tmpfs), and how it was set up, for the log.
   bool plain() const { return plain_; }
+  // Whether the tmpfs uses 2 MiB pages (huge=within_size) for files that fill them.
+  bool huge_pages() const { return huge_pages_; }
   const std::string& description() const { return description_; }
   // Records a file placed under the folder (removed by the destructor of a plain folder).
   void placed(const std::string& file) { placed_.push_back(file); }
@@ -38,6 +40,7 @@ class Storage {
   std::string path_;
   bool mounted_ = false;
   bool plain_ = false;
+  bool huge_pages_ = false;
   std::string description_;
   std::vector<std::string> placed_;
 };
