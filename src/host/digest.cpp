@@ -121,6 +121,11 @@ void DigestCache::join() {
 
 uint64_t send_file(int sock, int file, uint64_t size, int stop_fd) {
   net::set_nonblocking(sock, true);
+  // A bigger send buffer (best effort: capped by net.core.wmem_max) means fewer, longer
+  // sendfile calls and fewer wake-ups on both sides: the 1 GiB stream alone took 0.15-0.16 s
+  // instead of 0.25-0.34 s on simulated vsock (docs/performance.md "Runtime").
+  const int sndbuf = 2 << 20;
+  ::setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   off_t off = 0;
   std::vector<uint8_t> buf;  // only if sendfile(2) cannot serve this pair
   while (static_cast<uint64_t>(off) < size) {
