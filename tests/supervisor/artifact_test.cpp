@@ -294,6 +294,26 @@ TEST(SupervisorArtifact, AHeaderPinRefusesATamperedBodyLeavingNothing) {
   EXPECT_EQ(open_files_in(dir.path()), 0u) << "the refused plaintext is still open";
 }
 
+// The limit docs/runtime.md states: the header holds no random value of its own (the stream's
+// salt follows it), so two files sealed under ONE data key have the same header and a header
+// pin takes either; only a whole-file pin tells them apart. `shield-nitro seal` never reuses one.
+TEST(SupervisorArtifact, OnlyAWholeFilePinTellsApartFilesSealedUnderOneDataKey) {
+  TempDir dir;
+  Sealed s = make(dir, as_bytes(std::string(70000, 'a')));
+  Bytes other = sealed::seal(as_bytes(std::string(70000, 'b')),
+                             {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
+                             s.config.encryption_context);
+  ASSERT_EQ(sealed::parse_header(other).digest_hex(), sealed::parse_header(s.file).digest_hex());
+  MemorySource whole_in(other);
+  EXPECT_EQ(code_of([&] { install_artifact(s.config, whole_in, other.size(), s.release(), own_user()); }), Errc::kVerify);
+  runtime::ArtifactConfig header_pin = s.config;
+  header_pin.header_sha256 = sealed::parse_header(s.file).digest_hex();
+  header_pin.sha256.clear();
+  MemorySource header_in(other);
+  install_artifact(header_pin, header_in, other.size(), s.release(), own_user());
+  EXPECT_EQ(read_file(header_pin.path), std::string(70000, 'b'));
+}
+
 TEST(SupervisorArtifact, AConfigWithBothOrNeitherPinIsRefused) {
   TempDir dir;
   Sealed s = make(dir, as_bytes(std::string(1000, 'b')));

@@ -61,6 +61,9 @@ inline constexpr size_t kHeaderTagSize = 32;
 using EncryptionContext = std::map<std::string, std::string>;
 
 // What KMS GenerateDataKey answered; seal() uses it and never keeps the plaintext key.
+// Use each one for ONE file: the header is a function of the key id, blob and context alone
+// (the stream's random salt follows it), so two files sealed under one DataKey have the same
+// header, and a runtime config's header_sha256 pin could not tell them apart.
 struct DataKey {
   std::string key_id;      // KeyId from the answer (the key's ARN): what Decrypt is asked for
   Bytes ciphertext_blob;   // CiphertextBlob
