@@ -128,8 +128,8 @@ void compare(benchmark::State& state, const net::Endpoint& app, size_t up, size_
       if (g.req_per_s > ingress.req_per_s) ingress = g;
     }
   auto per_req_us = [](const Run& r, double s) { return s * 1e6 / static_cast<double>(r.requests); };
-  state.counters["relay_cpu_us"] = per_req_us(ingress, ingress.cpu.get("relay").cpu_s);
-  state.counters["relay_wakeups"] = ingress.cpu.get("relay").slices / static_cast<double>(ingress.requests);
+  state.counters["relay_cpu_us"] = per_req_us(ingress, ingress.cpu.sum("relay").cpu_s);
+  state.counters["relay_wakeups"] = ingress.cpu.sum("relay").slices / static_cast<double>(ingress.requests);
   state.counters["cpu_us_direct"] = per_req_us(direct, direct.cpu.total_cpu_s());
   state.counters["cpu_us_ingress"] = per_req_us(ingress, ingress.cpu.total_cpu_s());
   state.counters["busy_cores_direct"] = direct.cpu.total_cpu_s() / direct.wall_s;

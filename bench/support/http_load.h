@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,8 +36,10 @@ struct SslFree {
 // Keeps one request in flight on each of `conns` connections to ep until `total` answers; an
 // answer is a head plus Content-Length bytes (an echoed request parses the same way). With
 // `tls`, each connection first completes a TLS handshake with that client context.
+// `at_end`, if set, runs after the last answer while every connection is still open (a
+// measurement that must not see the servers' per-connection threads end).
 inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string& request, size_t total, bool check_status,
-                           SSL_CTX* tls = nullptr) {
+                           SSL_CTX* tls = nullptr, const std::function<void()>& at_end = {}) {
   struct Slot {
     UniqueFd fd;
     std::unique_ptr<SSL, SslFree> ssl;  // declared after fd: freed before the socket closes
@@ -108,6 +111,7 @@ inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string
     }
   }
   double secs = static_cast<double>(monotonic_ns() - start) / 1e9;
+  if (at_end) at_end();
   std::sort(lat.begin(), lat.end());
   r.req_per_s = static_cast<double>(lat.size()) / secs;
   r.p50_us = static_cast<double>(lat[lat.size() / 2]) / 1e3;

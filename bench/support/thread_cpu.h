@@ -7,8 +7,9 @@
 //   ThreadSnapshot t0 = thread_snapshot();  ...run...;  CpuByRole used = thread_snapshot() - t0;
 //
 // Roles: the calling process's main thread is the load generator ("client"); threads named
-// "sn-ingress*" are the forwarders' relay loops ("relay"); "sn-tls*" attested-TLS sessions
-// ("tls", named by the bench); every other thread is the app's ("app"). Threads that start and end
+// "sn-ingress*" are the forwarders' relay loops ("relay:<thread name>", e.g. "relay:sn-ingress
+// host"); "sn-tls*" attested-TLS sessions and relay loops ("tls"); every other thread is the
+// app's ("app"). Threads that start and end
 // between two snapshots are not counted (the per-connection accept handlers: not per request).
 #pragma once
 
@@ -38,6 +39,13 @@ struct CpuByRole {
     auto it = role.find(name);
     return it == role.end() ? RoleCpu{} : it->second;
   }
+  // Every role whose name starts with prefix ("relay": both forwarders).
+  RoleCpu sum(const std::string& prefix) const {
+    RoleCpu t;
+    for (auto& [name, r] : role)
+      if (name.rfind(prefix, 0) == 0) t.cpu_s += r.cpu_s, t.slices += r.slices;
+    return t;
+  }
 };
 
 // Per thread, so that threads gone by the second snapshot do not subtract from the total.
@@ -47,7 +55,7 @@ struct ThreadSnapshot {
 
 inline std::string thread_role(const std::string& tid, const std::string& comm) {
   if (tid == std::to_string(::getpid())) return "client";
-  if (comm.rfind("sn-ingress", 0) == 0) return "relay";
+  if (comm.rfind("sn-ingress", 0) == 0) return "relay:" + comm;
   if (comm.rfind("sn-tls", 0) == 0) return "tls";
   return "app";
 }
