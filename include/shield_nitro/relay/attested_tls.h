@@ -105,7 +105,10 @@ class AttestedTls {
   AttestedTls& operator=(const AttestedTls&) = delete;
 
   // One connection (an IngressSession): see the contract above. Owns neither descriptor; sets
-  // both non-blocking.
+  // both non-blocking. The handshake and the first request run on the calling thread; the relay
+  // after them on one of the instance's loop threads (one per core, up to 4, started by the
+  // constructor), while the calling thread waits. Every serve() must return before the
+  // destructor runs.
   net::RelayResult serve(int client, int target, int stop_fd);
   // A new key and certificate now (what rotate_every does on the next connection).
   void rotate();
