@@ -172,7 +172,9 @@ TEST_F(Supervised, DebugInfoIsNotMeasured) {
   EXPECT_EQ(a["PCR2"], b["PCR2"]);
   EXPECT_EQ(eif_test::slurp(t / "a.eif"), eif_test::slurp(t / "b.eif"));
   // A code change is measured: one byte of .text flipped.
-  ASSERT_EQ(run("objcopy --dump-section .text=" + q(t / "text") + " " + q(SN_ENCLAVE)), 0);
+  // An explicit output file: without one, objcopy rewrites its input in place, and for a moment
+  // the shared enclave program is empty under tests running beside this one.
+  ASSERT_EQ(run("objcopy --dump-section .text=" + q(t / "text") + " " + q(SN_ENCLAVE) + " " + q(t / "scratch")), 0);
   Bytes text = eif_test::slurp(t / "text");
   ASSERT_FALSE(text.empty());
   text[text.size() / 2] ^= 0xff;
