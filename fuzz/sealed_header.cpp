@@ -1,9 +1,11 @@
 // Fuzzes the sealed-file parsers and openers under a fixed data key: parse_header,
-// peek_header_size, read_header and describe must agree on the header; the in-memory open, the
+// peek_header_size, read_header, parse_prefix and describe must agree on the header (and the
+// last two on the stream header); the in-memory open, the
 // sequential open, the incremental Opener (fed in pieces whose size comes from the input),
 // open_into and the Assembler (announced size) must all refuse or all return the same
 // plaintext. Chunks are capped at 4 KiB.
 // Seeds: the vectors of docs/stream-format.md §8.4 (the first one uses this key) and headers.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -58,6 +60,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return describe(src);
   });
   if (described && (!parsed || described->header.bytes != parsed->bytes)) __builtin_trap();
+  // The prefix (header + stream header, the artifact pin's bytes) is what describe read.
+  auto prefixed = attempt([&] { return parse_prefix(input); });
+  if (prefixed && (!parsed || prefixed->bytes != parsed->bytes || prefixed->stream_header.size() != kStreamHeaderSize ||
+                   !std::equal(prefixed->stream_header.begin(), prefixed->stream_header.end(), data + parsed->size())))
+    __builtin_trap();
+  if (described && (!prefixed || described->header.stream_header != prefixed->stream_header)) __builtin_trap();
 
   auto in_memory = attempt([&] { return to_bytes(open(input, fuzz_key, opts).view()); });
   auto sequential = attempt([&] {
@@ -90,6 +98,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   });
   if (in_memory != sequential || in_memory != incremental || in_memory != into || in_memory != assembled)
     __builtin_trap();
-  if (in_memory && !described) __builtin_trap();
+  if (in_memory && (!described || !prefixed)) __builtin_trap();
   return 0;
 }

@@ -103,11 +103,43 @@ void check_data_key(ByteView data_key) {
                                    std::to_string(kDataKeySize) + " (an AES_256 KMS data key)");
 }
 
+// The key-mode stream header at the start of after (the bytes that follow a sealed header),
+// checked as far as it can be without a key; kFormat otherwise.
+ByteView stream_header_after(ByteView after) {
+  auto geometry = shield::peek_stream_geometry(after);
+  if (!geometry) {
+    if (after.size() < kStreamHeaderSize && shield::detect_format(after) == shield::Format::kStream)
+      throw Error(Errc::kFormat, "sealed file: cut short inside the stream header (" + std::to_string(after.size()) +
+                                     " of " + std::to_string(kStreamHeaderSize) + " bytes)");
+    throw Error(Errc::kFormat, "sealed file: no stream container follows the header");
+  }
+  if (geometry->header_size != kStreamHeaderSize)
+    throw Error(Errc::kFormat, "sealed file: the stream container is not in key mode");
+  if (after.size() < kStreamHeaderSize)
+    throw Error(Errc::kFormat, "sealed file: cut short inside the stream header (" + std::to_string(after.size()) +
+                                   " of " + std::to_string(kStreamHeaderSize) + " bytes)");
+  if (!shield::is_known_suite(after[5]))
+    throw Error(Errc::kFormat, "sealed file: the stream names unknown suite 0x" + hex_encode(after.subspan(5, 1)));
+  if (geometry->chunk_size < shield::kStreamMinChunkSize || geometry->chunk_size > shield::kStreamMaxChunkSize)
+    throw Error(Errc::kFormat, "sealed file: the stream's chunk size " + std::to_string(geometry->chunk_size) + " is out of range");
+  return after.first(kStreamHeaderSize);
+}
+
 }  // namespace
 
 std::string Header::digest_hex() const {
   uint8_t d[SHA256_DIGEST_LENGTH];
   SHA256(bytes.data(), bytes.size(), d);
+  return hex_encode({d, sizeof d});
+}
+
+std::string Header::prefix_digest_hex() const {
+  if (stream_header.size() != kStreamHeaderSize)
+    throw Error(Errc::kUsage, "sealed header: the stream header was not read, so the prefix digest is unknown");
+  uint8_t d[SHA256_DIGEST_LENGTH];
+  Bytes prefix = bytes;
+  prefix.insert(prefix.end(), stream_header.begin(), stream_header.end());
+  SHA256(prefix.data(), prefix.size(), d);
   return hex_encode({d, sizeof d});
 }
 
@@ -172,6 +204,12 @@ Header read_header(Source& in) {
   return parse_header(buf);
 }
 
+Header parse_prefix(ByteView bytes) {
+  Header h = parse_header(bytes);
+  h.stream_header = to_bytes(stream_header_after(bytes.subspan(h.size())));
+  return h;
+}
+
 Description describe(const RandomAccessSource& file) {
   Bytes prefix = file.read_bytes(0, static_cast<size_t>(std::min<uint64_t>(file.size(), kHeaderPrefixSize)));
   auto size = peek_header_size(prefix);
@@ -181,14 +219,9 @@ Description describe(const RandomAccessSource& file) {
   Description d{.header = parse_header(file.read_bytes(0, *size)), .suite = {}, .chunk_size = 0,
                 .file_size = file.size(), .plaintext_size = 0};
   const uint64_t body = file.size() - *size;
-  Bytes stream_head = file.read_bytes(*size, static_cast<size_t>(std::min<uint64_t>(body, 66)));
+  Bytes stream_head = file.read_bytes(*size, static_cast<size_t>(std::min<uint64_t>(body, kStreamHeaderSize)));
+  d.header.stream_header = to_bytes(stream_header_after(stream_head));
   auto geometry = shield::peek_stream_geometry(stream_head);
-  if (!geometry || geometry->header_size > stream_head.size())
-    throw Error(Errc::kFormat, "sealed file: no stream container follows the header");
-  if (!shield::is_known_suite(stream_head[5]))
-    throw Error(Errc::kFormat, "sealed file: the stream names unknown suite 0x" + hex_encode(ByteView(stream_head).subspan(5, 1)));
-  if (geometry->chunk_size < shield::kStreamMinChunkSize || geometry->chunk_size > shield::kStreamMaxChunkSize)
-    throw Error(Errc::kFormat, "sealed file: the stream's chunk size " + std::to_string(geometry->chunk_size) + " is out of range");
   d.suite = static_cast<shield::Suite>(stream_head[5]);
   d.chunk_size = geometry->chunk_size;
   const uint64_t records = body - geometry->header_size, record = geometry->record_size();

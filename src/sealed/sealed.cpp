@@ -24,10 +24,12 @@ SecureBytes release_checked(const KeyRelease& release, const Header& h) {
   return key;
 }
 
-// Gathers a header that arrives in pieces: at most the header's declared size is buffered.
+// Gathers the prefix (sealed header and stream header) that arrives in pieces: at most the
+// header's declared size plus the stream header is buffered. The caller feeds the stream
+// header to the stream reader before the rest.
 struct HeaderBuffer {
   Bytes pending;
-  // Takes what the header still needs from the front of data; the header once complete.
+  // Takes what the prefix still needs from the front of data; the header once complete.
   std::optional<Header> take(ByteView& data) {
     auto fill = [&](size_t want) {
       size_t n = std::min(want - std::min(want, pending.size()), data.size());
@@ -39,17 +41,30 @@ struct HeaderBuffer {
     if (!size) return std::nullopt;
     fill(*size);
     if (pending.size() < *size) return std::nullopt;
-    Header h = parse_header(pending);
+    if (pending.size() == *size) parse_header(pending);  // a bad header is refused without waiting
+    fill(*size + kStreamHeaderSize);
+    if (pending.size() < *size + kStreamHeaderSize) return std::nullopt;
+    Header h = parse_prefix(pending);
     pending.clear();
     return h;
   }
-  // At the end of input without a complete header: why (empty, or how it is cut short).
+  // At the end of input without a complete prefix: why (empty, or how it is cut short).
   [[noreturn]] void incomplete() const {
     if (pending.empty()) throw Error(Errc::kFormat, "not a sealed file: the input is empty");
-    parse_header(pending);
+    parse_prefix(pending);
     throw Error(Errc::kInternal, "sealed header: complete yet not taken");
   }
 };
+
+// Reads the prefix from in; the stream that follows starts with h.stream_header.
+Header read_prefix(Source& in) {
+  Header h = read_header(in);
+  Bytes stream_header(kStreamHeaderSize);
+  stream_header.resize(in.read(stream_header.data(), stream_header.size()));
+  Bytes prefix = h.bytes;
+  prefix.insert(prefix.end(), stream_header.begin(), stream_header.end());
+  return parse_prefix(prefix);
+}
 
 // Every refusal of seal() comes before its first byte is written.
 Header make_header(const DataKey& key, const EncryptionContext& context, const SealOptions& options) {
@@ -84,16 +99,17 @@ Bytes seal(ByteView plaintext, const DataKey& key, const EncryptionContext& cont
 }
 
 Header open(Source& in, Sink& out, const KeyRelease& release, const OpenOptions& options) {
-  Header h = read_header(in);
+  Header h = read_prefix(in);
   SecureBytes key = release_checked(release, h);
   shield::Shield s = detail::stream_shield(key.view(), h, shield::Suite::kAes256Gcm);  // reading takes both suites
   key.clear();
-  shield::decrypt_stream(s, in, out, stream_options(options));
+  PrefixedSource stream(h.stream_header, in);
+  shield::decrypt_stream(s, stream, out, stream_options(options));
   return h;
 }
 
 SecureBytes open(ByteView sealed_file, const KeyRelease& release, const OpenOptions& options) {
-  Header h = parse_header(sealed_file);
+  Header h = parse_prefix(sealed_file);
   SecureBytes key = release_checked(release, h);
   shield::Shield s = detail::stream_shield(key.view(), h, shield::Suite::kAes256Gcm);
   key.clear();
@@ -141,9 +157,9 @@ struct Assembler::State {
     if (stream) return true;
     auto h = header_buffer.take(data);
     if (!h) return false;
-    if (file_size < h->size())
+    if (file_size < h->prefix_size())
       throw Error(Errc::kFormat, "sealed file: the announced size " + std::to_string(file_size) +
-                                     " is smaller than its header (" + std::to_string(h->size()) + " bytes)");
+                                     " is smaller than its headers (" + std::to_string(h->prefix_size()) + " bytes)");
     SecureBytes key = release_checked(release, *h);
     shield.emplace(detail::stream_shield(key.view(), *h, shield::Suite::kAes256Gcm));
     key.clear();
@@ -151,6 +167,7 @@ struct Assembler::State {
                                                                       std::move(destination), options)
                          : std::make_unique<shield::StreamAssembler>(*shield, file_size - h->size(), max_plaintext,
                                                                       options);
+    stream->push(h->stream_header);
     header = std::move(h);
     return true;
   }
@@ -208,6 +225,7 @@ void Opener::push(ByteView data, const Emit& emit) {
     SecureBytes key = release_checked(s_->release, *h);
     s_->shield.emplace(detail::stream_shield(key.view(), *h, shield::Suite::kAes256Gcm));
     s_->decryptor = std::make_unique<shield::StreamDecryptor>(*s_->shield, stream_options(s_->options));
+    s_->decryptor->push(h->stream_header, emit);
     s_->header = std::move(h);
   }
   if (!data.empty()) s_->decryptor->push(data, emit);

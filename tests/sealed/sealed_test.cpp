@@ -2,6 +2,7 @@
 // stream (every field damaged, the stream moved under another header), the strict header
 // parser (truncation, oversize and non-canonical fields), and the refusals' messages.
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 
 #include <utility>
 #include <vector>
@@ -206,29 +207,102 @@ TEST(Sealed, StreamIsBoundToItsHeader) {
   EXPECT_NE(std::string(e->what()).find("stream chunk 0: authentication failed"), std::string::npos) << e->what();
 }
 
+std::string sha256_hex(ByteView b) {
+  uint8_t d[SHA256_DIGEST_LENGTH];
+  SHA256(b.data(), b.size(), d);
+  return hex_encode({d, sizeof d});
+}
+
+// The artifact pin: every reader has the whole prefix (header and stream header) when it asks
+// for the key, and its digest is the SHA-256 of the file's first prefix_size() bytes.
+TEST(Sealed, EveryReaderHandsReleaseTheWholePrefix) {
+  DataKey key = data_key();
+  Bytes file = seal(pattern(300), key, kContext, {.chunk_size = 64});
+  const Header parsed = parse_prefix(file);
+  ASSERT_EQ(parsed.prefix_size(), parsed.size() + 50);
+  const std::string pin = sha256_hex(ByteView(file).first(parsed.prefix_size()));
+  EXPECT_EQ(parsed.prefix_digest_hex(), pin);
+  EXPECT_EQ(parsed.stream_header, Bytes(file.begin() + static_cast<ptrdiff_t>(parsed.size()),
+                                        file.begin() + static_cast<ptrdiff_t>(parsed.prefix_size())));
+  MemorySource ra(file);
+  EXPECT_EQ(describe(ra).header.prefix_digest_hex(), pin);
+  std::vector<std::string> seen;
+  KeyRelease recording = [&](const Header& h) {
+    seen.push_back(h.prefix_digest_hex());
+    return key.plaintext.clone();
+  };
+  open(file, recording);
+  MemorySource src(file);
+  NullSink sink;
+  open(src, sink, recording);
+  Bytes dest(300);
+  open_into(ra, dest, recording);
+  Opener opener(recording);
+  for (size_t i = 0; i < file.size(); i += 5) opener.push(ByteView(file).subspan(i, std::min<size_t>(5, file.size() - i)), [](ByteView) {});
+  opener.finish([](ByteView) {});
+  Assembler as(file.size(), 1 << 20, recording);
+  for (size_t i = 0; i < file.size(); i += 5) as.push(ByteView(file).subspan(i, std::min<size_t>(5, file.size() - i)));
+  EXPECT_EQ(to_bytes(as.finish().view()), pattern(300));
+  EXPECT_EQ(seen, std::vector<std::string>(5, pin));
+  // A header from parse_header alone has no stream header: no prefix digest.
+  EXPECT_EQ(code_of([&] { (void)parse_header(file).prefix_digest_hex(); }), Errc::kUsage);
+}
+
+// Two files sealed under one data key share the sealed header but not the prefix (the stream
+// salt), and records of one fail behind the other's prefix: what lets the prefix pin tell
+// them apart.
+TEST(Sealed, FilesUnderOneDataKeyDifferInTheirPrefixAndDoNotSplice) {
+  DataKey key = data_key();
+  Bytes a = seal(pattern(200), key, kContext, {.chunk_size = 64});
+  Bytes b = seal(pattern(200), key, kContext, {.chunk_size = 64});
+  Header ha = parse_prefix(a), hb = parse_prefix(b);
+  EXPECT_EQ(ha.bytes, hb.bytes);
+  EXPECT_EQ(ha.digest_hex(), hb.digest_hex());
+  EXPECT_NE(ha.prefix_digest_hex(), hb.prefix_digest_hex());
+  Bytes spliced(a.begin(), a.begin() + static_cast<ptrdiff_t>(ha.prefix_size()));
+  spliced.insert(spliced.end(), b.begin() + static_cast<ptrdiff_t>(hb.prefix_size()), b.end());
+  ASSERT_EQ(spliced.size(), a.size());
+  auto e = test_support::thrown([&] { open(spliced, release_of(key)); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::kAuth);
+  EXPECT_NE(std::string(e->what()).find("stream chunk 0: authentication failed"), std::string::npos) << e->what();
+}
+
 TEST(Sealed, TruncationAndExtension) {
   DataKey key = data_key();
   Bytes file = seal(pattern(300), key, kContext, {.chunk_size = 64});
   const size_t hs = parse_header(file).size();
   for (size_t cut = 0; cut < file.size(); ++cut) {
     ByteView part = ByteView(file).first(cut);
-    // In the header: format. In the stream's own header: format or auth, as the stream
-    // readers say. After it: auth (a record cut or missing).
-    auto expected = [&](Errc got) {
-      if (cut < hs) return got == Errc::kFormat;
-      if (cut < hs + 50) return got == Errc::kFormat || got == Errc::kAuth;
-      return got == Errc::kAuth;
+    // In the prefix (the header or the stream's own header): format, and the key is never
+    // asked for. After it: auth (a record cut or missing).
+    auto expected = [&](Errc got) { return got == (cut < hs + kStreamHeaderSize ? Errc::kFormat : Errc::kAuth); };
+    int releases = 0;
+    KeyRelease counted = [&](const Header&) {
+      ++releases;
+      return key.plaintext.clone();
     };
-    EXPECT_TRUE(expected(code_of([&] { open(part, release_of(key)); }))) << "cut at " << cut;
+    EXPECT_TRUE(expected(code_of([&] { open(part, counted); }))) << "cut at " << cut;
     MemorySource src(part);
     NullSink sink;
-    EXPECT_TRUE(expected(code_of([&] { open(src, sink, release_of(key)); }))) << "cut at " << cut;
-    Opener opener(release_of(key));
+    EXPECT_TRUE(expected(code_of([&] { open(src, sink, counted); }))) << "cut at " << cut;
+    Opener opener(counted);
     EXPECT_TRUE(expected(code_of([&] {
       opener.push(part, [](ByteView) {});
       opener.finish([](ByteView) {});
     }))) << "cut at " << cut;
+    if (cut < hs + kStreamHeaderSize) {
+      Assembler as(file.size(), 1 << 20, counted);
+      EXPECT_EQ(code_of([&] {
+        as.push(part);
+        as.finish();
+      }), Errc::kFormat) << "cut at " << cut;
+      EXPECT_EQ(releases, 0) << "cut at " << cut;
+    }
   }
+  EXPECT_NE(message_of([&] { open(ByteView(file).first(hs + 20), release_of(key)); })
+                .find("sealed file: cut short inside the stream header (20 of 50 bytes)"),
+            std::string::npos);
   EXPECT_NE(message_of([&] { open(ByteView(file).first(20), release_of(key)); }).find("cut short: 20 of"), std::string::npos);
   Bytes longer = file;
   longer.push_back(0);

@@ -56,14 +56,19 @@ inline constexpr size_t kMaxHeaderSize = 16384;
 // Bytes of the fixed start (magic, version, header size) that tell a header's full size.
 inline constexpr size_t kHeaderPrefixSize = 9;
 inline constexpr size_t kHeaderTagSize = 32;
+// The stream container's header that follows the sealed header: always key mode (§2), with the
+// stream's random salt and nonce prefix. Sealed header + stream header = the file's prefix
+// before its first record, which every reader has whole before it calls KeyRelease.
+inline constexpr size_t kStreamHeaderSize = 50;
+inline constexpr size_t kMaxPrefixSize = kMaxHeaderSize + kStreamHeaderSize;
 
 // KMS encryption context: sorted by key, which is also the header's canonical order.
 using EncryptionContext = std::map<std::string, std::string>;
 
 // What KMS GenerateDataKey answered; seal() uses it and never keeps the plaintext key.
-// Use each one for ONE file: the header is a function of the key id, blob and context alone
-// (the stream's random salt follows it), so two files sealed under one DataKey have the same
-// header, and a runtime config's header_sha256 pin could not tell them apart.
+// Reusing one for several files is safe for the pin: the sealed header is a function of the
+// key id, blob and context alone, but the prefix pin (Header::prefix_digest_hex) also covers
+// the stream header's random salt, which every record's key and AAD depend on.
 struct DataKey {
   std::string key_id;      // KeyId from the answer (the key's ARN): what Decrypt is asked for
   Bytes ciphertext_blob;   // CiphertextBlob
@@ -77,11 +82,23 @@ struct Header {
   Bytes ciphertext_blob;
   EncryptionContext context;
   Bytes bytes;  // the header exactly as in the file, tag included
+  // The stream header that follows it (kStreamHeaderSize bytes): set by parse_prefix, describe
+  // and every reader below before KeyRelease is called; empty from parse_header/read_header.
+  Bytes stream_header;
 
   // Bytes of the header: where the stream container starts in the file.
   size_t size() const { return bytes.size(); }
+  // Bytes before the file's first record: the sealed header and the stream header.
+  size_t prefix_size() const { return bytes.size() + kStreamHeaderSize; }
   // SHA-256 of bytes, lowercase hex (what the stream key is bound to).
   std::string digest_hex() const;
+  // SHA-256 of the file's prefix (bytes || stream_header), lowercase hex: the runtime config's
+  // header_sha256 pin, what `shield-nitro seal` prints. Equal prefixes mean the same records can
+  // follow: the stream key derives from the data key, the sealed header's digest and the
+  // stream salt, and every record's nonce and AAD from the stream header, so records of another
+  // file fail behind this prefix. Unlike digest_hex it tells apart files sealed under one data
+  // key. kUsage when stream_header is not set (a Header from parse_header).
+  std::string prefix_digest_hex() const;
 };
 
 struct SealOptions {
@@ -123,6 +140,11 @@ std::optional<size_t> peek_header_size(ByteView prefix);
 Header parse_header(ByteView bytes);
 // Reads exactly the header's bytes from in (the stream follows) and parses them.
 Header read_header(Source& in);
+// Parses the header and the stream header after it (prefix_size() bytes; what follows is
+// ignored) and sets stream_header. kFormat as parse_header, or "sealed file: ..." when the bytes
+// end before the stream header does, or it is not a key-mode stream header of a known suite and
+// chunk size.
+Header parse_prefix(ByteView bytes);
 
 // What `unseal --show` prints: the header plus the stream's geometry. Nothing is verified.
 struct Description {
@@ -138,7 +160,7 @@ Description describe(const RandomAccessSource& file);
 
 // ---- opening (needs the data key) ----
 
-// Reads the header from in, calls release, checks the header against the key (kAuth "sealed
+// Reads the prefix (header and stream header) from in, calls release, checks the header against the key (kAuth "sealed
 // header: authentication failed ..." when it was altered or the key is not this file's), then
 // decrypts the stream into out. Returns the (now authenticated) header. As with
 // shield::decrypt_stream, out holds verified chunks only, but the file is whole only when this
@@ -154,7 +176,7 @@ Header open_into(const RandomAccessSource& file, std::span<uint8_t> dest, const 
 
 // Opens a sealed file whose total size is known in advance (announced by the sender) while it
 // arrives in order, e.g. streamed from the host agent into an enclave: push() buffers the
-// header (at most kMaxHeaderSize bytes), calls release once it is complete and checks the
+// prefix (at most kMaxPrefixSize bytes), calls release once it is complete and checks the
 // header, then hands the stream to a shield::StreamAssembler that decrypts every record on its
 // workers straight into destination (called once with the exact plaintext size) or, without
 // one, into its own buffer that finish() returns. Errors as open() and StreamAssembler
@@ -188,8 +210,8 @@ class Assembler {
   std::unique_ptr<State> s_;
 };
 
-// Opens a sealed file that arrives in pieces (a socket): push() buffers the header (at most
-// kMaxHeaderSize bytes), calls release once it is complete, then emits every stream chunk as
+// Opens a sealed file that arrives in pieces (a socket): push() buffers the prefix (at most
+// kMaxPrefixSize bytes), calls release once it is complete, then emits every stream chunk as
 // soon as it verifies; finish() emits the last one and proves nothing was cut. Errors as open().
 // Single-threaded; holds about one chunk.
 class Opener {
