@@ -127,7 +127,7 @@ class RssSampler {
 // The first bytes of a sealed file (its header and then some).
 Bytes read_header_bytes(const std::string& path) {
   FileReader f(path);
-  Bytes b(sealed::kMaxHeaderSize);
+  Bytes b(sealed::kMaxPrefixSize);
   b.resize(f.read(b.data(), b.size()));
   return b;
 }
@@ -172,7 +172,7 @@ struct World {
     }
     sealed = std::filesystem::file_size(sealed_path);
     artifact = {.name = "model", .source = "host", .path = storage + "/model.bin", .key_id = "arn:aws:kms:us-east-1:111122223333:key/bench",
-                .encryption_context = kContext, .header_sha256 = sealed::parse_header(read_header_bytes(sealed_path)).digest_hex()};
+                .encryption_context = kContext, .header_sha256 = sealed::parse_prefix(read_header_bytes(sealed_path)).prefix_digest_hex()};
     artifact_whole = artifact;
     artifact_whole.name = "model-whole";
     artifact_whole.header_sha256.clear();

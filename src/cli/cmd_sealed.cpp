@@ -37,7 +37,7 @@ struct UnsealArgs {
 };
 
 // Counts and hashes what passes to the real sink: the sealed file's size and SHA-256 for the
-// summary (the runtime config's `sha256` pin; `header_sha256` is the header's).
+// summary (the runtime config's `sha256` pin; `header_sha256` is the prefix's, from the header).
 class CountingSink final : public Sink {
  public:
   explicit CountingSink(Sink& to) : to_(to), ctx_(EVP_MD_CTX_new()) {
@@ -96,15 +96,15 @@ void run_seal(const SealArgs& a) {
   key.plaintext.clear();  // wiped before the file appears
   file.commit();
   if (progress) progress->finish();
-  const std::string file_sha256 = out.sha256_hex(), header_sha256 = h.digest_hex();
+  const std::string file_sha256 = out.sha256_hex(), header_sha256 = h.prefix_digest_hex();
   if (!a.json) {
     // The pins for the runtime config, lowercase hex (on stderr when the file goes to stdout).
     std::fprintf(a.out == "-" ? stderr : stdout,
-                 "sealed %s: %llu bytes (header %zu bytes)\n"
-                 "header sha256  %s   (runtime config header_sha256: recommended)\n"
+                 "sealed %s: %llu bytes (headers %zu bytes: sealed header %zu + stream header %zu)\n"
+                 "header_sha256  %s   (runtime config header_sha256, recommended: sha256 of the first %zu bytes)\n"
                  "file sha256    %s   (runtime config sha256: the whole file)\n",
-                 a.out.c_str(), static_cast<unsigned long long>(out.bytes()), h.size(), header_sha256.c_str(),
-                 file_sha256.c_str());
+                 a.out.c_str(), static_cast<unsigned long long>(out.bytes()), h.prefix_size(), h.size(),
+                 sealed::kStreamHeaderSize, header_sha256.c_str(), h.prefix_size(), file_sha256.c_str());
     return;
   }
   print_json({{"File", a.out},
@@ -113,6 +113,7 @@ void run_seal(const SealArgs& a) {
               {"PlaintextBytes", plaintext_bytes},
               {"SealedBytes", out.bytes()},
               {"HeaderBytes", h.size()},
+              {"PrefixBytes", h.prefix_size()},
               {"HeaderSha256", header_sha256},
               {"Sha256", file_sha256},
               {"Suite", shield::suite_name(suite)},
@@ -130,7 +131,8 @@ void show(const UnsealArgs& a) {
                 {"EncryptionContext", context_json(d.header.context)},
                 {"CiphertextBlob", base64_encode(d.header.ciphertext_blob)},
                 {"HeaderBytes", d.header.size()},
-                {"HeaderSha256", d.header.digest_hex()},
+                {"PrefixBytes", d.header.prefix_size()},
+                {"HeaderSha256", d.header.prefix_digest_hex()},
                 {"Suite", shield::suite_name(d.suite)},
                 {"ChunkSize", d.chunk_size},
                 {"PlaintextBytes", d.plaintext_size},
@@ -144,13 +146,13 @@ void show(const UnsealArgs& a) {
       "KMS key id          %s\n"
       "encryption context  %s\n"
       "wrapped data key    %zu bytes\n"
-      "header              %zu bytes, sha256 %s\n"
+      "headers             %zu bytes (sealed %zu + stream %zu), header_sha256 %s\n"
       "stream              %s, %u-byte chunks\n"
       "plaintext           %llu bytes\n"
       "Nothing is verified here: unseal checks the header and every chunk with the key KMS releases.\n",
       a.in.c_str(), static_cast<unsigned long long>(d.file_size), d.header.key_id.c_str(),
-      ctx.empty() ? "(none)" : ctx.c_str(), d.header.ciphertext_blob.size(), d.header.size(),
-      d.header.digest_hex().c_str(), shield::suite_name(d.suite), d.chunk_size,
+      ctx.empty() ? "(none)" : ctx.c_str(), d.header.ciphertext_blob.size(), d.header.prefix_size(), d.header.size(),
+      sealed::kStreamHeaderSize, d.header.prefix_digest_hex().c_str(), shield::suite_name(d.suite), d.chunk_size,
       static_cast<unsigned long long>(d.plaintext_size));
 }
 

@@ -310,7 +310,7 @@ void Agent::Impl::serve_artifact(EnclaveState& e, int fd, const std::string& nam
   // The digest of the kind the runtime config pins; streaming a file that differs would only
   // make the enclave refuse it (after reading every byte, for a whole-file pin).
   const bool header_pin = !art->header_sha256.empty();
-  const char* kind = header_pin ? "header sha256 " : "sha256 ";
+  const char* kind = header_pin ? "header_sha256 " : "sha256 ";
   const std::string& pinned = header_pin ? art->header_sha256 : art->sha256;
   host_link::ArtifactAnswer answer;
   std::string& digest = header_pin ? answer.header_sha256 : answer.sha256;

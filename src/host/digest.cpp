@@ -67,7 +67,7 @@ uint64_t file_size(int fd, const std::string& path) {
 }
 
 std::string header_sha256(int fd, uint64_t size, const std::string& path) {
-  Bytes head(static_cast<size_t>(std::min<uint64_t>(size, sealed::kMaxHeaderSize)));
+  Bytes head(static_cast<size_t>(std::min<uint64_t>(size, sealed::kMaxPrefixSize)));
   size_t got = 0;
   while (got < head.size()) {
     ssize_t n = ::pread(fd, head.data() + got, head.size() - got, static_cast<off_t>(got));
@@ -78,7 +78,7 @@ std::string header_sha256(int fd, uint64_t size, const std::string& path) {
   }
   head.resize(got);
   try {
-    return sealed::parse_header(head).digest_hex();
+    return sealed::parse_prefix(head).prefix_digest_hex();
   } catch (const Error& e) {
     throw Error(e.code(), path + ": " + e.what());
   }

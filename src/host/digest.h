@@ -43,9 +43,10 @@ class DigestCache {
 
 // The regular file fd's size (Error(kIo) naming path when it is not one).
 uint64_t file_size(int fd, const std::string& path);
-// SHA-256 of the sealed header at the start of fd (size bytes long), lowercase hex: what a
-// `header_sha256` pin is compared with. Reads at most sealed::kMaxHeaderSize bytes. Error(kFormat)
-// when fd does not start with a well-formed sealed header, kIo when it cannot be read.
+// SHA-256 of the sealed file's prefix at the start of fd (size bytes long): the sealed header and
+// the stream header, sealed::Header::prefix_digest_hex, lowercase hex: what a `header_sha256` pin
+// is compared with. Reads at most sealed::kMaxPrefixSize bytes. Error(kFormat) when fd does not
+// start with a well-formed prefix, kIo when it cannot be read.
 std::string header_sha256(int fd, uint64_t size, const std::string& path);
 
 // Sends `size` bytes of file (from offset 0) to the socket; returns how many went out before the

@@ -66,6 +66,21 @@ Header read_prefix(Source& in) {
   return parse_prefix(prefix);
 }
 
+// Passes everything on and keeps the first kStreamHeaderSize bytes (the stream header).
+class StreamHeaderTap final : public Sink {
+ public:
+  StreamHeaderTap(Sink& to, Bytes& keep) : to_(to), keep_(keep) {}
+  void write(ByteView data) override {
+    size_t n = std::min(data.size(), kStreamHeaderSize - std::min(kStreamHeaderSize, keep_.size()));
+    keep_.insert(keep_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+    to_.write(data);
+  }
+
+ private:
+  Sink& to_;
+  Bytes& keep_;
+};
+
 // Every refusal of seal() comes before its first byte is written.
 Header make_header(const DataKey& key, const EncryptionContext& context, const SealOptions& options) {
   if (options.chunk_size < shield::kStreamMinChunkSize || options.chunk_size > shield::kStreamMaxChunkSize)
@@ -81,7 +96,8 @@ Header seal(Source& in, Sink& out, const DataKey& key, const EncryptionContext& 
   Header h = make_header(key, context, options);
   shield::Shield s = detail::stream_shield(key.plaintext.view(), h, options.suite);
   out.write(h.bytes);
-  shield::encrypt_stream(s, in, out,
+  StreamHeaderTap tap(out, h.stream_header);
+  shield::encrypt_stream(s, in, tap,
                          {.chunk_size = options.chunk_size, .threads = options.threads,
                           .on_progress = options.on_progress, .random = options.random});
   return h;

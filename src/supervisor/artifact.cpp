@@ -207,10 +207,13 @@ InstallResult install_artifact(const runtime::ArtifactConfig& a, Source& in, uin
   sealed::OpenOptions oo;
   oo.threads = options.threads;
   auto checked_release = [&](const sealed::Header& h) {
-    // A header other than the pinned one never reaches KMS.
-    if (header_pin && h.digest_hex() != a.header_sha256)
-      throw Error(Errc::kVerify, what + ": the sealed file's header sha256 is " + h.digest_hex() +
-                                     ", the runtime config pins " + a.header_sha256);
+    // A prefix (sealed header + stream header) other than the pinned one never reaches KMS.
+    if (header_pin) {
+      const std::string got = h.prefix_digest_hex();
+      if (got != a.header_sha256)
+        throw Error(Errc::kVerify, what + ": the sealed file's header_sha256 is " + got + ", the runtime config pins " +
+                                       a.header_sha256);
+    }
     if (h.context != a.encryption_context)
       throw Error(Errc::kPolicy, what + ": the sealed file's encryption context differs from the runtime config's");
     return release(h);

@@ -376,7 +376,7 @@ class Sequence {
       const bool header_pin = !a.header_sha256.empty();
       const std::string& offered = header_pin ? stream.header_sha256 : stream.sha256;
       const std::string& pinned = header_pin ? a.header_sha256 : a.sha256;
-      const std::string kind = header_pin ? "header sha256" : "sha256";
+      const std::string kind = header_pin ? "header_sha256" : "sha256";
       if (offered != pinned)
         throw Error(Errc::kVerify, "the host agent offers a sealed file with " +
                                        (offered.empty() ? "no " + kind : kind + " " + offered) +

@@ -175,14 +175,20 @@ TEST_F(AgentTest, RefusesAFileWhoseDigestIsNotTheRuntimeConfigs) {
   EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 1);
 }
 
-// A header pin: the agent reads only the header to check the file and announces its digest.
+// A header pin: the agent reads only the file's prefix (sealed header + stream header) to check
+// the file and announces its digest.
 TEST_F(AgentTest, ServesAHeaderPinnedArtifactByItsHeaderDigest) {
-  auto seal = [](char fill) {
+  const sealed::DataKey first{"arn:aws:kms:us-east-1:111122223333:key/k", os_random().bytes(64),
+                              SecureBytes(os_random().bytes(32))};
+  auto seal = [](char fill, const sealed::DataKey* reuse = nullptr) {
     return sealed::seal(as_bytes(std::string(100000, fill)),
-                        {"arn:aws:kms:us-east-1:111122223333:key/k", os_random().bytes(64), SecureBytes(os_random().bytes(32))}, {});
+                        reuse ? sealed::DataKey{reuse->key_id, reuse->ciphertext_blob, reuse->plaintext.clone()}
+                              : sealed::DataKey{"arn:aws:kms:us-east-1:111122223333:key/k", os_random().bytes(64),
+                                                SecureBytes(os_random().bytes(32))},
+                        {});
   };
-  Bytes file = seal('a');
-  const std::string pinned = sealed::parse_header(file).digest_hex();
+  Bytes file = seal('a', &first);
+  const std::string pinned = sealed::parse_prefix(file).prefix_digest_hex();
   write_file_atomic(model, file);
   enclave.runtime.artifacts[0].sha256.clear();
   enclave.runtime.artifacts[0].header_sha256 = pinned;
@@ -200,13 +206,22 @@ TEST_F(AgentTest, ServesAHeaderPinnedArtifactByItsHeaderDigest) {
   Bytes other = seal('a');
   write_file_atomic(model, other);
   std::string m = message_of([&] { link.open_artifact("model"); });
-  EXPECT_NE(m.find("has header sha256 " + sealed::parse_header(other).digest_hex() + ", the runtime config pins " + pinned),
+  EXPECT_NE(m.find("has header_sha256 " + sealed::parse_prefix(other).prefix_digest_hex() + ", the runtime config pins " + pinned),
+            std::string::npos)
+      << m;
+  // Another file sealed under the same data key: the same sealed header, another stream salt.
+  Bytes same_key = seal('a', &first);
+  ASSERT_EQ(sealed::parse_header(same_key).bytes, sealed::parse_header(file).bytes);
+  write_file_atomic(model, same_key);
+  m = message_of([&] { link.open_artifact("model"); });
+  EXPECT_NE(m.find("has header_sha256 " + sealed::parse_prefix(same_key).prefix_digest_hex() + ", the runtime config pins " +
+                   pinned),
             std::string::npos)
       << m;
   write_file_atomic(model, as_bytes(std::string_view("NOT-A-SEALED-FILE")));
   m = message_of([&] { link.open_artifact("model"); });
   EXPECT_NE(m.find("not a sealed file"), std::string::npos) << m;
-  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 2);
+  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 3);
 }
 
 TEST_F(AgentTest, RefusesArtifactsItDoesNotServe) {

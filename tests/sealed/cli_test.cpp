@@ -92,15 +92,23 @@ TEST_F(SealedCli, SealShowAndUnsealWithRecipient) {
   EXPECT_EQ(summary["EncryptionContext"], json({{"app", "inference"}}));
   EXPECT_EQ(summary["PlaintextBytes"], kPlaintextSize);
   EXPECT_EQ(summary["SealedBytes"].get<uint64_t>(), read_file(at("model.sealed")).size());
-  // The two pins for the runtime config: the header's and the whole file's digests.
+  // The two pins for the runtime config: the prefix's (sealed header + stream header, the first
+  // PrefixBytes bytes) and the whole file's digests.
   const Bytes sealed_bytes = read_file(at("model.sealed"));
   EXPECT_EQ(summary["Sha256"], kms::sha256_hex(sealed_bytes));
-  EXPECT_EQ(summary["HeaderSha256"], sealed::parse_header(sealed_bytes).digest_hex());
+  const size_t prefix = summary["PrefixBytes"].get<size_t>();
+  EXPECT_EQ(prefix, summary["HeaderBytes"].get<size_t>() + 50);
+  EXPECT_EQ(summary["HeaderSha256"], kms::sha256_hex(ByteView(sealed_bytes).first(prefix)));
+  EXPECT_EQ(summary["HeaderSha256"], sealed::parse_prefix(sealed_bytes).prefix_digest_hex());
   // Without --json, seal prints both pins for the runtime config.
   r = seal("again.sealed", {"--encryption-context", "app=inference"});
   ASSERT_EQ(r.status, 0) << r.err;
   const Bytes again = read_file(at("again.sealed"));
-  EXPECT_NE(r.out.find("header sha256  " + sealed::parse_header(again).digest_hex()), std::string::npos) << r.out;
+  const sealed::Header again_prefix = sealed::parse_prefix(again);
+  EXPECT_NE(r.out.find("header_sha256  " + again_prefix.prefix_digest_hex() + "   (runtime config header_sha256, recommended: "
+                       "sha256 of the first " + std::to_string(again_prefix.prefix_size()) + " bytes)"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("file sha256    " + kms::sha256_hex(again)), std::string::npos) << r.out;
 
   // --show: no KMS at all (no endpoint, no credentials), nothing verified.
@@ -119,6 +127,7 @@ TEST_F(SealedCli, SealShowAndUnsealWithRecipient) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("encryption context  app=inference"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(key_), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("header_sha256 " + summary["HeaderSha256"].get<std::string>()), std::string::npos) << r.out;
 
   const int before = s_.decrypts.load();
   r = unseal("model.sealed", "model.out", {"--json"});

@@ -210,9 +210,10 @@ TEST(SupervisorArtifact, InstallSpeedIsMeasured) {
             << seq_ms << " ms (" << 64000.0 / seq_ms << " MiB/s)\n";
 }
 
-// The same sealed file pinned by its header's digest instead of the whole file's.
+// The same sealed file pinned by its prefix's digest (sealed header + stream header) instead of
+// the whole file's.
 Sealed header_pinned(Sealed s) {
-  s.config.header_sha256 = sealed::parse_header(s.file).digest_hex();
+  s.config.header_sha256 = sealed::parse_prefix(s.file).prefix_digest_hex();
   s.config.sha256.clear();
   return s;
 }
@@ -252,7 +253,7 @@ TEST(SupervisorArtifact, AHeaderPinRefusesASubstitutedFileBeforeKms) {
   auto e = test_support::thrown<Error>([&] { install_artifact(s.config, in, other.file.size(), kms.fn(), own_user()); });
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code(), Errc::kVerify);
-  EXPECT_NE(std::string(e->what()).find("header sha256 is " + sealed::parse_header(other.file).digest_hex() +
+  EXPECT_NE(std::string(e->what()).find("header_sha256 is " + sealed::parse_prefix(other.file).prefix_digest_hex() +
                                         ", the runtime config pins " + s.config.header_sha256),
             std::string::npos)
       << e->what();
@@ -294,31 +295,43 @@ TEST(SupervisorArtifact, AHeaderPinRefusesATamperedBodyLeavingNothing) {
   EXPECT_EQ(open_files_in(dir.path()), 0u) << "the refused plaintext is still open";
 }
 
-// The limit docs/runtime.md states: the header holds no random value of its own (the stream's
-// salt follows it), so two files sealed under ONE data key have the same header and a header
-// pin takes either; only a whole-file pin tells them apart. `shield-nitro seal` never reuses one.
-TEST(SupervisorArtifact, OnlyAWholeFilePinTellsApartFilesSealedUnderOneDataKey) {
+// Two files sealed under ONE data key have the same sealed header (it holds no random value of
+// its own), but not the same prefix: the stream header's random salt follows it. So the
+// header_sha256 pin tells them apart as a whole-file pin does, and refuses the substitution
+// before KMS is asked; and the other file's records behind the pinned prefix do not open.
+TEST(SupervisorArtifact, AHeaderPinTellsApartFilesSealedUnderOneDataKeyBeforeKms) {
   TempDir dir;
-  Sealed s = make(dir, as_bytes(std::string(70000, 'a')));
+  Sealed s = header_pinned(make(dir, as_bytes(std::string(70000, 'a'))));
   Bytes other = sealed::seal(as_bytes(std::string(70000, 'b')),
                              {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
                              s.config.encryption_context);
   ASSERT_EQ(sealed::parse_header(other).digest_hex(), sealed::parse_header(s.file).digest_hex());
-  MemorySource whole_in(other);
-  EXPECT_EQ(code_of([&] { install_artifact(s.config, whole_in, other.size(), s.release(), own_user()); }), Errc::kVerify);
-  runtime::ArtifactConfig header_pin = s.config;
-  header_pin.header_sha256 = sealed::parse_header(s.file).digest_hex();
-  header_pin.sha256.clear();
-  MemorySource header_in(other);
-  install_artifact(header_pin, header_in, other.size(), s.release(), own_user());
-  EXPECT_EQ(read_file(header_pin.path), std::string(70000, 'b'));
+  const std::string other_pin = sealed::parse_prefix(other).prefix_digest_hex();
+  ASSERT_NE(other_pin, s.config.header_sha256);
+  CountingRelease kms{s};
+  MemorySource in(other);
+  auto e = test_support::thrown<Error>([&] { install_artifact(s.config, in, other.size(), kms.fn(), own_user()); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::kVerify);
+  EXPECT_NE(std::string(e->what()).find("header_sha256 is " + other_pin + ", the runtime config pins " + s.config.header_sha256),
+            std::string::npos)
+      << e->what();
+  EXPECT_EQ(kms.calls, 0) << "KMS was asked for a substituted file's key";
+  // The other file's records behind the pinned prefix: the pin passes, the first record fails.
+  const size_t prefix = sealed::parse_prefix(s.file).prefix_size();
+  Bytes spliced(s.file.begin(), s.file.begin() + static_cast<ptrdiff_t>(prefix));
+  spliced.insert(spliced.end(), other.begin() + static_cast<ptrdiff_t>(prefix), other.end());
+  MemorySource spliced_in(spliced);
+  EXPECT_EQ(code_of([&] { install_artifact(s.config, spliced_in, spliced.size(), kms.fn(), own_user()); }), Errc::kAuth);
+  EXPECT_EQ(kms.calls, 1);
+  EXPECT_EQ(dir.entries(), 0u) << "a refused artifact left a file";
 }
 
 TEST(SupervisorArtifact, AConfigWithBothOrNeitherPinIsRefused) {
   TempDir dir;
   Sealed s = make(dir, as_bytes(std::string(1000, 'b')));
   runtime::ArtifactConfig both = s.config, neither = s.config;
-  both.header_sha256 = sealed::parse_header(s.file).digest_hex();
+  both.header_sha256 = sealed::parse_prefix(s.file).prefix_digest_hex();
   neither.sha256.clear();
   for (const auto* c : {&both, &neither}) {
     MemorySource in(s.file);

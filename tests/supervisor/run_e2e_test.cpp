@@ -118,7 +118,7 @@ class FakeHost {
           }
           const Served& a = it->second;
           std::string digest = !a.announced_sha256.empty() ? a.announced_sha256
-                               : a.header_pin             ? sealed::parse_header(a.bytes).digest_hex()
+                               : a.header_pin             ? sealed::parse_prefix(a.bytes).prefix_digest_hex()
                                                           : sha256_hex(a.bytes);
           write_line(fd.get(), answer_artifact({a.bytes.size(), a.header_pin ? "" : digest, a.header_pin ? digest : ""}), t);
           write_all(fd.get(), a.bytes.data(), a.bytes.size());
@@ -427,7 +427,7 @@ TEST_F(SupervisorRun, AHeaderPinnedArtifactLoadsAndASubstituteIsRefused) {
   Bytes other = seal_under(key, "a substitute", ctx_);
   pin(key, ctx_);
   pin_key_ = "header_sha256";
-  const std::string header = sealed::parse_header(pinned).digest_hex();
+  const std::string header = sealed::parse_prefix(pinned).prefix_digest_hex();
   std::string cfg = config(key, header);
 
   host_->artifacts["model"] = {pinned, "", true};
@@ -440,7 +440,7 @@ TEST_F(SupervisorRun, AHeaderPinnedArtifactLoadsAndASubstituteIsRefused) {
   EXPECT_EQ(r.status, 1) << r.err;
   auto failed = first_event(json_lines(r.err), "start_failed");
   ASSERT_TRUE(failed) << r.err;
-  EXPECT_NE((*failed)["line"].get<std::string>().find("runtime config pins header sha256 " + header), std::string::npos)
+  EXPECT_NE((*failed)["line"].get<std::string>().find("runtime config pins header_sha256 " + header), std::string::npos)
       << failed->dump();
 
   host_->artifacts["model"] = {other, "", false};  // announces a whole-file digest instead
@@ -448,7 +448,7 @@ TEST_F(SupervisorRun, AHeaderPinnedArtifactLoadsAndASubstituteIsRefused) {
   EXPECT_EQ(r.status, 1) << r.err;
   failed = first_event(json_lines(r.err), "start_failed");
   ASSERT_TRUE(failed) << r.err;
-  EXPECT_NE((*failed)["line"].get<std::string>().find("offers a sealed file with no header sha256"), std::string::npos)
+  EXPECT_NE((*failed)["line"].get<std::string>().find("offers a sealed file with no header_sha256"), std::string::npos)
       << failed->dump();
 
   host_->artifacts["model"] = {other, header, true};  // lies: the enclave reads the header itself
@@ -456,7 +456,7 @@ TEST_F(SupervisorRun, AHeaderPinnedArtifactLoadsAndASubstituteIsRefused) {
   EXPECT_EQ(r.status, 1) << r.err;
   failed = first_event(json_lines(r.err), "start_failed");
   ASSERT_TRUE(failed) << r.err;
-  EXPECT_NE((*failed)["line"].get<std::string>().find("header sha256 is " + sealed::parse_header(other).digest_hex()),
+  EXPECT_NE((*failed)["line"].get<std::string>().find("header_sha256 is " + sealed::parse_prefix(other).prefix_digest_hex()),
             std::string::npos)
       << failed->dump();
   EXPECT_FALSE(first_event(json_lines(r.err), "artifact_ready"));

@@ -97,7 +97,7 @@ void write_credentials_answer(int fd, const kms::Credentials& creds, std::chrono
 struct ArtifactAnswer {
   uint64_t size = 0;
   std::string sha256;         // the whole sealed file's
-  std::string header_sha256;  // the sealed header's (sealed::Header::digest_hex)
+  std::string header_sha256;  // the file's prefix's: sealed + stream header (sealed::Header::prefix_digest_hex)
 };
 
 // Strict answer parsers for each op. An {"ok":false} answer throws Error(kPolicy,

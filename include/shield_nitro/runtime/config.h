@@ -26,7 +26,7 @@
 //       path: /run/shield/model.bin # where the plaintext appears, under storage.path
 //       key_id: arn:aws:kms:us-east-1:111122223333:key/...
 //       encryption_context: {purpose: model}
-//       header_sha256: <64 hex>     # the sealed header's digest (`shield-nitro seal` prints it); or
+//       header_sha256: <64 hex>     # the sealed file's headers' digest (`shield-nitro seal` prints it); or
 //                                   # sha256: <64 hex>, the whole sealed file's (costs a hash pass)
 //   egress:
 //     proxy_port: 3128              # 127.0.0.1 inside the enclave; the app gets HTTP(S)_PROXY
@@ -89,11 +89,13 @@ struct ArtifactConfig {
   std::string key_id;
   std::map<std::string, std::string> encryption_context;
   // Exactly one of the two pins is set (lowercase hex); the other is empty.
-  // header_sha256: SHA-256 of the sealed header (sealed::Header::digest_hex). As strong as a
-  //   whole-file pin: the header holds the wrapped data key (unique per GenerateDataKey), the
-  //   stream key is derived from the data key and this digest, and every record (and the end)
-  //   is authenticated under it, so no other body opens under a pinned header without the data
-  //   key itself. Checked before the key is asked for; costs nothing per byte.
+  // header_sha256: SHA-256 of the file's prefix before its first record, the sealed header and
+  //   the stream header (sealed::Header::prefix_digest_hex). As strong as a whole-file pin: the
+  //   stream key is derived from the data key, the sealed header's digest and the stream
+  //   header's random salt, and every record (and the end) is authenticated under it with the
+  //   stream header as AAD, so no other body opens behind a pinned prefix without the data key
+  //   itself, even another file sealed under the same data key. Checked before the key is asked
+  //   for; costs nothing per byte.
   // sha256: SHA-256 of the whole sealed file: the exact bytes, at one more hash pass per load.
   std::string header_sha256;
   std::string sha256;

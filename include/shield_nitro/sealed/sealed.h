@@ -123,8 +123,9 @@ using KeyRelease = std::function<SecureBytes(const Header& header)>;
 // ---- writing ----
 
 // Writes a sealed file to out: the header for key and context, then all of in as a stream
-// container. Returns the header written. kUsage when key.plaintext is not 32 bytes, the key id
-// or blob is empty, or a field exceeds the limits above. Derived keys are wiped on return.
+// container. Returns the header written, stream_header set (its prefix_digest_hex is the pin).
+// kUsage when key.plaintext is not 32 bytes, the key id or blob is empty, or a field exceeds
+// the limits above. Derived keys are wiped on return.
 Header seal(Source& in, Sink& out, const DataKey& key, const EncryptionContext& context,
             const SealOptions& options = {});
 // In memory.

@@ -6,9 +6,10 @@
 //
 // The measured runtime config pins the sealed file, so the host cannot give another one (not
 // even one sealed under the same key), by one of two digests (runtime/config.h):
-// header_sha256, the sealed header's, compared as soon as the header arrived and before KMS is
-// asked (no per-byte hashing: the stream key is bound to the header, and every record to the
-// key), or sha256, the whole file's, hashed while it streams and compared at the end. A digest
+// header_sha256, the SHA-256 of the file's prefix (sealed header + stream header, the bytes
+// before the first record), compared as soon as the prefix arrived and before KMS is asked (no
+// per-byte hashing: the stream key is bound to both headers, every record to the key and the
+// stream header, so it tells apart even files sealed under one data key), or sha256, the whole file's, hashed while it streams and compared at the end. A digest
 // or size that differs is refused, and plaintext already written is removed before anything
 // uses it. The header's encryption context must equal the config's (checked before KMS too).
 #pragma once
