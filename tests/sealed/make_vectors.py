@@ -48,6 +48,8 @@ def sealed(v):
     v["header_key_hex"] = header_key.hex()
     v["stream_master_key_hex"] = master.hex()
     v["header_hex"] = header.hex()
+    # The runtime config's header_sha256 pin: everything before the first record (§8.5).
+    v["header_sha256_hex"] = hashlib.sha256(header + stream_header).hexdigest()
     v["expected_output_hex"] = (header + stream_header + records).hex()
     return v
 

@@ -1,5 +1,5 @@
 // The sealed-file vectors of docs/stream-format.md §8.4, from an independent implementation
-// (tests/sealed/make_vectors.py): reproduced byte for byte, their keys checked, and opened.
+// (tests/sealed/make_vectors.py): reproduced byte for byte, their keys and pin checked, and opened.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +35,7 @@ TEST(SealedVectors, ReproduceCheckKeysAndOpen) {
     EXPECT_EQ(hex_encode(out), v["expected_output_hex"]);
     Header h = parse_header(out);
     EXPECT_EQ(hex_encode(h.bytes), v["header_hex"]);
+    EXPECT_EQ(parse_prefix(out).prefix_digest_hex(), v["header_sha256_hex"]);  // §8.5's pin
     EXPECT_EQ(h.context, ctx);
     // The key schedule's intermediate values, as §8.2 writes them.
     EXPECT_EQ(hex_encode(hkdf_sha256(key.plaintext.view(), {}, as_bytes("shield-nitro/sealed/v1/header"), 32).view()),
