@@ -42,11 +42,14 @@ struct Pair {
   bool finished() const { return up.failed || down.failed || (up.done() && down.done()); }
 };
 
+std::atomic<uint64_t> spliced_total{0};  // every loop's, for RelayLoop::spliced_bytes()
+
 void finish(Pair& p, RelayResult::End end) {
   RelayResult r;
   r.end = (p.up.failed || p.down.failed) ? RelayResult::End::kReset : end;
   r.up = p.up.total;
   r.down = p.down.total;
+  spliced_total += p.up.spliced + p.down.spliced;
   p.client.reset();
   p.target.reset();
   if (p.done) p.done(r);
@@ -204,6 +207,7 @@ void RelayLoop::add(UniqueFd client, UniqueFd target, Done done) {
   p->up.to = p->down.from = target.get();
   p->up.which = RelayDirection::kUp;
   p->down.which = RelayDirection::kDown;
+  p->up.may_splice = p->down.may_splice = true;  // nothing taps a loop's bytes
   p->client = std::move(client);
   p->target = std::move(target);
   p->done = std::move(done);
@@ -243,5 +247,7 @@ void RelayLoop::stop() {
 }
 
 size_t RelayLoop::active() const { return impl_->n_active.load(); }
+
+uint64_t RelayLoop::spliced_bytes() { return spliced_total.load(); }
 
 }  // namespace shield_nitro::net

@@ -1,12 +1,15 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
 #include <atomic>
 #include <thread>
 
+#include "shield_nitro/net/relay_loop.h"
 #include "shield_nitro/relay/ingress.h"
 #include "relay_test_support.h"
 #include "support/echo_server.h"
@@ -128,6 +131,61 @@ TEST(Ingress, BackpressureBothWaysLosesNoByte) {
   reader.join();
   EXPECT_EQ(got.size(), data.size());
   EXPECT_TRUE(got == data);
+}
+
+TEST(Ingress, BulkTransfersAreSplicedAndByteExact) {
+  // Reads that fill the relay's buffer switch that direction to splice(2): 8 MiB each way
+  // through both forwarders (TCP → unix → TCP and back), half-close passed on at the end.
+  uint64_t before = net::RelayLoop::spliced_bytes();
+  IngressPath path;
+  const Bytes data = pattern(8 << 20, 9);
+  Bytes got = round_trip(path.host.endpoint(), data);
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data);
+  path.host.stop();  // relays end: their counts are in
+  path.enclave.stop();
+  EXPECT_GT(net::RelayLoop::spliced_bytes(), before);
+  EXPECT_EQ(path.host.stats().bytes_up, data.size());
+  EXPECT_EQ(path.enclave.stats().bytes_down, data.size());
+}
+
+TEST(Ingress, APeerThatResetsMidTransferEndsTheRelayOnBothSides) {
+  // Bulk bytes (so the relays splice), then a reset instead of a FIN: from the client towards
+  // the app, and from the app towards the client. The other end must see its connection end.
+  SimulatedVsock vsock;
+  UniqueFd app = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
+  net::Endpoint app_ep = net::bound_endpoint(app.get(), net::Endpoint::parse("tcp://127.0.0.1:0"));
+  relay::IngressForwarder enclave(forward("ingress 5002", "vsock://ANY:5002", app_ep));
+  relay::IngressForwarder host(forward("ingress app", "tcp://127.0.0.1:0", net::Endpoint::vsock(16, 5002)));
+  enclave.start();
+  host.start();
+  auto reset = [](int fd) {
+    linger lg{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    ::close(fd);
+  };
+  const Bytes data = pattern(2 << 20, 3);
+  for (bool client_resets : {true, false}) {
+    UniqueFd c = net::connect(host.endpoint());
+    UniqueFd a(::accept(app.get(), nullptr, nullptr));
+    int sender = client_resets ? c.get() : a.get(), receiver = client_resets ? a.get() : c.get();
+    std::thread writer([&] { write_all(sender, data); });
+    Bytes got;
+    while (got.size() < data.size()) {  // all of it arrives before the reset
+      uint8_t b[65536];
+      ssize_t n = ::recv(receiver, b, sizeof b, 0);
+      if (n <= 0) break;
+      got.insert(got.end(), b, b + n);
+    }
+    writer.join();
+    EXPECT_TRUE(got == data) << (client_resets ? "client" : "app");
+    reset(client_resets ? c.release() : a.release());
+    EXPECT_TRUE(wait_closed(receiver, std::chrono::seconds(30))) << (client_resets ? "the app" : "the client") << " was left open";
+  }
+  for (int i = 0; i < 3000 && (host.stats().active || enclave.stats().active); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(host.stats().active, 0u);
+  EXPECT_EQ(enclave.stats().active, 0u);
 }
 
 TEST(Ingress, HalfCloseReachesTheAppWhileItsAnswerStillFlows) {
