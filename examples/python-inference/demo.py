@@ -232,15 +232,22 @@ class AppDemo:
         out = self.stack.run("seal", "--key-id", self.key_arn, *ctx, "--endpoint", f"https://127.0.0.1:{self.kms_port}",
                              "--region", REGION, "--kms-ca", self.ca_pem, "--json",
                              self.model_dir / "mlp.weights", "-o", self.sealed, env=self.producer_env())
-        self.sealed_sha256 = hashlib.sha256(self.sealed.read_bytes()).hexdigest()
-        say(f"model.sealed: {self.sealed.stat().st_size} bytes, sha256 {self.sealed_sha256[:32]}...; "
-            f"the data key was wiped, only KMS can unwrap it")
+        # The runtime config's pin: the SHA-256 of the file's headers (its first PrefixBytes bytes, up to the
+        # first record), checked by the enclave before it asks KMS; nothing else needs hashing.
+        summary = json.loads(out)
+        self.sealed_pin = summary["HeaderSha256"]
+        prefix = self.sealed.read_bytes()[:summary["PrefixBytes"]]
+        check(hashlib.sha256(prefix).hexdigest() == self.sealed_pin,
+              "seal's HeaderSha256 is not the SHA-256 of the file's first PrefixBytes bytes")
+        say(f"model.sealed: {self.sealed.stat().st_size} bytes, header_sha256 {self.sealed_pin[:32]}... "
+            f"(its first {len(prefix)} bytes); the data key was wiped, only KMS can unwrap it")
         # Another file of the same producer under the same key and context (the test set): what a dishonest
         # host could try to pass off as the model later.
         self.other_sealed = self.work / "other.sealed"
-        self.stack.run("seal", "--key-id", self.key_arn, *ctx, "--endpoint", f"https://127.0.0.1:{self.kms_port}",
-                       "--region", REGION, "--kms-ca", self.ca_pem, self.model_dir / "testset.bin",
-                       "-o", self.other_sealed, env=self.producer_env())
+        self.other_pin = json.loads(self.stack.run(
+            "seal", "--key-id", self.key_arn, *ctx, "--endpoint", f"https://127.0.0.1:{self.kms_port}",
+            "--region", REGION, "--kms-ca", self.ca_pem, "--json", self.model_dir / "testset.bin",
+            "-o", self.other_sealed, env=self.producer_env()))["HeaderSha256"]
         header = json.loads(self.stack.run("unseal", "--show", "--json", self.sealed))
         if self.record:  # the test's needle: the data key, which the admin may still unwrap before the policy
             import base64
@@ -270,7 +277,7 @@ artifacts:
     path: /run/shield/model.bin
     key_id: {self.key_arn}
     encryption_context: {json.dumps(CONTEXT)}
-    sha256: {self.sealed_sha256}
+    header_sha256: {self.sealed_pin}
 egress:
   proxy_port: {EGRESS_PORT}
   allow: ["{ALLOWED_HOST}:{allow_port}"]
@@ -292,7 +299,7 @@ logs: {{buffer_kib: 1024}}
         threading.Thread(target=self.allowed.serve_forever, daemon=True).start()
         self.runtime = self.work / "runtime.yaml"
         self.runtime.write_text(self.runtime_yaml(self.allowed.server_address[1]))
-        say(f"runtime.yaml: the app runs as 1000:1000, one artifact pinned by key, context and sha256, egress to "
+        say(f"runtime.yaml: the app runs as 1000:1000, one artifact pinned by key, context and header_sha256, egress to "
             f"{ALLOWED_HOST}:{self.allowed.server_address[1]} only, ingress vsock {INGRESS_VSOCK} -> app port {APP_PORT}")
         self.blobs = self.kernel_blobs()
         self.eif, self.pcrs = self.make_eif("app", self.runtime)
@@ -570,8 +577,7 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
         other = self.other_sealed
         # A dishonest host edits its own copy of the runtime config to match the file it serves.
         lying = self.work / "runtime-host-copy.yaml"
-        lying.write_text(self.runtime.read_text().replace(self.sealed_sha256,
-                                                          hashlib.sha256(other.read_bytes()).hexdigest()))
+        lying.write_text(self.runtime.read_text().replace(self.sealed_pin, self.other_pin))
         self.host_proc.terminate()
         self.host_proc.wait(10)
         self.start_host_agent(runtime=lying, sealed=other, name="host-dishonest")
@@ -580,7 +586,10 @@ metrics: "tcp://127.0.0.1:{self.metrics_port}"
                    "the supervisor to give up", timeout=120)
         check(not any(e.get("event") == "app_started" for e in self.events()), "the app started on a substituted file")
         reason = next(e for e in self.events() if e.get("event") == "start_failed")
-        say(f"the enclave refused it: {reason.get('line', reason)}")
+        line = reason.get("line", "")
+        check(f"header_sha256 {self.sealed_pin}" in line, f"refused for another reason than the pin: {line}")
+        check(not any(e.get("event") == "artifact_ready" for e in self.events()), "the substituted file was placed")
+        say(f"the enclave refused it on its header_sha256, before asking KMS: {line or reason}")
 
 
 def main(argv=None):
