@@ -376,6 +376,9 @@ TEST_F(AgentTest, LogRecordsGoToTheConfiguredFile) {
 TEST_F(AgentTest, MetricsAndHealthOverHttp) {
   start();
   link.fetch_credentials();
+  // The agent counts an answer once it is written, which may be just after the link read it.
+  for (int i = 0; i < 1000 && metric("shield_nitro_credentials_served_total{enclave=\"app\"}") < 1; ++i)
+    std::this_thread::sleep_for(5ms);
   auto get = [&](const std::string& path) { return http_get(*agent->metrics_endpoint(), path); };
   std::string m = get("/metrics");
   EXPECT_EQ(m.rfind("HTTP/1.1 200", 0), 0u) << m;
