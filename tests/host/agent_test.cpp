@@ -78,9 +78,9 @@ class AgentTest : public ::testing::Test {
     enclave.cid = 16;
     enclave.runtime.host = {.cid = 3, .port = kLinkPort};
     enclave.runtime.artifacts.push_back(
-        {.name = "model", .source = "host", .path = "/run/shield/model.bin", .key_id = "k", .encryption_context = {}, .sha256 = file_sha256(model)});
+        {.name = "model", .source = "host", .path = "/run/shield/model.bin", .key_id = "k", .encryption_context = {}, .sha256 = file_sha256(model), .header_sha256 = {}});
     enclave.runtime.artifacts.push_back(
-        {.name = "baked", .source = "/opt/baked.sealed", .path = "/run/shield/baked.bin", .key_id = "k", .encryption_context = {}, .sha256 = std::string(64, '0')});
+        {.name = "baked", .source = "/opt/baked.sealed", .path = "/run/shield/baked.bin", .key_id = "k", .encryption_context = {}, .sha256 = std::string(64, '0'), .header_sha256 = {}});
     enclave.runtime.egress.proxy_port = 3128;
     enclave.runtime.egress.allow.push_back({.host = "api.example.com", .port = 443});
     enclave.artifacts["model"] = model;
@@ -117,6 +117,17 @@ class AgentTest : public ::testing::Test {
     return std::stod(text.substr(at + series.size() + 2));
   }
 
+  // metric(), once it shows `expected` or 5 s passed: the agent counts an answer or a relayed
+  // byte after it is written, which can be just after the other side has read it.
+  double settled(const std::string& series, double expected) {
+    double v = metric(series);
+    for (int i = 0; i < 1000 && v != expected; ++i) {
+      std::this_thread::sleep_for(5ms);
+      v = metric(series);
+    }
+    return v;
+  }
+
   TempDir dir;
   FixedClock clock{1'800'000'000'000};
   std::shared_ptr<CountingProvider> provider = std::make_shared<CountingProvider>(clock);
@@ -146,7 +157,7 @@ TEST_F(AgentTest, ServesCredentialsAndRefreshesThemBeforeExpiry) {
   clock.advance_ms(20 * 60 * 1000);
   std::string m = message_of([&] { link.fetch_credentials(); });
   EXPECT_NE(m.find("host agent refused credentials: the host agent has no credentials: IMDS is down"), std::string::npos) << m;
-  EXPECT_EQ(metric("shield_nitro_credentials_served_total{enclave=\"app\"}"), 5);
+  EXPECT_EQ(settled("shield_nitro_credentials_served_total{enclave=\"app\"}", 5), 5);
 }
 
 TEST_F(AgentTest, StreamsAnArtifactWithItsDigest) {
@@ -159,8 +170,8 @@ TEST_F(AgentTest, StreamsAnArtifactWithItsDigest) {
   EXPECT_EQ(got, read_file(model));
   EXPECT_EQ(a.size, got.size());
   EXPECT_EQ(a.sha256, file_sha256(model));
-  EXPECT_EQ(metric("shield_nitro_artifacts_served_total{enclave=\"app\"}"), 1);
-  EXPECT_EQ(metric("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"artifact\",direction=\"down\"}"), got.size());
+  EXPECT_EQ(settled("shield_nitro_artifacts_served_total{enclave=\"app\"}", 1), 1);
+  EXPECT_EQ(settled("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"artifact\",direction=\"down\"}", got.size()), got.size());
 }
 
 TEST_F(AgentTest, RefusesAFileWhoseDigestIsNotTheRuntimeConfigs) {
@@ -172,7 +183,7 @@ TEST_F(AgentTest, RefusesAFileWhoseDigestIsNotTheRuntimeConfigs) {
   EXPECT_NE(std::string(e.what()).find("has sha256 " + file_sha256(model) + ", the runtime config pins " + pinned),
             std::string::npos)
       << e.what();
-  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 1);
+  EXPECT_EQ(settled("shield_nitro_host_link_refused_total{enclave=\"app\"}", 1), 1);
 }
 
 // A header pin: the agent reads only the file's prefix (sealed header + stream header) to check
@@ -221,7 +232,7 @@ TEST_F(AgentTest, ServesAHeaderPinnedArtifactByItsHeaderDigest) {
   write_file_atomic(model, as_bytes(std::string_view("NOT-A-SEALED-FILE")));
   m = message_of([&] { link.open_artifact("model"); });
   EXPECT_NE(m.find("not a sealed file"), std::string::npos) << m;
-  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 3);
+  EXPECT_EQ(settled("shield_nitro_host_link_refused_total{enclave=\"app\"}", 3), 3);
 }
 
 TEST_F(AgentTest, RefusesArtifactsItDoesNotServe) {
@@ -240,7 +251,7 @@ TEST_F(AgentTest, BadRequestsGetAReasonAndAreCounted) {
   EXPECT_NE(raw("{\"op\":\"logs\",\"x\":1}\n").find("unexpected member 'x'"), std::string::npos);
   std::string oversize = raw(std::string(host_link::kMaxLineBytes + 100, ' ') + "\n");
   EXPECT_NE(oversize.find("longer than 4096 bytes"), std::string::npos) << oversize;
-  EXPECT_EQ(metric("shield_nitro_host_link_bad_requests_total{enclave=\"app\"}"), 4);
+  EXPECT_EQ(settled("shield_nitro_host_link_bad_requests_total{enclave=\"app\"}", 4), 4);
 }
 
 TEST_F(AgentTest, EgressOutsideTheAllowlistIsRefused) {
@@ -248,7 +259,7 @@ TEST_F(AgentTest, EgressOutsideTheAllowlistIsRefused) {
   Error e = *test_support::thrown([&] { link.connect("evil.example.com", 443); });
   EXPECT_EQ(e.code(), Errc::kPolicy);
   EXPECT_NE(std::string(e.what()).find("not allowed"), std::string::npos) << e.what();
-  EXPECT_EQ(metric("shield_nitro_egress_refused_total{enclave=\"app\"}"), 1);
+  EXPECT_EQ(settled("shield_nitro_egress_refused_total{enclave=\"app\"}", 1), 1);
 }
 
 // A TCP echo server on 127.0.0.1 for one connection: the egress and KMS destinations.
@@ -291,9 +302,9 @@ TEST_F(AgentTest, AllowedEgressIsRelayedByTheHost) {
   up.reset();
   for (int i = 0; i < 1000 && metric("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"egress\",direction=\"down\"}") < 16; ++i)
     std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(metric("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"egress\",direction=\"up\"}"), 16);
-  EXPECT_EQ(metric("shield_nitro_egress_connections_total{enclave=\"app\"}"), 1);
-  EXPECT_EQ(metric("shield_nitro_egress_refused_total{enclave=\"app\"}"), 0);
+  EXPECT_EQ(settled("shield_nitro_bytes_relayed_total{enclave=\"app\",path=\"egress\",direction=\"up\"}", 16), 16);
+  EXPECT_EQ(settled("shield_nitro_egress_connections_total{enclave=\"app\"}", 1), 1);
+  EXPECT_EQ(settled("shield_nitro_egress_refused_total{enclave=\"app\"}", 0), 0);
 }
 
 TEST_F(AgentTest, TheKmsProxyRelaysToItsTarget) {
@@ -302,12 +313,12 @@ TEST_F(AgentTest, TheKmsProxyRelaysToItsTarget) {
   start();
   UniqueFd c = net::connect(net::Endpoint::vsock(3, 8000));  // the runtime config's kms.proxy_port
   EXPECT_EQ(round_trip(c.get(), "TLS bytes"), "TLS bytes");
-  EXPECT_EQ(metric("shield_nitro_kms_proxy_connections_total"), 1);
+  EXPECT_EQ(settled("shield_nitro_kms_proxy_connections_total", 1), 1);
 }
 
 TEST_F(AgentTest, LogRecordsGoOutWithTheEnclavesNameAndEventsSetTheState) {
   start();
-  EXPECT_EQ(metric("shield_nitro_app_running{enclave=\"app\"}"), -1);
+  EXPECT_EQ(settled("shield_nitro_app_running{enclave=\"app\"}", -1), -1);
   UniqueFd logs = link.open_logs();
   auto send = [&](const std::string& s) {
     host_link::write_all(logs.get(), reinterpret_cast<const uint8_t*>(s.data()), s.size());
@@ -328,12 +339,12 @@ TEST_F(AgentTest, LogRecordsGoOutWithTheEnclavesNameAndEventsSetTheState) {
             std::string::npos)
       << out;
   EXPECT_EQ(out.find("not a record"), std::string::npos);
-  EXPECT_EQ(metric("shield_nitro_log_lines_total{enclave=\"app\"}"), 3);
-  EXPECT_EQ(metric("shield_nitro_log_lines_dropped_total{enclave=\"app\",where=\"host\"}"), 2);
-  EXPECT_EQ(metric("shield_nitro_log_lines_dropped_total{enclave=\"app\",where=\"enclave\"}"), 7);
-  EXPECT_EQ(metric("shield_nitro_app_running{enclave=\"app\"}"), 1);
-  EXPECT_EQ(metric("shield_nitro_app_restarts_total{enclave=\"app\"}"), 2);
-  EXPECT_EQ(metric("shield_nitro_app_start_failures_total{enclave=\"app\"}"), 0);
+  EXPECT_EQ(settled("shield_nitro_log_lines_total{enclave=\"app\"}", 3), 3);
+  EXPECT_EQ(settled("shield_nitro_log_lines_dropped_total{enclave=\"app\",where=\"host\"}", 2), 2);
+  EXPECT_EQ(settled("shield_nitro_log_lines_dropped_total{enclave=\"app\",where=\"enclave\"}", 7), 7);
+  EXPECT_EQ(settled("shield_nitro_app_running{enclave=\"app\"}", 1), 1);
+  EXPECT_EQ(settled("shield_nitro_app_restarts_total{enclave=\"app\"}", 2), 2);
+  EXPECT_EQ(settled("shield_nitro_app_start_failures_total{enclave=\"app\"}", 0), 0);
   EXPECT_NE(agent->health_json().find(R"("app":{"connected":false,"app":"running","restarts":2})"), std::string::npos)
       << agent->health_json();
 }
@@ -349,8 +360,8 @@ TEST_F(AgentTest, AStartFailedEventMarksTheAppNotRunning) {
     host_link::write_all(logs.get(), reinterpret_cast<const uint8_t*>(line.data()), line.size());
   }
   for (int i = 0; i < 1000 && metric("shield_nitro_log_lines_total{enclave=\"app\"}") < 1; ++i) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(metric("shield_nitro_app_start_failures_total{enclave=\"app\"}"), 1);
-  EXPECT_EQ(metric("shield_nitro_app_running{enclave=\"app\"}"), 0);
+  EXPECT_EQ(settled("shield_nitro_app_start_failures_total{enclave=\"app\"}", 1), 1);
+  EXPECT_EQ(settled("shield_nitro_app_running{enclave=\"app\"}", 0), 0);
 }
 
 TEST_F(AgentTest, LogRecordsGoToTheConfiguredFile) {
@@ -376,9 +387,7 @@ TEST_F(AgentTest, LogRecordsGoToTheConfiguredFile) {
 TEST_F(AgentTest, MetricsAndHealthOverHttp) {
   start();
   link.fetch_credentials();
-  // The agent counts an answer once it is written, which may be just after the link read it.
-  for (int i = 0; i < 1000 && metric("shield_nitro_credentials_served_total{enclave=\"app\"}") < 1; ++i)
-    std::this_thread::sleep_for(5ms);
+  settled("shield_nitro_credentials_served_total{enclave=\"app\"}", 1);
   auto get = [&](const std::string& path) { return http_get(*agent->metrics_endpoint(), path); };
   std::string m = get("/metrics");
   EXPECT_EQ(m.rfind("HTTP/1.1 200", 0), 0u) << m;
@@ -420,8 +429,8 @@ TEST_F(AgentTest, OneAgentServesSeveralEnclavesEachOnItsOwnLink) {
   std::string out = read_available(log_read.get());
   EXPECT_NE(out.find(R"({"enclave":"app","line":"hi")"), std::string::npos) << out;
   EXPECT_NE(out.find(R"({"enclave":"second","line":"hi")"), std::string::npos) << out;
-  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"second\"}"), 1);
-  EXPECT_EQ(metric("shield_nitro_host_link_refused_total{enclave=\"app\"}"), 0);
+  EXPECT_EQ(settled("shield_nitro_host_link_refused_total{enclave=\"second\"}", 1), 1);
+  EXPECT_EQ(settled("shield_nitro_host_link_refused_total{enclave=\"app\"}", 0), 0);
 }
 
 TEST_F(AgentTest, ConfigsItCannotServeAreRefusedBeforeListening) {
