@@ -78,9 +78,9 @@ class AgentTest : public ::testing::Test {
     enclave.cid = 16;
     enclave.runtime.host = {.cid = 3, .port = kLinkPort};
     enclave.runtime.artifacts.push_back(
-        {.name = "model", .source = "host", .path = "/run/shield/model.bin", .key_id = "k", .encryption_context = {}, .sha256 = file_sha256(model), .header_sha256 = {}});
+        {.name = "model", .source = "host", .path = "/run/shield/model.bin", .key_id = "k", .encryption_context = {}, .header_sha256 = {}, .sha256 = file_sha256(model)});
     enclave.runtime.artifacts.push_back(
-        {.name = "baked", .source = "/opt/baked.sealed", .path = "/run/shield/baked.bin", .key_id = "k", .encryption_context = {}, .sha256 = std::string(64, '0'), .header_sha256 = {}});
+        {.name = "baked", .source = "/opt/baked.sealed", .path = "/run/shield/baked.bin", .key_id = "k", .encryption_context = {}, .header_sha256 = {}, .sha256 = std::string(64, '0')});
     enclave.runtime.egress.proxy_port = 3128;
     enclave.runtime.egress.allow.push_back({.host = "api.example.com", .port = 443});
     enclave.artifacts["model"] = model;
