@@ -14,6 +14,7 @@
 #include <sys/time.h>
 
 #include <atomic>
+#include <csignal>
 #include <mutex>
 #include <thread>
 
@@ -81,6 +82,26 @@ class TlsClient {
   void send(std::string_view s) {
     size_t n = 0;
     ASSERT_EQ(SSL_write_ex(ssl_, s.data(), s.size(), &n), 1);
+  }
+  // One record sent in two writes `pause` apart, so the server first finds only its start.
+  void send_split(std::string_view s, std::chrono::milliseconds pause) {
+    BIO* mem = BIO_new(BIO_s_mem());
+    BIO* sock = SSL_get_wbio(ssl_);
+    BIO_up_ref(sock);
+    SSL_set0_wbio(ssl_, mem);  // the record lands here; the socket BIO is put back below
+    size_t n = 0;
+    bool ok = SSL_write_ex(ssl_, s.data(), s.size(), &n) == 1;
+    char* data = nullptr;
+    size_t len = static_cast<size_t>(BIO_get_mem_data(mem, &data));
+    std::string record(data, len);
+    SSL_set0_wbio(ssl_, sock);
+    ASSERT_TRUE(ok);
+    ASSERT_GT(record.size(), 3u);
+    // MSG_NOSIGNAL: a relay that ended meanwhile must fail the test, not kill it with SIGPIPE.
+    ASSERT_EQ(::send(fd_.get(), record.data(), 3, MSG_NOSIGNAL), 3);
+    std::this_thread::sleep_for(pause);
+    ssize_t rest = static_cast<ssize_t>(record.size() - 3);
+    EXPECT_EQ(::send(fd_.get(), record.data() + 3, record.size() - 3, MSG_NOSIGNAL), rest) << "the relay ended";
   }
   void close_notify() { SSL_shutdown(ssl_); }
   // Everything until the server's close_notify or FIN.
@@ -488,6 +509,35 @@ TEST(AttestedTls, AClientThatResetsEndsOnlyItsOwnRelay) {
   EXPECT_EQ(t.fwd->stats().active, 1u);  // its session ended; the other one's did not
   keep.send("three");
   EXPECT_EQ(keep.read_n(5), "three");
+}
+
+TEST(AttestedTls, ABadRecordOnOneConnectionLeavesNoErrorForTheOthersOnItsLoop) {
+  // A forged record fails one relay on a shared loop thread, whose OpenSSL error queue must then
+  // be empty again: a stale entry would make the next SSL_get_error on that thread (another
+  // connection's record arriving in two pieces) read as a failure and reset that connection.
+  ::signal(SIGPIPE, SIG_IGN);  // a client whose relay was reset fails the test, not the process
+  Tls t;
+  constexpr int kKeep = 8;  // connections are dealt to the loops (up to 4) in turn
+  std::vector<std::unique_ptr<TlsClient>> keep;
+  for (int i = 0; i < kKeep; ++i) {
+    keep.push_back(std::make_unique<TlsClient>(t.fwd->endpoint()));
+    ASSERT_TRUE(keep.back()->ok());
+    keep.back()->send("k");
+    ASSERT_EQ(keep.back()->read_n(1), "k");
+  }
+  {
+    TlsClient bad(t.fwd->endpoint());
+    ASSERT_TRUE(bad.ok());
+    bad.send("b");
+    ASSERT_EQ(bad.read_n(1), "b");  // relayed on a loop now
+    std::string forged = std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, '\x5a');  // fails its tag
+    write_all(bad.fd(), as_bytes(forged));
+    EXPECT_EQ(bad.read_all(), "");
+  }
+  for (auto& c : keep) {
+    c->send_split("split", std::chrono::milliseconds(20));
+    EXPECT_EQ(c->read_n(5), "split");
+  }
 }
 
 TEST(AttestedTls, RefusesBadOptions) {
