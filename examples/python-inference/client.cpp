@@ -28,8 +28,8 @@
 #include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
-#include "shield_nitro/core/pcr.h"
 #include "shield_nitro/kms/http_client.h"
+#include "shield_nitro/kms/key_policy.h"
 #include "shield_nitro/net/http_headers.h"
 #include "shield_nitro/parent/attested_tls.h"
 #include "testset.h"  // examples/model-inference
@@ -51,21 +51,7 @@ struct Options {
 sn::attest::Policy make_policy(const Options& o) {
   sn::attest::Policy p;
   for (const auto& arg : o.pcrs) {
-    auto eq = arg.find('=');
-    if (eq == std::string::npos || eq == 0) throw Error(Errc::kUsage, "--pcr expects N=HEX, got '" + arg + "'");
-    uint64_t index = 0;
-    try {
-      index = std::stoul(arg.substr(0, eq));
-    } catch (const std::exception&) {
-      throw Error(Errc::kUsage, "--pcr expects a decimal index before '=', got '" + arg + "'");
-    }
-    sn::Bytes value;
-    try {
-      value = sn::hex_decode(arg.substr(eq + 1));
-    } catch (const Error& e) {
-      throw Error(Errc::kUsage, "--pcr " + arg.substr(0, eq) + ": " + e.what());
-    }
-    sn::check_pcr(index, value.size());
+    auto [index, value] = sn::kms::parse_pcr_argument(arg);  // kUsage: not N=HEX, not 48 bytes, index > 31
     p.expect_pcr(static_cast<uint32_t>(index), std::move(value));
   }
   if (o.max_age >= 0) p.max_age_s = o.max_age;
