@@ -1,13 +1,10 @@
 #include "shield_nitro/kms/http_client.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +23,7 @@
 #include "shield_nitro/core/secure_bytes.h"
 #include "shield_nitro/kms/credentials.h"
 #include "shield_nitro/net/endpoint.h"
+#include "shield_nitro/net/fd.h"
 
 namespace shield_nitro::kms {
 
@@ -165,8 +163,7 @@ std::string untrusted_certificate(const std::string& ca_file, const std::string&
 class Connection {
  public:
   Connection(UniqueFd fd, int64_t deadline_ns, long timeout_ms) : fd_(std::move(fd)), deadline_ns_(deadline_ns), timeout_ms_(timeout_ms) {
-    int flags = ::fcntl(fd_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) != 0) throw Error(Errc::kIo, "fcntl(O_NONBLOCK): " + std::string(std::strerror(errno)));
+    net::set_nonblocking(fd_.get(), true);
   }
 
   void start_tls(const HttpUrl& url, const std::string& ca_file) {
