@@ -50,6 +50,14 @@ std::string hash_fd(int fd, uint64_t size, const std::string& path, const std::a
   return hex_encode(ByteView(md, len));
 }
 
+// fd's stat, which must be a regular file's (Error(kIo) naming path otherwise).
+struct stat regular_stat(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error(Errc::kIo, "cannot stat " + path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(Errc::kIo, path + " is not a regular file");
+  return st;
+}
+
 }  // namespace
 
 std::string file_sha256(const std::string& path) {
@@ -59,12 +67,7 @@ std::string file_sha256(const std::string& path) {
   return hash_fd(fd.get(), static_cast<uint64_t>(st.st_size), path, nullptr);
 }
 
-uint64_t file_size(int fd, const std::string& path) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(Errc::kIo, "cannot stat " + path + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(Errc::kIo, path + " is not a regular file");
-  return static_cast<uint64_t>(st.st_size);
-}
+uint64_t file_size(int fd, const std::string& path) { return static_cast<uint64_t>(regular_stat(fd, path).st_size); }
 
 std::string header_sha256(int fd, uint64_t size, const std::string& path) {
   Bytes head(static_cast<size_t>(std::min<uint64_t>(size, sealed::kMaxPrefixSize)));
@@ -85,9 +88,7 @@ std::string header_sha256(int fd, uint64_t size, const std::string& path) {
 }
 
 FileDigest DigestCache::digest(int fd) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(Errc::kIo, "cannot stat " + path_ + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) throw Error(Errc::kIo, path_ + " is not a regular file");
+  const struct stat st = regular_stat(fd, path_);
   std::lock_guard lock(mu_);
   if (have_ && same_version(st, st_)) return digest_;
   FileDigest d{static_cast<uint64_t>(st.st_size), hash_fd(fd, static_cast<uint64_t>(st.st_size), path_, &cancel_)};
