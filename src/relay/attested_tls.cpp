@@ -1,6 +1,5 @@
 #include "shield_nitro/relay/attested_tls.h"
 
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -31,6 +30,7 @@
 #include "shield_nitro/core/log.h"
 #include "shield_nitro/core/openssl_ptr.h"
 #include "shield_nitro/core/unique_fd.h"
+#include "shield_nitro/net/fd.h"
 
 namespace shield_nitro::relay {
 namespace {
@@ -42,13 +42,8 @@ struct SslFree {
   void operator()(SSL* p) const { SSL_free(p); }
 };
 
-[[noreturn]] void ossl_fail(const std::string& what) {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "unknown OpenSSL error";
-  if (e) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  throw Error(Errc::kInternal, "attested TLS: " + what + ": " + buf);
-}
+// Error(kInternal) with OpenSSL's reason (core's throw_openssl, which also drains the queue).
+[[noreturn]] void ossl_fail(const std::string& what) { throw_openssl("attested TLS: " + what); }
 
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
@@ -116,11 +111,6 @@ std::string http(int status, std::string_view reason, std::string_view type, std
                     std::string(extra) + "Connection: close\r\n\r\n";
   out.append(body);
   return out;
-}
-
-void set_nonblocking(int fd) {
-  int fl = ::fcntl(fd, F_GETFL);
-  if (fl >= 0) ::fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 enum class Wait { kReady, kStopped, kTimeout, kTarget };
@@ -507,12 +497,12 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
   std::shared_ptr<Identity> id;
   try {
     id = current();
+    net::set_nonblocking(client, true);
+    if (target >= 0) net::set_nonblocking(target, true);
   } catch (const Error& e) {
     log_error(opt.name + ": " + e.what());
     return res;
   }
-  set_nonblocking(client);
-  if (target >= 0) set_nonblocking(target);
   std::unique_ptr<SSL, SslFree> ssl(SSL_new(id->ctx.get()));
   if (!ssl || SSL_set_fd(ssl.get(), client) != 1) {
     ERR_clear_error();
