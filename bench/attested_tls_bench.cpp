@@ -34,12 +34,10 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -57,6 +55,7 @@
 #include "bench_support.h"
 #include "support/http_load.h"
 #include "support/ingress_path.h"
+#include "support/load_gen.h"
 #include "support/thread_cpu.h"
 
 using namespace shield_nitro;
@@ -66,19 +65,6 @@ namespace {
 
 const Bytes kPcr0 = Bytes(48, 0x42);
 const std::string kRequest = "GET /predict HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n";
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-double load1() {
-  std::ifstream in("/proc/loadavg");
-  double l = -1;
-  in >> l;
-  return l;
-}
 
 // The enclave side shared by both benchmarks: NSM simulator, app, attested-TLS state.
 struct Enclave {
@@ -159,11 +145,11 @@ void BM_AttestedTlsHttp(benchmark::State& state) {
   // client thread, whose TLS work a real remote client would do on its own machine).
   auto run = [&](SSL_CTX* ctx, HttpLoad& best, double& best_cpu, CpuByRole& roles) {
     IngressPath path(e.app_endpoint(), ctx ? e.session() : relay::IngressSession{});
-    double p0 = cpu_seconds(), t0 = thread_cpu_seconds();
+    double p0 = cpu_seconds(), t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     ThreadSnapshot s0 = thread_snapshot();
     CpuByRole used;
     HttpLoad l = drive_http(path.endpoint(), conns, kRequest, total, true, ctx, [&] { used = thread_snapshot() - s0; });
-    double server = (cpu_seconds() - p0) - (thread_cpu_seconds() - t0);
+    double server = (cpu_seconds() - p0) - (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0);
     not_ok |= l.not_ok > 0;
     if (l.req_per_s > best.req_per_s) best = l, roles = used;
     best_cpu = std::min(best_cpu, server * 1e6 / static_cast<double>(total));

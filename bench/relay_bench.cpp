@@ -30,11 +30,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -59,19 +57,6 @@ struct Run {
   double wall_s = 0;  // filled by compare()
 };
 
-double load1() {
-  std::ifstream in("/proc/loadavg");
-  double l = -1;
-  in >> l;
-  return l;
-}
-
-double thread_cpu_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 // CPU µs to pass `up` bytes one way and `down` bytes back over a connected pair (a, b), on one
 // thread: each send finds its bytes already queued for the recv, so no one sleeps or wakes.
 double hop_us(int a, int b, size_t up, size_t down) {
@@ -85,12 +70,12 @@ double hop_us(int a, int b, size_t up, size_t down) {
       got += static_cast<size_t>(r);
     }
   };
-  double t0 = thread_cpu_s();
+  double t0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
   for (int i = 0; i < kRounds; ++i) {
     move(a, b, up);
     move(b, a, down);
   }
-  return (thread_cpu_s() - t0) * 1e6 / kRounds;
+  return (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - t0) * 1e6 / kRounds;
 }
 
 // The extra hops of ingress (one TCP, one unix: client → app was already one TCP hop).

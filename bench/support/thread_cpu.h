@@ -90,4 +90,13 @@ inline CpuByRole operator-(const ThreadSnapshot& after, const ThreadSnapshot& be
   return out;
 }
 
+// The 1-minute load average (/proc/loadavg), -1 if unreadable: recorded before and after a run
+// to tell a busy machine.
+inline double load1() {
+  std::ifstream in("/proc/loadavg");
+  double l = -1;
+  in >> l;
+  return l;
+}
+
 }  // namespace sn_bench
