@@ -103,9 +103,9 @@ void check_data_key(ByteView data_key) {
                                    std::to_string(kDataKeySize) + " (an AES_256 KMS data key)");
 }
 
-// The key-mode stream header at the start of after (the bytes that follow a sealed header),
-// checked as far as it can be without a key; kFormat otherwise.
-ByteView stream_header_after(ByteView after) {
+}  // namespace
+
+ByteView detail::stream_header_after(ByteView after) {
   auto geometry = shield::peek_stream_geometry(after);
   if (!geometry) {
     if (after.size() < kStreamHeaderSize && shield::detect_format(after) == shield::Format::kStream)
@@ -124,8 +124,6 @@ ByteView stream_header_after(ByteView after) {
     throw Error(Errc::kFormat, "sealed file: the stream's chunk size " + std::to_string(geometry->chunk_size) + " is out of range");
   return after.first(kStreamHeaderSize);
 }
-
-}  // namespace
 
 std::string Header::digest_hex() const {
   uint8_t d[SHA256_DIGEST_LENGTH];
@@ -206,7 +204,7 @@ Header read_header(Source& in) {
 
 Header parse_prefix(ByteView bytes) {
   Header h = parse_header(bytes);
-  h.stream_header = to_bytes(stream_header_after(bytes.subspan(h.size())));
+  h.stream_header = to_bytes(detail::stream_header_after(bytes.subspan(h.size())));
   return h;
 }
 
@@ -220,7 +218,7 @@ Description describe(const RandomAccessSource& file) {
                 .file_size = file.size(), .plaintext_size = 0};
   const uint64_t body = file.size() - *size;
   Bytes stream_head = file.read_bytes(*size, static_cast<size_t>(std::min<uint64_t>(body, kStreamHeaderSize)));
-  d.header.stream_header = to_bytes(stream_header_after(stream_head));
+  d.header.stream_header = to_bytes(detail::stream_header_after(stream_head));
   auto geometry = shield::peek_stream_geometry(stream_head);
   d.suite = static_cast<shield::Suite>(stream_head[5]);
   d.chunk_size = geometry->chunk_size;

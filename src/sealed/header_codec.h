@@ -19,6 +19,10 @@ Bytes build_header(const std::string& key_id, ByteView blob, const EncryptionCon
 // Throws kAuth unless header's tag verifies under data_key; kFormat for a key of another size.
 void check_header(const Header& header, ByteView data_key);
 
+// The key-mode stream header at the start of after (the bytes that follow a sealed header),
+// checked as far as it can be without a key; kFormat otherwise.
+ByteView stream_header_after(ByteView after);
+
 // The Shield (key mode) whose master key is bound to the data key and the whole header.
 shield::Shield stream_shield(ByteView data_key, const Header& header, shield::Suite suite);
 

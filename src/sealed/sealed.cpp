@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "header_codec.h"
 #include "shield_nitro/core/error.h"
@@ -29,6 +30,7 @@ SecureBytes release_checked(const KeyRelease& release, const Header& h) {
 // header to the stream reader before the rest.
 struct HeaderBuffer {
   Bytes pending;
+  std::optional<Header> header;  // parsed as soon as its bytes are in, so a bad one is refused without waiting
   // Takes what the prefix still needs from the front of data; the header once complete.
   std::optional<Header> take(ByteView& data) {
     auto fill = [&](size_t want) {
@@ -36,17 +38,20 @@ struct HeaderBuffer {
       pending.insert(pending.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
       data = data.subspan(n);
     };
-    fill(kHeaderPrefixSize);
-    auto size = peek_header_size(pending);
-    if (!size) return std::nullopt;
-    fill(*size);
-    if (pending.size() < *size) return std::nullopt;
-    if (pending.size() == *size) parse_header(pending);  // a bad header is refused without waiting
-    fill(*size + kStreamHeaderSize);
-    if (pending.size() < *size + kStreamHeaderSize) return std::nullopt;
-    Header h = parse_prefix(pending);
+    if (!header) {
+      fill(kHeaderPrefixSize);
+      auto size = peek_header_size(pending);
+      if (!size) return std::nullopt;
+      fill(*size);
+      if (pending.size() < *size) return std::nullopt;
+      header = parse_header(pending);
+    }
+    const size_t size = header->size();
+    fill(size + kStreamHeaderSize);
+    if (pending.size() < size + kStreamHeaderSize) return std::nullopt;
+    header->stream_header = to_bytes(detail::stream_header_after(ByteView(pending).subspan(size)));
     pending.clear();
-    return h;
+    return std::exchange(header, std::nullopt);
   }
   // At the end of input without a complete prefix: why (empty, or how it is cut short).
   [[noreturn]] void incomplete() const {
@@ -61,9 +66,8 @@ Header read_prefix(Source& in) {
   Header h = read_header(in);
   Bytes stream_header(kStreamHeaderSize);
   stream_header.resize(in.read(stream_header.data(), stream_header.size()));
-  Bytes prefix = h.bytes;
-  prefix.insert(prefix.end(), stream_header.begin(), stream_header.end());
-  return parse_prefix(prefix);
+  h.stream_header = to_bytes(detail::stream_header_after(stream_header));
+  return h;
 }
 
 // Passes everything on and keeps the first kStreamHeaderSize bytes (the stream header).
