@@ -229,8 +229,9 @@ struct Server::Impl {
   }
 
   // ---- workers ----
+  // wipe_frame: set for a sensitive op (its request is wiped, with *wipe_frame, before the answer goes out).
   void run_handler(const std::shared_ptr<Conn>& conn, const std::shared_ptr<Stream>& stream, Request& req,
-                   const Handler& handler);
+                   const Handler& handler, const std::shared_ptr<const Bytes>* wipe_frame = nullptr);
   void finish_request(Conn& c, const std::shared_ptr<Stream>& stream, Response& r);
   // A sensitive request's decoded strings and the frame they borrow from (if any), zeroed.
   static void wipe_request(Request& req, const std::shared_ptr<const Bytes>& frame) {
@@ -319,10 +320,11 @@ Response call_handler(const Handler& handler, const Request& req, RequestContext
 }  // namespace
 
 void Server::Impl::run_handler(const std::shared_ptr<Conn>& conn, const std::shared_ptr<Stream>& stream, Request& req,
-                               const Handler& handler) {
+                               const Handler& handler, const std::shared_ptr<const Bytes>* wipe_frame) {
   Context ctx(*this, conn, stream);
   Response r = call_handler(handler, req, ctx);
   r.id = req.id;
+  if (wipe_frame) wipe_request(req, *wipe_frame);  // before the answer goes out: a peer that has it finds no copy left
   finish_request(*conn, stream, r);
 }
 
@@ -635,11 +637,7 @@ bool Server::Impl::dispatch_request(const std::shared_ptr<Conn>& c, Request req,
     return false;
   }
   batch.push_back([this, c, stream, r = std::move(req), handler, frame = std::move(frame)]() mutable {
-    Context ctx(*this, c, stream);
-    Response answer = call_handler(*handler, r, ctx);
-    answer.id = r.id;
-    wipe_request(r, frame);  // before the answer goes out: a peer that has it finds no copy left
-    finish_request(*c, stream, answer);
+    run_handler(c, stream, r, *handler, &frame);
   });
   return true;
 }
