@@ -342,7 +342,6 @@ if _requests_adapters is not None:
             kwargs["ssl_context"] = self._context
             super().init_poolmanager(*args, **kwargs)
             self.poolmanager.pool_classes_by_scheme = dict(self.poolmanager.pool_classes_by_scheme, https=_PinnedPool)
-            self.poolmanager.key_fn_by_scheme = dict(self.poolmanager.key_fn_by_scheme)
 
         def cert_verify(self, conn: Any, url: str, verify: Union[bool, str], cert: Any) -> None:
             # CA and name checks are replaced by the pin (the certificate is self-signed).
