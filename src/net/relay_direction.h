@@ -81,16 +81,15 @@ struct Direction {
 
   // Splices from `from` into the empty pipe: true when bytes arrived; false with may_splice
   // cleared when this pair of descriptors cannot splice (the caller then reads into the buffer).
-  bool splice_in(bool& handled) {
-    handled = true;
+  bool splice_in() {
     if (pipe_r < 0) {
       int p[2];
-      if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return handled = may_splice = false;
+      if (::pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return may_splice = false;
       pipe_r = p[0];
       pipe_w = p[1];
     }
     ssize_t n = ::splice(from, nullptr, pipe_w, nullptr, sizeof buf, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) return handled = may_splice = false;
+    if (n < 0 && (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) return may_splice = false;
     if (!read_result(n)) return false;
     piped = static_cast<size_t>(n);
     spliced += static_cast<uint64_t>(n);
@@ -103,9 +102,8 @@ struct Direction {
   // One recv into the empty buffer: true when bytes arrived (they are then buffered).
   bool read_once() {
     if (may_splice && bulk) {
-      bool handled = false;
-      bool got = splice_in(handled);
-      if (handled) return got;
+      bool got = splice_in();
+      if (may_splice) return got;  // else these descriptors cannot splice: the buffer it is
     }
     ssize_t n = ::recv(from, buf, sizeof buf, MSG_DONTWAIT);
     if (!read_result(n)) return false;
