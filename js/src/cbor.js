@@ -9,6 +9,8 @@
 // {major: 5, entries: [[key, value]...], indefinite}, {major: 6, tag: bigint, item},
 // {major: 7, simple: "false" | "true" | "null"}.
 
+import { toHex } from "./hex.js";
+
 export class CborError extends Error {}
 
 export const STRICT = Object.freeze({
@@ -144,19 +146,13 @@ class Decoder {
 function keyId(v) {
   switch (v.major) {
     case 0: case 1: return `${v.major}:${v.value}`;
-    case 2: return `2:${Buffer_hex(v.bytes)}`;
+    case 2: return `2:${toHex(v.bytes)}`;
     case 3: return `3:${JSON.stringify(v.text)}`;
     case 4: return `4${v.indefinite ? "i" : "d"}[${v.items.map(keyId).join(",")}]`;
     case 5: return `5${v.indefinite ? "i" : "d"}{${v.entries.map(([k, x]) => keyId(k) + "=" + keyId(x)).join(",")}}`;
     case 6: return `6:${v.tag}(${keyId(v.item)})`;
     default: return `7:${v.simple}`;
   }
-}
-
-function Buffer_hex(b) {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
 }
 
 // Decodes exactly one item; trailing bytes are an error.

@@ -9,8 +9,9 @@ import {
   checkKnownCriticalExtensions, issuedBy, signatureVerifies, importKey,
 } from "./x509.js";
 import { AWS_ROOT_G1_PEM, AWS_ROOT_G1_SHA256 } from "./aws-root.js";
+import { toHex } from "./hex.js";
 
-export { AWS_ROOT_G1_PEM, AWS_ROOT_G1_SHA256 };
+export { AWS_ROOT_G1_PEM, AWS_ROOT_G1_SHA256, toHex };
 
 export const MAX_DOCUMENT_SIZE = 16384 + 1024;
 export const MAX_PAYLOAD_SIZE = 16384;
@@ -35,12 +36,6 @@ export class AttestationError extends Error {
 
 const formatError = (why) => new AttestationError("format", `attestation document: ${why}`);
 const policyError = (why) => new AttestationError("policy", `policy: ${why}`);
-
-export function toHex(b) {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}
 
 export function fromHex(hex, what) {
   if (typeof hex !== "string" || hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex))

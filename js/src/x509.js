@@ -21,6 +21,7 @@ import {
   id_ce_policyMappings,
   id_ce_inhibitAnyPolicy,
 } from "@peculiar/asn1-x509";
+import { toHex } from "./hex.js";
 
 export const OID_ECDSA_SHA384 = "1.2.840.10045.4.3.3";
 export const OID_EC_PUBLIC_KEY = "1.2.840.10045.2.1";
@@ -84,7 +85,6 @@ function nameValueOk(b, t) {
   return !(t.tag === 0x1e && n % 2) && !(t.tag === 0x1c && n % 4);
 }
 
-const toHexString = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
 const eq = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -200,7 +200,7 @@ export function parseCertificate(der, what) {
       validity.tag !== 0x30 || spkiTlv.tag !== 0x30)
     throw bad();
   const tbsAlg = algOid(sigAlg);
-  const nameKey = (n) => children(der, n, what, true).map((rdn) => toHexString(der.subarray(rdn.start, rdn.end))).join("/");
+  const nameKey = (n) => children(der, n, what, true).map((rdn) => toHex(der.subarray(rdn.start, rdn.end))).join("/");
   for (const n of [issuer, subject])
     for (const rdn of children(der, n, what, true)) {
       if ((rdn.tag | 0x20) !== 0x31) throw bad();

@@ -4,7 +4,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 
-for (const file of ["index.js", "cbor.js", "x509.js", "aws-root.js"]) {
+for (const file of ["index.js", "cbor.js", "x509.js", "aws-root.js", "hex.js"]) {
   test(`src/${file} is browser-safe`, () => {
     const src = fs.readFileSync(new URL(`../src/${file}`, import.meta.url), "utf8");
     assert.doesNotMatch(src, /^import .* from "node:/m);
