@@ -566,7 +566,8 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
   }
 
   if (kind == FirstRequest::kAttestation) {
-    while (first.find("\r\n\r\n") == std::string::npos && first.size() <= kMaxAttestationHead) {
+    size_t blank;  // where the head ends; npos (above any limit) while it has not
+    while ((blank = first.find("\r\n\r\n")) == std::string::npos && first.size() <= kMaxAttestationHead) {
       size_t n = 0;
       if (finish([&] { return SSL_read_ex(s, buf, sizeof buf, &n); }, deadline) <= 0) {
         ERR_clear_error();
@@ -575,11 +576,11 @@ net::RelayResult AttestedTls::Impl::serve(int client, int target, int stop_fd) {
       first.append(buf, n);
     }
     std::string answer;
-    if (first.size() > kMaxAttestationHead && first.find("\r\n\r\n") > kMaxAttestationHead) {
+    if (blank > kMaxAttestationHead) {
       ++n_bad;
       answer = http(400, "Bad Request", "text/plain", "request head over 8 KiB\n");
     } else {
-      answer = answer_attestation(*id, std::string_view(first).substr(0, first.find("\r\n\r\n") + 4));
+      answer = answer_attestation(*id, std::string_view(first).substr(0, blank + 4));
     }
     if (write_all(answer, deadline)) {
       finish([&] { return SSL_shutdown(s) >= 0 ? 1 : -1; }, deadline);
