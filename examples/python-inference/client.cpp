@@ -140,8 +140,7 @@ int run(const Options& o) {
   if (!o.json)
     std::cout << "attested: module " << verified.claims.module_id << " holds the TLS key " << verified.curl_pin
               << " (" << policy.pcrs.size() << " PCRs as pinned)\n";
-  bool v6 = target.host.find(':') != std::string::npos;
-  KeepAlive http(client, (v6 ? "[" + target.host + "]" : target.host) + ":" + std::to_string(target.port));
+  KeepAlive http(client, sn::parent::tls_authority(target));
 
   std::vector<int64_t> predictions;
   for (size_t first = 0; first < t.count; first += o.batch) {

@@ -33,8 +33,7 @@ void run_tls(const TlsOpts& o) {
     if (o.json) print_json({{"valid", false}, {"error", {{"code", errc_name(e.code())}, {"message", e.what()}}}});
     throw;
   }
-  std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
-  std::string curl = "curl --pinnedpubkey '" + r.curl_pin + "' --insecure https://" + host + ":" + std::to_string(target.port) + "/";
+  std::string curl = "curl --pinnedpubkey '" + r.curl_pin + "' --insecure https://" + parent::tls_authority(target) + "/";
   if (o.json) {
     nlohmann::ordered_json pcrs = nlohmann::ordered_json::object();
     for (const auto& [i, v] : r.claims.pcrs) pcrs[std::to_string(i)] = hex_encode(v);

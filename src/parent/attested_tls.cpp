@@ -98,11 +98,23 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout) {
   throw Error(Errc::kIo, what + ": " + ssl_error_text());
 }
 
-std::string target_text(const TlsTarget& t) {
-  return (t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host) + ":" + std::to_string(t.port);
+// A blocking TCP connection to target with an SSL on it, ready for SSL_connect (SNI for a name,
+// none for an IP literal). fd owns the socket; it must outlive the SSL.
+SslPtr open_ssl(SSL_CTX* ctx, const TlsTarget& target, std::chrono::milliseconds timeout, UniqueFd& fd) {
+  fd = net::connect(net::Endpoint::tcp(target.host, target.port), timeout);
+  set_timeouts(fd.get(), timeout);
+  SslPtr ssl(SSL_new(ctx));
+  if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) throw_openssl("SSL_new");
+  bool name = target.host.find_first_not_of("0123456789.") != std::string::npos && target.host.find(':') == std::string::npos;
+  if (name) SSL_set_tlsext_host_name(ssl.get(), target.host.c_str());
+  return ssl;
 }
 
 }  // namespace
+
+std::string tls_authority(const TlsTarget& t) {
+  return (t.host.find(':') != std::string::npos ? "[" + t.host + "]" : t.host) + ":" + std::to_string(t.port);
+}
 
 void SslCtxFree::operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
 
@@ -306,20 +318,15 @@ std::string PinnedConnection::read_to_end(size_t max) { return ssl_read_to_end(s
 PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256, std::chrono::milliseconds timeout) {
   auto s = std::make_unique<PinnedConnection::State>();
   s->ctx = make_pinned_ssl_ctx(spki_sha256);
-  s->fd = net::connect(net::Endpoint::tcp(target.host, target.port), timeout);
-  set_timeouts(s->fd.get(), timeout);
-  s->ssl.reset(SSL_new(s->ctx.get()));
-  if (!s->ssl || SSL_set_fd(s->ssl.get(), s->fd.get()) != 1) throw_openssl("SSL_new");
-  bool name = target.host.find_first_not_of("0123456789.") != std::string::npos && target.host.find(':') == std::string::npos;
-  if (name) SSL_set_tlsext_host_name(s->ssl.get(), target.host.c_str());
+  s->ssl = open_ssl(s->ctx.get(), target, timeout, s->fd);
   ERR_clear_error();
   SigpipeBlock quiet;
   int rc = SSL_connect(s->ssl.get());
   if (rc != 1) {
     if (pin_refused(s->ssl.get()))
-      throw Error(Errc::kVerify, "attested TLS: " + target_text(target) +
+      throw Error(Errc::kVerify, "attested TLS: " + tls_authority(target) +
                                      " presented a key other than the pinned one (rotated or intercepted): re-attest");
-    throw_io(s->ssl.get(), rc, "TLS handshake with " + target_text(target));
+    throw_io(s->ssl.get(), rc, "TLS handshake with " + tls_authority(target));
   }
   return PinnedConnection(std::move(s));
 }
@@ -347,20 +354,16 @@ AttestedTlsResult verify_with(std::string_view url, const attest::Policy& policy
   if (!ctx) throw_openssl("SSL_CTX_new");
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  UniqueFd fd = net::connect(net::Endpoint::tcp(target.host, target.port), options.timeout);
-  set_timeouts(fd.get(), options.timeout);
-  SslPtr ssl(SSL_new(ctx.get()));
-  if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) throw_openssl("SSL_new");
-  bool name = target.host.find_first_not_of("0123456789.") != std::string::npos && target.host.find(':') == std::string::npos;
-  if (name) SSL_set_tlsext_host_name(ssl.get(), target.host.c_str());
+  UniqueFd fd;
+  SslPtr ssl = open_ssl(ctx.get(), target, options.timeout, fd);
   ERR_clear_error();
   SigpipeBlock quiet;
-  if (int rc = SSL_connect(ssl.get()); rc != 1) throw_io(ssl.get(), rc, "TLS handshake with " + target_text(target));
+  if (int rc = SSL_connect(ssl.get()); rc != 1) throw_io(ssl.get(), rc, "TLS handshake with " + tls_authority(target));
 
   AttestedTlsResult r;
   {
     ossl::Ptr<X509> peer(SSL_get1_peer_certificate(ssl.get()));
-    if (!peer) throw Error(Errc::kVerify, "attested TLS: " + target_text(target) + " sent no certificate");
+    if (!peer) throw Error(Errc::kVerify, "attested TLS: " + tls_authority(target) + " sent no certificate");
     unsigned char* der = nullptr;
     int n = i2d_X509(peer.get(), &der);
     if (n <= 0) throw_openssl("i2d_X509");
@@ -371,7 +374,7 @@ AttestedTlsResult verify_with(std::string_view url, const attest::Policy& policy
 
   Bytes nonce = os_random().bytes(options.nonce_size);
   std::string request = std::string("GET ") + kAttestedTlsPath + "?nonce=" + hex_encode(nonce) + " HTTP/1.1\r\nHost: " +
-                        target_text(target) + "\r\nAccept: application/cbor\r\nConnection: close\r\n\r\n";
+                        tls_authority(target) + "\r\nAccept: application/cbor\r\nConnection: close\r\n\r\n";
   std::string answer;
   {
     ssl_write_all(ssl.get(), request);

@@ -42,6 +42,12 @@ TEST(AttestedTlsClientParse, Targets) {
     EXPECT_EQ(code_of([&] { parse_tls_target(bad); }), Errc::kUsage) << bad;
 }
 
+TEST(AttestedTlsClientParse, AuthorityBracketsOnlyIpv6) {
+  EXPECT_EQ(tls_authority(parse_tls_target("https://enclave.example:8443/x")), "enclave.example:8443");
+  EXPECT_EQ(tls_authority(parse_tls_target("127.0.0.1:1")), "127.0.0.1:1");
+  EXPECT_EQ(tls_authority(parse_tls_target("https://[::1]:65535")), "[::1]:65535");
+}
+
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 TEST(AttestedTlsClientParse, Responses) {

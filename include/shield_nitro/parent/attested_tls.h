@@ -53,6 +53,8 @@ struct TlsTarget {
 // "https://HOST:PORT[/path]" or "HOST:PORT" (an IPv6 host in brackets). The port is required
 // (an enclave ingress has no default). Throws Error(kUsage) naming what is wrong.
 TlsTarget parse_tls_target(std::string_view url);
+// "HOST:PORT", an IPv6 host in brackets: the URL authority, the Host header, error texts.
+std::string tls_authority(const TlsTarget& target);
 
 struct AttestedTlsOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  // connect + handshake + answer
