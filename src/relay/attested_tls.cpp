@@ -48,10 +48,10 @@ struct SslFree {
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 
-// The key, its certificate and the TLS context serving them; shared by the connections that
-// started with it, so a rotation never pulls a key from under an open session.
+// A key's certificate and the TLS context serving them (the context alone holds the private
+// key); shared by the connections that started with it, so a rotation never pulls a key from
+// under an open session.
 struct Identity {
-  ossl::Ptr<EVP_PKEY> key;
   ossl::Ptr<X509> cert;
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx;
   Bytes spki_sha256;
@@ -59,7 +59,7 @@ struct Identity {
 
   Identity(runtime::TlsKeyType type, std::chrono::seconds rotate_every) : created_ns(monotonic_ns()) {
     bool p384 = type == runtime::TlsKeyType::kP384;
-    key.reset(EVP_EC_gen(p384 ? "P-384" : "P-256"));
+    ossl::Ptr<EVP_PKEY> key(EVP_EC_gen(p384 ? "P-384" : "P-256"));
     if (!key) ossl_fail("EC key generation");
     cert.reset(X509_new());
     if (!cert) ossl_fail("X509_new");
