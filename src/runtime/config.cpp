@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "shield_nitro/core/bytes.h"
 #include "shield_nitro/core/error.h"
 #include "shield_nitro/core/file_io.h"
 #include "yaml_check.h"
@@ -27,6 +28,11 @@ constexpr uint64_t kMaxId = 0xFFFFFFFEu;     // (uid_t)-1 means "unchanged" to s
 
 bool is_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Lowercase hex of whole bytes (the form measurements and pins are written in).
+bool is_lower_hex(std::string_view s) {
+  return s.size() % 2 == 0 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // POSIX portable user/group names: [a-z_][a-z0-9_-]*, at most 32.
@@ -225,9 +231,7 @@ void parse_artifacts(const Doc& doc, const YAML::Node& node, const StorageConfig
       auto v = m.get(key);
       if (!v) return false;
       out = text(doc, *v, m.path(key));
-      bool hex = out.size() == 64 &&
-                 std::all_of(out.begin(), out.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-      if (!hex) doc.fail(m.path(key), *v, "expected 64 lowercase hex digits");
+      if (out.size() != 64 || !is_lower_hex(out)) doc.fail(m.path(key), *v, "expected 64 lowercase hex digits");
       return true;
     };
     bool header_pin = pin("header_sha256", a.header_sha256);
@@ -302,10 +306,8 @@ void parse_ingress(const Doc& doc, const YAML::Node& node, std::vector<IngressCo
     if (auto v = m.get("user_data")) {
       // 512 bytes of NSM user_data, less "sn-tls/1" and the SPKI hash (docs/attested-tls contract).
       std::string h = text(doc, *v, m.path("user_data"));
-      bool hex = h.size() % 2 == 0 && h.size() <= 2 * 472 &&
-                 std::all_of(h.begin(), h.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-      if (!hex) doc.fail(m.path("user_data"), *v, "expected lowercase hex of 0-472 bytes");
-      for (size_t j = 0; j < h.size(); j += 2) in.user_data.push_back(static_cast<uint8_t>(std::stoul(h.substr(j, 2), nullptr, 16)));
+      if (h.size() > 2 * 472 || !is_lower_hex(h)) doc.fail(m.path("user_data"), *v, "expected lowercase hex of 0-472 bytes");
+      in.user_data = hex_decode(h);
     }
     out.push_back(in);
   }
