@@ -11,10 +11,10 @@ import fs from "node:fs";
 import path from "node:path";
 import https from "node:https";
 import tls from "node:tls";
-import { spawn, execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { attestTls, spkiSha256, spkiOfCertificate, parseTarget, pinnedTlsOptions, pinnedDispatcher } from "../src/attested-tls.js";
-import { cli, haveCli, tempDir } from "./helpers.js";
+import { cli, haveCli, startSimulator } from "./helpers.js";
 
 const PCR0 = "5a".repeat(48);
 const haveOpenssl = (() => { try { execFileSync("openssl", ["version"]); return true; } catch { return false; } })();
@@ -120,16 +120,7 @@ test("pinnedTlsOptions writes a PEM OpenSSL reads, whatever the DER's length", (
 // The NSM simulator serving documents, certificates, and start(ingress options) → URL of a
 // stand-in ingress (its server in servers[url]); all closed after the test.
 async function simulatedEnclave(t) {
-  const dir = tempDir("sn-js-tls-");
-  const sim = path.join(dir, "nsm");
-  execFileSync(cli, ["nsm-sim", "init", sim, "--pcr", `0=${PCR0}`], { stdio: "pipe" });
-  const serve = spawn(cli, ["nsm-sim", "serve", sim], { stdio: "ignore" });
-  t.after(() => serve.kill("SIGTERM"));
-  for (let i = 0; !fs.existsSync(path.join(sim, "nsm.sock")); i++) {
-    assert.ok(i < 200, "nsm-sim serve did not create its socket");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const root = fs.readFileSync(path.join(sim, "root.pem"), "utf8");
+  const { dir, sim, root } = await startSimulator(t, "sn-js-tls-", PCR0);
   const servers = {};
   const sockets = new Set();
   t.after(() => {

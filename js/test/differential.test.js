@@ -5,10 +5,9 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { verifyAttestation } from "../src/index.js";
 import { head } from "../src/cbor.js";
-import fs from "node:fs";
 import path from "node:path";
-import { spawn, execFileSync } from "node:child_process";
-import { manifest, readFixture, haveFixtures, haveCli, cliVerdict, jsVerdict, jsCodeOf, isoAt, cli, tempDir } from "./helpers.js";
+import { execFileSync } from "node:child_process";
+import { manifest, readFixture, haveFixtures, haveCli, cliVerdict, jsVerdict, jsCodeOf, isoAt, cli, startSimulator } from "./helpers.js";
 
 const COUNT = Number(process.env.SN_JS_MUTATIONS ?? 300);
 
@@ -170,16 +169,7 @@ test("certificate edits that once disagreed: JS verdict == C++ verdict", { skip:
 // The simulator's documents: another chain (made by shield-nitro, not AWS), an indefinite
 // payload map, nonce and user_data set; verified with --root, untouched and mutated.
 test("simulator documents and their mutations: JS verdict == C++ verdict", { skip: !haveCli && "no CLI" }, async (t) => {
-  const dir = tempDir("sn-js-sim-");
-  const sim = path.join(dir, "nsm");
-  execFileSync(cli, ["nsm-sim", "init", sim, "--pcr", `0=${"3c".repeat(48)}`], { stdio: "pipe" });
-  const serve = spawn(cli, ["nsm-sim", "serve", "--indefinite", sim], { stdio: "ignore" });
-  t.after(() => serve.kill("SIGTERM"));
-  for (let i = 0; !fs.existsSync(path.join(sim, "nsm.sock")); i++) {
-    assert.ok(i < 200, "nsm-sim serve did not create its socket");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const root = fs.readFileSync(path.join(sim, "root.pem"), "utf8");
+  const { sim, root } = await startSimulator(t, "sn-js-sim-", "3c".repeat(48), ["--indefinite"]);
   const r = rng(Number(process.env.SN_JS_SEED ?? 7));
   let accepted = 0;
   for (let k = 0; k < 3; k++) {

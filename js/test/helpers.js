@@ -1,5 +1,5 @@
 // Shared by the tests: where the fixtures and the C++ CLI are, and the CLI's verdict on a document.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,6 +24,21 @@ export function readFixture(rel) {
 
 export function tempDir(prefix = "sn-js-") {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+// A fresh NSM simulator (`nsm-sim init` with PCR0 = pcr0Hex, then `nsm-sim serve [...serveArgs]`,
+// stopped after test t): {dir (a fresh temporary directory), sim (the simulator's, in it), root (its root.pem text)}.
+export async function startSimulator(t, prefix, pcr0Hex, serveArgs = []) {
+  const dir = tempDir(prefix);
+  const sim = path.join(dir, "nsm");
+  execFileSync(cli, ["nsm-sim", "init", sim, "--pcr", `0=${pcr0Hex}`], { stdio: "pipe" });
+  const serve = spawn(cli, ["nsm-sim", "serve", ...serveArgs, sim], { stdio: "ignore" });
+  t.after(() => serve.kill("SIGTERM"));
+  for (let i = 0; !fs.existsSync(path.join(sim, "nsm.sock")); i++) {
+    if (i >= 200) throw new Error("nsm-sim serve did not create its socket");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { dir, sim, root: fs.readFileSync(path.join(sim, "root.pem"), "utf8") };
 }
 
 const scratch = tempDir("sn-js-cli-");
@@ -65,8 +80,4 @@ export function jsCodeOf(cppCode, { maxAge = false } = {}) {
 
 export function isoAt(ms) {
   return new Date(ms).toISOString();
-}
-
-export function sh(cmd, args, opts = {}) {
-  return execFileSync(cmd, args, { encoding: "utf8", ...opts });
 }
