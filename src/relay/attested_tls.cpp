@@ -448,12 +448,16 @@ struct AttestedTls::Impl {
     std::lock_guard lock(mu);
     int64_t age_ns = monotonic_ns() - identity->created_ns;
     if (age_ns >= std::chrono::duration_cast<std::chrono::nanoseconds>(opt.rotate_every).count() ||
-        (opt.rotate_now && opt.rotate_now())) {
-      identity = std::make_shared<Identity>(opt.key, opt.rotate_every);
-      ++n_rotations;
-      log_info(opt.name + ": rotated the TLS key (certificate SPKI sha256 " + hex_encode(identity->spki_sha256) + ")");
-    }
+        (opt.rotate_now && opt.rotate_now()))
+      replace_identity();
     return identity;
+  }
+
+  // A new key and certificate for the connections from now on; under mu (one rotation at a time).
+  void replace_identity() {
+    identity = std::make_shared<Identity>(opt.key, opt.rotate_every);
+    ++n_rotations;
+    log_info(opt.name + ": rotated the TLS key (certificate SPKI sha256 " + hex_encode(identity->spki_sha256) + ")");
   }
 
   bool take_token() {
@@ -625,10 +629,8 @@ AttestedTls::~AttestedTls() = default;
 net::RelayResult AttestedTls::serve(int client, int target, int stop_fd) { return impl_->serve(client, target, stop_fd); }
 
 void AttestedTls::rotate() {
-  auto fresh = std::make_shared<Identity>(impl_->opt.key, impl_->opt.rotate_every);
   std::lock_guard lock(impl_->mu);
-  impl_->identity = std::move(fresh);
-  ++impl_->n_rotations;
+  impl_->replace_identity();
 }
 
 Bytes AttestedTls::spki_sha256() const {
