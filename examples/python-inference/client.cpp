@@ -10,11 +10,7 @@
 // binding, pin) or predictions differ, 2 usage, 3 network or file errors.
 #include <CLI/CLI.hpp>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -92,7 +88,6 @@ class KeepAlive {
 
  private:
   sn::kms::HttpResponse read_answer() {
-    SSL* ssl = conn_->ssl();
     for (;;) {
       sn::kms::HttpResponse answer;
       size_t used = 0;
@@ -104,16 +99,10 @@ class KeepAlive {
         return answer;
       }
       char buf[16384];
-      size_t n = 0;
-      ERR_clear_error();
-      if (SSL_read_ex(ssl, buf, sizeof buf, &n) != 1) {
-        int err = SSL_get_error(ssl, 0);
-        ERR_clear_error();
-        bool timeout = err == SSL_ERROR_WANT_READ || (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
-        if (timeout) throw Error(Errc::kTimeout, "no answer from the app in time");
+      size_t n = conn_->read_some(buf, sizeof buf);  // kTimeout when the app is silent
+      if (n == 0)
         throw Error(Errc::kIo, pending_.empty() ? "the connection was closed before an answer"
                                                 : "the connection was closed in the middle of an answer");
-      }
       pending_.append(buf, n);
     }
   }

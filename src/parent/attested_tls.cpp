@@ -285,28 +285,31 @@ void ssl_write_all(SSL* ssl, std::string_view data) {
   }
 }
 
+// One read: 1..size bytes, or 0 once the peer closed.
+size_t ssl_read_some(SSL* ssl, char* buf, size_t size) {
+  size_t n = 0;
+  ERR_clear_error();
+  int rc = SSL_read_ex(ssl, buf, size, &n);
+  if (rc == 1) return n;
+  int err = SSL_get_error(ssl, rc);
+  if (err == SSL_ERROR_ZERO_RETURN) return 0;
+  // A close without close_notify still ends a Connection: close answer; the caller checks lengths.
+  if ((err == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK) ||
+      (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+    ERR_clear_error();
+    return 0;
+  }
+  throw_io(ssl, rc, "reading");
+}
+
 std::string ssl_read_to_end(SSL* ssl, size_t max) {
   std::string out;
   char buf[16384];
-  for (;;) {
-    size_t n = 0;
-    ERR_clear_error();
-    int rc = SSL_read_ex(ssl, buf, sizeof buf, &n);
-    if (rc == 1) {
-      if (out.size() + n > max) throw Error(Errc::kFormat, "answer larger than " + std::to_string(max) + " bytes");
-      out.append(buf, n);
-      continue;
-    }
-    int err = SSL_get_error(ssl, rc);
-    if (err == SSL_ERROR_ZERO_RETURN) return out;
-    // A close without close_notify still ends a Connection: close answer; the caller checks lengths.
-    if ((err == SSL_ERROR_SYSCALL && errno != EAGAIN && errno != EWOULDBLOCK) ||
-        (err == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
-      ERR_clear_error();
-      return out;
-    }
-    throw_io(ssl, rc, "reading");
+  while (size_t n = ssl_read_some(ssl, buf, sizeof buf)) {
+    if (out.size() + n > max) throw Error(Errc::kFormat, "answer larger than " + std::to_string(max) + " bytes");
+    out.append(buf, n);
   }
+  return out;
 }
 
 }  // namespace
@@ -314,6 +317,8 @@ std::string ssl_read_to_end(SSL* ssl, size_t max) {
 void PinnedConnection::write_all(std::string_view data) { ssl_write_all(s_->ssl.get(), data); }
 
 std::string PinnedConnection::read_to_end(size_t max) { return ssl_read_to_end(s_->ssl.get(), max); }
+
+size_t PinnedConnection::read_some(char* buf, size_t size) { return ssl_read_some(s_->ssl.get(), buf, size); }
 
 PinnedConnection connect_pinned(const TlsTarget& target, ByteView spki_sha256, std::chrono::milliseconds timeout) {
   auto s = std::make_unique<PinnedConnection::State>();

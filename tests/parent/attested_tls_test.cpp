@@ -158,6 +158,18 @@ TEST_F(AttestedTlsClientTest, HonestEnclaveVerifiesAndPins) {
 
   PinnedConnection c = connect_pinned(parse_tls_target(honest->url()), r.spki_sha256);
   EXPECT_NE(get(c).find(AttestedTlsServer::kAppAnswer), std::string::npos);
+
+  // read_some: the same answer piece by piece, then 0 (and 0 again) once the enclave closed.
+  PinnedConnection d = connect_pinned(parse_tls_target(honest->url()), r.spki_sha256);
+  d.write_all("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string pieces;
+  char buf[7];
+  while (size_t n = d.read_some(buf, sizeof buf)) {
+    ASSERT_LE(n, sizeof buf);
+    pieces.append(buf, n);
+  }
+  EXPECT_NE(pieces.find(AttestedTlsServer::kAppAnswer), std::string::npos);
+  EXPECT_EQ(d.read_some(buf, sizeof buf), 0u);
 }
 
 TEST_F(AttestedTlsClientTest, FreshNonceEveryTime) {

@@ -114,6 +114,9 @@ class PinnedConnection {
   void write_all(std::string_view data);
   // Reads until the peer closes (at most max bytes, else Error(kFormat)).
   std::string read_to_end(size_t max = 16 << 20);
+  // One read of what has arrived: 1..size bytes, or 0 once the peer closed (with or without
+  // close_notify). Error(kTimeout) when nothing came in time, Error(kIo) otherwise.
+  size_t read_some(char* buf, size_t size);
   SSL* ssl() const;
   int fd() const;
 
