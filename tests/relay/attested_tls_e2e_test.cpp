@@ -123,6 +123,14 @@ server.serve_forever()
   std::string url() const { return "https://127.0.0.1:" + std::to_string(host->endpoint().port); }
   // The supervisor makes a new key for the next connection (what rotate_hours does).
   void rotate() const { std::ofstream(rotate_file, std::ios::app) << "r"; }
+  // Writes `script` to DIR/name and runs it with the Python SDK (python/) importable.
+  sn_test::RunResult python(const std::string& name, const std::string& script, const std::vector<std::string>& args) const {
+    std::string py = dir / name;
+    std::ofstream(py) << script;
+    std::vector<std::string> argv{"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return sn_test::run(argv, dir.path());
+  }
   attest::Policy policy() const {
     attest::Policy p;
     p.expect_pcr(0, kPcr0);
@@ -150,8 +158,7 @@ TEST_F(AttestedTlsRun, ClientVerifiesTheDocumentPinsTheKeyAndReachesTheApp) {
   EXPECT_NE(cli.out.find("--pinnedpubkey '" + r.curl_pin + "'"), std::string::npos) << cli.out;
 
   // The Python SDK's client: the same key, then the app through its pinned context.
-  std::string py = dir / "client.py";
-  std::ofstream(py) << R"PY(
+  sn_test::RunResult pyr = python("client.py", R"PY(
 import http.client, sys
 from shield_nitro import Policy, TrustRoot, attested_tls
 policy, root = Policy(pcrs={0: bytes.fromhex(sys.argv[2])}, max_age_s=300), TrustRoot.from_file(sys.argv[3])
@@ -160,9 +167,7 @@ host, port = attested_tls.parse_target(sys.argv[1])
 conn = http.client.HTTPSConnection(host, port, context=attested_tls.connect(sys.argv[1], policy, root))
 conn.request("GET", "/by-python")
 print(conn.getresponse().read().decode())
-)PY";
-  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
-                                         url(), hex_encode(kPcr0), dir / "nsm/root.pem"}, dir.path());
+)PY", {url(), hex_encode(kPcr0), dir / "nsm/root.pem"});
   EXPECT_EQ(pyr.status, 0) << pyr.err;
   EXPECT_EQ(pyr.out, r.spki_sha256_hex + "\nhello from the app: /by-python\n");
 
@@ -218,8 +223,7 @@ TEST_F(AttestedTlsRun, AParentPresentingItsOwnCertificateIsRefused) {
   EXPECT_GE(mitm_tls->stats().attestations, 1u);  // the documents it served were genuine
   EXPECT_NE(mitm_tls->spki_sha256(), honest.spki_sha256);
   // The Python SDK's client refuses it too.
-  std::string py = dir / "mitm.py";
-  std::ofstream(py) << R"PY(
+  sn_test::RunResult pyr = python("mitm.py", R"PY(
 import sys
 from shield_nitro import Policy, TrustRoot, VerificationError, attested_tls
 try:
@@ -227,9 +231,7 @@ try:
     print("accepted")
 except VerificationError as e:
     print("refused", e)
-)PY";
-  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
-                                         mitm_url, hex_encode(kPcr0), dir / "nsm/root.pem"}, dir.path());
+)PY", {mitm_url, hex_encode(kPcr0), dir / "nsm/root.pem"});
   EXPECT_EQ(pyr.out.rfind("refused", 0), 0u) << pyr.out << pyr.err;
 
   // A client holding the enclave's pin does not even finish the handshake with it.
@@ -263,8 +265,7 @@ TEST_F(AttestedTlsRun, ClientsReattestOnceWhenTheSupervisorRotatesItsKey) {
   EXPECT_NE(read_text(log).find("rotated the TLS key (certificate SPKI sha256 " + hex_encode(second) + ")"), std::string::npos);
 
   // The Python SDK's pinned context, rotated under it between two requests.
-  std::string py = dir / "rotation.py";
-  std::ofstream(py) << R"PY(
+  sn_test::RunResult pyr = python("rotation.py", R"PY(
 import http.client, sys
 from shield_nitro import Policy, TrustRoot, attested_tls
 url, rotate_file = sys.argv[1], sys.argv[4]
@@ -280,9 +281,7 @@ with open(rotate_file, "a") as f:
     f.write("r")
 print(get("/py-two"), ctx.verifications, ctx.attested.spki_sha256.hex() != before)
 print(get("/py-three"), ctx.verifications)
-)PY";
-  sn_test::RunResult pyr = sn_test::run({"/usr/bin/env", "PYTHONPATH=" + std::string(SN_SOURCE_DIR) + "/python", "/usr/bin/python3", py,
-                                         url(), hex_encode(kPcr0), dir / "nsm/root.pem", rotate_file}, dir.path());
+)PY", {url(), hex_encode(kPcr0), dir / "nsm/root.pem", rotate_file});
   EXPECT_EQ(pyr.status, 0) << pyr.err;
   EXPECT_EQ(pyr.out, "hello from the app: /py-one 1 " + hex_encode(second) + "\nhello from the app: /py-two 2 True\n"
                      "hello from the app: /py-three 2\n");
