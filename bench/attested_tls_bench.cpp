@@ -191,21 +191,12 @@ void BM_AttestedTlsHttp(benchmark::State& state) {
 
 // ---- handshake ----
 
-using SslPtr = std::unique_ptr<SSL, SslFree>;
-
 // A client context that checks nothing (what the procedure uses before the document vouches).
 parent::PinnedSslCtx unverified_ctx() {
   parent::PinnedSslCtx ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) throw Error(Errc::kInternal, "bench: SSL_CTX_new failed");
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   return ctx;
-}
-
-SslPtr tls_connect(SSL_CTX* ctx, int fd) {
-  SslPtr ssl(SSL_new(ctx));
-  if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || SSL_connect(ssl.get()) != 1)
-    throw Error(Errc::kIo, "bench: TLS handshake failed");
-  return ssl;
 }
 
 double since_us(int64_t t0) { return static_cast<double>(monotonic_ns() - t0) / 1e3; }

@@ -32,6 +32,15 @@ struct HttpLoad {
 struct SslFree {
   void operator()(SSL* p) const { SSL_free(p); }
 };
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// A client TLS connection with ctx over the connected socket fd, its handshake done.
+inline SslPtr tls_connect(SSL_CTX* ctx, int fd) {
+  SslPtr ssl(SSL_new(ctx));
+  if (!ssl || SSL_set_fd(ssl.get(), fd) != 1 || SSL_connect(ssl.get()) != 1)
+    throw Error(Errc::kIo, "bench: TLS handshake failed");
+  return ssl;
+}
 
 // Keeps one request in flight on each of `conns` connections to ep until `total` answers; an
 // answer is a head plus Content-Length bytes (an echoed request parses the same way). With
@@ -42,7 +51,7 @@ inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string
                            SSL_CTX* tls = nullptr, const std::function<void()>& at_end = {}) {
   struct Slot {
     UniqueFd fd;
-    std::unique_ptr<SSL, SslFree> ssl;  // declared after fd: freed before the socket closes
+    SslPtr ssl;  // declared after fd: freed before the socket closes
     std::string in;
     size_t out_off = 0;
     int64_t sent_ns = 0;
@@ -50,11 +59,7 @@ inline HttpLoad drive_http(const net::Endpoint& ep, int conns, const std::string
   std::vector<Slot> slots(static_cast<size_t>(conns));
   for (auto& s : slots) {
     s.fd = net::connect(ep);
-    if (tls) {
-      s.ssl.reset(SSL_new(tls));
-      if (!s.ssl || SSL_set_fd(s.ssl.get(), s.fd.get()) != 1 || SSL_connect(s.ssl.get()) != 1)
-        throw Error(Errc::kIo, "bench: TLS handshake with " + ep.to_string() + " failed");
-    }
+    if (tls) s.ssl = tls_connect(tls, s.fd.get());
     net::set_nonblocking(s.fd.get(), true);
     s.sent_ns = monotonic_ns();
   }
