@@ -8,9 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "shield_nitro/core/byte_io.h"
 #include "shield_nitro/core/bytes.h"
@@ -43,25 +41,23 @@ struct Sealed {
   }
 };
 
+// Another file sealed under s's data key, key id and context (KMS would release its key too).
+Bytes seal_like(const Sealed& s, ByteView plaintext) {
+  return sealed::seal(plaintext, {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
+                      s.config.encryption_context);
+}
+
 Sealed make(const TempDir& dir, ByteView plaintext) {
   Sealed s;
   s.config.name = "model";
   s.config.path = dir / "model.bin";
   s.config.encryption_context = {{"purpose", "model"}};
-  s.file = sealed::seal(plaintext, {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
-                        s.config.encryption_context);
+  s.file = seal_like(s, plaintext);
   s.config.sha256 = sha256_hex(s.file);
   return s;
 }
 
 InstallOptions own_user() { return {.set_owner = false}; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 TEST(SupervisorArtifact, PlacesThePlaintextReadOnly) {
   TempDir dir;
@@ -71,7 +67,7 @@ TEST(SupervisorArtifact, PlacesThePlaintextReadOnly) {
   InstallResult r = install_artifact(s.config, in, s.file.size(), s.release(), own_user());
   EXPECT_EQ(r.sealed_bytes, s.file.size());
   EXPECT_EQ(r.plaintext_bytes, text.size());
-  EXPECT_EQ(read_file(s.config.path), text);
+  EXPECT_EQ(read_text_file(s.config.path), text);
   struct stat st{};
   ASSERT_EQ(::stat(s.config.path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0400u);
@@ -83,7 +79,7 @@ TEST(SupervisorArtifact, AnEmptyArtifactIsAnEmptyFile) {
   Sealed s = make(dir, {});
   MemorySource in(s.file);
   EXPECT_EQ(install_artifact(s.config, in, s.file.size(), s.release(), own_user()).plaintext_bytes, 0u);
-  EXPECT_EQ(read_file(s.config.path), "");
+  EXPECT_EQ(read_text_file(s.config.path), "");
 }
 
 TEST(SupervisorArtifact, RefusalsLeaveNothing) {
@@ -161,7 +157,7 @@ TEST(SupervisorArtifact, ALargeArtifactIsHashedWhole) {
   MemorySource in(s.file);
   InstallResult r = install_artifact(s.config, in, s.file.size(), s.release(), own_user());
   EXPECT_EQ(r.sealed_bytes, s.file.size());
-  EXPECT_EQ(read_file(s.config.path), to_string(plain));
+  EXPECT_EQ(read_text_file(s.config.path), to_string(plain));
 }
 
 // A file sealed under the same key whose plaintext differs only in its last byte: every record
@@ -173,8 +169,7 @@ TEST(SupervisorArtifact, AFileThatDiffersOnlyAtItsEndLeavesNothing) {
   Sealed s = make(dir, plain);
   Bytes other_plain = plain;
   other_plain.back() ^= 1;
-  Bytes other = sealed::seal(other_plain, {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
-                             s.config.encryption_context);
+  Bytes other = seal_like(s, other_plain);
   MemorySource in(other);
   EXPECT_EQ(code_of([&] { install_artifact(s.config, in, other.size(), s.release(), own_user()); }), Errc::kVerify);
   EXPECT_FALSE(std::filesystem::exists(s.config.path));
@@ -230,6 +225,19 @@ struct CountingRelease {
   }
 };
 
+// install_artifact refuses file on its prefix digest (kVerify naming both digests) before KMS is asked.
+void expect_header_pin_refused(const runtime::ArtifactConfig& config, const Bytes& file, CountingRelease& kms) {
+  MemorySource in(file);
+  auto e = test_support::thrown<Error>([&] { install_artifact(config, in, file.size(), kms.fn(), own_user()); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code(), Errc::kVerify);
+  EXPECT_NE(std::string(e->what()).find("header_sha256 is " + sealed::parse_prefix(file).prefix_digest_hex() +
+                                        ", the runtime config pins " + config.header_sha256),
+            std::string::npos)
+      << e->what();
+  EXPECT_EQ(kms.calls, 0) << "KMS was asked for a substituted file's key";
+}
+
 TEST(SupervisorArtifact, AHeaderPinPlacesThePlaintext) {
   TempDir dir;
   Bytes plain = varied(3u << 20);
@@ -238,7 +246,7 @@ TEST(SupervisorArtifact, AHeaderPinPlacesThePlaintext) {
   MemorySource in(s.file);
   InstallResult r = install_artifact(s.config, in, s.file.size(), kms.fn(), own_user());
   EXPECT_EQ(r.sealed_bytes, s.file.size());
-  EXPECT_EQ(read_file(s.config.path), to_string(plain));
+  EXPECT_EQ(read_text_file(s.config.path), to_string(plain));
   EXPECT_EQ(kms.calls, 1);
 }
 
@@ -249,15 +257,7 @@ TEST(SupervisorArtifact, AHeaderPinRefusesASubstitutedFileBeforeKms) {
   Sealed s = header_pinned(make(dir, as_bytes(std::string(200000, 'm'))));
   Sealed other = make(dir, as_bytes(std::string(200000, 'm')));
   CountingRelease kms{other};
-  MemorySource in(other.file);
-  auto e = test_support::thrown<Error>([&] { install_artifact(s.config, in, other.file.size(), kms.fn(), own_user()); });
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->code(), Errc::kVerify);
-  EXPECT_NE(std::string(e->what()).find("header_sha256 is " + sealed::parse_prefix(other.file).prefix_digest_hex() +
-                                        ", the runtime config pins " + s.config.header_sha256),
-            std::string::npos)
-      << e->what();
-  EXPECT_EQ(kms.calls, 0) << "KMS was asked for a substituted file's key";
+  expect_header_pin_refused(s.config, other.file, kms);
   // A changed header byte (the context's value: still well-formed) is refused the same way.
   Bytes changed = s.file;
   const std::string_view value = "model";
@@ -302,21 +302,12 @@ TEST(SupervisorArtifact, AHeaderPinRefusesATamperedBodyLeavingNothing) {
 TEST(SupervisorArtifact, AHeaderPinTellsApartFilesSealedUnderOneDataKeyBeforeKms) {
   TempDir dir;
   Sealed s = header_pinned(make(dir, as_bytes(std::string(70000, 'a'))));
-  Bytes other = sealed::seal(as_bytes(std::string(70000, 'b')),
-                             {"arn:aws:kms:us-east-1:111122223333:key/test", Bytes(64, 7), s.key.clone()},
-                             s.config.encryption_context);
+  Bytes other = seal_like(s, as_bytes(std::string(70000, 'b')));
   ASSERT_EQ(sealed::parse_header(other).digest_hex(), sealed::parse_header(s.file).digest_hex());
   const std::string other_pin = sealed::parse_prefix(other).prefix_digest_hex();
   ASSERT_NE(other_pin, s.config.header_sha256);
   CountingRelease kms{s};
-  MemorySource in(other);
-  auto e = test_support::thrown<Error>([&] { install_artifact(s.config, in, other.size(), kms.fn(), own_user()); });
-  ASSERT_TRUE(e);
-  EXPECT_EQ(e->code(), Errc::kVerify);
-  EXPECT_NE(std::string(e->what()).find("header_sha256 is " + other_pin + ", the runtime config pins " + s.config.header_sha256),
-            std::string::npos)
-      << e->what();
-  EXPECT_EQ(kms.calls, 0) << "KMS was asked for a substituted file's key";
+  expect_header_pin_refused(s.config, other, kms);
   // The other file's records behind the pinned prefix: the pin passes, the first record fails.
   const size_t prefix = sealed::parse_prefix(s.file).prefix_size();
   Bytes spliced(s.file.begin(), s.file.begin() + static_cast<ptrdiff_t>(prefix));
