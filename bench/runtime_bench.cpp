@@ -172,7 +172,7 @@ struct World {
     }
     sealed = std::filesystem::file_size(sealed_path);
     artifact = {.name = "model", .source = "host", .path = storage + "/model.bin", .key_id = "arn:aws:kms:us-east-1:111122223333:key/bench",
-                .encryption_context = kContext, .header_sha256 = sealed::parse_prefix(read_header_bytes(sealed_path)).prefix_digest_hex()};
+                .encryption_context = kContext, .header_sha256 = sealed::parse_prefix(read_header_bytes(sealed_path)).prefix_digest_hex(), .sha256 = {}};
     artifact_whole = artifact;
     artifact_whole.name = "model-whole";
     artifact_whole.header_sha256.clear();
@@ -303,12 +303,6 @@ class TimedSource final : public Source {
   Source& in_;
 };
 
-// install_artifact refuses plaintexts past InstallOptions::max_plaintext where it has one.
-template <typename O>
-void allow_plaintext(O& o, uint64_t n) {
-  if constexpr (requires { o.max_plaintext; }) o.max_plaintext = n;
-}
-
 // The supervisor's artifact step for a `source: host` artifact (start.cpp), minus KMS.
 // Args: workers; pin (0 header_sha256, 1 sha256).
 void BM_SupervisorArtifact(benchmark::State& state) {
@@ -318,7 +312,7 @@ void BM_SupervisorArtifact(benchmark::State& state) {
   supervisor::InstallOptions io;
   io.set_owner = false;
   io.threads = static_cast<unsigned>(state.range(0));
-  allow_plaintext(io, w.plaintext);
+  io.max_plaintext = w.plaintext;  // the bench's plaintext may pass the default tmpfs size
   auto release = [&](const sealed::Header&) { return w.data_key.clone(); };
   double secs = 0, cpu = 0, growth = -1, sampled = -1, read_s = 0;
   for (auto _ : state) {
@@ -437,13 +431,6 @@ int spawn_wait(const std::vector<std::string>& argv, const std::string& log) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -465,11 +452,11 @@ void BM_StartToApp(benchmark::State& state) {
     for (int i = 0; i < g_starts; ++i) {
       int64_t t0 = realtime_ns();
       if (spawn_wait(app, log) != 0) throw Error(Errc::kInternal, "bench: /bin/date failed");
-      floor_ms.push_back(static_cast<double>(std::stoll(slurp(log)) - t0) / 1e6);
+      floor_ms.push_back(static_cast<double>(std::stoll(read_text_file(log)) - t0) / 1e6);
       t0 = realtime_ns();
-      if (spawn_wait(sup, log) != 0) throw Error(Errc::kInternal, "bench: the supervisor failed: " + slurp(log));
+      if (spawn_wait(sup, log) != 0) throw Error(Errc::kInternal, "bench: the supervisor failed: " + read_text_file(log));
       bool seen = false;
-      std::istringstream lines(slurp(log));
+      std::istringstream lines(read_text_file(log));
       for (std::string line; std::getline(lines, line);) {
         if (line.empty() || line[0] != '{') continue;
         auto j = nlohmann::json::parse(line, nullptr, false);
@@ -480,7 +467,7 @@ void BM_StartToApp(benchmark::State& state) {
           seen = true;
         }
       }
-      if (!seen) throw Error(Errc::kInternal, "bench: no app output in the supervisor's log: " + slurp(log));
+      if (!seen) throw Error(Errc::kInternal, "bench: no app output in the supervisor's log: " + read_text_file(log));
     }
     state.SetIterationTime(percentile(sup_ms, 0.5) / 1e3);
   }
