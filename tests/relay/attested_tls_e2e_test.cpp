@@ -30,15 +30,8 @@ namespace {
 
 const Bytes kPcr0(48, 0x42);
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-uint16_t free_port() {
-  UniqueFd l = net::listen(net::Endpoint::parse("tcp://127.0.0.1:0"));
-  return static_cast<uint16_t>(net::bound_endpoint(l.get(), net::Endpoint::parse("tcp://127.0.0.1:0")).port);
-}
+using sn_test::free_port;
+using sn_test::read_text;
 
 class AttestedTlsRun : public ::testing::Test {
  protected:

@@ -181,25 +181,8 @@ std::vector<std::string> app_stdout(const std::vector<Json>& lines) {
   return out;
 }
 
-// A TCP port on 127.0.0.1 that nothing listens on right now.
-uint16_t free_port() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("no free port");
-  return ntohs(a.sin_port);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using sn_test::free_port;
+using sn_test::read_text;
 
 class SupervisorRun : public ::testing::Test {
  protected:

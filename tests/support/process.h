@@ -2,13 +2,19 @@
 // its output in a log file, stopped with SIGTERM (then SIGKILL) when dropped.
 #pragma once
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -95,5 +101,25 @@ class Process {
 // Runs argv to completion, capturing stdout and stderr (through files: no pipe deadlocks),
 // with stdin from `stdin_path` (or /dev/null).
 RunResult run(const std::vector<std::string>& argv, const std::string& scratch_dir, const std::string& stdin_path = "/dev/null");
+
+// A file's whole text (a child's log); empty while the file does not exist yet.
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A TCP port on 127.0.0.1 that nothing listens on right now (for a child to listen on).
+inline uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw std::runtime_error("no free port");
+  return ntohs(a.sin_port);
+}
 
 }  // namespace sn_test
