@@ -177,34 +177,6 @@ TEST(SupervisorArtifact, AFileThatDiffersOnlyAtItsEndLeavesNothing) {
   EXPECT_EQ(open_files_in(dir.path()), 0u) << "the refused plaintext is still open";
 }
 
-// Reported, not asserted: 64 MiB from memory into a tmpfs (/dev/shm), against the sealed
-// module's sequential open into a file (the same bytes, hashed the same way).
-TEST(SupervisorArtifact, InstallSpeedIsMeasured) {
-  if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm";
-  TempDir tmp;
-  std::string dir = "/dev/shm/sn-artifact-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  Bytes plain(64 << 20, 0x5a);
-  Sealed s = make(tmp, plain);
-  s.config.path = dir + "/model.bin";
-  auto t0 = std::chrono::steady_clock::now();
-  MemorySource in(s.file);
-  install_artifact(s.config, in, s.file.size(), s.release(), own_user());
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  auto t1 = std::chrono::steady_clock::now();
-  {
-    MemorySource in2(s.file);
-    AtomicFileWriter out(dir + "/sequential.bin", 0400);
-    EXPECT_EQ(sha256_hex(s.file), s.config.sha256);  // the digest install_artifact computes too
-    sealed::open(in2, out, s.release());
-    out.commit();
-  }
-  double seq_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
-  std::filesystem::remove_all(dir);
-  std::cout << "64 MiB artifact into tmpfs: install_artifact " << ms << " ms (" << 64000.0 / ms << " MiB/s), sealed::open "
-            << seq_ms << " ms (" << 64000.0 / seq_ms << " MiB/s)\n";
-}
-
 // The same sealed file pinned by its prefix's digest (sealed header + stream header) instead of
 // the whole file's.
 Sealed header_pinned(Sealed s) {

@@ -646,9 +646,9 @@ TEST_F(SupervisorWithHostAgent, RunsTheAppWithItsArtifact) {
   EXPECT_EQ(app_stdout(at_host), app_stdout(lines));
 }
 
-// A 64 MiB artifact streamed from the host agent into the tmpfs: the time from the request to
-// the plaintext in place, KMS included (reported, not asserted).
-TEST_F(SupervisorRun, ArtifactThroughputIsMeasured) {
+// A 64 MiB artifact streamed from the host agent into the tmpfs; its artifact_ready event reports
+// the time taken and the part KMS took (bench_runtime measures the throughput).
+TEST_F(SupervisorRun, ALargeArtifactFromTheHostReportsItsTimings) {
   storage_mib_ = 80;
   std::string weights(64 << 20, '\0');
   for (size_t i = 0; i < weights.size(); i += 4096) weights[i] = static_cast<char>(i >> 12);
@@ -660,26 +660,19 @@ TEST_F(SupervisorRun, ArtifactThroughputIsMeasured) {
   ASSERT_EQ(r.status, 0) << r.err;
   auto ready = first_event(json_lines(r.err), "artifact_ready");
   ASSERT_TRUE(ready);
-  double ms = static_cast<double>((*ready)["ms"].get<int64_t>()), kms_ms = static_cast<double>((*ready)["kms_ms"].get<int64_t>());
-  std::cout << "64 MiB artifact from the host into tmpfs: " << ms << " ms (KMS " << kms_ms << " ms), "
-            << 64.0 / ((ms - kms_ms) / 1000.0) << " MiB/s without KMS\n";
+  int64_t ms = (*ready)["ms"].get<int64_t>(), kms_ms = (*ready)["kms_ms"].get<int64_t>();
+  EXPECT_GE(kms_ms, 0);
+  EXPECT_GE(ms, kms_ms);
 }
 
-// Supervisor start (the program's main) to the app's start, without KMS or decryption: the
-// figure the issue asks for (< 50 ms). Reported, not asserted (no wall-clock thresholds).
-TEST_F(SupervisorRun, StartToAppIsMeasured) {
-  std::vector<int64_t> us;
-  for (int i = 0; i < 5; ++i) {
-    auto r = run(config("", ""), "true");
-    ASSERT_EQ(r.status, 0) << r.err;
-    auto started = first_event(json_lines(r.err), "app_started");
-    ASSERT_TRUE(started);
-    us.push_back((*started)["since_start_us"].get<int64_t>());
-  }
-  std::sort(us.begin(), us.end());
-  std::cout << "supervisor start -> app start (no artifacts): median " << us[2] / 1000.0 << " ms, max " << us.back() / 1000.0
-            << " ms over 5 runs\n";
-  RecordProperty("start_to_app_median_us", static_cast<int>(us[2]));
+// app_started says how long the supervisor took from its main to the app's start (bench_runtime's
+// BM_StartToApp measures it against the issue's < 50 ms).
+TEST_F(SupervisorRun, AppStartedReportsTheTimeSinceTheSupervisorStarted) {
+  auto r = run(config("", ""), "true");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto started = first_event(json_lines(r.err), "app_started");
+  ASSERT_TRUE(started);
+  EXPECT_GT((*started)["since_start_us"].get<int64_t>(), 0);
 }
 
 }  // namespace
